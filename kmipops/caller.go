@@ -1,0 +1,10 @@
+package kmipops
+
+// Caller is the authenticated client of one request.
+type Caller struct {
+	// Identity is the owner key: lowercase hex SHA-256 of the client
+	// certificate's SubjectPublicKeyInfo (see DEVELOPERS.md).
+	Identity string
+	// CommonName is the certificate's subject CN, for logs and audit only.
+	CommonName string
+}
