@@ -1,0 +1,723 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"math"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+)
+
+// Config is the parsed, validated kmipd.hcl with defaults applied. It is plain
+// data: opening the HSM, store and listener is Build's job.
+type Config struct {
+	Listener  ListenerConfig
+	HSM       HSMConfig
+	Storage   StorageConfig
+	KEK       KEKConfig
+	Log       LogConfig
+	Telemetry *TelemetryConfig // nil: no telemetry listener
+}
+
+type ListenerConfig struct {
+	Address                                string
+	CertFile, KeyFile, ClientCAFile        string
+	MinTLSVersion                          uint16 // tls.VersionTLS12 or tls.VersionTLS13
+	MaxMessageSize                         int64  // bytes
+	ReadTimeout, IdleTimeout, WriteTimeout time.Duration
+	MaxConnections                         int
+	CheckCredentials                       bool
+}
+
+type HSMConfig struct {
+	Module                          string
+	TokenLabel, TokenSerial         string // exactly one of these and Slot is set
+	Slot                            *uint
+	PIN                             Secret // literal, "env:NAME" or "file:PATH"; see ResolvePIN
+	MaxSessions, MinIdle            int    // MaxSessions counts the login session too
+	SessionWaitTimeout, IdleTimeout time.Duration
+	MKEKLabel, HMACLabel            string
+}
+
+type StorageConfig struct {
+	Path       string
+	SyncWrites bool
+}
+
+type KEKConfig struct {
+	CacheTTL  time.Duration
+	CacheSize int
+}
+
+type LogConfig struct{ Level, Format string } // trace|debug|info|warn|error; text|json
+
+type TelemetryConfig struct{ Address string }
+
+// Secret holds the PIN specification. Every fmt verb, and text marshalling,
+// prints a placeholder so a logged Config never leaks a literal PIN.
+type Secret string
+
+const redacted = "[redacted]"
+
+func (Secret) String() string                { return redacted }
+func (Secret) GoString() string              { return redacted }
+func (Secret) Format(f fmt.State, _ rune)    { _, _ = f.Write([]byte(redacted)) }
+func (Secret) MarshalText() ([]byte, error)  { return []byte(redacted), nil }
+func (c *Config) String() string             { return c.summary() }
+func (c *Config) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.summary())) }
+
+func (c *Config) summary() string {
+	tok := "label=" + c.HSM.TokenLabel
+	if c.HSM.TokenSerial != "" {
+		tok = "serial=" + c.HSM.TokenSerial
+	} else if c.HSM.Slot != nil {
+		tok = "slot=" + strconv.FormatUint(uint64(*c.HSM.Slot), 10)
+	}
+	return fmt.Sprintf("kmipd config: listener %s, hsm %s (%s, pin %s, %d sessions), storage %s",
+		c.Listener.Address, c.HSM.Module, tok, redacted, c.HSM.MaxSessions, c.Storage.Path)
+}
+
+const (
+	DevTokenLabel = "kmipd-dev"
+	DevPINFile    = "hsm.pin" // dev mode writes a random PIN here before opening the HSM
+	DevConfigFile = "kmipd.hcl"
+)
+
+func defaultConfig() Config {
+	return Config{
+		Listener: ListenerConfig{
+			Address: "0.0.0.0:5696", MinTLSVersion: tls.VersionTLS12, MaxMessageSize: 1 << 20,
+			ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, WriteTimeout: 30 * time.Second,
+			MaxConnections: 10000,
+		},
+		HSM: HSMConfig{
+			MaxSessions: 4, SessionWaitTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second,
+			MKEKLabel: "kmipd-mkek", HMACLabel: "kmipd-hmac",
+		},
+		Storage: StorageConfig{SyncWrites: true},
+		KEK:     KEKConfig{CacheTTL: 15 * time.Minute, CacheSize: 10000},
+		Log:     LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+const defaultTelemetryAddress = "127.0.0.1:9696"
+
+// DevConfig is the configuration `kmipd dev` writes to DIR/kmipd.hcl: the
+// certs.Init files in dir, a SoftHSM token labelled DevTokenLabel whose PIN
+// is in DIR/hsm.pin, Badger in DIR/data. dir is made absolute so the rendered
+// file means the same wherever it is parsed from. maxSessions < 2 means the default.
+func DevConfig(dir, addr, module string, maxSessions int) *Config {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	c := defaultConfig()
+	if addr != "" {
+		c.Listener.Address = addr
+	}
+	c.Listener.CertFile = filepath.Join(dir, "server.crt")
+	c.Listener.KeyFile = filepath.Join(dir, "server.key")
+	c.Listener.ClientCAFile = filepath.Join(dir, "ca.crt")
+	c.HSM.Module = module
+	c.HSM.TokenLabel = DevTokenLabel
+	c.HSM.PIN = Secret("file:" + filepath.Join(dir, DevPINFile))
+	if maxSessions >= 2 {
+		c.HSM.MaxSessions = maxSessions
+	}
+	c.Storage.Path = filepath.Join(dir, "data")
+	return &c
+}
+
+// ResolvePIN returns the HSM user PIN: a literal, the value of environment
+// variable NAME ("env:NAME"), or the contents of PATH without its trailing
+// newline ("file:PATH"). Errors never contain the PIN.
+func (c *Config) ResolvePIN() (string, error) {
+	spec := string(c.HSM.PIN)
+	pin := spec
+	switch {
+	case strings.HasPrefix(spec, "env:"):
+		name := spec[len("env:"):]
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			return "", fmt.Errorf("hsm.pin: environment variable %s is not set", name)
+		}
+		pin = v
+	case strings.HasPrefix(spec, "file:"):
+		b, err := os.ReadFile(spec[len("file:"):])
+		if err != nil {
+			return "", fmt.Errorf("hsm.pin: reading PIN file: %w", err) // *PathError: path and errno only
+		}
+		pin = strings.TrimRight(string(b), "\r\n")
+	}
+	if pin == "" {
+		return "", fmt.Errorf("hsm.pin: the PIN is empty")
+	}
+	return pin, nil
+}
+
+// ConfigError carries every problem found in a file, each with its position.
+type ConfigError struct{ Diags hcl.Diagnostics }
+
+func (e *ConfigError) Unwrap() error { return e.Diags }
+
+func (e *ConfigError) Error() string {
+	lines := make([]string, 0, len(e.Diags))
+	for _, d := range e.Diags {
+		s := d.Summary
+		if d.Detail != "" {
+			s += ": " + d.Detail
+		}
+		if d.Subject != nil {
+			s = d.Subject.String() + ": " + s
+		}
+		lines = append(lines, s)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Limits that keep hcl's parser out of trouble: it recurses once per nesting
+// level (100k parentheses exhaust the goroutine stack, a fatal error) and
+// heredocs parse in quadratic time. Real configurations are a few KiB, depth 2.
+const (
+	maxConfigSize    = 64 << 10
+	maxConfigNesting = 64
+)
+
+// LoadConfig reads and parses the file at path.
+func LoadConfig(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return ParseConfig(src, path)
+}
+
+// checkShape enforces the size and nesting limits, counting brackets crudely
+// (inside strings and comments too): the limit is far above any real file.
+func checkShape(src []byte, filename string) error {
+	if len(src) > maxConfigSize {
+		return fmt.Errorf("%s: configuration file is larger than %d bytes", filename, maxConfigSize)
+	}
+	depth, pos := 0, hcl.Pos{Line: 1, Column: 1}
+	for i, b := range src {
+		switch b {
+		case '(', '[', '{':
+			if depth++; depth > maxConfigNesting {
+				pos.Byte = i
+				rng := hcl.Range{Filename: filename, Start: pos, End: pos}
+				return &ConfigError{Diags: hcl.Diagnostics{{Severity: hcl.DiagError,
+					Summary: fmt.Sprintf("brackets nested more than %d deep", maxConfigNesting), Subject: &rng}}}
+			}
+		case ')', ']', '}':
+			depth = max(depth-1, 0)
+		case '\n':
+			pos.Line, pos.Column = pos.Line+1, 0
+		}
+		pos.Column++
+	}
+	return nil
+}
+
+// schema lists every block and key; "!" marks a required key. Keys are kept
+// as *hcl.Attribute so each value is checked with a message that names the
+// key and points at its line; hcl itself rejects unknown keys and blocks.
+var schema = []struct {
+	block    string
+	required bool
+	keys     []string
+}{
+	{"listener", true, []string{"address", "!cert_file", "!key_file", "!client_ca_file", "min_tls_version",
+		"max_message_size", "read_timeout", "idle_timeout", "write_timeout", "max_connections", "check_credentials"}},
+	{"hsm", true, []string{"!module", "token_label", "token_serial", "slot", "!pin", "max_sessions", "min_idle",
+		"session_wait_timeout", "idle_timeout", "mkek_label", "hmac_label"}},
+	{"storage", true, []string{"!path", "sync_writes"}},
+	{"kek", false, []string{"cache_ttl", "cache_size"}},
+	{"log", false, []string{"level", "format"}},
+	{"telemetry", false, []string{"address"}},
+}
+
+// structure checks blocks and keys against schema and returns each present
+// block's attributes by name, and where each block begins.
+func structure(body hcl.Body) (map[string]hcl.Attributes, map[string]hcl.Range, hcl.Diagnostics) {
+	root := &hcl.BodySchema{}
+	keys := map[string][]string{}
+	for _, s := range schema {
+		root.Blocks = append(root.Blocks, hcl.BlockHeaderSchema{Type: s.block})
+		keys[s.block] = s.keys
+	}
+	content, diags := body.Content(root)
+	out, at := map[string]hcl.Attributes{}, map[string]hcl.Range{}
+	first := map[string]*hcl.Block{}
+	for _, blk := range content.Blocks {
+		if prev := first[blk.Type]; prev != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "duplicate " + blk.Type + " block",
+				Detail: "the first is at " + prev.DefRange.String(), Subject: blk.DefRange.Ptr()})
+			continue
+		}
+		first[blk.Type], at[blk.Type] = blk, blk.DefRange
+		bs := &hcl.BodySchema{}
+		for _, k := range keys[blk.Type] {
+			name, req := strings.CutPrefix(k, "!")
+			bs.Attributes = append(bs.Attributes, hcl.AttributeSchema{Name: name, Required: req})
+		}
+		c, ds := blk.Body.Content(bs)
+		diags = append(diags, ds...)
+		out[blk.Type] = c.Attributes
+	}
+	for _, s := range schema {
+		if s.required && first[s.block] == nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "missing " + s.block + " block",
+				Detail: "a " + s.block + " block is required", Subject: body.MissingItemRange().Ptr()})
+		}
+	}
+	return out, at, diags
+}
+
+// ParseConfig parses src; filename is used in messages and relative paths are
+// resolved against its directory.
+func ParseConfig(src []byte, filename string) (*Config, error) {
+	if err := checkShape(src, filename); err != nil {
+		return nil, err
+	}
+	// A fresh parser each time: hclparse caches files by name.
+	file, diags := hclparse.NewParser().ParseHCL(src, filename)
+	if diags.HasErrors() {
+		return nil, configError(diags)
+	}
+	// Structural errors do not stop here, so one run reports bad values too.
+	blocks, at, diags := structure(file.Body)
+	base := filepath.Dir(filename)
+	if abs, err := filepath.Abs(base); err == nil {
+		base = abs
+	}
+	d := &decoder{base: base, diags: diags}
+	c := defaultConfig()
+
+	l, rl := &c.Listener, blocks["listener"]
+	d.str(rl["address"], "listener.address", &l.Address, checkHostPort)
+	d.path(rl["cert_file"], "listener.cert_file", &l.CertFile)
+	d.path(rl["key_file"], "listener.key_file", &l.KeyFile)
+	d.path(rl["client_ca_file"], "listener.client_ca_file", &l.ClientCAFile)
+	var tlsv string
+	if d.str(rl["min_tls_version"], "listener.min_tls_version", &tlsv, oneOf("1.2", "1.3")) {
+		l.MinTLSVersion = map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}[tlsv]
+	}
+	d.size(rl["max_message_size"], "listener.max_message_size", &l.MaxMessageSize, 1<<30)
+	d.duration(rl["read_timeout"], "listener.read_timeout", &l.ReadTimeout)
+	d.duration(rl["idle_timeout"], "listener.idle_timeout", &l.IdleTimeout)
+	d.duration(rl["write_timeout"], "listener.write_timeout", &l.WriteTimeout)
+	d.integer(rl["max_connections"], "listener.max_connections", &l.MaxConnections, 1, math.MaxInt32)
+	d.boolean(rl["check_credentials"], "listener.check_credentials", &l.CheckCredentials)
+
+	h, rh := &c.HSM, blocks["hsm"]
+	if d.str(rh["module"], "hsm.module", &h.Module, nonEmpty) && strings.ContainsRune(h.Module, filepath.Separator) {
+		h.Module = d.resolve(h.Module) // a bare library name is left to the dynamic loader's search path
+	}
+	selectors := 0
+	for _, a := range []*hcl.Attribute{rh["token_label"], rh["token_serial"], rh["slot"]} {
+		if a != nil {
+			selectors++
+		}
+	}
+	d.str(rh["token_label"], "hsm.token_label", &h.TokenLabel, nonEmpty)
+	d.str(rh["token_serial"], "hsm.token_serial", &h.TokenSerial, nonEmpty)
+	var slot int
+	if d.integer(rh["slot"], "hsm.slot", &slot, 0, math.MaxInt64) {
+		u := uint(slot)
+		h.Slot = &u
+	}
+	if _, ok := blocks["hsm"]; ok && selectors != 1 {
+		rng := at["hsm"]
+		for _, a := range []*hcl.Attribute{rh["slot"], rh["token_serial"], rh["token_label"]} {
+			if a != nil {
+				rng = a.Range
+			}
+		}
+		d.errf(rng, "hsm needs exactly one of token_label, token_serial or slot", "found %d", selectors)
+	}
+	var pin string
+	if d.str(rh["pin"], "hsm.pin", &pin, checkPIN) {
+		if p, ok := strings.CutPrefix(pin, "file:"); ok {
+			pin = "file:" + d.resolve(p)
+		}
+		h.PIN = Secret(pin)
+	}
+	d.integer(rh["max_sessions"], "hsm.max_sessions", &h.MaxSessions, 2, 1<<16)
+	if d.integer(rh["min_idle"], "hsm.min_idle", &h.MinIdle, 0, 1<<16) && h.MinIdle >= h.MaxSessions {
+		d.errf(rh["min_idle"].Range, "hsm.min_idle must be less than max_sessions", "the login session counts towards max_sessions (%d)", h.MaxSessions)
+	}
+	d.duration(rh["session_wait_timeout"], "hsm.session_wait_timeout", &h.SessionWaitTimeout)
+	d.duration(rh["idle_timeout"], "hsm.idle_timeout", &h.IdleTimeout)
+	d.str(rh["mkek_label"], "hsm.mkek_label", &h.MKEKLabel, nonEmpty)
+	if d.str(rh["hmac_label"], "hsm.hmac_label", &h.HMACLabel, nonEmpty) && h.HMACLabel == h.MKEKLabel {
+		d.errf(rh["hmac_label"].Range, "hsm.hmac_label must differ from mkek_label", "")
+	}
+
+	d.path(blocks["storage"]["path"], "storage.path", &c.Storage.Path)
+	d.boolean(blocks["storage"]["sync_writes"], "storage.sync_writes", &c.Storage.SyncWrites)
+	if k := blocks["kek"]; k != nil {
+		d.duration(k["cache_ttl"], "kek.cache_ttl", &c.KEK.CacheTTL)
+		d.integer(k["cache_size"], "kek.cache_size", &c.KEK.CacheSize, 1, math.MaxInt32)
+	}
+	if lg := blocks["log"]; lg != nil {
+		d.str(lg["level"], "log.level", &c.Log.Level, oneOf("trace", "debug", "info", "warn", "error"))
+		d.str(lg["format"], "log.format", &c.Log.Format, oneOf("text", "json"))
+	}
+	if t, ok := blocks["telemetry"]; ok {
+		c.Telemetry = &TelemetryConfig{Address: defaultTelemetryAddress}
+		d.str(t["address"], "telemetry.address", &c.Telemetry.Address, checkHostPort)
+	}
+	if d.diags.HasErrors() {
+		return nil, configError(d.diags)
+	}
+	return &c, nil
+}
+
+func firstError(diags hcl.Diagnostics) string {
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			return d.Summary
+		}
+	}
+	return ""
+}
+
+func configError(diags hcl.Diagnostics) error {
+	var out hcl.Diagnostics
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			if d.Summary == "Invalid escape sequence" {
+				// Its detail quotes source text, which may be a literal PIN.
+				d = &hcl.Diagnostic{Severity: d.Severity, Summary: d.Summary, Subject: d.Subject}
+			}
+			out = append(out, d)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].Subject, out[j].Subject
+		return a != nil && b != nil && a.Start.Byte < b.Start.Byte
+	})
+	return &ConfigError{Diags: out}
+}
+
+// decoder turns attributes into typed values, collecting one diagnostic per
+// bad key. Each method leaves *dst (the default) alone when the key is absent
+// and reports whether it stored a value.
+type decoder struct {
+	base  string
+	diags hcl.Diagnostics
+}
+
+func (d *decoder) errf(rng hcl.Range, summary, detail string, args ...any) {
+	d.diags = append(d.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(detail, args...), Subject: rng.Ptr(),
+	})
+}
+
+// value evaluates a as a constant of type ty (with HCL's usual conversions,
+// so 1048576 and "1048576" are both fine for a size).
+func (d *decoder) value(a *hcl.Attribute, key string, ty cty.Type) (cty.Value, bool) {
+	if a == nil {
+		return cty.NilVal, false
+	}
+	v, diags := a.Expr.Value(nil)
+	if diags.HasErrors() {
+		d.errf(a.Range, key+" must be a constant value", "%s", firstError(diags))
+		return cty.NilVal, false
+	}
+	if v.IsNull() || !v.IsWhollyKnown() {
+		d.errf(a.Range, key+" must be set to a value", "")
+		return cty.NilVal, false
+	}
+	cv, err := convert.Convert(v, ty)
+	if err != nil {
+		d.errf(a.Range, fmt.Sprintf("%s must be a %s", key, ty.FriendlyName()), "")
+		return cty.NilVal, false
+	}
+	return cv, true
+}
+
+func (d *decoder) str(a *hcl.Attribute, key string, dst *string, check func(string) error) bool {
+	v, ok := d.value(a, key, cty.String)
+	if !ok {
+		return false
+	}
+	s := v.AsString()
+	if err := check(s); err != nil {
+		d.errf(a.Range, key+" "+err.Error(), "")
+		return false
+	}
+	*dst = s
+	return true
+}
+
+func (d *decoder) resolve(p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(d.base, p)
+}
+
+func (d *decoder) path(a *hcl.Attribute, key string, dst *string) {
+	if d.str(a, key, dst, nonEmpty) {
+		*dst = d.resolve(*dst)
+	}
+}
+
+func (d *decoder) duration(a *hcl.Attribute, key string, dst *time.Duration) {
+	v, ok := d.value(a, key, cty.String)
+	if !ok {
+		return
+	}
+	t, err := time.ParseDuration(v.AsString())
+	switch {
+	case err != nil:
+		d.errf(a.Range, key+" does not parse as a duration", "%v (use e.g. \"30s\", \"2m\")", err)
+	case t <= 0:
+		d.errf(a.Range, key+" must be a positive duration", "")
+	default:
+		*dst = t
+	}
+}
+
+func (d *decoder) integer(a *hcl.Attribute, key string, dst *int, lo, hi int64) bool {
+	v, ok := d.value(a, key, cty.Number)
+	if !ok {
+		return false
+	}
+	bf := v.AsBigFloat()
+	n, acc := bf.Int64()
+	switch {
+	case !bf.IsInt():
+		d.errf(a.Range, key+" must be a whole number", "")
+	case acc != big.Exact || n < lo || n > hi:
+		d.errf(a.Range, fmt.Sprintf("%s must be between %d and %d", key, lo, hi), "")
+	default:
+		*dst = int(n)
+		return true
+	}
+	return false
+}
+
+func (d *decoder) boolean(a *hcl.Attribute, key string, dst *bool) {
+	if v, ok := d.value(a, key, cty.Bool); ok {
+		*dst = v.True()
+	}
+}
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+
+func (d *decoder) size(a *hcl.Attribute, key string, dst *int64, max int64) {
+	v, ok := d.value(a, key, cty.String) // a number converts to its decimal string
+	if !ok {
+		return
+	}
+	n, err := parseSize(v.AsString())
+	switch {
+	case err != nil:
+		d.errf(a.Range, key+" does not parse as a size", "%v (use bytes, or e.g. \"512KiB\", \"1MiB\")", err)
+	case n <= 0 || n > max:
+		d.errf(a.Range, fmt.Sprintf("%s must be between 1 byte and %s", key, formatSize(max)), "")
+	default:
+		*dst = n
+	}
+}
+
+func parseSize(s string) (int64, error) {
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a whole number of bytes, KiB, MiB or GiB", s)
+	}
+	if n > math.MaxInt64/mult || n < 0 {
+		return 0, fmt.Errorf("%q is out of range", s)
+	}
+	return n * mult, nil
+}
+
+func nonEmpty(s string) error {
+	if s == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	return nil
+}
+
+func oneOf(allowed ...string) func(string) error {
+	return func(s string) error {
+		for _, a := range allowed {
+			if s == a {
+				return nil
+			}
+		}
+		return fmt.Errorf("must be one of %q, not %q", allowed, s)
+	}
+}
+
+func checkHostPort(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("must be host:port: %v", err)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || (p == 0 && port != "0") {
+		return fmt.Errorf("has an invalid port %q", port)
+	}
+	return nil
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// checkPIN validates the form only; its messages never quote the value.
+func checkPIN(s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("must not be empty")
+	case strings.HasPrefix(s, "env:") && !envName.MatchString(s[len("env:"):]):
+		return fmt.Errorf("env: needs an environment variable name")
+	case s == "file:":
+		return fmt.Errorf("file: needs a path")
+	}
+	return nil
+}
+
+// WriteHCL renders c as a complete kmipd.hcl that ParseConfig reads back to
+// an equal Config. A literal PIN is written as is: the file is the secret's
+// home then, so keep it private (DevConfig uses file: instead).
+func (c *Config) WriteHCL(w io.Writer) error {
+	var b strings.Builder
+	q := hclQuote
+	tlsv := map[uint16]string{tls.VersionTLS12: "1.2", tls.VersionTLS13: "1.3"}[c.Listener.MinTLSVersion]
+	l, h := &c.Listener, &c.HSM
+	fmt.Fprintf(&b, `# kmipd configuration; see config.example.hcl for every key.
+
+listener {
+  address          = %s
+  cert_file        = %s
+  key_file         = %s
+  client_ca_file   = %s # clients must present a certificate signed by this CA
+  min_tls_version  = %s
+  max_message_size = %s
+  read_timeout     = %s
+  idle_timeout     = %s
+  write_timeout    = %s
+  max_connections  = %d
+  check_credentials = %t
+}
+
+hsm {
+  module = %s
+`, q(l.Address), q(l.CertFile), q(l.KeyFile), q(l.ClientCAFile), q(tlsv), q(formatSize(l.MaxMessageSize)),
+		q(formatDuration(l.ReadTimeout)), q(formatDuration(l.IdleTimeout)), q(formatDuration(l.WriteTimeout)),
+		l.MaxConnections, l.CheckCredentials, q(h.Module))
+	switch {
+	case h.Slot != nil:
+		fmt.Fprintf(&b, "  slot = %d\n", *h.Slot)
+	case h.TokenSerial != "":
+		fmt.Fprintf(&b, "  token_serial = %s\n", q(h.TokenSerial))
+	default:
+		fmt.Fprintf(&b, "  token_label = %s\n", q(h.TokenLabel))
+	}
+	fmt.Fprintf(&b, `  pin = %s # literal, env:NAME or file:PATH
+  max_sessions = %d # every PKCS#11 session, the login session included
+  min_idle = %d
+  session_wait_timeout = %s
+  idle_timeout = %s
+  mkek_label = %s
+  hmac_label = %s
+}
+
+storage {
+  path        = %s
+  sync_writes = %t
+}
+
+kek {
+  cache_ttl  = %s
+  cache_size = %d
+}
+
+log {
+  level  = %s # trace | debug | info | warn | error
+  format = %s # text | json
+}
+`, q(string(h.PIN)), h.MaxSessions, h.MinIdle, q(formatDuration(h.SessionWaitTimeout)), q(formatDuration(h.IdleTimeout)),
+		q(h.MKEKLabel), q(h.HMACLabel), q(c.Storage.Path), c.Storage.SyncWrites,
+		q(formatDuration(c.KEK.CacheTTL)), c.KEK.CacheSize, q(c.Log.Level), q(c.Log.Format))
+	if c.Telemetry != nil {
+		fmt.Fprintf(&b, "\ntelemetry {\n  address = %s # /metrics, /healthz, /readyz\n}\n", q(c.Telemetry.Address))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// hclQuote renders s as an HCL string literal, escaping template introducers
+// ("${", "%{") as well as quotes, backslashes and non-printing runes.
+func hclQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case (r == '$' || r == '%') && strings.HasPrefix(s[i+1:], "{"):
+			b.WriteRune(r)
+			b.WriteRune(r)
+		case !unicode.IsPrint(r):
+			fmt.Fprintf(&b, `\U%08x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// formatDuration drops the zero tails of time.Duration.String ("2m0s" -> "2m").
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+func formatSize(n int64) string {
+	for _, u := range sizeUnits[:3] { // binary units only
+		if n >= u.mult && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/kmipd/kmipd/certs"
+	"github.com/kmipd/kmipd/hsm"
+)
+
+const defaultSoftHSM = "/usr/lib/softhsm/libsofthsm2.so"
+
+// cmdDev runs kmipd on its embedded default: a SoftHSM token, a dev PKI and a
+// Badger store in one folder, created on first start and reused afterwards.
+func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dev", "dev [-dir DIR] [-addr HOST:PORT] [-hsm-module PATH] [-max-sessions N]", stderr)
+	dir := fs.String("dir", "./kmipd-dev", "folder holding the token, PKI, store and kmipd.hcl")
+	addr := fs.String("addr", "127.0.0.1:5696", "KMIP listen address")
+	module := fs.String("hsm-module", defaultSoftHSM, "PKCS#11 module")
+	maxSessions := fs.Int("max-sessions", 4, "hard cap on HSM sessions, the login session included")
+	telemetry := fs.String("telemetry-addr", "", "telemetry listen address (default: KMIP port + 1 on the same host; \"off\" disables)")
+	logLevel := fs.String("log-level", "info", "trace, debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := prepareDev(ctx, *dir, *addr, *module, *maxSessions, *telemetry, *logLevel)
+	if err != nil {
+		return err
+	}
+	printDevBanner(stdout, c)
+	return serveConfig(ctx, c, stderr)
+}
+
+// prepareDev creates what is missing under dir and returns the config to serve.
+func prepareDev(ctx context.Context, dir, addr, module string, maxSessions int, telemetry, logLevel string) (*Config, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	dir = abs
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	pki := filepath.Join(dir, "pki")
+	if err := certs.Init(pki, certs.Options{}); err != nil {
+		return nil, fmt.Errorf("dev PKI: %w", err)
+	}
+
+	// SoftHSM reads its configuration once, at C_Initialize: point it at a
+	// token folder inside dir before anything loads the module.
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.MkdirAll(tokens, 0o700); err != nil {
+		return nil, err
+	}
+	shConf := filepath.Join(dir, "softhsm2.conf")
+	conf := fmt.Sprintf("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokens)
+	if err := os.WriteFile(shConf, []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.Setenv("SOFTHSM2_CONF", shConf); err != nil {
+		return nil, err
+	}
+	userPIN, err := secretFile(filepath.Join(dir, DevPINFile))
+	if err != nil {
+		return nil, err
+	}
+	soPIN, err := secretFile(filepath.Join(dir, "hsm.so-pin"))
+	if err != nil {
+		return nil, err
+	}
+	if err := hsm.InitToken(module, DevTokenLabel, soPIN, userPIN); err != nil {
+		return nil, fmt.Errorf("initialising the SoftHSM token: %w", err)
+	}
+
+	c := DevConfig(dir, addr, module, maxSessions)
+	c.Listener.CertFile = filepath.Join(pki, "server.crt")
+	c.Listener.KeyFile = filepath.Join(pki, "server.key")
+	c.Listener.ClientCAFile = filepath.Join(pki, "ca.crt")
+	c.Log.Level = logLevel
+	if telemetry == "" {
+		telemetry = nextPort(addr)
+	}
+	if telemetry != "off" && telemetry != "" {
+		c.Telemetry = &TelemetryConfig{Address: telemetry}
+	}
+	hc, err := hsmConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := hsm.InitMasterKeys(ctx, hc, newLogger(c.Log, io.Discard)); err != nil {
+		return nil, fmt.Errorf("creating the master keys: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := c.WriteHCL(&buf); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, DevConfigFile), buf.Bytes(), 0o600); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// secretFile returns the secret in path, creating a random one on first use.
+func secretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return string(bytes.TrimSpace(b)), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	raw := make([]byte, 12)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	s := hex.EncodeToString(raw)
+	return s, os.WriteFile(path, []byte(s+"\n"), 0o600)
+}
+
+// nextPort is host:port+1, the dev telemetry address beside the KMIP one.
+func nextPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "off"
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p == 0 || p >= 65535 {
+		return "off"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+1))
+}
+
+func printDevBanner(w io.Writer, c *Config) {
+	pki := filepath.Dir(c.Listener.CertFile)
+	host, port, _ := net.SplitHostPort(c.Listener.Address)
+	fmt.Fprintf(w, `kmipd dev: KMIP on %s (mutual TLS)
+  config:      %s
+  client cert: %s
+  client key:  %s
+  CA:          %s
+  more clients: kmipd certs issue -dir %s -name NAME
+`, c.Listener.Address, filepath.Join(filepath.Dir(pki), DevConfigFile),
+		filepath.Join(pki, "client.crt"), filepath.Join(pki, "client.key"), filepath.Join(pki, "ca.crt"), pki)
+	if c.Telemetry != nil {
+		fmt.Fprintf(w, "  telemetry:   http://%s/metrics /healthz /readyz\n", c.Telemetry.Address)
+	}
+	fmt.Fprintf(w, `
+barbican.conf:
+[secretstore]
+enabled_secretstore_plugins = kmip_plugin
+
+[kmip_plugin]
+host = %s
+port = %s
+certfile = %s
+keyfile = %s
+ca_certs = %s
+ssl_version = PROTOCOL_TLSv1_2
+pkcs1_only = False
+
+`, host, port, filepath.Join(pki, "client.crt"), filepath.Join(pki, "client.key"), filepath.Join(pki, "ca.crt"))
+}

@@ -1,0 +1,112 @@
+// Command kmipd is a KMIP server that keeps an HSM behind one bounded pool of
+// PKCS#11 sessions. main only orchestrates: parse, build, serve, stop.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/kmipd/kmipd/conformance"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `kmipd — a KMIP server over one bounded pool of HSM sessions
+
+Usage:
+  kmipd serve -config FILE
+  kmipd dev [-dir DIR] [-addr HOST:PORT] [-hsm-module PATH] [-max-sessions N]
+  kmipd certs init -dir DIR
+  kmipd certs issue -dir DIR -name NAME
+  kmipd hsm init -config FILE
+  kmipd hsm check -config FILE
+  kmipd conformance -addr HOST:PORT -ca CA -cert CERT -key KEY [-json] PATH...
+  kmipd version
+
+Every command answers -h.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(ctx, args[1:], stderr)
+	case "dev":
+		err = cmdDev(ctx, args[1:], stdout, stderr)
+	case "certs":
+		err = cmdCerts(args[1:], stdout, stderr)
+	case "hsm":
+		err = cmdHSM(ctx, args[1:], stdout, stderr)
+	case "conformance":
+		return conformance.Main(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintf(stdout, "kmipd %s\n", version)
+		return 0
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "kmipd: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "kmipd: %v\n", err)
+		return 1
+	}
+}
+
+// errUsage marks an error already explained by the flag set's usage text.
+var errUsage = errors.New("usage")
+
+// newFlagSet returns a flag set that reports errors instead of exiting, so
+// commands stay testable.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: kmipd %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags wraps fs.Parse so a bad flag becomes errUsage and -h becomes flag.ErrHelp.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %v\n", fs.Args())
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}

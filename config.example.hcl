@@ -1,0 +1,120 @@
+# kmipd.hcl — every key kmipd understands, with its default.
+#
+# Unknown keys or blocks are errors. Relative paths are resolved against the
+# directory of this file. Durations use Go syntax ("500ms", "30s", "2m", "1h").
+# Run `kmipd dev` for a ready-made local setup, or `kmipd certs init DIR` for
+# the CA, server and client certificates referred to below.
+
+# The KMIP endpoint: binary TTLV over mutual TLS (TLS 1.2 and 1.3).
+listener {
+  # host:port to listen on. Default "0.0.0.0:5696" (the IANA KMIP port).
+  address = "0.0.0.0:5696"
+
+  # Server certificate and key, PEM. Required.
+  cert_file = "/etc/kmipd/server.crt"
+  key_file  = "/etc/kmipd/server.key"
+
+  # Clients must present a certificate that chains to a CA in this PEM file.
+  # Required. A client's identity is the SHA-256 of its certificate's public
+  # key, so a certificate reissued for the same key keeps its objects.
+  client_ca_file = "/etc/kmipd/ca.crt"
+
+  # Lowest TLS version accepted: "1.2" or "1.3". Default "1.2".
+  min_tls_version = "1.2"
+
+  # Largest KMIP message accepted, checked from the TTLV header before any
+  # allocation. Bytes as a number, or "512KiB", "1MiB", "1GiB" (also KB, MB,
+  # GB in powers of ten). At most 1GiB. Default "1MiB".
+  max_message_size = "1MiB"
+
+  # Time allowed to read one request once it has started. Default "30s".
+  read_timeout = "30s"
+
+  # A connection with no request in flight is closed after this. Default "2m".
+  idle_timeout = "2m"
+
+  # Time allowed to write one response. Default "30s".
+  write_timeout = "30s"
+
+  # Concurrent connections; more are refused. Default 10000.
+  max_connections = 10000
+
+  # A KMIP Credential (username/password) in a request is accepted and ignored
+  # unless this is true, in which case it is checked. Default false.
+  check_credentials = false
+}
+
+# The PKCS#11 HSM holding the master keys. kmipd opens at most max_sessions
+# sessions and never talks to the HSM outside that pool.
+hsm {
+  # Path of the PKCS#11 module. Required. A bare file name (no "/") is left
+  # to the dynamic loader's search path.
+  module = "/usr/lib/softhsm/libsofthsm2.so"
+
+  # Which token to use: exactly one of token_label, token_serial or slot
+  # (a whole number, the PKCS#11 slot ID).
+  token_label = "kmipd"
+  # token_serial = "5c1f6d2e8a0b3c47"
+  # slot = 0
+
+  # The token's user PIN. Required. One of:
+  #   "env:NAME"   the value of environment variable NAME (must be set)
+  #   "file:PATH"  the contents of PATH without the trailing newline
+  #   anything else is the PIN itself (discouraged: keep it out of this file)
+  pin = "env:KMIPD_HSM_PIN"
+
+  # Most PKCS#11 sessions open at once, the logged-in session included, so at
+  # least 2. Callers queue when all are busy. Default 4.
+  max_sessions = 4
+
+  # Sessions kept open while idle (must be less than max_sessions). Default 0.
+  min_idle = 0
+
+  # How long a caller waits for a free session before failing. Default "5s".
+  session_wait_timeout = "5s"
+
+  # An idle session beyond min_idle is closed after this. Default "30s".
+  idle_timeout = "30s"
+
+  # Labels of the master key-encryption key (AES-256) and the HMAC key, both
+  # token objects. Must differ. Defaults "kmipd-mkek" and "kmipd-hmac".
+  mkek_label = "kmipd-mkek"
+  hmac_label = "kmipd-hmac"
+}
+
+# Where sealed objects and wrapped per-client keys live (Badger).
+storage {
+  # Database directory. Required.
+  path = "/var/lib/kmipd/badger"
+
+  # fsync every write before answering. Default true; false loses the last
+  # writes on a power failure.
+  sync_writes = true
+}
+
+# Per-client key-encryption keys, unwrapped by the HSM and cached in memory so
+# steady-state requests need no HSM session. Optional block.
+kek {
+  # How long an unwrapped key stays cached. Default "15m".
+  cache_ttl = "15m"
+
+  # Most keys cached at once (one per active client). Default 10000.
+  cache_size = 10000
+}
+
+# Optional block.
+log {
+  # "trace", "debug", "info", "warn" or "error". Default "info".
+  level = "info"
+
+  # "text" or "json". Default "text".
+  format = "text"
+}
+
+# Optional block: without it there is no telemetry listener. Serves plain
+# HTTP /metrics (Prometheus), /healthz and /readyz; keep it on localhost or a
+# management network.
+telemetry {
+  # host:port. Default "127.0.0.1:9696".
+  address = "127.0.0.1:9696"
+}

@@ -1,0 +1,452 @@
+package conformance
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/gemalto/kmip-go/kmip14"
+	"github.com/gemalto/kmip-go/ttlv"
+
+	"github.com/kmipd/kmipd/kmipops/tree"
+)
+
+// Mismatch is the first difference between an expected and an actual
+// response. Path names the field, e.g.
+// "ResponseMessage/BatchItem[0]/ResponsePayload/Attribute[2]/AttributeValue".
+type Mismatch struct {
+	Path     string `json:"path"`
+	Expected string `json:"expected"`
+	Got      string `json:"got"`
+	Note     string `json:"note,omitempty"`
+}
+
+func (m *Mismatch) Error() string {
+	s := fmt.Sprintf("%s: expected %s, got %s", m.Path, m.Expected, m.Got)
+	if m.Note != "" {
+		s += " (" + m.Note + ")"
+	}
+	return s
+}
+
+// comparer checks one response. Tolerances are only those the standard
+// allows: server-chosen values (placeholders, bound on first sight), the
+// response time stamp, $NOW-style times within [start, end] ± slack, the free
+// text of ResultMessage, Query's vendor/server information, and the order of
+// attributes. Everything else must be equal.
+type comparer struct {
+	b          *Bindings
+	op         uint32 // operation of the batch item being compared
+	generated  bool   // the batch item is about an object with server-made key material
+	start, end time.Time
+	slack      time.Duration
+}
+
+// Compare checks got against exp, binding placeholders into b as it goes.
+// start and end bound the instants $NOW may stand for.
+func Compare(exp *Node, got *tree.Node, b *Bindings, start, end time.Time, slack time.Duration) *Mismatch {
+	c := &comparer{b: b, start: start, end: end, slack: slack}
+	m := c.node(tree.TagName(exp.Tag), exp, got, exp.Tag)
+	if m != nil && m.Note == "" {
+		// A failed batch item usually explains a difference elsewhere, such as
+		// a version 1.0 error header for a request the server could not parse.
+		items := got.All(kmip14.TagBatchItem)
+		for i, bi := range items {
+			if m.Note = serverSaid(bi); m.Note != "" {
+				if len(items) > 1 {
+					m.Note = fmt.Sprintf("BatchItem[%d]: %s", i, m.Note)
+				}
+				break
+			}
+		}
+	}
+	return m
+}
+
+func (c *comparer) node(path string, e *Node, g *tree.Node, enumTag ttlv.Tag) *Mismatch {
+	if e.Type != g.Type {
+		return &Mismatch{Path: path, Expected: "type " + e.Type.String(), Got: "type " + g.Type.String() + " " + format(g, enumTag)}
+	}
+	if e.Type == ttlv.TypeStructure {
+		return c.children(path, e, g)
+	}
+	if e.Placeholder == "" {
+		// The OASIS cases record what the reference server produced from key
+		// material it generated at random; for such objects, byte values derived
+		// from the key (key material, digests, ciphertexts, MACs, signatures)
+		// can only be checked for presence, type and length.
+		if c.generated && e.Type == ttlv.TypeByteString && len(e.Lit.Bytes) == len(g.Bytes) {
+			return nil
+		}
+		if c.generated && e.Type == ttlv.TypeBigInteger {
+			return nil
+		}
+		if !leafEqual(e.Lit, g) {
+			return &Mismatch{Path: path, Expected: format(e.Lit, enumTag), Got: format(g, enumTag)}
+		}
+		return nil
+	}
+	name, off := placeholder(e.Placeholder)
+	if isTime(name) {
+		lo := c.start.Add(off - c.slack).Truncate(time.Second)
+		hi := c.end.Add(off + c.slack)
+		if g.Time.Before(lo) || g.Time.After(hi) {
+			return &Mismatch{Path: path,
+				Expected: fmt.Sprintf("%s (a time in [%s, %s])", e.Placeholder, lo.UTC().Format(time.RFC3339), hi.UTC().Format(time.RFC3339)),
+				Got:      format(g, enumTag)}
+		}
+		return nil
+	}
+	bound, ok := c.b.bind(e.Placeholder, g)
+	if !ok {
+		return &Mismatch{Path: path, Expected: fmt.Sprintf("%s (bound earlier to %s)", e.Placeholder, format(bound, enumTag)), Got: format(g, enumTag)}
+	}
+	if bound == nil && generates(c.op) && isIdentifier(e.Tag) {
+		c.b.Generated[name] = true
+	}
+	return nil
+}
+
+// generates reports whether an operation makes new key material on the server.
+func generates(op uint32) bool {
+	switch kmip14.Operation(op) {
+	case kmip14.OperationCreate, kmip14.OperationCreateKeyPair, kmip14.OperationReKey,
+		kmip14.OperationReKeyKeyPair, kmip14.OperationDeriveKey:
+		return true
+	}
+	return false
+}
+
+func isIdentifier(t ttlv.Tag) bool {
+	return t == kmip14.TagUniqueIdentifier || t == kmip14.TagPrivateKeyUniqueIdentifier || t == kmip14.TagPublicKeyUniqueIdentifier
+}
+
+// batchContext reads the operation of an expected batch item and whether the
+// object it is about has server-generated key material.
+func batchContext(exp *Node, b *Bindings) (op uint32, generated bool) {
+	for _, c := range exp.Children {
+		if c.Tag == kmip14.TagOperation && c.Lit != nil {
+			op = uint32(c.Lit.Int)
+		}
+		if c.Tag != kmip14.TagResponsePayload {
+			continue
+		}
+		for _, p := range c.Children {
+			if p.Tag == kmip14.TagUniqueIdentifier && p.Placeholder != "" {
+				name, _ := placeholder(p.Placeholder)
+				generated = b.Generated[name]
+			}
+		}
+	}
+	return op, generated
+}
+
+// ignored says which children carry free or vendor-specific content: they are
+// neither required nor compared, only type-checked when present.
+func ignored(parent, tag ttlv.Tag) bool {
+	switch {
+	case parent == kmip14.TagBatchItem && tag == kmip14.TagResultMessage:
+		return true
+	case parent == kmip14.TagResponsePayload && (tag == kmip14.TagVendorIdentification || tag == kmip14.TagServerInformation):
+		return true
+	}
+	return false
+}
+
+// unordered says which runs of children are sets: attributes anywhere, the
+// attribute names a GetAttributeList payload returns, and the operations and
+// object types a Query payload lists. KMIP gives none of these an order.
+func unordered(parent, tag ttlv.Tag) bool {
+	if tag == kmip14.TagAttribute {
+		return true
+	}
+	return parent == kmip14.TagResponsePayload &&
+		(tag == kmip14.TagAttributeName || tag == kmip14.TagOperation || tag == kmip14.TagObjectType)
+}
+
+func (c *comparer) children(path string, exp *Node, got *tree.Node) *Mismatch {
+	var ec []*Node
+	var gc []*tree.Node
+	for _, e := range exp.Children {
+		if !ignored(exp.Tag, e.Tag) {
+			ec = append(ec, e)
+		}
+	}
+	for _, g := range got.Children {
+		if !ignored(got.Tag, g.Tag) {
+			gc = append(gc, g)
+		} else if g.Tag == kmip14.TagResultMessage && g.Type != ttlv.TypeTextString {
+			return &Mismatch{Path: path + "/ResultMessage", Expected: "a TextString", Got: "type " + g.Type.String()}
+		}
+	}
+	if exp.Tag == kmip14.TagBatchItem {
+		defer func(op uint32, g bool) { c.op, c.generated = op, g }(c.op, c.generated)
+		c.op, c.generated = batchContext(exp, c.b)
+	}
+	label := labeler(ec, gc)
+	occ := map[ttlv.Tag]int{}
+	attrTag := ttlv.TagNone
+	i, j := 0, 0
+	for i < len(ec) {
+		e := ec[i]
+		if unordered(exp.Tag, e.Tag) {
+			i2, j2 := i, j
+			for i2 < len(ec) && ec[i2].Tag == e.Tag {
+				i2++
+			}
+			for j2 < len(gc) && gc[j2].Tag == e.Tag {
+				j2++
+			}
+			if m := c.set(path, e.Tag, ec[i:i2], gc[j:j2], occ[e.Tag], label); m != nil {
+				return m
+			}
+			occ[e.Tag] += i2 - i
+			i, j = i2, j2
+			continue
+		}
+		p := path + "/" + label(e.Tag, occ[e.Tag])
+		occ[e.Tag]++
+		if j >= len(gc) {
+			return &Mismatch{Path: p, Expected: describe(e, enumFor(e.Tag, attrTag)), Got: "nothing (field missing)"}
+		}
+		g := gc[j]
+		if g.Tag != e.Tag {
+			return &Mismatch{Path: p, Expected: describe(e, enumFor(e.Tag, attrTag)), Got: tree.TagName(g.Tag) + " = " + format(g, g.Tag) + " in its place"}
+		}
+		var m *Mismatch
+		if exp.Tag == kmip14.TagResponseHeader && e.Tag == kmip14.TagTimeStamp {
+			// The server's clock is its own business: only the type matters.
+			if g.Type != ttlv.TypeDateTime {
+				m = &Mismatch{Path: p, Expected: "a DateTime", Got: "type " + g.Type.String()}
+			}
+		} else {
+			m = c.node(p, e, g, enumFor(e.Tag, attrTag))
+		}
+		if m != nil {
+			if e.Tag == kmip14.TagBatchItem && m.Note == "" {
+				m.Note = serverSaid(g)
+			}
+			return m
+		}
+		if e.Tag == kmip14.TagAttributeName && e.Lit != nil {
+			attrTag, _ = ttlv.DefaultRegistry.ParseTag(ttlv.NormalizeName(e.Lit.Text))
+		}
+		i++
+		j++
+	}
+	if j < len(gc) {
+		g := gc[j]
+		k := 0
+		for _, x := range gc[:j] {
+			if x.Tag == g.Tag {
+				k++
+			}
+		}
+		return &Mismatch{Path: path + "/" + label(g.Tag, k), Expected: "nothing (no such field)", Got: format(g, g.Tag)}
+	}
+	return nil
+}
+
+// set matches a run of unordered expected children against the actual run:
+// each expected item must match a distinct actual item, and none may be left.
+func (c *comparer) set(path string, tag ttlv.Tag, es []*Node, gs []*tree.Node, base int, label func(ttlv.Tag, int) string) *Mismatch {
+	used := make([]bool, len(gs))
+	for k, e := range es {
+		p := path + "/" + label(tag, base+k)
+		found := false
+		for x, g := range gs {
+			if used[x] {
+				continue
+			}
+			// Try on a copy so a near-miss binds nothing.
+			t := *c
+			t.b = c.b.clone()
+			if t.node(p, e, g, tag) == nil {
+				c.b.merge(t.b)
+				used[x], found = true, true
+				break
+			}
+		}
+		if found {
+			continue
+		}
+		// Explain with the unused actual item of the same attribute name, if any,
+		// so the path points at the differing field rather than the whole item.
+		for x, g := range gs {
+			if !used[x] && sameName(e, g) {
+				t := *c
+				t.b = c.b.clone()
+				if m := t.node(p, e, g, tag); m != nil {
+					if x != k {
+						m.Note = fmt.Sprintf("compared with %s in the response", label(tag, base+x))
+					}
+					return m
+				}
+			}
+		}
+		got := fmt.Sprintf("no such item among the response's %d", len(gs))
+		if tag == kmip14.TagAttribute {
+			got = "no such attribute"
+		}
+		return &Mismatch{Path: p, Expected: describe(e, tag), Got: got}
+	}
+	for x, g := range gs {
+		if !used[x] {
+			return &Mismatch{Path: path + "/" + label(tag, base+x), Expected: "nothing (no such field)", Got: format(g, tag)}
+		}
+	}
+	return nil
+}
+
+// sameName reports whether two Attribute structures (or AttributeName leaves)
+// name the same attribute.
+func sameName(e *Node, g *tree.Node) bool {
+	if e.Type != ttlv.TypeStructure {
+		return false // a leaf's value is its identity: there is nothing finer to point at
+	}
+	for _, c := range e.Children {
+		if c.Tag == kmip14.TagAttributeName && c.Lit != nil {
+			n, _ := g.Child(kmip14.TagAttributeName).TextValue()
+			return n == c.Lit.Text
+		}
+	}
+	return false
+}
+
+// labeler names a child for a path: repeatable fields carry an index.
+func labeler(ec []*Node, gc []*tree.Node) func(ttlv.Tag, int) string {
+	counts := map[ttlv.Tag]int{}
+	for _, e := range ec {
+		counts[e.Tag]++
+	}
+	gcounts := map[ttlv.Tag]int{}
+	for _, g := range gc {
+		gcounts[g.Tag]++
+	}
+	return func(t ttlv.Tag, i int) string {
+		if t == kmip14.TagBatchItem || t == kmip14.TagAttribute || counts[t] > 1 || gcounts[t] > 1 || i > 0 {
+			return fmt.Sprintf("%s[%d]", tree.TagName(t), i)
+		}
+		return tree.TagName(t)
+	}
+}
+
+func enumFor(tag, attrTag ttlv.Tag) ttlv.Tag {
+	if tag == kmip14.TagAttributeValue && attrTag != ttlv.TagNone {
+		return attrTag
+	}
+	return tag
+}
+
+// serverSaid summarises a failed batch item's result, which usually explains
+// a mismatch better than the field that differs.
+func serverSaid(bi *tree.Node) string {
+	st, ok := bi.Child(kmip14.TagResultStatus).EnumValue()
+	if !ok || st == uint32(kmip14.ResultStatusSuccess) {
+		return ""
+	}
+	s := "server said " + ttlv.DefaultRegistry.FormatEnum(kmip14.TagResultStatus, st)
+	if r, ok := bi.Child(kmip14.TagResultReason).EnumValue(); ok {
+		s += "/" + ttlv.DefaultRegistry.FormatEnum(kmip14.TagResultReason, r)
+	}
+	if msg, ok := bi.Child(kmip14.TagResultMessage).TextValue(); ok {
+		s += ": " + strconv.Quote(msg)
+	}
+	return s
+}
+
+func leafEqual(a, b *tree.Node) bool {
+	if a.Type != b.Type {
+		return false
+	}
+	switch a.Type {
+	case ttlv.TypeTextString:
+		return a.Text == b.Text
+	case ttlv.TypeByteString:
+		return bytes.Equal(a.Bytes, b.Bytes)
+	case ttlv.TypeBigInteger:
+		if a.Big == nil || b.Big == nil {
+			return (a.Big == nil || a.Big.Sign() == 0) && (b.Big == nil || b.Big.Sign() == 0)
+		}
+		return a.Big.Cmp(b.Big) == 0
+	case ttlv.TypeDateTime, ttlv.TypeDateTimeExtended:
+		return a.Time.Equal(b.Time)
+	default:
+		return a.Int == b.Int
+	}
+}
+
+// describe renders an expected item for a report.
+func describe(e *Node, enumTag ttlv.Tag) string {
+	switch {
+	case e.Placeholder != "":
+		return e.Placeholder
+	case e.Lit != nil:
+		return format(e.Lit, enumTag)
+	}
+	if e.Tag == kmip14.TagAttribute {
+		for _, c := range e.Children {
+			if c.Tag == kmip14.TagAttributeName && c.Lit != nil {
+				return "attribute " + strconv.Quote(c.Lit.Text)
+			}
+		}
+	}
+	s := "structure {"
+	for i, c := range e.Children {
+		if i == 6 {
+			s += " …"
+			break
+		}
+		s += " " + tree.TagName(c.Tag)
+	}
+	return s + " }"
+}
+
+// format renders an actual value for a report; long byte strings are cut.
+func format(n *tree.Node, enumTag ttlv.Tag) string {
+	if n == nil {
+		return "nothing"
+	}
+	switch n.Type {
+	case ttlv.TypeStructure:
+		if name, ok := n.Child(kmip14.TagAttributeName).TextValue(); ok && n.Tag == kmip14.TagAttribute {
+			return "attribute " + strconv.Quote(name)
+		}
+		s := "structure {"
+		for i, c := range n.Children {
+			if i == 6 {
+				s += " …"
+				break
+			}
+			s += " " + tree.TagName(c.Tag)
+		}
+		return s + " }"
+	case ttlv.TypeEnumeration:
+		return ttlv.DefaultRegistry.FormatEnum(enumTag, uint32(n.Int))
+	case ttlv.TypeInteger:
+		if ttlv.DefaultRegistry.IsBitmask(enumTag) {
+			return ttlv.DefaultRegistry.FormatInt(enumTag, int32(n.Int))
+		}
+		return strconv.FormatInt(n.Int, 10)
+	case ttlv.TypeBoolean:
+		return strconv.FormatBool(n.Int != 0)
+	case ttlv.TypeTextString:
+		return strconv.Quote(n.Text)
+	case ttlv.TypeByteString:
+		if len(n.Bytes) > 32 {
+			return fmt.Sprintf("%s… (%d bytes)", hex.EncodeToString(n.Bytes[:32]), len(n.Bytes))
+		}
+		return hex.EncodeToString(n.Bytes)
+	case ttlv.TypeBigInteger:
+		if n.Big == nil {
+			return "0"
+		}
+		return n.Big.String()
+	case ttlv.TypeDateTime, ttlv.TypeDateTimeExtended:
+		return n.Time.UTC().Format(time.RFC3339Nano)
+	default:
+		return strconv.FormatInt(n.Int, 10)
+	}
+}

@@ -1,0 +1,83 @@
+package conformance
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// Report is the outcome of a run over many test cases.
+type Report struct {
+	Results []Result `json:"results"`
+	Passed  int      `json:"passed"`
+	Failed  int      `json:"failed"`
+}
+
+// NewReport counts results.
+func NewReport(rs []Result) Report {
+	r := Report{Results: rs}
+	for _, x := range rs {
+		if x.Passed {
+			r.Passed++
+		} else {
+			r.Failed++
+		}
+	}
+	return r
+}
+
+// Profiles returns the profiles in order of first appearance, with their
+// pass and fail counts.
+func (r Report) Profiles() (names []string, passed, failed map[string]int) {
+	passed, failed = map[string]int{}, map[string]int{}
+	for _, x := range r.Results {
+		if passed[x.Profile]+failed[x.Profile] == 0 {
+			names = append(names, x.Profile)
+		}
+		if x.Passed {
+			passed[x.Profile]++
+		} else {
+			failed[x.Profile]++
+		}
+	}
+	return names, passed, failed
+}
+
+// maxReason keeps table rows readable; -v prints reasons whole.
+const maxReason = 240
+
+// WriteTable prints one table per profile and the closing
+// "N passed, M failed" line.
+func (r Report) WriteTable(w io.Writer, verbose bool) {
+	names, passed, failed := r.Profiles()
+	for _, p := range names {
+		fmt.Fprintf(w, "%s (%d passed, %d failed)\n", p, passed[p], failed[p])
+		tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		for _, x := range r.Results {
+			if x.Profile != p {
+				continue
+			}
+			status := "PASS"
+			if !x.Passed {
+				status = "FAIL"
+			}
+			reason := strings.ReplaceAll(x.Reason(), "\n", " ")
+			if !verbose && len(reason) > maxReason {
+				reason = reason[:maxReason] + "…"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", x.Name, status, reason)
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "%d passed, %d failed\n", r.Passed, r.Failed)
+}
+
+// WriteJSON prints the machine-readable report.
+func (r Report) WriteJSON(w io.Writer) error {
+	e := json.NewEncoder(w)
+	e.SetIndent("", "  ")
+	return e.Encode(r)
+}

@@ -1,0 +1,41 @@
+package hsm
+
+import (
+	"context"
+	"time"
+
+	"github.com/miekg/pkcs11"
+)
+
+// Test hooks, compiled only into this package's tests.
+
+// DoForTest runs fn on a pooled session through the full retry logic.
+func (h *HSM) DoForTest(ctx context.Context, fn func(p *pkcs11.Ctx, sh pkcs11.SessionHandle) error) error {
+	return h.do(ctx, "test", func(c opCtx) error { return fn(c.p, c.sh) })
+}
+
+// IdleHandlesForTest lists the idle sessions' handles, most recent last.
+func (h *HSM) IdleHandlesForTest() []pkcs11.SessionHandle {
+	h.pool.mu.Lock()
+	defer h.pool.mu.Unlock()
+	var out []pkcs11.SessionHandle
+	for _, s := range h.pool.idle {
+		out = append(out, s.h)
+	}
+	return out
+}
+
+// BehindTheBackForTest runs fn on the module with no pool involvement, while
+// no other goroutine is inside the module.
+func (h *HSM) BehindTheBackForTest(fn func(p *pkcs11.Ctx)) {
+	h.m.mu.Lock()
+	defer h.m.mu.Unlock()
+	fn(h.m.p11)
+}
+
+// SetRaiseForTest speeds up the additive increase of the cap.
+func (h *HSM) SetRaiseForTest(every int, interval time.Duration) {
+	h.pool.mu.Lock()
+	defer h.pool.mu.Unlock()
+	h.pool.raiseEvery, h.pool.raiseInterval = every, interval
+}

@@ -1,0 +1,89 @@
+package hsm_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kmipd/kmipd/hsm"
+	"github.com/kmipd/kmipd/hsm/hsmtest"
+)
+
+func TestCollector(t *testing.T) {
+	h := open(t, hsmtest.SoftHSM(t))
+	ctx := context.Background()
+	w, err := h.Wrap(ctx, []byte("x"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w[len(w)-1] ^= 1
+	if _, err := h.Unwrap(ctx, w, nil); err == nil {
+		t.Fatal("tampered unwrap succeeded")
+	}
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(h.Collector()); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.GetGauge() != nil:
+				got[mf.GetName()] = m.GetGauge().GetValue()
+			case m.GetCounter() != nil:
+				name := mf.GetName()
+				for _, l := range m.GetLabel() {
+					name += "{" + l.GetName() + "=" + l.GetValue() + "}"
+				}
+				got[name] = m.GetCounter().GetValue()
+			case m.GetHistogram() != nil:
+				got[mf.GetName()] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	for name, want := range map[string]float64{
+		"kmipd_hsm_sessions_open":                        1,
+		"kmipd_hsm_sessions_in_use":                      0,
+		"kmipd_hsm_sessions_idle":                        1,
+		"kmipd_hsm_sessions_waiting":                     0,
+		"kmipd_hsm_sessions_effective_cap":               4,
+		"kmipd_hsm_reinitializations_total":              0,
+		"kmipd_hsm_errors_total{code=CKR_GENERAL_ERROR}": 1, // SoftHSM's bad-tag answer
+		"kmipd_hsm_wait_seconds":                         2,
+	} {
+		if v, ok := got[name]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
+		}
+	}
+	if got["kmipd_hsm_calls_total"] != float64(h.Stats().Calls) || got["kmipd_hsm_calls_total"] == 0 {
+		t.Errorf("calls_total %v, Stats().Calls %d", got["kmipd_hsm_calls_total"], h.Stats().Calls)
+	}
+}
+
+func TestSelectBySerialAndSlot(t *testing.T) {
+	cfg := hsmtest.SoftHSM(t)
+	h := open(t, cfg)
+	info := h.TokenInfo()
+	if info.Label != cfg.TokenLabel || info.Serial == "" {
+		t.Fatalf("token info %+v", info)
+	}
+	bySerial := cfg
+	bySerial.TokenLabel, bySerial.TokenSerial = "", info.Serial
+	h2 := open(t, bySerial)
+	if h2.TokenInfo().Label != cfg.TokenLabel {
+		t.Fatal("serial selected another token")
+	}
+	slot := info.Slot
+	bySlot := cfg
+	bySlot.TokenLabel, bySlot.Slot = "", &slot
+	h3 := open(t, bySlot)
+	if h3.TokenInfo().Label != cfg.TokenLabel {
+		t.Fatal("slot selected another token")
+	}
+	var _ hsm.TokenInfo = info
+}

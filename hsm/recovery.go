@@ -1,0 +1,68 @@
+package hsm
+
+import (
+	"time"
+)
+
+const (
+	recoveryBackoffMin = 100 * time.Millisecond
+	recoveryBackoffMax = 5 * time.Second
+)
+
+// deviceLost marks the HSM not ready and starts background recovery, once.
+// gen is the module generation the failure was seen in.
+func (h *HSM) deviceLost(gen uint64, cause *Error) {
+	h.lifeMu.Lock()
+	defer h.lifeMu.Unlock()
+	if h.closing {
+		return
+	}
+	open, inUse, ok := h.pool.setLost()
+	if !ok {
+		return
+	}
+	h.log.Error("HSM device lost; failing fast and re-initialising in the background",
+		"code", ckrName(cause.Code), "op", cause.Op, "open", open, "in_use", inUse)
+	h.wg.Add(1)
+	go h.recover(gen)
+}
+
+// recover waits for sessions in use to come back, then re-initialises the
+// module and reconnects, with exponential back-off, until it works or the
+// HSM is closed.
+func (h *HSM) recover(gen uint64) {
+	defer h.wg.Done()
+	if !h.pool.waitNoneInUse(h.stop, 0) {
+		return
+	}
+	backoff := recoveryBackoffMin
+	for attempt := 1; ; attempt++ {
+		err := h.m.reinitialize(gen)
+		if err == nil {
+			var first *session
+			var maxCap int
+			first, maxCap, err = h.connect()
+			if err == nil {
+				if !h.pool.restore(first, maxCap) {
+					h.closeSession(first)
+					return
+				}
+				n := h.reinits.Add(1)
+				h.log.Info("HSM recovered", "attempts", attempt, "reinitializations", n,
+					"max_sessions", maxCap)
+				return
+			}
+		}
+		h.recordErr(toError("recover", err))
+		h.log.Warn("HSM recovery attempt failed", "attempt", attempt, "retry_in", backoff, "error", err)
+		select {
+		case <-h.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, recoveryBackoffMax)
+		// Every further attempt re-initialises again: many modules only
+		// rescan their slots in C_Initialize.
+		gen = h.m.gen.Load()
+	}
+}

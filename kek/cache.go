@@ -1,0 +1,162 @@
+package kek
+
+import (
+	"container/list"
+	"context"
+	"crypto/cipher"
+	"errors"
+	"sync"
+	"time"
+)
+
+// entry is one owner's unsealed pKEK. Only the AEAD is kept: the raw key
+// bytes are zeroed as soon as the cipher is built, so eviction has nothing
+// left to zero except what crypto/aes holds internally (which Go gives no way
+// to wipe; dropping the last reference is the best available).
+type entry struct {
+	owner   string
+	aead    cipher.AEAD
+	expires time.Time
+}
+
+// flight is one in-progress load for an owner; later misses for the same
+// owner wait on done instead of calling the HSM again.
+type flight struct {
+	create bool // whether the leader may create a missing pKEK
+	done   chan struct{}
+	aead   cipher.AEAD
+	err    error
+}
+
+// cache is an LRU bounded by size, with an absolute TTL per entry so that an
+// unwrapped pKEK is re-checked against the HSM at least every TTL.
+type cache struct {
+	ttl  time.Duration
+	size int
+	now  func() time.Time
+
+	mu      sync.Mutex
+	lru     *list.List // of *entry, most recently used at the front
+	byOwner map[string]*list.Element
+	flights map[string]*flight
+	evicted uint64
+}
+
+func newCache(ttl time.Duration, size int) *cache {
+	return &cache{
+		ttl: ttl, size: size, now: time.Now,
+		lru:     list.New(),
+		byOwner: make(map[string]*list.Element),
+		flights: make(map[string]*flight),
+	}
+}
+
+// getLocked returns the owner's AEAD if cached and fresh. c.mu must be held.
+func (c *cache) getLocked(owner string) cipher.AEAD {
+	el, ok := c.byOwner[owner]
+	if !ok {
+		return nil
+	}
+	e := el.Value.(*entry)
+	if !c.now().Before(e.expires) {
+		c.removeLocked(el)
+		return nil
+	}
+	c.lru.MoveToFront(el)
+	return e.aead
+}
+
+func (c *cache) putLocked(owner string, aead cipher.AEAD) {
+	if el, ok := c.byOwner[owner]; ok {
+		c.removeLocked(el)
+	}
+	now := c.now()
+	c.byOwner[owner] = c.lru.PushFront(&entry{owner: owner, aead: aead, expires: now.Add(c.ttl)})
+	// Drop expired entries from the cold end, then enforce the bound.
+	for el := c.lru.Back(); el != nil && c.lru.Len() > 1; el = c.lru.Back() {
+		if c.lru.Len() <= c.size && now.Before(el.Value.(*entry).expires) {
+			break
+		}
+		c.removeLocked(el)
+	}
+}
+
+func (c *cache) removeLocked(el *list.Element) {
+	e := c.lru.Remove(el).(*entry)
+	delete(c.byOwner, e.owner)
+	e.aead = nil
+	c.evicted++
+}
+
+func (c *cache) evict(owner string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.byOwner[owner]; ok {
+		c.removeLocked(el)
+	}
+}
+
+func (c *cache) len() (int, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len(), c.evicted
+}
+
+// get returns the owner's AEAD from the cache or from load, which runs at
+// most once at a time per owner. hit reports a cache hit. A caller that may
+// create (create=true) does not accept the result of a non-creating load
+// that found nothing; it runs its own.
+func (c *cache) get(ctx context.Context, owner string, create bool,
+	load func(ctx context.Context, create bool) (cipher.AEAD, error),
+) (aead cipher.AEAD, hit bool, err error) {
+	for {
+		c.mu.Lock()
+		if a := c.getLocked(owner); a != nil {
+			c.mu.Unlock()
+			return a, true, nil
+		}
+		if f, ok := c.flights[owner]; ok {
+			c.mu.Unlock()
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return nil, false, passThrough("waiting for pKEK load", ctx.Err())
+			}
+			if f.err == nil {
+				return f.aead, false, nil
+			}
+			// The leader's own cancellation, or a not-found that a creator
+			// can fix, is not ours: try again.
+			if ctx.Err() == nil && (isContextErr(f.err) || (create && !f.create && isNoPKEK(f.err))) {
+				continue
+			}
+			return nil, false, f.err
+		}
+		f := &flight{create: create, done: make(chan struct{})}
+		c.flights[owner] = f
+		c.mu.Unlock()
+
+		c.lead(ctx, owner, f, load)
+		return f.aead, false, f.err
+	}
+}
+
+// lead runs the load for a flight. The deferred cleanup releases waiters even
+// if load panics, so one bad request cannot wedge an owner forever.
+func (c *cache) lead(ctx context.Context, owner string, f *flight,
+	load func(ctx context.Context, create bool) (cipher.AEAD, error),
+) {
+	f.err = errLoadPanicked
+	defer func() {
+		c.mu.Lock()
+		delete(c.flights, owner)
+		if f.err == nil {
+			c.putLocked(owner, f.aead)
+		}
+		c.mu.Unlock()
+		close(f.done)
+	}()
+	f.aead, f.err = load(ctx, f.create)
+}
+
+var errLoadPanicked = errors.New("pKEK load panicked")

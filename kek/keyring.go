@@ -1,0 +1,300 @@
+// Package kek is kmipd's key hierarchy. The HSM holds the master keys (MKEK
+// and an HMAC key) and never releases them. Each owner has a pKEK: 32 random
+// bytes wrapped by the HSM and stored, MACed, at "pkek/<owner>". Objects are
+// sealed in software with AES-256-GCM under the owner's pKEK, so once a pKEK
+// is cached Seal and Open make no HSM call.
+package kek
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gemalto/kmip-go/kmip14"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/kmipd/kmipd/storage"
+)
+
+// MasterKeys is what kek needs from the HSM; *hsm.HSM satisfies it.
+type MasterKeys interface {
+	Random(ctx context.Context, n int) ([]byte, error)
+	Wrap(ctx context.Context, plaintext, aad []byte) ([]byte, error)
+	Unwrap(ctx context.Context, wrapped, aad []byte) ([]byte, error)
+	MAC(ctx context.Context, data []byte) ([]byte, error)
+	VerifyMAC(ctx context.Context, data, mac []byte) error
+}
+
+// Config tunes the pKEK cache.
+type Config struct {
+	// CacheTTL bounds how long an unwrapped pKEK is used before it is
+	// unwrapped (and its MAC checked) again. Default 15m.
+	CacheTTL time.Duration
+	// CacheSize bounds the number of owners cached. Default 10000.
+	CacheSize int
+}
+
+const (
+	defaultTTL  = 15 * time.Minute
+	defaultSize = 10000
+
+	sealV1    byte = 1
+	nonceLen       = 12
+	tagLen         = 16
+	sealedMin      = 1 + nonceLen + tagLen
+)
+
+// Stats are counters since New; Size is the current number of cached owners.
+type Stats struct {
+	Hits      uint64 // Seal/Open served from the cache
+	Misses    uint64 // Seal/Open that had to load (or wait for a load)
+	Created   uint64 // pKEKs this Keyring created
+	Unwraps   uint64 // HSM Unwrap calls made
+	Evictions uint64 // entries dropped by TTL, size bound or Evict
+	Size      int
+}
+
+// Keyring seals and opens objects under per-owner pKEKs.
+type Keyring struct {
+	mk    MasterKeys
+	st    storage.Store
+	log   hclog.Logger
+	cache *cache
+
+	hits, misses, created, unwraps atomic.Uint64
+}
+
+// New returns a Keyring. log should be a named sub-logger
+// (logger.Named("kek")).
+func New(mk MasterKeys, st storage.Store, cfg Config, log hclog.Logger) *Keyring {
+	if cfg.CacheTTL <= 0 {
+		cfg.CacheTTL = defaultTTL
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = defaultSize
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Keyring{mk: mk, st: st, log: log, cache: newCache(cfg.CacheTTL, cfg.CacheSize)}
+}
+
+// Stats returns the Keyring's counters.
+func (k *Keyring) Stats() Stats {
+	n, ev := k.cache.len()
+	return Stats{
+		Hits: k.hits.Load(), Misses: k.misses.Load(),
+		Created: k.created.Load(), Unwraps: k.unwraps.Load(),
+		Evictions: ev, Size: n,
+	}
+}
+
+// Evict drops owner's pKEK from the cache; the next use unwraps it again.
+func (k *Keyring) Evict(owner string) { k.cache.evict(owner) }
+
+func objectAD(owner string, aad []byte) []byte {
+	b := make([]byte, 0, 14+len(owner)+len(aad))
+	b = append(b, "kmipd/obj/v1\x00"...)
+	b = append(b, owner...)
+	b = append(b, 0)
+	return append(b, aad...)
+}
+
+// checkOwner rejects owners that would make the NUL-separated AAD and MAC
+// inputs ambiguous.
+func checkOwner(owner string) error {
+	if owner == "" || strings.IndexByte(owner, 0) >= 0 {
+		return &Error{Reason: kmip14.ResultReasonGeneralFailure, Msg: "invalid owner identity"}
+	}
+	return nil
+}
+
+// Seal encrypts plaintext for owner, binding aad (the object's uid), and
+// returns version || nonce || ciphertext || tag. It creates the owner's pKEK
+// on first use.
+func (k *Keyring) Seal(ctx context.Context, owner string, aad, plaintext []byte) ([]byte, error) {
+	if err := checkOwner(owner); err != nil {
+		return nil, err
+	}
+	aead, err := k.aead(ctx, owner, true)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 1+nonceLen, 1+nonceLen+len(plaintext)+tagLen)
+	out[0] = sealV1
+	// The nonce comes from the OS, not the HSM: steady state makes no HSM
+	// call. Random 96-bit nonces are safe for far more than the 2^32
+	// objects one owner could plausibly seal under one pKEK.
+	if _, err := rand.Read(out[1:]); err != nil {
+		return nil, passThrough("nonce", err)
+	}
+	return aead.Seal(out, out[1:1+nonceLen], plaintext, objectAD(owner, aad)), nil
+}
+
+// Open reverses Seal. Any failure to authenticate — wrong owner, wrong aad,
+// a flipped byte, an unknown version — is a CryptographicFailure kek.Error.
+func (k *Keyring) Open(ctx context.Context, owner string, aad, sealed []byte) ([]byte, error) {
+	if err := checkOwner(owner); err != nil {
+		return nil, err
+	}
+	if len(sealed) < sealedMin || sealed[0] != sealV1 {
+		return nil, integrityError(errors.New("sealed object too short or of unknown version"))
+	}
+	// Opening never creates a pKEK: an object whose owner has none cannot
+	// be genuine.
+	aead, err := k.aead(ctx, owner, false)
+	if err != nil {
+		if isNoPKEK(err) {
+			return nil, integrityError(err)
+		}
+		return nil, err
+	}
+	pt, err := aead.Open(nil, sealed[1:1+nonceLen], sealed[1+nonceLen:], objectAD(owner, aad))
+	if err != nil {
+		return nil, integrityError(err)
+	}
+	return pt, nil
+}
+
+func (k *Keyring) aead(ctx context.Context, owner string, create bool) (cipher.AEAD, error) {
+	a, hit, err := k.cache.get(ctx, owner, create, func(ctx context.Context, create bool) (cipher.AEAD, error) {
+		return k.load(ctx, owner, create)
+	})
+	if hit {
+		k.hits.Add(1)
+	} else {
+		k.misses.Add(1)
+	}
+	return a, err
+}
+
+// errNoPKEK: the owner has no pKEK record and the caller may not create one.
+var errNoPKEK = errors.New("owner has no pKEK")
+
+func isNoPKEK(err error) bool { return errors.Is(err, errNoPKEK) }
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// load reads (or, if create, makes) owner's pKEK and returns its AEAD.
+func (k *Keyring) load(ctx context.Context, owner string, create bool) (cipher.AEAD, error) {
+	key := storageKey(owner)
+	rec, err := k.st.Get(ctx, key)
+	switch {
+	case err == nil:
+		return k.openRecord(ctx, owner, rec)
+	case !errors.Is(err, storage.ErrNotFound):
+		return nil, passThrough("read pKEK record", err)
+	case !create:
+		return nil, &Error{Reason: kmip14.ResultReasonGeneralFailure, Msg: "key hierarchy unavailable", Err: errNoPKEK}
+	}
+
+	aead, rec, err := k.newPKEK(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	switch err := k.st.Create(ctx, key, rec); {
+	case err == nil:
+		k.created.Add(1)
+		k.log.Info("created pKEK", "owner", owner)
+		return aead, nil
+	case errors.Is(err, storage.ErrExists):
+		// Another writer won the race; theirs is the owner's pKEK.
+		rec, err := k.st.Get(ctx, key)
+		if err != nil {
+			return nil, passThrough("re-read pKEK record", err)
+		}
+		return k.openRecord(ctx, owner, rec)
+	default:
+		return nil, passThrough("store pKEK record", err)
+	}
+}
+
+// newPKEK draws, wraps and MACs a fresh pKEK, all inside the HSM.
+func (k *Keyring) newPKEK(ctx context.Context, owner string) (cipher.AEAD, []byte, error) {
+	raw, err := k.mk.Random(ctx, pkekLen)
+	if err != nil {
+		return nil, nil, passThrough("HSM random", err)
+	}
+	defer clear(raw)
+	if len(raw) != pkekLen {
+		return nil, nil, passThrough("HSM random", fmt.Errorf("got %d bytes, want %d", len(raw), pkekLen))
+	}
+	wrapped, err := k.mk.Wrap(ctx, raw, pkekAAD(owner))
+	if err != nil {
+		return nil, nil, passThrough("HSM wrap pKEK", err)
+	}
+	mac, err := k.mk.MAC(ctx, macData(owner, wrapped))
+	if err != nil {
+		return nil, nil, passThrough("HSM MAC pKEK", err)
+	}
+	rec, err := encodeRecord(wrapped, mac)
+	if err != nil {
+		return nil, nil, passThrough("encode pKEK record", err)
+	}
+	aead, err := newAEAD(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return aead, rec, nil
+}
+
+// openRecord verifies a stored record's MAC, then unwraps it. The MAC comes
+// first so a tampered or moved record never reaches the unwrap.
+func (k *Keyring) openRecord(ctx context.Context, owner string, rec []byte) (cipher.AEAD, error) {
+	wrapped, mac, err := decodeRecord(rec)
+	if err != nil {
+		return nil, k.refuse(owner, "decode", err)
+	}
+	if err := k.mk.VerifyMAC(ctx, macData(owner, wrapped), mac); err != nil {
+		if !isIntegrityFailure(err) {
+			return nil, passThrough("HSM verify pKEK MAC", err)
+		}
+		return nil, k.refuse(owner, "MAC", err)
+	}
+	k.unwraps.Add(1)
+	raw, err := k.mk.Unwrap(ctx, wrapped, pkekAAD(owner))
+	if err != nil {
+		if !isIntegrityFailure(err) {
+			return nil, passThrough("HSM unwrap pKEK", err)
+		}
+		return nil, k.refuse(owner, "unwrap", err)
+	}
+	defer clear(raw)
+	if len(raw) != pkekLen {
+		return nil, k.refuse(owner, "length", fmt.Errorf("unwrapped pKEK is %d bytes", len(raw)))
+	}
+	return newAEAD(raw)
+}
+
+// refuse reports a pKEK record that failed a check: a security event (the
+// store was tampered with or corrupted), so it is logged at error level and
+// the record is never used.
+func (k *Keyring) refuse(owner, check string, err error) *Error {
+	k.log.Error("pKEK record failed its integrity check; refusing to use it",
+		"owner", owner, "record", storageKey(owner), "check", check, "error", err)
+	return &Error{
+		Reason: kmip14.ResultReasonCryptographicFailure,
+		Msg:    msgPKEK,
+		Err:    fmt.Errorf("pKEK record for owner %q failed %s check: %w", owner, check, err),
+	}
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, passThrough("AES key", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, passThrough("GCM", err)
+	}
+	return aead, nil
+}

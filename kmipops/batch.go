@@ -1,0 +1,226 @@
+package kmipops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gemalto/kmip-go/kmip14"
+	"github.com/gemalto/kmip-go/ttlv"
+
+	"github.com/kmipd/kmipd/kmipops/tree"
+)
+
+type batchOptions struct {
+	continueOnError bool
+	maxResponseSize int32
+}
+
+func parseBatchOptions(hdr *tree.Node) (batchOptions, error) {
+	var bo batchOptions
+	if n := hdr.Child(kmip14.TagBatchErrorContinuationOption); n != nil {
+		v, ok := n.EnumValue()
+		if !ok {
+			return bo, Errorf(kmip14.ResultReasonInvalidMessage, "Batch Error Continuation Option must be an enumeration")
+		}
+		switch kmip14.BatchErrorContinuationOption(v) {
+		case kmip14.BatchErrorContinuationOptionContinue:
+			bo.continueOnError = true
+		case kmip14.BatchErrorContinuationOptionStop, kmip14.BatchErrorContinuationOptionUndo:
+			// Undo is optional in KMIP; we stop at the first failure and
+			// leave completed items done, as for Stop.
+		default:
+			return bo, Errorf(kmip14.ResultReasonInvalidMessage, "unknown Batch Error Continuation Option")
+		}
+	}
+	if n := hdr.Child(kmip14.TagMaximumResponseSize); n != nil {
+		v, ok := n.IntValue()
+		if !ok || v <= 0 {
+			return bo, Errorf(kmip14.ResultReasonInvalidMessage, "Maximum Response Size must be a positive integer")
+		}
+		bo.maxResponseSize = v
+	}
+	for _, t := range []ttlv.Tag{kmip14.TagAsynchronousIndicator, kmip14.TagBatchOrderOption} {
+		if n := hdr.Child(t); n != nil {
+			if _, ok := n.BoolValue(); !ok {
+				return bo, Errorf(kmip14.ResultReasonInvalidMessage, "%s must be a boolean", t)
+			}
+		}
+	}
+	// Asynchronous Indicator only says the client could accept a pending
+	// answer; answering synchronously is always allowed, so it is ignored.
+	// Batch Order Option: items are always executed in order.
+	return bo, nil
+}
+
+// itemCtx carries what one batch item's operation needs.
+type itemCtx struct {
+	ctx    context.Context
+	caller Caller
+	v      version
+	now    time.Time
+	// placeholder is the ID Placeholder: the Unique Identifier the previous
+	// item produced or acted on, used by items that omit theirs.
+	placeholder string
+}
+
+type opFunc func(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
+
+// operations maps each supported operation to its handler. Query reports
+// exactly these.
+var operations map[kmip14.Operation]opFunc
+
+// operationOrder is the order Query lists operations in.
+var operationOrder = []kmip14.Operation{
+	kmip14.OperationQuery, kmip14.OperationDiscoverVersions,
+	kmip14.OperationCreate, kmip14.OperationCreateKeyPair, kmip14.OperationRegister,
+	kmip14.OperationLocate, kmip14.OperationGet, kmip14.OperationGetAttributes,
+	kmip14.OperationGetAttributeList, kmip14.OperationAddAttribute,
+	kmip14.OperationModifyAttribute, kmip14.OperationDeleteAttribute,
+	kmip14.OperationActivate, kmip14.OperationRevoke, kmip14.OperationDestroy,
+}
+
+func init() {
+	// Assigned in init because opQuery refers to operations.
+	operations = map[kmip14.Operation]opFunc{
+		kmip14.OperationQuery:            opQuery,
+		kmip14.OperationDiscoverVersions: opDiscoverVersions,
+		kmip14.OperationCreate:           opCreate,
+		kmip14.OperationCreateKeyPair:    opCreateKeyPair,
+		kmip14.OperationRegister:         opRegister,
+		kmip14.OperationLocate:           opLocate,
+		kmip14.OperationGet:              opGet,
+		kmip14.OperationGetAttributes:    opGetAttributes,
+		kmip14.OperationGetAttributeList: opGetAttributeList,
+		kmip14.OperationAddAttribute:     opAddAttribute,
+		kmip14.OperationModifyAttribute:  opModifyAttribute,
+		kmip14.OperationDeleteAttribute:  opDeleteAttribute,
+		kmip14.OperationActivate:         opActivate,
+		kmip14.OperationRevoke:           opRevoke,
+		kmip14.OperationDestroy:          opDestroy,
+	}
+}
+
+// runBatch executes the items in order. Under Stop (the default) the items
+// after a failure are neither executed nor answered (KMIP 1.4 §6.13: "the
+// server SHALL NOT continue processing subsequent operations"; responses to
+// processed items are returned normally).
+func (p *Processor) runBatch(ctx context.Context, c Caller, v version, bo batchOptions, items []*tree.Node) []*tree.Node {
+	ic := &itemCtx{ctx: ctx, caller: c, v: v}
+	out := make([]*tree.Node, 0, len(items))
+	for _, it := range items {
+		resp, failed := p.runItem(ic, it)
+		out = append(out, resp)
+		if failed && !bo.continueOnError {
+			break
+		}
+	}
+	return out
+}
+
+// runItem executes one batch item; it recovers panics itself so that one bad
+// item cannot lose the answers of the items before it.
+func (p *Processor) runItem(ic *itemCtx, it *tree.Node) (resp *tree.Node, failed bool) {
+	start := time.Now()
+	ic.now = p.opts.Now().UTC().Truncate(time.Second)
+	opName := "Unknown"
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("panic in operation", "op", opName, "panic_type", fmt.Sprintf("%T", r), "caller", ic.caller.CommonName)
+			resp, failed = failItem(it, kmip14.ResultReasonGeneralFailure, "internal error"), true
+			p.observe(opName, kmip14.ResultReasonGeneralFailure.String(), start)
+		}
+	}()
+	payload, err := p.dispatch(ic, it, &opName)
+	if err != nil {
+		reason := ReasonOf(err)
+		p.logFailure(ic, opName, reason, err)
+		p.observe(opName, reason.String(), start)
+		// A failed item leaves no usable placeholder behind.
+		ic.placeholder = ""
+		return failItem(it, reason, ClientMessage(err)), true
+	}
+	p.observe(opName, "success", start)
+	r := tree.Struct(kmip14.TagBatchItem)
+	echoItem(r, it)
+	r.Add(tree.Enum(kmip14.TagResultStatus, uint32(kmip14.ResultStatusSuccess)), payload)
+	return r, false
+}
+
+func (p *Processor) dispatch(ic *itemCtx, it *tree.Node, opName *string) (*tree.Node, error) {
+	if it.Type != ttlv.TypeStructure {
+		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "Batch Item must be a structure")
+	}
+	opn := it.Child(kmip14.TagOperation)
+	opv, ok := opn.EnumValue()
+	if !ok {
+		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "missing or malformed Operation")
+	}
+	op := kmip14.Operation(opv)
+	*opName = op.String()
+	if id := it.Child(kmip14.TagUniqueBatchItemID); id != nil && id.Type != ttlv.TypeByteString {
+		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "Unique Batch Item ID must be a byte string")
+	}
+	for _, ext := range it.All(kmip14.TagMessageExtension) {
+		if crit, _ := ext.Child(kmip14.TagCriticalityIndicator).BoolValue(); crit {
+			return nil, Errorf(kmip14.ResultReasonFeatureNotSupported, "critical Message Extension not supported")
+		}
+	}
+	fn, ok := operations[op]
+	if !ok {
+		return nil, Errorf(kmip14.ResultReasonOperationNotSupported, "operation %s not supported", *opName)
+	}
+	payload := it.Child(kmip14.TagRequestPayload)
+	if payload == nil || payload.Type != ttlv.TypeStructure {
+		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "missing Request Payload")
+	}
+	if err := ic.ctx.Err(); err != nil {
+		return nil, &Error{Reason: kmip14.ResultReasonGeneralFailure, Msg: "request cancelled", Err: err}
+	}
+	return fn(p, ic, payload)
+}
+
+func (p *Processor) observe(op, result string, start time.Time) {
+	if p.opts.Observer != nil {
+		p.opts.Observer.ObserveOperation(op, result, time.Since(start))
+	}
+}
+
+// logFailure logs the cause of a failed item. Client mistakes are routine
+// (debug); anything the server could not do is a warning or error.
+func (p *Processor) logFailure(ic *itemCtx, op string, reason kmip14.ResultReason, err error) {
+	args := []any{"op", op, "reason", reason.String(), "caller", ic.caller.CommonName, "err", err}
+	var ke *Error
+	switch {
+	case reason == kmip14.ResultReasonGeneralFailure:
+		p.log.Error("operation failed", args...)
+	case errors.As(err, &ke) && ke.Err == nil:
+		p.log.Debug("operation refused", args...)
+	default:
+		p.log.Warn("operation failed", args...)
+	}
+}
+
+// uidArg resolves the Unique Identifier of a request payload: the field
+// when present, else the ID Placeholder.
+func uidArg(ic *itemCtx, payload *tree.Node) (string, error) {
+	n := payload.Child(kmip14.TagUniqueIdentifier)
+	if n == nil {
+		if ic.placeholder == "" {
+			return "", Errorf(kmip14.ResultReasonMissingData, "Unique Identifier missing and no ID Placeholder set")
+		}
+		return ic.placeholder, nil
+	}
+	s, ok := n.TextValue()
+	if !ok {
+		return "", Errorf(kmip14.ResultReasonInvalidField, "Unique Identifier must be a text string")
+	}
+	return s, nil
+}
+
+// respUID is the common one-field response payload.
+func respUID(uid string, more ...*tree.Node) *tree.Node {
+	r := tree.Struct(kmip14.TagResponsePayload, tree.Text(kmip14.TagUniqueIdentifier, uid))
+	return r.Add(more...)
+}

@@ -1,0 +1,156 @@
+package kmipops
+
+import (
+	"sort"
+
+	"github.com/gemalto/kmip-go/kmip14"
+	"github.com/gemalto/kmip-go/ttlv"
+
+	"github.com/kmipd/kmipd/kmipops/tree"
+)
+
+// view loads an object for reading, persisting a time-driven state change
+// (Activation or Deactivation Date reached) if one is due.
+func (p *Processor) view(ic *itemCtx, uid string) (*object, error) {
+	return p.update(ic, uid, func(o *object) (bool, error) { return o.advanceState(ic.now), nil })
+}
+
+func opGet(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
+	uid, err := uidArg(ic, payload)
+	if err != nil {
+		return nil, err
+	}
+	var want *kmip14.KeyFormatType
+	if n := payload.Child(kmip14.TagKeyFormatType); n != nil {
+		v, ok := n.EnumValue()
+		if !ok {
+			return nil, Errorf(kmip14.ResultReasonInvalidField, "Key Format Type must be an enumeration")
+		}
+		f := kmip14.KeyFormatType(v)
+		want = &f
+	}
+	if n := payload.Child(kmip14.TagKeyWrapType); n != nil && n.Type != ttlv.TypeEnumeration {
+		// Not Wrapped and As Registered both mean "as stored" here.
+		return nil, Errorf(kmip14.ResultReasonInvalidField, "Key Wrap Type must be an enumeration")
+	}
+	if payload.Child(kmip14.TagKeyWrappingSpecification) != nil {
+		return nil, Errorf(kmip14.ResultReasonOperationNotSupported, "key wrapping on Get is not supported")
+	}
+	if payload.Child(kmip14.TagKeyCompressionType) != nil {
+		return nil, Errorf(kmip14.ResultReasonKeyCompressionTypeNotSupported, "key compression is not supported")
+	}
+	var body *tree.Node
+	o, err := p.update(ic, uid, func(o *object) (bool, error) {
+		changed := o.advanceState(ic.now)
+		if o.destroyed() || o.body == nil {
+			return false, Errorf(kmip14.ResultReasonItemNotFound, "object has been destroyed")
+		}
+		if s, _ := o.get(attrSensitive).BoolValue(); s {
+			return false, Errorf(kmip14.ResultReasonSensitive, "object is sensitive and can only be served wrapped")
+		}
+		if e, ok := o.get(attrExtractable).BoolValue(); ok && !e {
+			return false, Errorf(kmip14.ResultReasonNotExtractable, "object is not extractable")
+		}
+		body = o.body
+		if want != nil {
+			var err error
+			if body, err = servedFormat(o, *want); err != nil {
+				return false, err
+			}
+		}
+		// Fresh turns false once the material has been served (§3.34).
+		if f, _ := o.get(attrFresh).BoolValue(); f {
+			o.set(attrFresh, tree.Bool(0, false))
+			changed = true
+		}
+		return changed, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ic.placeholder = uid
+	return tree.Struct(kmip14.TagResponsePayload,
+		tree.Enum(kmip14.TagObjectType, uint32(o.typ)),
+		tree.Text(kmip14.TagUniqueIdentifier, uid),
+		body.Clone()), nil
+}
+
+// servedFormat returns the body in the requested Key Format Type.
+func servedFormat(o *object, want kmip14.KeyFormatType) (*tree.Node, error) {
+	switch o.typ {
+	case kmip14.ObjectTypeSymmetricKey, kmip14.ObjectTypePrivateKey, kmip14.ObjectTypePublicKey,
+		kmip14.ObjectTypeSecretData, kmip14.ObjectTypeSplitKey, kmip14.ObjectTypePGPKey:
+		return convertFormat(o.typ, o.body, want)
+	}
+	return nil, Errorf(kmip14.ResultReasonKeyFormatTypeNotSupported, "%s has no key format", o.typ)
+}
+
+// attributeNames reads the Attribute Name fields of a request.
+func attributeNames(payload *tree.Node) ([]string, error) {
+	var names []string
+	seen := map[string]bool{}
+	for _, n := range payload.All(kmip14.TagAttributeName) {
+		s, ok := n.TextValue()
+		if !ok {
+			return nil, Errorf(kmip14.ResultReasonInvalidField, "Attribute Name must be a text string")
+		}
+		if !seen[s] {
+			seen[s] = true
+			names = append(names, s)
+		}
+	}
+	return names, nil
+}
+
+func opGetAttributes(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
+	uid, err := uidArg(ic, payload)
+	if err != nil {
+		return nil, err
+	}
+	names, err := attributeNames(payload)
+	if err != nil {
+		return nil, err
+	}
+	o, err := p.view(ic, uid)
+	if err != nil {
+		return nil, err
+	}
+	r := respUID(uid)
+	if len(names) == 0 {
+		for _, a := range o.listing(ic.v) {
+			r.Add(a.node())
+		}
+	} else {
+		// In the order asked; names the object lacks are simply absent.
+		for _, name := range names {
+			inst := o.all(name)
+			sort.SliceStable(inst, func(i, j int) bool { return inst[i].index < inst[j].index })
+			for _, a := range inst {
+				r.Add(a.node())
+			}
+		}
+	}
+	ic.placeholder = uid
+	return r, nil
+}
+
+func opGetAttributeList(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
+	uid, err := uidArg(ic, payload)
+	if err != nil {
+		return nil, err
+	}
+	o, err := p.view(ic, uid)
+	if err != nil {
+		return nil, err
+	}
+	r := respUID(uid)
+	seen := map[string]bool{}
+	for _, a := range o.listing(ic.v) {
+		if !seen[a.name] {
+			seen[a.name] = true
+			r.Add(tree.Text(kmip14.TagAttributeName, a.name))
+		}
+	}
+	ic.placeholder = uid
+	return r, nil
+}

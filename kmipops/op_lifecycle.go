@@ -1,0 +1,130 @@
+package kmipops
+
+import (
+	"github.com/gemalto/kmip-go/kmip14"
+
+	"github.com/kmipd/kmipd/kmipops/tree"
+)
+
+// The key state machine of KMIP 1.4 §3.22. Transitions are made by Activate,
+// Revoke and Destroy here, and by the Activation and Deactivation Dates
+// (advanceState). A refused transition answers Permission Denied, as the
+// OASIS SKLC/AKLC test cases show.
+
+func setState(o *object, s kmip14.State) {
+	o.set(attrState, tree.Enum(0, uint32(s)))
+}
+
+func opActivate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
+	uid, err := uidArg(ic, payload)
+	if err != nil {
+		return nil, err
+	}
+	_, err = p.update(ic, uid, func(o *object) (bool, error) {
+		o.advanceState(ic.now)
+		if o.state() != kmip14.StatePreActive {
+			return false, Errorf(kmip14.ResultReasonPermissionDenied, "object is %s, not Pre-Active", o.state())
+		}
+		setState(o, kmip14.StateActive)
+		o.set(attrActivationDate, tree.Time(0, ic.now))
+		o.touch(ic.now)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ic.placeholder = uid
+	return respUID(uid), nil
+}
+
+func opRevoke(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
+	uid, err := uidArg(ic, payload)
+	if err != nil {
+		return nil, err
+	}
+	rr := payload.Child(kmip14.TagRevocationReason)
+	if rr == nil {
+		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "missing Revocation Reason")
+	}
+	code, ok := rr.Child(kmip14.TagRevocationReasonCode).EnumValue()
+	if !ok {
+		return nil, Errorf(kmip14.ResultReasonInvalidField, "Revocation Reason needs a Revocation Reason Code enumeration")
+	}
+	if m := rr.Child(kmip14.TagRevocationMessage); m != nil {
+		if _, ok := m.TextValue(); !ok {
+			return nil, Errorf(kmip14.ResultReasonInvalidField, "Revocation Message must be a text string")
+		}
+	}
+	occurred := ic.now
+	if n := payload.Child(kmip14.TagCompromiseOccurrenceDate); n != nil {
+		t, ok := n.TimeValue()
+		if !ok {
+			return nil, Errorf(kmip14.ResultReasonInvalidField, "Compromise Occurrence Date must be a date-time")
+		}
+		occurred = t
+	}
+	compromise := kmip14.RevocationReasonCode(code) == kmip14.RevocationReasonCodeKeyCompromise ||
+		kmip14.RevocationReasonCode(code) == kmip14.RevocationReasonCodeCACompromise
+	_, err = p.update(ic, uid, func(o *object) (bool, error) {
+		o.advanceState(ic.now)
+		s := o.state()
+		if compromise {
+			switch s {
+			case kmip14.StatePreActive, kmip14.StateActive, kmip14.StateDeactivated:
+				setState(o, kmip14.StateCompromised)
+			case kmip14.StateDestroyed:
+				setState(o, kmip14.StateDestroyedCompromised)
+			default:
+				return false, Errorf(kmip14.ResultReasonPermissionDenied, "object is already %s", s)
+			}
+			o.set(attrCompromiseOccurrence, tree.Time(0, occurred))
+			o.set(attrCompromiseDate, tree.Time(0, ic.now))
+		} else {
+			if s != kmip14.StateActive && s != kmip14.StatePreActive {
+				return false, Errorf(kmip14.ResultReasonPermissionDenied, "object is %s and cannot be revoked", s)
+			}
+			setState(o, kmip14.StateDeactivated)
+			o.set(attrDeactivationDate, tree.Time(0, ic.now))
+		}
+		v := rr.Clone()
+		o.set(attrRevocationReason, v)
+		o.touch(ic.now)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ic.placeholder = uid
+	return respUID(uid), nil
+}
+
+// opDestroy removes the key material and keeps the attributes, with State
+// Destroyed and a Destroy Date, as the OASIS SKLC-O-1 case reads them back.
+func opDestroy(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
+	uid, err := uidArg(ic, payload)
+	if err != nil {
+		return nil, err
+	}
+	_, err = p.update(ic, uid, func(o *object) (bool, error) {
+		o.advanceState(ic.now)
+		switch o.state() {
+		case kmip14.StateDestroyed, kmip14.StateDestroyedCompromised:
+			return false, Errorf(kmip14.ResultReasonItemNotFound, "object has already been destroyed")
+		case kmip14.StateActive:
+			return false, Errorf(kmip14.ResultReasonPermissionDenied, "an Active object cannot be destroyed; revoke it first")
+		case kmip14.StateCompromised:
+			setState(o, kmip14.StateDestroyedCompromised)
+		default:
+			setState(o, kmip14.StateDestroyed)
+		}
+		o.body = nil
+		o.set(attrDestroyDate, tree.Time(0, ic.now))
+		o.touch(ic.now)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ic.placeholder = uid
+	return respUID(uid), nil
+}

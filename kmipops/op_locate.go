@@ -1,0 +1,204 @@
+package kmipops
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gemalto/kmip-go/kmip14"
+	"github.com/gemalto/kmip-go/ttlv"
+
+	"github.com/kmipd/kmipd/kmipops/tree"
+)
+
+// opLocate searches the caller's objects (KMIP 1.4 §4.9). Every object is
+// sealed, so a search opens each of the caller's records; nothing about an
+// object is indexed in the clear.
+func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
+	intField := func(tag ttlv.Tag) (int32, bool, error) {
+		n := payload.Child(tag)
+		if n == nil {
+			return 0, false, nil
+		}
+		v, ok := n.IntValue()
+		if !ok || v < 0 {
+			return 0, false, Errorf(kmip14.ResultReasonInvalidField, "%s must be a non-negative integer", tag)
+		}
+		return v, true, nil
+	}
+	maxItems, hasMax, err := intField(kmip14.TagMaximumItems)
+	if err != nil {
+		return nil, err
+	}
+	offset, _, err := intField(kmip14.TagOffsetItems)
+	if err != nil {
+		return nil, err
+	}
+	if mask, ok, err := intField(kmip14.TagStorageStatusMask); err != nil {
+		return nil, err
+	} else if ok && mask&1 == 0 {
+		// Only on-line objects exist here; a search for archived ones is empty.
+		return locateResponse(ic, nil, 0), nil
+	}
+	var crit []attr
+	for _, n := range payload.All(kmip14.TagAttribute) {
+		a, err := parseAttribute(n)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkValue(a.name, a.value); err != nil {
+			return nil, err
+		}
+		crit = append(crit, a)
+	}
+	m := newMatcher(crit)
+
+	type hit struct {
+		uid     string
+		initial time.Time
+	}
+	var hits []hit
+	prefix := ownerPrefix(ic.caller.Identity)
+	err = p.st.List(ic.ctx, prefix, func(key string, sealed []byte) error {
+		uid := strings.TrimPrefix(key, prefix)
+		plain, err := p.seal.Open(ic.ctx, ic.caller.Identity, []byte(uid), sealed)
+		if err != nil {
+			return fmt.Errorf("open object: %w", err)
+		}
+		o, err := decodeObject(uid, plain)
+		clear(plain)
+		if err != nil {
+			return fmt.Errorf("decode object record: %w", err)
+		}
+		o.advanceState(ic.now)
+		if m.match(o) {
+			t, _ := o.timeAttr(attrInitialDate)
+			hits = append(hits, hit{uid, t})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("locate: %w", err)
+	}
+	// Newest first, so Maximum Items keeps the most recent matches.
+	sort.Slice(hits, func(i, j int) bool {
+		if !hits[i].initial.Equal(hits[j].initial) {
+			return hits[i].initial.After(hits[j].initial)
+		}
+		return hits[i].uid < hits[j].uid
+	})
+	total := len(hits)
+	if int(offset) >= len(hits) {
+		hits = nil
+	} else {
+		hits = hits[offset:]
+	}
+	if hasMax && int(maxItems) < len(hits) {
+		hits = hits[:maxItems]
+	}
+	uids := make([]string, len(hits))
+	for i, h := range hits {
+		uids[i] = h.uid
+	}
+	if len(uids) > 0 {
+		ic.placeholder = uids[0]
+	}
+	return locateResponse(ic, uids, total), nil
+}
+
+func locateResponse(ic *itemCtx, uids []string, total int) *tree.Node {
+	r := tree.Struct(kmip14.TagResponsePayload)
+	if ic.v.minor >= 3 {
+		r.Add(tree.Int(kmip14.TagLocatedItems, int32(total)))
+	}
+	for _, u := range uids {
+		r.Add(tree.Text(kmip14.TagUniqueIdentifier, u))
+	}
+	return r
+}
+
+// matcher holds Locate's criteria: every one must match some instance of
+// the object's attribute of that name. Two values of one date attribute
+// give an inclusive range.
+type matcher struct {
+	exact  []attr
+	ranges map[string][2]time.Time
+}
+
+func newMatcher(crit []attr) *matcher {
+	m := &matcher{ranges: map[string][2]time.Time{}}
+	byName := map[string][]attr{}
+	for _, a := range crit {
+		byName[a.name] = append(byName[a.name], a)
+	}
+	for _, a := range crit {
+		l := byName[a.name]
+		if len(l) == 2 && a.value.Type == ttlv.TypeDateTime && l[1].value.Type == ttlv.TypeDateTime {
+			lo, hi := l[0].value.Time, l[1].value.Time
+			if hi.Before(lo) {
+				lo, hi = hi, lo
+			}
+			m.ranges[a.name] = [2]time.Time{lo, hi}
+			continue
+		}
+		m.exact = append(m.exact, a)
+	}
+	return m
+}
+
+func (m *matcher) match(o *object) bool {
+	for name, r := range m.ranges {
+		ok := false
+		for _, a := range o.all(name) {
+			if t, isT := a.value.TimeValue(); isT && !t.Before(r[0]) && !t.After(r[1]) {
+				ok = true
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	for _, c := range m.exact {
+		ok := false
+		for _, a := range o.all(c.name) {
+			if c.name == attrUsageMask && a.value.Type == ttlv.TypeInteger {
+				// A mask matches objects allowing at least those usages.
+				ok = ok || a.value.Int&c.value.Int == c.value.Int
+				continue
+			}
+			ok = ok || sameValue(a.value, c.value)
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// sameValue compares two values deeply, tags included below the top.
+func sameValue(a, b *tree.Node) bool {
+	if a.Type != b.Type || len(a.Children) != len(b.Children) {
+		return false
+	}
+	switch a.Type {
+	case ttlv.TypeStructure:
+		for i := range a.Children {
+			if a.Children[i].Tag != b.Children[i].Tag || !sameValue(a.Children[i], b.Children[i]) {
+				return false
+			}
+		}
+		return true
+	case ttlv.TypeTextString:
+		return a.Text == b.Text
+	case ttlv.TypeByteString:
+		return bytes.Equal(a.Bytes, b.Bytes)
+	case ttlv.TypeBigInteger:
+		return a.Big != nil && b.Big != nil && a.Big.Cmp(b.Big) == 0
+	case ttlv.TypeDateTime, ttlv.TypeDateTimeExtended:
+		return a.Time.Equal(b.Time)
+	default:
+		return a.Int == b.Int
+	}
+}

@@ -1,0 +1,259 @@
+package kmipops
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"time"
+
+	"github.com/gemalto/kmip-go/kmip14"
+	"github.com/gemalto/kmip-go/ttlv"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/kmipd/kmipd/kmipops/tree"
+	"github.com/kmipd/kmipd/storage"
+)
+
+// Sealer is what kmipops needs from kek (*kek.Keyring satisfies it): AEAD
+// sealing under the owner's key, with aad bound into the tag.
+type Sealer interface {
+	Seal(ctx context.Context, owner string, aad, plaintext []byte) ([]byte, error)
+	Open(ctx context.Context, owner string, aad, sealed []byte) ([]byte, error)
+}
+
+// Observer receives one call per batch item (metrics). Optional.
+type Observer interface {
+	ObserveOperation(op, result string, d time.Duration)
+}
+
+// Options tune a Processor. The zero value is usable.
+type Options struct {
+	// CheckCredentials makes a KMIP Username/Password Credential mandatory
+	// and checks it against Credentials (user → password).
+	CheckCredentials bool
+	Credentials      map[string]string
+	Observer         Observer
+	// Now and Rand are for tests; they default to time.Now and crypto/rand.
+	Now  func() time.Time
+	Rand io.Reader
+}
+
+// Processor executes KMIP request messages for one server. It is safe for
+// concurrent use: each object is one sealed record, and read-modify-write
+// operations hold a per-object lock.
+type Processor struct {
+	st    storage.Store
+	seal  Sealer
+	opts  Options
+	log   hclog.Logger
+	locks *lockMap
+}
+
+// NewProcessor returns a Processor over st, sealing every record with s.
+// log should be a named sub-logger (logger.Named("kmipops")).
+func NewProcessor(st storage.Store, s Sealer, opts Options, log hclog.Logger) *Processor {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
+	}
+	return &Processor{st: st, seal: s, opts: opts, log: log, locks: newLockMap()}
+}
+
+// version is a KMIP protocol version.
+type version struct{ major, minor int32 }
+
+func (v version) String() string { return fmt.Sprintf("%d.%d", v.major, v.minor) }
+
+// supportedVersions is in the server's order of preference, newest first.
+var supportedVersions = []version{{1, 4}, {1, 3}, {1, 2}, {1, 1}, {1, 0}}
+
+func (v version) supported() bool { return v.major == 1 && v.minor >= 0 && v.minor <= 4 }
+
+// answerVersion is the version a refusal is written in: the request's when
+// supported, else the highest supported version not above it (1.0 at worst).
+func (v version) answerVersion() version {
+	if v.supported() {
+		return v
+	}
+	for _, s := range supportedVersions {
+		if s.major < v.major || (s.major == v.major && s.minor <= v.minor) {
+			return s
+		}
+	}
+	return version{1, 0}
+}
+
+// Process executes one RequestMessage and returns its ResponseMessage. It
+// never panics and never returns nil.
+func (p *Processor) Process(ctx context.Context, c Caller, req *tree.Node) (resp *tree.Node) {
+	v := version{1, 0}
+	defer func() {
+		if r := recover(); r != nil {
+			// The stack shows where; the panic value could quote request
+			// data, so only its type is logged.
+			p.log.Error("panic while processing request", "panic_type", fmt.Sprintf("%T", r), "caller", c.CommonName, "stack", string(debug.Stack()))
+			resp = p.failMessage(v, kmip14.ResultReasonGeneralFailure, "internal error")
+		}
+	}()
+	if req == nil || req.Tag != kmip14.TagRequestMessage || req.Type != ttlv.TypeStructure {
+		return p.failMessage(v, kmip14.ResultReasonInvalidMessage, "not a RequestMessage")
+	}
+	hdr := req.Child(kmip14.TagRequestHeader)
+	if hdr == nil {
+		return p.failMessage(v, kmip14.ResultReasonInvalidMessage, "missing Request Header")
+	}
+	rv, ok := parseVersion(hdr.Child(kmip14.TagProtocolVersion))
+	if !ok {
+		return p.failMessage(v, kmip14.ResultReasonInvalidMessage, "missing or malformed Protocol Version")
+	}
+	v = rv.answerVersion()
+	if !rv.supported() {
+		return p.failMessage(v, kmip14.ResultReasonInvalidMessage, fmt.Sprintf("protocol version %s not supported", rv))
+	}
+	if c.Identity == "" {
+		// The server always derives an identity from the client certificate;
+		// an empty one is a wiring bug, and must not share a namespace.
+		return p.failMessage(v, kmip14.ResultReasonPermissionDenied, "no client identity")
+	}
+	if err := p.checkCredentials(hdr); err != nil {
+		p.log.Info("authentication failed", "caller", c.CommonName, "err", err)
+		return p.failMessage(v, ReasonOf(err), ClientMessage(err))
+	}
+	items := req.All(kmip14.TagBatchItem)
+	bc, ok := hdr.Child(kmip14.TagBatchCount).IntValue()
+	if !ok {
+		return p.failMessage(v, kmip14.ResultReasonInvalidMessage, "missing or malformed Batch Count")
+	}
+	if int(bc) != len(items) || len(items) == 0 {
+		return p.failMessage(v, kmip14.ResultReasonInvalidMessage, fmt.Sprintf("Batch Count %d but %d batch items", bc, len(items)))
+	}
+	bo, err := parseBatchOptions(hdr)
+	if err != nil {
+		return p.failMessage(v, ReasonOf(err), ClientMessage(err))
+	}
+	out := p.runBatch(ctx, c, v, bo, items)
+	resp = p.message(v, out)
+	if bo.maxResponseSize > 0 {
+		resp = p.capResponse(v, resp, out, bo.maxResponseSize)
+	}
+	return resp
+}
+
+// checkCredentials enforces Options.CheckCredentials. When not checking, any
+// Authentication is accepted and ignored (identity comes from TLS).
+func (p *Processor) checkCredentials(hdr *tree.Node) error {
+	if !p.opts.CheckCredentials {
+		return nil
+	}
+	deny := Errorf(kmip14.ResultReasonAuthenticationNotSuccessful, "authentication not successful")
+	auth := hdr.Child(kmip14.TagAuthentication)
+	for _, cred := range auth.All(kmip14.TagCredential) {
+		if t, ok := cred.Child(kmip14.TagCredentialType).EnumValue(); !ok || t != uint32(kmip14.CredentialTypeUsernameAndPassword) {
+			continue
+		}
+		val := cred.Child(kmip14.TagCredentialValue)
+		user, ok1 := val.Child(kmip14.TagUsername).TextValue()
+		pass, ok2 := val.Child(kmip14.TagPassword).TextValue()
+		if !ok1 || !ok2 {
+			continue
+		}
+		want, known := p.opts.Credentials[user]
+		// Compare even for unknown users so timing does not reveal them.
+		if !known {
+			want = "\x00unknown-user"
+		}
+		if subtle.ConstantTimeCompare([]byte(want), []byte(pass)) == 1 && known {
+			return nil
+		}
+		deny.Err = fmt.Errorf("bad password or unknown user %q", user)
+		return deny
+	}
+	deny.Err = fmt.Errorf("no username/password credential")
+	return deny
+}
+
+func parseVersion(n *tree.Node) (version, bool) {
+	if n == nil || n.Type != ttlv.TypeStructure {
+		return version{}, false
+	}
+	maj, ok1 := n.Child(kmip14.TagProtocolVersionMajor).IntValue()
+	min, ok2 := n.Child(kmip14.TagProtocolVersionMinor).IntValue()
+	return version{maj, min}, ok1 && ok2
+}
+
+func (p *Processor) header(v version, count int) *tree.Node {
+	return tree.Struct(kmip14.TagResponseHeader,
+		tree.Struct(kmip14.TagProtocolVersion,
+			tree.Int(kmip14.TagProtocolVersionMajor, v.major),
+			tree.Int(kmip14.TagProtocolVersionMinor, v.minor),
+		),
+		tree.Time(kmip14.TagTimeStamp, p.opts.Now()),
+		tree.Int(kmip14.TagBatchCount, int32(count)),
+	)
+}
+
+func (p *Processor) message(v version, items []*tree.Node) *tree.Node {
+	m := tree.Struct(kmip14.TagResponseMessage, p.header(v, len(items)))
+	m.Add(items...)
+	return m
+}
+
+// failMessage answers a message-level failure with one failed batch item.
+func (p *Processor) failMessage(v version, reason kmip14.ResultReason, msg string) *tree.Node {
+	return p.message(v, []*tree.Node{failItem(nil, reason, msg)})
+}
+
+// failItem builds a failed ResponseBatchItem; req, when known, supplies the
+// Operation and Unique Batch Item ID to echo.
+func failItem(req *tree.Node, reason kmip14.ResultReason, msg string) *tree.Node {
+	it := tree.Struct(kmip14.TagBatchItem)
+	echoItem(it, req)
+	return it.Add(
+		tree.Enum(kmip14.TagResultStatus, uint32(kmip14.ResultStatusOperationFailed)),
+		tree.Enum(kmip14.TagResultReason, uint32(reason)),
+		tree.Text(kmip14.TagResultMessage, msg),
+	)
+}
+
+func echoItem(it, req *tree.Node) {
+	if op := req.Child(kmip14.TagOperation); op != nil && op.Type == ttlv.TypeEnumeration {
+		it.Add(tree.Enum(kmip14.TagOperation, uint32(op.Int)))
+	}
+	if id := req.Child(kmip14.TagUniqueBatchItemID); id != nil && id.Type == ttlv.TypeByteString {
+		it.Add(tree.Bytes(kmip14.TagUniqueBatchItemID, id.Bytes))
+	}
+}
+
+// capResponse enforces the request's Maximum Response Size: items whose
+// payload does not fit are answered Response Too Large instead.
+func (p *Processor) capResponse(v version, resp *tree.Node, items []*tree.Node, max int32) *tree.Node {
+	b, err := tree.Encode(resp)
+	if err == nil && len(b) <= int(max) {
+		return resp
+	}
+	for i, it := range items {
+		if it.Child(kmip14.TagResponsePayload) == nil {
+			continue
+		}
+		n := tree.Struct(kmip14.TagBatchItem)
+		for _, c := range it.Children {
+			if c.Tag == kmip14.TagOperation || c.Tag == kmip14.TagUniqueBatchItemID {
+				n.Add(c)
+			}
+		}
+		items[i] = n.Add(
+			tree.Enum(kmip14.TagResultStatus, uint32(kmip14.ResultStatusOperationFailed)),
+			tree.Enum(kmip14.TagResultReason, uint32(kmip14.ResultReasonResponseTooLarge)),
+			tree.Text(kmip14.TagResultMessage, "response exceeds Maximum Response Size"),
+		)
+	}
+	return p.message(v, items)
+}

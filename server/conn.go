@@ -1,0 +1,252 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gemalto/kmip-go/kmip14"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/kmipd/kmipd/kmipops"
+	"github.com/kmipd/kmipd/kmipops/tree"
+)
+
+// conn is one client connection, served by its own goroutine.
+type conn struct {
+	s      *Server
+	raw    net.Conn
+	ctx    context.Context // cancelled when the connection ends or shutdown gives up on it
+	cancel context.CancelFunc
+	log    hclog.Logger
+
+	mu       sync.Mutex
+	draining bool
+}
+
+func (s *Server) newConn(ctx context.Context, raw net.Conn) *conn {
+	// Requests must not die the instant shutdown starts: they get
+	// ShutdownTimeout to finish, so the connection context is detached from
+	// the server's and cancelled only by kill.
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	return &conn{
+		s:      s,
+		raw:    raw,
+		ctx:    cctx,
+		cancel: cancel,
+		log:    s.log.With("remote", raw.RemoteAddr().String()),
+	}
+}
+
+// drain makes an idle connection stop now and a busy one stop after its
+// current response.
+func (c *conn) drain() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.draining = true
+	c.raw.SetReadDeadline(time.Unix(1, 0))
+}
+
+// kill ends the connection regardless of what it is doing.
+func (c *conn) kill() {
+	c.cancel()
+	c.raw.Close()
+}
+
+// setReadDeadline refuses once draining, so the loop never re-arms a
+// deadline that shutdown has just cut short.
+func (c *conn) setReadDeadline(t time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.draining {
+		return false
+	}
+	c.raw.SetReadDeadline(t)
+	return true
+}
+
+func (c *conn) isDraining() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.draining
+}
+
+func (c *conn) serve() {
+	start := time.Now()
+	defer c.s.removeConn(c)
+	defer c.cancel()
+	defer c.raw.Close()
+	// A panic here (or in a Processor that does not recover) costs this
+	// connection only.
+	defer func() {
+		if r := recover(); r != nil {
+			c.s.m.rejected("panic")
+			c.log.Error("panic while serving connection; closing it", "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	c.s.m.connOpened()
+	defer c.s.m.connClosed()
+
+	tc := tls.Server(c.raw, c.s.baseTLS)
+	hctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.HandshakeTimeout)
+	err := tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		c.s.m.rejected("handshake")
+		if errors.Is(err, io.EOF) {
+			c.log.Debug("connection closed before TLS handshake")
+		} else {
+			c.log.Info("TLS handshake failed", "error", err)
+		}
+		return
+	}
+	st := tc.ConnectionState()
+	if len(st.PeerCertificates) == 0 { // unreachable with RequireAndVerifyClientCert
+		c.log.Error("no client certificate after handshake; closing")
+		return
+	}
+	leaf := st.PeerCertificates[0]
+	caller := kmipops.Caller{Identity: Identity(leaf), CommonName: leaf.Subject.CommonName}
+	c.log = c.log.With("identity", caller.Identity)
+	c.log.Debug("connection opened", "cn", caller.CommonName,
+		"tls", tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite))
+
+	n := c.loop(tc, caller)
+	c.log.Debug("connection closed", "requests", n, "duration", time.Since(start))
+	// Best effort close_notify so well-behaved clients see a clean EOF.
+	tc.SetWriteDeadline(time.Now().Add(time.Second))
+	tc.Close()
+}
+
+// loop serves requests in order until the connection should end; it
+// returns how many it answered.
+func (c *conn) loop(tc *tls.Conn, caller kmipops.Caller) (served int) {
+	cfg := &c.s.cfg
+	var hdr [tree.HeaderLen]byte
+	for {
+		if !c.setReadDeadline(time.Now().Add(cfg.IdleTimeout)) {
+			return served
+		}
+		if _, err := io.ReadFull(tc, hdr[:1]); err != nil {
+			c.log.Debug("connection ended between messages", "error", err)
+			return served
+		}
+		// From the first byte, the whole message must arrive within
+		// ReadTimeout, whatever pace the client drips it at.
+		if !c.setReadDeadline(time.Now().Add(cfg.ReadTimeout)) {
+			return served
+		}
+		if _, err := io.ReadFull(tc, hdr[1:]); err != nil {
+			c.readFailed(err)
+			return served
+		}
+		size, err := tree.MessageLen(hdr[:])
+		if err != nil {
+			// Without a trustworthy length there is no next message to find.
+			c.s.m.rejected("bad_header")
+			c.log.Debug("unparseable message header; closing", "error", err)
+			return served
+		}
+		if size > cfg.MaxMessageSize {
+			// Answer before closing so the client learns why; the claimed
+			// size is never allocated.
+			c.s.m.rejected("too_large")
+			c.log.Info("message too large; closing", "size", size, "max", cfg.MaxMessageSize)
+			c.write(tc, kmipops.ErrorMessage(kmip14.ResultReasonInvalidMessage,
+				fmt.Sprintf("message exceeds %d bytes", cfg.MaxMessageSize)))
+			return served
+		}
+		msg, err := readMessage(tc, hdr[:], size)
+		if err != nil {
+			c.readFailed(err)
+			return served
+		}
+		var resp *tree.Node
+		req, err := tree.Decode(msg, cfg.Limits)
+		if err != nil {
+			// The message was read to its declared end, so framing is
+			// intact: answer the error and keep serving the connection.
+			c.s.m.rejected("malformed")
+			c.log.Debug("malformed message", "error", err)
+			resp = kmipops.ErrorMessage(kmip14.ResultReasonInvalidMessage, err.Error())
+		} else {
+			resp = c.s.proc.Process(c.ctx, caller, req)
+		}
+		if !c.write(tc, resp) {
+			return served
+		}
+		served++
+	}
+}
+
+func (c *conn) readFailed(err error) {
+	switch {
+	case c.isDraining():
+		c.log.Debug("shutdown interrupted a message read")
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		c.s.m.rejected("truncated")
+		c.log.Debug("connection closed mid-message")
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		c.s.m.rejected("timeout")
+		c.log.Info("message not received within read timeout; closing", "timeout", c.s.cfg.ReadTimeout)
+	default:
+		c.log.Debug("read failed", "error", err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// readMessage reads the rest of a message of the given total size (already
+// checked against the cap). The buffer grows with the bytes that actually
+// arrive, so a client that claims a large message and sends nothing holds
+// little memory while ReadTimeout runs.
+func readMessage(r io.Reader, hdr []byte, size int64) ([]byte, error) {
+	const step = 64 << 10
+	n := int(size)
+	buf := make([]byte, len(hdr), min(n, step))
+	copy(buf, hdr)
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n, 2*cap(buf))-len(buf))
+		}
+		m, err := r.Read(buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
+// write encodes and sends one response under WriteTimeout; false means the
+// connection is unusable.
+func (c *conn) write(tc *tls.Conn, resp *tree.Node) bool {
+	if resp == nil {
+		c.log.Error("processor returned no response")
+		resp = kmipops.ErrorMessage(kmip14.ResultReasonGeneralFailure, "internal error")
+	}
+	b, err := tree.Encode(resp)
+	if err != nil {
+		c.log.Error("cannot encode response", "error", err)
+		b = tree.MustEncode(kmipops.ErrorMessage(kmip14.ResultReasonGeneralFailure, "internal error"))
+	}
+	tc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+	if _, err := tc.Write(b); err != nil {
+		c.log.Debug("write failed", "error", err)
+		return false
+	}
+	return true
+}

@@ -1,0 +1,105 @@
+package server
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// CipherSuites returns the TLS 1.2 suites kmipd offers (TLS 1.3 suites are not
+// configurable in Go and are all AEAD). All are ECDHE, for forward secrecy,
+// with both an ECDSA and an RSA variant so either kind of server key works:
+//   - AES-GCM and ChaCha20-Poly1305 cover OpenSSL's default list, which is
+//     what PyKMIP 0.10's client (ssl.wrap_socket, no cipher string) and
+//     Barbican's kmip_plugin send.
+//   - ECDHE_*_AES_128_CBC_SHA256 are the only suites an RSA-keyed server
+//     shares with PyKMIP's "TLS1.2" authentication-suite list (its other
+//     RSA-certificate entries are static-RSA or CBC-SHA384, which Go lacks).
+//
+// Static RSA key exchange, SHA-1 MACs and 3DES are left out.
+func CipherSuites() []uint16 {
+	return []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
+	}
+}
+
+// TLSConfig builds the server's mutual-TLS configuration: the server
+// certificate chain and key, the CA pool client certificates must chain to,
+// and the minimum version (0 means TLS 1.2; below 1.2 is refused). Call it
+// again and pass the result to SetTLSConfig to reload certificates.
+func TLSConfig(certFile, keyFile, clientCAFile string, minVersion uint16) (*tls.Config, error) {
+	if minVersion == 0 {
+		minVersion = tls.VersionTLS12
+	}
+	if minVersion < tls.VersionTLS12 || minVersion > tls.VersionTLS13 {
+		return nil, fmt.Errorf("server: TLS minimum version %#04x not supported; use 1.2 or 1.3", minVersion)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("server: load certificate: %w", err)
+	}
+	pemCAs, err := os.ReadFile(clientCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("server: read client CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemCAs) {
+		return nil, fmt.Errorf("server: no PEM certificates in client CA file %s", clientCAFile)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MinVersion:   minVersion,
+		MaxVersion:   tls.VersionTLS13,
+		CipherSuites: CipherSuites(),
+	}, nil
+}
+
+// harden returns a copy of c with the guarantees identity relies on forced on.
+func harden(c *tls.Config) *tls.Config {
+	c = c.Clone()
+	if c.MinVersion < tls.VersionTLS12 {
+		c.MinVersion = tls.VersionTLS12
+	}
+	c.ClientAuth = tls.RequireAndVerifyClientCert
+	if c.CipherSuites == nil {
+		c.CipherSuites = CipherSuites()
+	}
+	next := c.VerifyConnection
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("client certificate required")
+		}
+		if err := checkClientEKU(cs.PeerCertificates[0]); err != nil {
+			return err
+		}
+		if next != nil {
+			return next(cs)
+		}
+		return nil
+	}
+	return c
+}
+
+// checkClientEKU requires the client-auth extended key usage to be present.
+// Go's verifier (KeyUsages: ClientAuth) rejects a certificate whose EKUs
+// exclude client auth, but accepts one with no EKU extension at all; kmipd
+// insists the certificate was issued for client use.
+func checkClientEKU(leaf *x509.Certificate) error {
+	for _, u := range leaf.ExtKeyUsage {
+		if u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny {
+			return nil
+		}
+	}
+	return fmt.Errorf("client certificate %q lacks the clientAuth extended key usage", leaf.Subject.CommonName)
+}

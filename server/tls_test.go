@@ -1,0 +1,178 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTLSClientAuthentication(t *testing.T) {
+	for _, rsaServer := range []bool{false, true} {
+		name := "ecdsa server"
+		if rsaServer {
+			name = "rsa server"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := startServer(t, envOpt{rsaServer: rsaServer})
+			otherCA := newCA(t, "other CA")
+			cases := []struct {
+				name       string
+				cert       *issued
+				minV, maxV uint16
+				ok         bool
+			}{
+				{"tls1.2", e.client, tls.VersionTLS12, tls.VersionTLS12, true},
+				{"tls1.3", e.client, tls.VersionTLS13, tls.VersionTLS13, true},
+				{"rsa client", e.ca.issue(t, "rsa-client", rsaKey(t), x509.ExtKeyUsageClientAuth), 0, 0, true},
+				{"tls1.1", e.client, tls.VersionTLS10, tls.VersionTLS11, false},
+				{"no client cert", nil, 0, 0, false},
+				{"other CA", otherCA.issue(t, "intruder", ecKey(t), x509.ExtKeyUsageClientAuth), 0, 0, false},
+				{"server-auth EKU only", e.ca.issue(t, "srv", ecKey(t), x509.ExtKeyUsageServerAuth), 0, 0, false},
+				{"no EKU", e.ca.issue(t, "bare", ecKey(t)), 0, 0, false},
+			}
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					c, err := e.dial(tc.cert, tc.minV, tc.maxV)
+					if err == nil {
+						// In TLS 1.3 the client finishes before the server
+						// has judged its certificate: the refusal shows on
+						// the first read.
+						_, err = roundTrip(c, request(1))
+						c.Close()
+					}
+					if tc.ok && err != nil {
+						t.Fatalf("want success: %v", err)
+					}
+					if !tc.ok && err == nil {
+						t.Fatal("want failure, request was served")
+					}
+					if tc.name == "no EKU" {
+						// Refused by kmipd's own check, not Go's verifier.
+						waitLog(t, e, "lacks the clientAuth extended key usage")
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestIdentityIsSPKIHash(t *testing.T) {
+	e := startServer(t, envOpt{})
+	key := ecKey(t)
+	a := e.ca.issue(t, "first", key, x509.ExtKeyUsageClientAuth)
+	b := e.ca.issue(t, "renewed", key, x509.ExtKeyUsageClientAuth)
+	other := e.ca.issue(t, "first", ecKey(t), x509.ExtKeyUsageClientAuth)
+
+	sum := sha256.Sum256(a.leaf.RawSubjectPublicKeyInfo)
+	want := hex.EncodeToString(sum[:])
+	if got := Identity(a.leaf); got != want || got != strings.ToLower(got) || len(got) != 64 {
+		t.Fatalf("Identity = %q, want %q", got, want)
+	}
+	seen := func(cert *issued) (id, cn string) {
+		resp, err := roundTrip(e.mustDial(cert), request(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, msg := resultReason(resp)
+		id, cn, _ = strings.Cut(msg, "/")
+		return id, cn
+	}
+	idA, cnA := seen(a)
+	idB, cnB := seen(b)
+	idO, _ := seen(other)
+	if idA != want || idB != want {
+		t.Fatalf("caller identities %q, %q; want %q for both", idA, idB, want)
+	}
+	if cnA != "first" || cnB != "renewed" {
+		t.Fatalf("common names %q, %q", cnA, cnB)
+	}
+	if idO == want {
+		t.Fatal("a different key got the same identity")
+	}
+}
+
+func TestSetTLSConfigReloadsClientCA(t *testing.T) {
+	e := startServer(t, envOpt{})
+	newCA := newCA(t, "rotated CA")
+	newClient := newCA.issue(t, "client-new", ecKey(t), x509.ExtKeyUsageClientAuth)
+	if _, err := roundTrip(e.mustDial(e.client), request(1)); err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(e.dir, "rotated.crt")
+	writeFile(t, caFile, newCA.pem)
+	certFile, keyFile := e.server.files(t, e.dir, "server")
+	cfg, err := TLSConfig(certFile, keyFile, caFile, tls.VersionTLS12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.SetTLSConfig(cfg)
+	if c, err := e.dial(e.client, 0, 0); err == nil {
+		if _, err := roundTrip(c, request(1)); err == nil {
+			t.Fatal("client of the old CA still accepted after reload")
+		}
+		c.Close()
+	}
+	if _, err := roundTrip(e.mustDial(newClient), request(2)); err != nil {
+		t.Fatalf("client of the new CA refused: %v", err)
+	}
+}
+
+func TestTLSConfig(t *testing.T) {
+	ca := newCA(t, "ca")
+	srv := ca.issue(t, "kmipd", ecKey(t), x509.ExtKeyUsageServerAuth)
+	dir := t.TempDir()
+	certFile, keyFile := srv.files(t, dir, "server")
+	caFile := filepath.Join(dir, "ca.crt")
+	writeFile(t, caFile, ca.pem)
+
+	if _, err := TLSConfig(certFile, keyFile, caFile, tls.VersionTLS11); err == nil {
+		t.Fatal("TLS 1.1 minimum accepted")
+	}
+	c, err := TLSConfig(certFile, keyFile, caFile, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MinVersion != tls.VersionTLS12 || c.ClientAuth != tls.RequireAndVerifyClientCert || c.ClientCAs == nil {
+		t.Fatalf("config: min %x auth %v", c.MinVersion, c.ClientAuth)
+	}
+	for _, id := range c.CipherSuites {
+		for _, bad := range tls.InsecureCipherSuites() {
+			if id == bad.ID && !strings.Contains(bad.Name, "ECDHE") {
+				t.Errorf("static-key or broken suite %s offered", bad.Name)
+			}
+		}
+	}
+	if c, err = TLSConfig(certFile, keyFile, caFile, tls.VersionTLS13); err != nil || c.MinVersion != tls.VersionTLS13 {
+		t.Fatalf("TLS 1.3 minimum: %v", err)
+	}
+	notPEM := filepath.Join(dir, "empty.crt")
+	writeFile(t, notPEM, []byte("nothing here"))
+	if _, err := TLSConfig(certFile, keyFile, notPEM, 0); err == nil {
+		t.Fatal("CA file without certificates accepted")
+	}
+	if _, err := TLSConfig(certFile, caFile, caFile, 0); err == nil {
+		t.Fatal("bad key file accepted")
+	}
+
+	// harden overrides a lax config given to SetTLSConfig.
+	h := harden(&tls.Config{MinVersion: tls.VersionTLS10, ClientAuth: tls.NoClientCert})
+	if h.MinVersion != tls.VersionTLS12 || h.ClientAuth != tls.RequireAndVerifyClientCert || h.VerifyConnection == nil {
+		t.Fatal("harden left the config lax")
+	}
+}
+
+func waitLog(t *testing.T, e *env, s string) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		if strings.Contains(e.logs.String(), s) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("log lacks %q", s)
+}
