@@ -49,6 +49,12 @@ type Config struct {
 	HMACLabel string
 }
 
+// Validate reports whether c is usable (defaults applied), for config loaders.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
 // withDefaults returns a copy of c with defaults filled in, or an error if
 // c is unusable.
 func (c Config) withDefaults() (Config, error) {

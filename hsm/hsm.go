@@ -1,6 +1,19 @@
 // Package hsm is kmipd's only door to the HSM: it loads the PKCS#11 module,
 // keeps one bounded, self-healing pool of sessions on one token and offers
 // the master-key operations (kek.MasterKeys) under the MKEK and HMAC key.
+//
+// The login session (opened and logged in by Open) is kept open for the
+// HSM's life so the token stays logged in, and it is also used for
+// operations like any pooled session: it counts toward max_sessions, and a
+// sequential caller needs no other session. The reaper never closes it; if
+// it breaks, the next healthy session takes its role.
+//
+// Failures are handled by class (see Class): broken sessions are discarded
+// and the operation retried once on a fresh, logged-in session; capacity
+// refusals lower the effective cap to what is open (AIMD: +1 after 32
+// successes and 1s); a lost device makes callers fail fast with
+// ErrUnavailable while a goroutine re-initialises the module (C_Finalize +
+// C_Initialize under the module's write lock) with back-off 100ms..5s.
 package hsm
 
 import (

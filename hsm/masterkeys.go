@@ -18,6 +18,18 @@ const (
 	maxRandom = 1 << 16
 )
 
+// masterKeys mirrors kek.MasterKeys (kek imports hsm, so hsm cannot import
+// kek); kek holds the authoritative check.
+type masterKeys interface {
+	Random(ctx context.Context, n int) ([]byte, error)
+	Wrap(ctx context.Context, plaintext, aad []byte) ([]byte, error)
+	Unwrap(ctx context.Context, wrapped, aad []byte) ([]byte, error)
+	MAC(ctx context.Context, data []byte) ([]byte, error)
+	VerifyMAC(ctx context.Context, data, mac []byte) error
+}
+
+var _ masterKeys = (*HSM)(nil)
+
 // Random returns n bytes from the HSM's generator.
 func (h *HSM) Random(ctx context.Context, n int) ([]byte, error) {
 	if n < 0 || n > maxRandom {

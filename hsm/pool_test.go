@@ -468,3 +468,44 @@ func TestAllSessionsInvalidatedNoCallerErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestCloseWhileBusy(t *testing.T) {
+	cfg := hsmtest.SoftHSM(t)
+	cfg.MaxSessions = 2
+	h, err := hsm.Open(context.Background(), cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var ok, unavailable atomic.Int64
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				_, err := h.MAC(context.Background(), []byte("x"))
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, hsm.ErrUnavailable):
+					unavailable.Add(1)
+					return
+				default:
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	waitFor(t, func() bool { return ok.Load() > 50 }, 5*time.Second, "some work")
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if unavailable.Load() != 8 {
+		t.Fatalf("%d of 8 callers saw ErrUnavailable after Close", unavailable.Load())
+	}
+	if st := h.Stats(); st.Open != 0 || st.InUse != 0 {
+		t.Fatalf("after Close: %+v", st)
+	}
+}

@@ -203,6 +203,8 @@ func mergeTemplates(lists ...[]attr) []attr {
 	for _, l := range lists {
 		seen := map[string]bool{}
 		for _, a := range l {
+			// Common attributes land in both keys of a pair: no sharing.
+			a.value = a.value.Clone()
 			if d, ok := attrDefs[a.name]; ok && !d.multi && !seen[a.name] {
 				out = removeAttr(out, a.name)
 			}

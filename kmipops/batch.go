@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gemalto/kmip-go/kmip14"
@@ -158,7 +159,11 @@ func (p *Processor) dispatch(ic *itemCtx, it *tree.Node, opName *string) (*tree.
 		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "missing or malformed Operation")
 	}
 	op := kmip14.Operation(opv)
-	*opName = op.String()
+	if s := op.String(); !strings.HasPrefix(s, "0x") {
+		// Only named operations become metric labels: a client cannot
+		// mint unbounded label values.
+		*opName = s
+	}
 	if id := it.Child(kmip14.TagUniqueBatchItemID); id != nil && id.Type != ttlv.TypeByteString {
 		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "Unique Batch Item ID must be a byte string")
 	}
@@ -169,7 +174,7 @@ func (p *Processor) dispatch(ic *itemCtx, it *tree.Node, opName *string) (*tree.
 	}
 	fn, ok := operations[op]
 	if !ok {
-		return nil, Errorf(kmip14.ResultReasonOperationNotSupported, "operation %s not supported", *opName)
+		return nil, Errorf(kmip14.ResultReasonOperationNotSupported, "operation %s not supported", op)
 	}
 	payload := it.Child(kmip14.TagRequestPayload)
 	if payload == nil || payload.Type != ttlv.TypeStructure {

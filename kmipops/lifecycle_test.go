@@ -198,8 +198,16 @@ func TestLocate(t *testing.T) {
 	if text(t, okPayload(t, resp, 1), kmip14.TagUniqueIdentifier) != op {
 		t.Fatal("placeholder after Locate")
 	}
-	e.v = version{1, 2}
+	// Destroyed objects are left out unless the search names a State.
+	okPayload(t, e.do(alice, item(kmip14.OperationDestroy, uidF(k2))), 0)
+	eq(locate(nameAttr("Symmetric Key")), op, k1)
+	eq(locate(nameAttr("Symmetric Key"), attrNode("State", tree.Enum(0, uint32(kmip14.StateDestroyed)))), k2)
+	e.v = version{1, 4}
 	if okPayload(t, e.do(alice, item(kmip14.OperationLocate)), 0).Child(kmip14.TagLocatedItems) != nil {
+		t.Fatal("Located Items sent without paging")
+	}
+	e.v = version{1, 2}
+	if okPayload(t, e.do(alice, item(kmip14.OperationLocate, tree.Int(kmip14.TagMaximumItems, 1))), 0).Child(kmip14.TagLocatedItems) != nil {
 		t.Fatal("Located Items sent to a 1.2 client")
 	}
 }

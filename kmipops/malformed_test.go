@@ -174,4 +174,5 @@ func TestPanicAndLowerErrors(t *testing.T) {
 	}
 	// An empty identity never gets a namespace.
 	wantFail(t, e.do(Caller{}, item(kmip14.OperationQuery)), 0, kmip14.ResultReasonPermissionDenied)
+	wantFail(t, e.do(Caller{Identity: "a/b"}, item(kmip14.OperationQuery)), 0, kmip14.ResultReasonPermissionDenied)
 }

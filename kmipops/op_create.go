@@ -3,6 +3,8 @@ package kmipops
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/fips140"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
@@ -50,10 +52,15 @@ func symmetricSpec(alg kmip14.CryptographicAlgorithm, length int32, given bool) 
 		if !given {
 			return 0, 0, 0, Errorf(kmip14.ResultReasonInvalidField, "Cryptographic Length is required for TripleDES")
 		}
-		if length != 168 && length != 192 {
-			return bad()
+		// KMIP counts key bits without parity (168 for three keys, as the
+		// OASIS SKFF cases do); 192/128 count them. Parity is not set.
+		switch length {
+		case 112, 128:
+			return length, 16, maskEncDec, nil
+		case 168, 192:
+			return length, 24, maskEncDec, nil
 		}
-		return length, 24, maskEncDec, nil
+		return bad()
 	}
 	if def, ok := hmacBits[alg]; ok {
 		if !given {
@@ -316,9 +323,17 @@ func curveFor(length int32, hasLen bool, attrs []attr) (elliptic.Curve, error) {
 	return nil, Errorf(kmip14.ResultReasonInvalidField, "EC length %d not supported (256, 384, 521)", length)
 }
 
-// rngValue describes the generator of server-made keys: Go's crypto/rand,
-// which is no KMIP-named algorithm, hence Unspecified.
-func rngValue() *tree.Node {
+// rngValue describes the generator of server-made keys (Random Number
+// Generator attribute). crypto/rand is the kernel CSPRNG, which has no KMIP
+// name, except in Go's FIPS 140-3 mode where it is a CTR_DRBG on AES-256.
+func (p *Processor) rngValue() *tree.Node {
+	if p.opts.Rand == rand.Reader && fips140.Enabled() {
+		return tree.Struct(kmip14.TagAttributeValue,
+			tree.Enum(kmip14.TagRNGAlgorithm, uint32(kmip14.RNGAlgorithmDRBG)),
+			tree.Enum(kmip14.TagCryptographicAlgorithm, uint32(kmip14.CryptographicAlgorithmAES)),
+			tree.Int(kmip14.TagCryptographicLength, 256),
+			tree.Enum(kmip14.TagDRBGAlgorithm, uint32(kmip14.DRBGAlgorithmCTR)))
+	}
 	return tree.Struct(kmip14.TagAttributeValue,
 		tree.Enum(kmip14.TagRNGAlgorithm, uint32(kmip14.RNGAlgorithmUnspecified)))
 }

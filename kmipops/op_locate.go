@@ -32,7 +32,7 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	if err != nil {
 		return nil, err
 	}
-	offset, _, err := intField(kmip14.TagOffsetItems)
+	offset, hasOffset, err := intField(kmip14.TagOffsetItems)
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +40,7 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 		return nil, err
 	} else if ok && mask&1 == 0 {
 		// Only on-line objects exist here; a search for archived ones is empty.
-		return locateResponse(ic, nil, 0), nil
+		return locateResponse(ic, nil, 0, false), nil
 	}
 	var crit []attr
 	for _, n := range payload.All(kmip14.TagAttribute) {
@@ -73,6 +73,11 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 			return fmt.Errorf("decode object record: %w", err)
 		}
 		o.advanceState(ic.now)
+		// Destroyed objects are found only when the search names a State
+		// (OASIS SKFF-M-5: Locate after Destroy finds nothing).
+		if o.destroyed() && !m.byState {
+			return nil
+		}
 		if m.match(o) {
 			t, _ := o.timeAttr(attrInitialDate)
 			hits = append(hits, hit{uid, t})
@@ -105,12 +110,13 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	if len(uids) > 0 {
 		ic.placeholder = uids[0]
 	}
-	return locateResponse(ic, uids, total), nil
+	// Located Items is optional; it is sent when the client pages.
+	return locateResponse(ic, uids, total, hasMax || hasOffset), nil
 }
 
-func locateResponse(ic *itemCtx, uids []string, total int) *tree.Node {
+func locateResponse(ic *itemCtx, uids []string, total int, count bool) *tree.Node {
 	r := tree.Struct(kmip14.TagResponsePayload)
-	if ic.v.minor >= 3 {
+	if count && ic.v.minor >= 3 {
 		r.Add(tree.Int(kmip14.TagLocatedItems, int32(total)))
 	}
 	for _, u := range uids {
@@ -123,8 +129,9 @@ func locateResponse(ic *itemCtx, uids []string, total int) *tree.Node {
 // the object's attribute of that name. Two values of one date attribute
 // give an inclusive range.
 type matcher struct {
-	exact  []attr
-	ranges map[string][2]time.Time
+	exact   []attr
+	ranges  map[string][2]time.Time
+	byState bool
 }
 
 func newMatcher(crit []attr) *matcher {
@@ -132,6 +139,7 @@ func newMatcher(crit []attr) *matcher {
 	byName := map[string][]attr{}
 	for _, a := range crit {
 		byName[a.name] = append(byName[a.name], a)
+		m.byState = m.byState || a.name == attrState
 	}
 	for _, a := range crit {
 		l := byName[a.name]

@@ -199,7 +199,7 @@ func (p *Processor) newObject(ic *itemCtx, typ kmip14.ObjectType, body *tree.Nod
 	// object came from one.
 	o.set(attrFresh, tree.Bool(0, generated))
 	if generated {
-		o.set(attrRNG, rngValue())
+		o.set(attrRNG, p.rngValue())
 	}
 	o.advanceState(now)
 	return o, nil

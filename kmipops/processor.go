@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/gemalto/kmip-go/kmip14"
@@ -118,9 +119,10 @@ func (p *Processor) Process(ctx context.Context, c Caller, req *tree.Node) (resp
 	if !rv.supported() {
 		return p.failMessage(v, kmip14.ResultReasonInvalidMessage, fmt.Sprintf("protocol version %s not supported", rv))
 	}
-	if c.Identity == "" {
-		// The server always derives an identity from the client certificate;
-		// an empty one is a wiring bug, and must not share a namespace.
+	if c.Identity == "" || strings.ContainsRune(c.Identity, '/') {
+		// The server always derives a hex identity from the client
+		// certificate; anything else is a wiring bug and must not get (or
+		// escape into) a storage namespace.
 		return p.failMessage(v, kmip14.ResultReasonPermissionDenied, "no client identity")
 	}
 	if err := p.checkCredentials(hdr); err != nil {

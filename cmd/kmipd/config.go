@@ -5,21 +5,17 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
-	"github.com/zclconf/go-cty/cty"
-	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/kmipd/kmipd/certs"
 )
 
 // Config is the parsed, validated kmipd.hcl with defaults applied. It is plain
@@ -95,6 +91,7 @@ const (
 	DevTokenLabel = "kmipd-dev"
 	DevPINFile    = "hsm.pin" // dev mode writes a random PIN here before opening the HSM
 	DevConfigFile = "kmipd.hcl"
+	DevPKIDir     = "pki" // certs.Init output, so clients find ca.crt, client.crt, client.key here
 )
 
 func defaultConfig() Config {
@@ -117,7 +114,7 @@ func defaultConfig() Config {
 const defaultTelemetryAddress = "127.0.0.1:9696"
 
 // DevConfig is the configuration `kmipd dev` writes to DIR/kmipd.hcl: the
-// certs.Init files in dir, a SoftHSM token labelled DevTokenLabel whose PIN
+// certs.Init files in DIR/pki, a SoftHSM token labelled DevTokenLabel whose PIN
 // is in DIR/hsm.pin, Badger in DIR/data. dir is made absolute so the rendered
 // file means the same wherever it is parsed from. maxSessions < 2 means the default.
 func DevConfig(dir, addr, module string, maxSessions int) *Config {
@@ -128,9 +125,9 @@ func DevConfig(dir, addr, module string, maxSessions int) *Config {
 	if addr != "" {
 		c.Listener.Address = addr
 	}
-	c.Listener.CertFile = filepath.Join(dir, "server.crt")
-	c.Listener.KeyFile = filepath.Join(dir, "server.key")
-	c.Listener.ClientCAFile = filepath.Join(dir, "ca.crt")
+	c.Listener.CertFile = filepath.Join(dir, DevPKIDir, certs.ServerCertFile)
+	c.Listener.KeyFile = filepath.Join(dir, DevPKIDir, certs.ServerKeyFile)
+	c.Listener.ClientCAFile = filepath.Join(dir, DevPKIDir, certs.CACertFile)
 	c.HSM.Module = module
 	c.HSM.TokenLabel = DevTokenLabel
 	c.HSM.PIN = Secret("file:" + filepath.Join(dir, DevPINFile))
@@ -416,308 +413,4 @@ func configError(diags hcl.Diagnostics) error {
 		return a != nil && b != nil && a.Start.Byte < b.Start.Byte
 	})
 	return &ConfigError{Diags: out}
-}
-
-// decoder turns attributes into typed values, collecting one diagnostic per
-// bad key. Each method leaves *dst (the default) alone when the key is absent
-// and reports whether it stored a value.
-type decoder struct {
-	base  string
-	diags hcl.Diagnostics
-}
-
-func (d *decoder) errf(rng hcl.Range, summary, detail string, args ...any) {
-	d.diags = append(d.diags, &hcl.Diagnostic{
-		Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(detail, args...), Subject: rng.Ptr(),
-	})
-}
-
-// value evaluates a as a constant of type ty (with HCL's usual conversions,
-// so 1048576 and "1048576" are both fine for a size).
-func (d *decoder) value(a *hcl.Attribute, key string, ty cty.Type) (cty.Value, bool) {
-	if a == nil {
-		return cty.NilVal, false
-	}
-	v, diags := a.Expr.Value(nil)
-	if diags.HasErrors() {
-		d.errf(a.Range, key+" must be a constant value", "%s", firstError(diags))
-		return cty.NilVal, false
-	}
-	if v.IsNull() || !v.IsWhollyKnown() {
-		d.errf(a.Range, key+" must be set to a value", "")
-		return cty.NilVal, false
-	}
-	cv, err := convert.Convert(v, ty)
-	if err != nil {
-		d.errf(a.Range, fmt.Sprintf("%s must be a %s", key, ty.FriendlyName()), "")
-		return cty.NilVal, false
-	}
-	return cv, true
-}
-
-func (d *decoder) str(a *hcl.Attribute, key string, dst *string, check func(string) error) bool {
-	v, ok := d.value(a, key, cty.String)
-	if !ok {
-		return false
-	}
-	s := v.AsString()
-	if err := check(s); err != nil {
-		d.errf(a.Range, key+" "+err.Error(), "")
-		return false
-	}
-	*dst = s
-	return true
-}
-
-func (d *decoder) resolve(p string) string {
-	if filepath.IsAbs(p) {
-		return filepath.Clean(p)
-	}
-	return filepath.Join(d.base, p)
-}
-
-func (d *decoder) path(a *hcl.Attribute, key string, dst *string) {
-	if d.str(a, key, dst, nonEmpty) {
-		*dst = d.resolve(*dst)
-	}
-}
-
-func (d *decoder) duration(a *hcl.Attribute, key string, dst *time.Duration) {
-	v, ok := d.value(a, key, cty.String)
-	if !ok {
-		return
-	}
-	t, err := time.ParseDuration(v.AsString())
-	switch {
-	case err != nil:
-		d.errf(a.Range, key+" does not parse as a duration", "%v (use e.g. \"30s\", \"2m\")", err)
-	case t <= 0:
-		d.errf(a.Range, key+" must be a positive duration", "")
-	default:
-		*dst = t
-	}
-}
-
-func (d *decoder) integer(a *hcl.Attribute, key string, dst *int, lo, hi int64) bool {
-	v, ok := d.value(a, key, cty.Number)
-	if !ok {
-		return false
-	}
-	bf := v.AsBigFloat()
-	n, acc := bf.Int64()
-	switch {
-	case !bf.IsInt():
-		d.errf(a.Range, key+" must be a whole number", "")
-	case acc != big.Exact || n < lo || n > hi:
-		d.errf(a.Range, fmt.Sprintf("%s must be between %d and %d", key, lo, hi), "")
-	default:
-		*dst = int(n)
-		return true
-	}
-	return false
-}
-
-func (d *decoder) boolean(a *hcl.Attribute, key string, dst *bool) {
-	if v, ok := d.value(a, key, cty.Bool); ok {
-		*dst = v.True()
-	}
-}
-
-var sizeUnits = []struct {
-	suffix string
-	mult   int64
-}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
-
-func (d *decoder) size(a *hcl.Attribute, key string, dst *int64, max int64) {
-	v, ok := d.value(a, key, cty.String) // a number converts to its decimal string
-	if !ok {
-		return
-	}
-	n, err := parseSize(v.AsString())
-	switch {
-	case err != nil:
-		d.errf(a.Range, key+" does not parse as a size", "%v (use bytes, or e.g. \"512KiB\", \"1MiB\")", err)
-	case n <= 0 || n > max:
-		d.errf(a.Range, fmt.Sprintf("%s must be between 1 byte and %s", key, formatSize(max)), "")
-	default:
-		*dst = n
-	}
-}
-
-func parseSize(s string) (int64, error) {
-	num, mult := strings.TrimSpace(s), int64(1)
-	for _, u := range sizeUnits {
-		if strings.HasSuffix(num, u.suffix) {
-			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a whole number of bytes, KiB, MiB or GiB", s)
-	}
-	if n > math.MaxInt64/mult || n < 0 {
-		return 0, fmt.Errorf("%q is out of range", s)
-	}
-	return n * mult, nil
-}
-
-func nonEmpty(s string) error {
-	if s == "" {
-		return fmt.Errorf("must not be empty")
-	}
-	return nil
-}
-
-func oneOf(allowed ...string) func(string) error {
-	return func(s string) error {
-		for _, a := range allowed {
-			if s == a {
-				return nil
-			}
-		}
-		return fmt.Errorf("must be one of %q, not %q", allowed, s)
-	}
-}
-
-func checkHostPort(s string) error {
-	_, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return fmt.Errorf("must be host:port: %v", err)
-	}
-	if p, err := strconv.ParseUint(port, 10, 16); err != nil || (p == 0 && port != "0") {
-		return fmt.Errorf("has an invalid port %q", port)
-	}
-	return nil
-}
-
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// checkPIN validates the form only; its messages never quote the value.
-func checkPIN(s string) error {
-	switch {
-	case s == "":
-		return fmt.Errorf("must not be empty")
-	case strings.HasPrefix(s, "env:") && !envName.MatchString(s[len("env:"):]):
-		return fmt.Errorf("env: needs an environment variable name")
-	case s == "file:":
-		return fmt.Errorf("file: needs a path")
-	}
-	return nil
-}
-
-// WriteHCL renders c as a complete kmipd.hcl that ParseConfig reads back to
-// an equal Config. A literal PIN is written as is: the file is the secret's
-// home then, so keep it private (DevConfig uses file: instead).
-func (c *Config) WriteHCL(w io.Writer) error {
-	var b strings.Builder
-	q := hclQuote
-	tlsv := map[uint16]string{tls.VersionTLS12: "1.2", tls.VersionTLS13: "1.3"}[c.Listener.MinTLSVersion]
-	l, h := &c.Listener, &c.HSM
-	fmt.Fprintf(&b, `# kmipd configuration; see config.example.hcl for every key.
-
-listener {
-  address          = %s
-  cert_file        = %s
-  key_file         = %s
-  client_ca_file   = %s # clients must present a certificate signed by this CA
-  min_tls_version  = %s
-  max_message_size = %s
-  read_timeout     = %s
-  idle_timeout     = %s
-  write_timeout    = %s
-  max_connections  = %d
-  check_credentials = %t
-}
-
-hsm {
-  module = %s
-`, q(l.Address), q(l.CertFile), q(l.KeyFile), q(l.ClientCAFile), q(tlsv), q(formatSize(l.MaxMessageSize)),
-		q(formatDuration(l.ReadTimeout)), q(formatDuration(l.IdleTimeout)), q(formatDuration(l.WriteTimeout)),
-		l.MaxConnections, l.CheckCredentials, q(h.Module))
-	switch {
-	case h.Slot != nil:
-		fmt.Fprintf(&b, "  slot = %d\n", *h.Slot)
-	case h.TokenSerial != "":
-		fmt.Fprintf(&b, "  token_serial = %s\n", q(h.TokenSerial))
-	default:
-		fmt.Fprintf(&b, "  token_label = %s\n", q(h.TokenLabel))
-	}
-	fmt.Fprintf(&b, `  pin = %s # literal, env:NAME or file:PATH
-  max_sessions = %d # every PKCS#11 session, the login session included
-  min_idle = %d
-  session_wait_timeout = %s
-  idle_timeout = %s
-  mkek_label = %s
-  hmac_label = %s
-}
-
-storage {
-  path        = %s
-  sync_writes = %t
-}
-
-kek {
-  cache_ttl  = %s
-  cache_size = %d
-}
-
-log {
-  level  = %s # trace | debug | info | warn | error
-  format = %s # text | json
-}
-`, q(string(h.PIN)), h.MaxSessions, h.MinIdle, q(formatDuration(h.SessionWaitTimeout)), q(formatDuration(h.IdleTimeout)),
-		q(h.MKEKLabel), q(h.HMACLabel), q(c.Storage.Path), c.Storage.SyncWrites,
-		q(formatDuration(c.KEK.CacheTTL)), c.KEK.CacheSize, q(c.Log.Level), q(c.Log.Format))
-	if c.Telemetry != nil {
-		fmt.Fprintf(&b, "\ntelemetry {\n  address = %s # /metrics, /healthz, /readyz\n}\n", q(c.Telemetry.Address))
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
-}
-
-// hclQuote renders s as an HCL string literal, escaping template introducers
-// ("${", "%{") as well as quotes, backslashes and non-printing runes.
-func hclQuote(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for i, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case (r == '$' || r == '%') && strings.HasPrefix(s[i+1:], "{"):
-			b.WriteRune(r)
-			b.WriteRune(r)
-		case !unicode.IsPrint(r):
-			fmt.Fprintf(&b, `\U%08x`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-// formatDuration drops the zero tails of time.Duration.String ("2m0s" -> "2m").
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
-
-func formatSize(n int64) string {
-	for _, u := range sizeUnits[:3] { // binary units only
-		if n >= u.mult && n%u.mult == 0 {
-			return strconv.FormatInt(n/u.mult, 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(n, 10)
 }

@@ -218,6 +218,28 @@ func TestStructureErrors(t *testing.T) {
 	}
 }
 
+// TestLimits: inputs that would crash or stall hcl's parser are refused first.
+func TestLimits(t *testing.T) {
+	deep := strings.Replace(minimal, `"server.crt"`, strings.Repeat("(", 30000)+`"x"`+strings.Repeat(")", 30000), 1)
+	if _, err := ParseConfig([]byte(deep), "kmipd.hcl"); err == nil || !strings.Contains(err.Error(), "kmipd.hcl:2,83-83: brackets nested more than") {
+		t.Errorf("deep nesting: %.200v", err)
+	}
+	big := minimal + strings.Repeat("# padding\n", maxConfigSize/10)
+	if _, err := ParseConfig([]byte(big), "kmipd.hcl"); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("oversized file: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "kmipd.hcl")
+	if err := os.WriteFile(path, []byte(big), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("oversized file: %v", err)
+	}
+	if _, err := LoadConfig(filepath.Join(t.TempDir(), "absent.hcl")); err == nil {
+		t.Error("missing file loaded")
+	}
+}
+
 func TestResolvePIN(t *testing.T) {
 	const secret = "s3cr3t-1234"
 	dir := t.TempDir()
@@ -276,7 +298,7 @@ func TestDevConfigRoundTrip(t *testing.T) {
 	if c.HSM.MaxSessions != 3 || c.HSM.TokenLabel != DevTokenLabel || c.Listener.Address != "127.0.0.1:0" {
 		t.Errorf("dev config: %+v", c)
 	}
-	if c.Listener.CertFile != filepath.Join(dir, "server.crt") || string(c.HSM.PIN) != "file:"+filepath.Join(dir, DevPINFile) {
+	if c.Listener.CertFile != filepath.Join(dir, DevPKIDir, "server.crt") || string(c.HSM.PIN) != "file:"+filepath.Join(dir, DevPINFile) {
 		t.Errorf("dev paths: %s %s", c.Listener.CertFile, string(c.HSM.PIN))
 	}
 	roundTrip(t, c, filepath.Join(dir, DevConfigFile))

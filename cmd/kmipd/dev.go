@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/kmipd/kmipd/certs"
 	"github.com/kmipd/kmipd/hsm"
@@ -23,17 +24,23 @@ const defaultSoftHSM = "/usr/lib/softhsm/libsofthsm2.so"
 // cmdDev runs kmipd on its embedded default: a SoftHSM token, a dev PKI and a
 // Badger store in one folder, created on first start and reused afterwards.
 func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("dev", "dev [-dir DIR] [-addr HOST:PORT] [-hsm-module PATH] [-max-sessions N]", stderr)
+	fs := newFlagSet("dev", "dev [-dir DIR] [-addr HOST:PORT] [-hsm-module PATH] [-max-sessions N] [-hsm-idle-timeout D]", stderr)
 	dir := fs.String("dir", "./kmipd-dev", "folder holding the token, PKI, store and kmipd.hcl")
 	addr := fs.String("addr", "127.0.0.1:5696", "KMIP listen address")
 	module := fs.String("hsm-module", defaultSoftHSM, "PKCS#11 module")
 	maxSessions := fs.Int("max-sessions", 4, "hard cap on HSM sessions, the login session included")
 	telemetry := fs.String("telemetry-addr", "", "telemetry listen address (default: KMIP port + 1 on the same host; \"off\" disables)")
 	logLevel := fs.String("log-level", "info", "trace, debug, info, warn or error")
+	// Tests of the idle reaper need seconds, not the 30s default.
+	idleTimeout := fs.Duration("hsm-idle-timeout", 0, "close an idle HSM session beyond min_idle after this (default 30s)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	c, err := prepareDev(ctx, *dir, *addr, *module, *maxSessions, *telemetry, *logLevel)
+	if *idleTimeout < 0 {
+		fmt.Fprintln(stderr, "-hsm-idle-timeout must not be negative")
+		return errUsage
+	}
+	c, err := prepareDev(ctx, *dir, *addr, *module, *maxSessions, *idleTimeout, *telemetry, *logLevel)
 	if err != nil {
 		return err
 	}
@@ -42,7 +49,8 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 // prepareDev creates what is missing under dir and returns the config to serve.
-func prepareDev(ctx context.Context, dir, addr, module string, maxSessions int, telemetry, logLevel string) (*Config, error) {
+// idleTimeout 0 keeps the default.
+func prepareDev(ctx context.Context, dir, addr, module string, maxSessions int, idleTimeout time.Duration, telemetry, logLevel string) (*Config, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -51,7 +59,7 @@ func prepareDev(ctx context.Context, dir, addr, module string, maxSessions int, 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	pki := filepath.Join(dir, "pki")
+	pki := filepath.Join(dir, DevPKIDir)
 	if err := certs.Init(pki, certs.Options{}); err != nil {
 		return nil, fmt.Errorf("dev PKI: %w", err)
 	}
@@ -83,10 +91,10 @@ func prepareDev(ctx context.Context, dir, addr, module string, maxSessions int, 
 	}
 
 	c := DevConfig(dir, addr, module, maxSessions)
-	c.Listener.CertFile = filepath.Join(pki, "server.crt")
-	c.Listener.KeyFile = filepath.Join(pki, "server.key")
-	c.Listener.ClientCAFile = filepath.Join(pki, "ca.crt")
 	c.Log.Level = logLevel
+	if idleTimeout > 0 {
+		c.HSM.IdleTimeout = idleTimeout
+	}
 	if telemetry == "" {
 		telemetry = nextPort(addr)
 	}

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/kmipd/kmipd/bench"
 	"github.com/kmipd/kmipd/conformance"
 )
 
@@ -57,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdHSM(ctx, args[1:], stdout, stderr)
 	case "conformance":
 		return conformance.Main(args[1:], stdout, stderr)
+	case "bench":
+		return bench.Main(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "kmipd %s\n", version)
 		return 0

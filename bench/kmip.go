@@ -1,0 +1,192 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gemalto/kmip-go/kmip14"
+	"github.com/gemalto/kmip-go/ttlv"
+
+	"github.com/kmipd/kmipd/kmipops/tree"
+)
+
+// The requests are plain KMIP 1.x trees (TemplateAttribute, Attribute Name /
+// Value pairs), the common subset that kmipd and PyKMIP 0.10 both decode, so
+// one load generator measures any KMIP server. The protocol version in the
+// header is a parameter; 1.2 is the default because it is the highest that
+// PyKMIP implements fully and the first with Encrypt.
+
+// protoVersion is the Protocol Version sent in every request header.
+type protoVersion struct{ major, minor int32 }
+
+func parseProtoVersion(s string) (protoVersion, error) {
+	var v protoVersion
+	if _, err := fmt.Sscanf(s, "%d.%d", &v.major, &v.minor); err != nil || v.major != 1 || v.minor < 0 || v.minor > 4 {
+		return v, fmt.Errorf("KMIP version %q: want 1.0 … 1.4", s)
+	}
+	return v, nil
+}
+
+func (v protoVersion) String() string { return fmt.Sprintf("%d.%d", v.major, v.minor) }
+
+// opKind names one KMIP operation for the per-operation breakdown.
+type opKind int
+
+const (
+	opCreate opKind = iota
+	opGet
+	opDestroy
+	opRegister
+	opActivate
+	opEncrypt
+	numOpKinds
+)
+
+var opNames = [numOpKinds]string{"Create", "Get", "Destroy", "Register", "Activate", "Encrypt"}
+
+func (k opKind) String() string { return opNames[k] }
+
+var kindOperation = [numOpKinds]kmip14.Operation{
+	kmip14.OperationCreate, kmip14.OperationGet, kmip14.OperationDestroy,
+	kmip14.OperationRegister, kmip14.OperationActivate, kmip14.OperationEncrypt,
+}
+
+// message wraps one operation's payload in a single-item RequestMessage.
+func message(v protoVersion, k opKind, payload ...*tree.Node) []byte {
+	return tree.MustEncode(tree.Struct(kmip14.TagRequestMessage,
+		tree.Struct(kmip14.TagRequestHeader,
+			tree.Struct(kmip14.TagProtocolVersion,
+				tree.Int(kmip14.TagProtocolVersionMajor, v.major),
+				tree.Int(kmip14.TagProtocolVersionMinor, v.minor),
+			),
+			tree.Int(kmip14.TagBatchCount, 1),
+		),
+		tree.Struct(kmip14.TagBatchItem,
+			tree.Enum(kmip14.TagOperation, uint32(kindOperation[k])),
+			tree.Struct(kmip14.TagRequestPayload, payload...),
+		),
+	))
+}
+
+func attr(name string, value *tree.Node) *tree.Node {
+	value.Tag = kmip14.TagAttributeValue
+	return tree.Struct(kmip14.TagAttribute, tree.Text(kmip14.TagAttributeName, name), value)
+}
+
+const usageEncDec = uint32(kmip14.CryptographicUsageMaskEncrypt | kmip14.CryptographicUsageMaskDecrypt)
+
+// createAES256 asks for an AES-256 key usable for Encrypt and Decrypt.
+func createAES256(v protoVersion) []byte {
+	return message(v, opCreate,
+		tree.Enum(kmip14.TagObjectType, uint32(kmip14.ObjectTypeSymmetricKey)),
+		tree.Struct(kmip14.TagTemplateAttribute,
+			attr("Cryptographic Algorithm", tree.Enum(0, uint32(kmip14.CryptographicAlgorithmAES))),
+			attr("Cryptographic Length", tree.Int(0, 256)),
+			attr("Cryptographic Usage Mask", tree.Int(0, int32(usageEncDec))),
+		))
+}
+
+// registerAES256 registers the given 32 bytes as a Raw AES-256 key.
+func registerAES256(v protoVersion, material []byte) []byte {
+	return message(v, opRegister,
+		tree.Enum(kmip14.TagObjectType, uint32(kmip14.ObjectTypeSymmetricKey)),
+		tree.Struct(kmip14.TagTemplateAttribute,
+			attr("Cryptographic Usage Mask", tree.Int(0, int32(usageEncDec))),
+		),
+		tree.Struct(kmip14.TagSymmetricKey,
+			tree.Struct(kmip14.TagKeyBlock,
+				tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypeRaw)),
+				tree.Struct(kmip14.TagKeyValue, tree.Bytes(kmip14.TagKeyMaterial, material)),
+				tree.Enum(kmip14.TagCryptographicAlgorithm, uint32(kmip14.CryptographicAlgorithmAES)),
+				tree.Int(kmip14.TagCryptographicLength, 256),
+			),
+		))
+}
+
+// byUID is Get, Destroy or Activate of one object.
+func byUID(v protoVersion, k opKind, uid string) []byte {
+	return message(v, k, tree.Text(kmip14.TagUniqueIdentifier, uid))
+}
+
+// encryptGCM asks for AES-GCM with a 16-byte tag and a server-chosen IV: the
+// request carries no IV, so the server must generate one and return it.
+func encryptGCM(v protoVersion, uid string, data []byte) []byte {
+	return message(v, opEncrypt,
+		tree.Text(kmip14.TagUniqueIdentifier, uid),
+		tree.Struct(kmip14.TagCryptographicParameters,
+			tree.Enum(kmip14.TagBlockCipherMode, uint32(kmip14.BlockCipherModeGCM)),
+			tree.Enum(kmip14.TagCryptographicAlgorithm, uint32(kmip14.CryptographicAlgorithmAES)),
+			tree.Bool(kmip14.TagRandomIV, true),
+			tree.Int(kmip14.TagTagLength, 16),
+		),
+		tree.Bytes(kmip14.TagData, data),
+	)
+}
+
+// opError is a KMIP-level failure: the server answered, with a result
+// status other than Success. It keeps the connection usable.
+type opError struct {
+	Reason  string
+	Message string
+}
+
+func (e *opError) Error() string {
+	if e.Message == "" {
+		return "KMIP " + e.Reason
+	}
+	return "KMIP " + e.Reason + ": " + e.Message
+}
+
+// checkResponse validates a decoded response to a k request and returns its
+// payload. Beyond the result status it checks that the payload carries what
+// the operation promises (an identifier, the key, the ciphertext), so a
+// server answering Success with nothing is still counted as an error.
+func checkResponse(k opKind, resp *tree.Node) (*tree.Node, error) {
+	if resp == nil || resp.Tag != kmip14.TagResponseMessage || resp.Type != ttlv.TypeStructure {
+		return nil, errors.New("response is not a ResponseMessage")
+	}
+	items := resp.All(kmip14.TagBatchItem)
+	if len(items) != 1 {
+		return nil, fmt.Errorf("response has %d batch items, want 1", len(items))
+	}
+	it := items[0]
+	st, ok := it.Child(kmip14.TagResultStatus).EnumValue()
+	if !ok {
+		return nil, errors.New("response has no Result Status")
+	}
+	if kmip14.ResultStatus(st) != kmip14.ResultStatusSuccess {
+		e := &opError{Reason: kmip14.ResultStatus(st).String()}
+		if r, ok := it.Child(kmip14.TagResultReason).EnumValue(); ok {
+			e.Reason = kmip14.ResultReason(r).String()
+		}
+		e.Message, _ = it.Child(kmip14.TagResultMessage).TextValue()
+		return nil, e
+	}
+	p := it.Child(kmip14.TagResponsePayload)
+	if p == nil {
+		return nil, fmt.Errorf("%s: Success without a Response Payload", k)
+	}
+	if _, ok := p.Child(kmip14.TagUniqueIdentifier).TextValue(); !ok {
+		return nil, fmt.Errorf("%s: Success without a Unique Identifier", k)
+	}
+	switch k {
+	case opGet:
+		if m, _ := p.Path(kmip14.TagSymmetricKey, kmip14.TagKeyBlock, kmip14.TagKeyValue, kmip14.TagKeyMaterial).BytesValue(); len(m) == 0 {
+			return nil, errors.New("Get: no symmetric key material in the response")
+		}
+	case opEncrypt:
+		if d, _ := p.Child(kmip14.TagData).BytesValue(); len(d) == 0 {
+			return nil, errors.New("Encrypt: no Data in the response")
+		}
+		if iv, _ := p.Child(kmip14.TagIVCounterNonce).BytesValue(); len(iv) == 0 {
+			return nil, errors.New("Encrypt: the server generated no IV (IV/Counter/Nonce missing)")
+		}
+	}
+	return p, nil
+}
+
+// uidOf is the Unique Identifier of a checked payload.
+func uidOf(p *tree.Node) string {
+	s, _ := p.Child(kmip14.TagUniqueIdentifier).TextValue()
+	return s
+}

@@ -1,0 +1,128 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The HSM figures come from kmipd's own telemetry endpoint rather than from
+// inside the process, so the same numbers can be taken from a production
+// server, and the load generator needs nothing but an address.
+const (
+	metricCalls    = "kmipd_hsm_calls_total"
+	metricSessions = "kmipd_hsm_sessions_open"
+)
+
+var metricsClient = &http.Client{Timeout: 2 * time.Second}
+
+// scrape fetches a Prometheus text exposition and returns the values of the
+// unlabelled series named in want. A name absent from the page is an error:
+// it means the URL is not a kmipd /metrics page.
+func scrape(ctx context.Context, url string, want ...string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	// Ask for the classic text format: one "name value" line per series.
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	resp, err := metricsClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	out := make(map[string]float64, len(want))
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		for _, name := range want {
+			rest, ok := strings.CutPrefix(line, name)
+			if !ok || len(rest) == 0 || rest[0] != ' ' {
+				continue
+			}
+			f := strings.Fields(rest)
+			v, err := strconv.ParseFloat(f[0], 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %q: %w", url, line, err)
+			}
+			out[name] = v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	for _, name := range want {
+		if _, ok := out[name]; !ok {
+			return nil, fmt.Errorf("%s: no %s series (is this kmipd's /metrics?)", url, name)
+		}
+	}
+	return out, nil
+}
+
+// sessionSampler polls the open-sessions gauge and keeps its maximum, to
+// show that load does not make kmipd open HSM sessions.
+type sessionSampler struct {
+	url    string
+	mu     sync.Mutex
+	peak   float64
+	n      int
+	errs   int
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startSampler(ctx context.Context, url string, every time.Duration) *sessionSampler {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &sessionSampler{url: url, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			s.sample(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *sessionSampler) sample(ctx context.Context) {
+	m, err := scrape(ctx, s.url, metricSessions)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if ctx.Err() == nil {
+			s.errs++
+		}
+		return
+	}
+	if v := m[metricSessions]; s.n == 0 || v > s.peak {
+		s.peak = v
+	}
+	s.n++
+}
+
+// stop ends sampling and returns the peak, the sample count and failures.
+func (s *sessionSampler) stop() (peak float64, n, errs int) {
+	s.cancel()
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak, s.n, s.errs
+}

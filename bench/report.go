@@ -1,0 +1,308 @@
+package bench
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Report pairs runs of the same scenario against two servers: the subject
+// (kmipd) and the baseline (PyKMIP). Ratios are of successful requests per
+// second, so a server answering every request with an error scores zero.
+type Report struct {
+	Generated time.Time `json:"generated"`
+	CPUs      int       `json:"cpus"`
+	Subject   string    `json:"subject"`
+	Baseline  string    `json:"baseline"`
+	Rows      []Row     `json:"rows"`
+	Targets   []Target  `json:"targets"`
+	Notes     []string  `json:"notes"`
+}
+
+// Row is one scenario (mix, mode, workers).
+type Row struct {
+	Mix      string   `json:"mix"`
+	Mode     string   `json:"mode"`
+	Workers  int      `json:"workers"`
+	Subject  *Result  `json:"subject,omitempty"`
+	Baseline *Result  `json:"baseline,omitempty"`
+	Ratio    *float64 `json:"ratio,omitempty"` // subject / baseline successful ops/s
+}
+
+// Target is one of the goals set for kmipd (issue 6), checked on this run.
+type Target struct {
+	Name   string `json:"name"`
+	Want   string `json:"want"`
+	Got    string `json:"got"`
+	Status string `json:"status"` // met, missed, n/a
+}
+
+func reportMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	md := fs.String("md", "", "write the markdown table here (default: stdout)")
+	js := fs.String("json", "", "write the report as JSON here")
+	subject := fs.String("subject", "kmipd", "label of the server being measured")
+	baseline := fs.String("baseline", "pykmip", "label of the server it is compared with")
+	var notes multiFlag
+	fs.Var(&notes, "note", "a line added under the table (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: kmipd bench report [-md FILE] [-json FILE] RESULT.json...")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	var results []*Result
+	for _, p := range fs.Args() {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			fmt.Fprintf(stderr, "kmipd bench report: %v\n", err)
+			return 1
+		}
+		var r Result
+		if err := json.Unmarshal(b, &r); err != nil {
+			fmt.Fprintf(stderr, "kmipd bench report: %s: %v\n", p, err)
+			return 1
+		}
+		results = append(results, &r)
+	}
+	rep := BuildReport(results, *subject, *baseline)
+	rep.Notes = append(rep.Notes, notes...)
+	var out strings.Builder
+	rep.WriteMarkdown(&out)
+	write := func(path string, data []byte) bool {
+		if path == "" {
+			_, _ = stdout.Write(data)
+			return true
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			fmt.Fprintf(stderr, "kmipd bench report: %v\n", err)
+			return false
+		}
+		return true
+	}
+	if !write(*md, []byte(out.String())) {
+		return 1
+	}
+	if *js != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if !write(*js, append(b, '\n')) {
+			return 1
+		}
+	}
+	return 0
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, "; ") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+// BuildReport pairs the results by scenario, in the order first seen, and
+// evaluates the targets.
+func BuildReport(results []*Result, subject, baseline string) *Report {
+	rep := &Report{Generated: time.Now().UTC(), CPUs: runtime.NumCPU(), Subject: subject, Baseline: baseline}
+	index := map[string]int{}
+	for _, r := range results {
+		key := fmt.Sprintf("%s/%s/%d", r.Mix, r.Mode, r.Workers)
+		i, ok := index[key]
+		if !ok {
+			i = len(rep.Rows)
+			index[key] = i
+			rep.Rows = append(rep.Rows, Row{Mix: r.Mix, Mode: r.Mode, Workers: r.Workers})
+		}
+		switch r.Label {
+		case subject:
+			rep.Rows[i].Subject = r
+		case baseline:
+			rep.Rows[i].Baseline = r
+		}
+	}
+	for i := range rep.Rows {
+		row := &rep.Rows[i]
+		if row.Subject != nil && row.Baseline != nil && row.Baseline.OKPerSec > 0 {
+			q := row.Subject.OKPerSec / row.Baseline.OKPerSec
+			row.Ratio = &q
+		}
+	}
+	rep.Targets = rep.evaluate()
+	return rep
+}
+
+func (rep *Report) find(mix, mode string, workers int) *Row {
+	for i := range rep.Rows {
+		r := &rep.Rows[i]
+		if r.Mix == mix && r.Mode == mode && r.Workers == workers {
+			return r
+		}
+	}
+	return nil
+}
+
+func (rep *Report) evaluate() []Target {
+	var ts []Target
+	ratio := func(mix, mode string, workers int, want float64) {
+		t := Target{Name: fmt.Sprintf("%s %s %d workers: %s / %s", mix, mode, workers, rep.Subject, rep.Baseline),
+			Want: fmt.Sprintf("≥ %.0f×", want), Status: "n/a", Got: "not run"}
+		if row := rep.find(mix, mode, workers); row != nil && row.Ratio != nil {
+			t.Got = fmt.Sprintf("%.1f×", *row.Ratio)
+			t.Status = met(*row.Ratio >= want)
+		}
+		ts = append(ts, t)
+	}
+	ratio(MixGet, Persistent, 32, 100)
+	ratio(MixCreateGetDestroy, Reconnect, 16, 10)
+
+	t := Target{Name: "p99 Get latency, get persistent 32 workers", Want: "< 5 ms", Status: "n/a", Got: "not run"}
+	if row := rep.find(MixGet, Persistent, 32); row != nil && row.Subject != nil {
+		p99 := row.Subject.Latency.P99
+		t.Got = fmt.Sprintf("%.2f ms", p99)
+		t.Status = met(p99 > 0 && p99 < 5)
+	}
+	ts = append(ts, t)
+
+	// HSM calls per op, for each mix whose steady state must not touch the
+	// HSM, on every kmipd row where telemetry was scraped.
+	for _, row := range rep.Rows {
+		s := row.Subject
+		if s == nil || s.HSM == nil || (row.Mix != MixGet && row.Mix != MixCreate && row.Mix != MixEncrypt) {
+			continue
+		}
+		t := Target{Name: fmt.Sprintf("HSM calls per op, %s %s %d workers (cached owner)", row.Mix, row.Mode, row.Workers),
+			Want: "0", Got: fmt.Sprintf("%.0f calls / %d ops", s.HSM.Calls, s.Ops)}
+		switch {
+		case s.Ops > 0 && s.Errors == s.Ops:
+			t.Status = "n/a"
+			t.Got += " (every request failed)"
+		default:
+			t.Status = met(s.HSM.Calls == 0)
+		}
+		ts = append(ts, t)
+	}
+	return ts
+}
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "missed"
+}
+
+// WriteMarkdown renders the comparison table, the per-operation latencies
+// and the targets.
+func (rep *Report) WriteMarkdown(w io.Writer) {
+	s, b := rep.Subject, rep.Baseline
+	fmt.Fprintf(w, "# kmipd bench: %s vs %s\n\n", s, b)
+	fmt.Fprintf(w, "Generated %s on %d CPUs; load generator and both servers share the machine.\n\n",
+		rep.Generated.Format(time.RFC3339), rep.CPUs)
+	fmt.Fprintf(w, "| mix | mode | workers | %s ok/s | %s p50 | %s p99 | %s errors | %s ok/s | %s p50 | %s p99 | %s errors | %s / %s | HSM calls/op | peak HSM sessions |\n", s, s, s, s, b, b, b, b, s, b)
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, row := range rep.Rows {
+		cells := []string{row.Mix, row.Mode, fmt.Sprint(row.Workers)}
+		cells = append(cells, resultCells(row.Subject)...)
+		cells = append(cells, resultCells(row.Baseline)...)
+		ratio := "-"
+		if row.Ratio != nil {
+			ratio = fmt.Sprintf("**%.1f×**", *row.Ratio)
+		}
+		calls, peak := "-", "-"
+		if row.Subject != nil && row.Subject.HSM != nil {
+			calls = fmt.Sprintf("%.4g", row.Subject.HSM.CallsPerOp)
+			peak = fmt.Sprintf("%.0f", row.Subject.HSM.PeakSessions)
+		}
+		cells = append(cells, ratio, calls, peak)
+		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+	}
+
+	fmt.Fprintf(w, "\n## Per operation (p50 / p99)\n\n| mix | mode | workers | operation | %s | %s |\n|---|---|---:|---|---:|---:|\n", s, b)
+	for _, row := range rep.Rows {
+		for k := range numOpKinds {
+			name := k.String()
+			sub, base := opCell(row.Subject, name), opCell(row.Baseline, name)
+			if sub == "" && base == "" {
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s |\n", row.Mix, row.Mode, row.Workers, name, or(sub, "-"), or(base, "-"))
+		}
+	}
+
+	fmt.Fprintf(w, "\n## Targets\n\n| target | want | got | status |\n|---|---|---|---|\n")
+	for _, t := range rep.Targets {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.Name, t.Want, t.Got, t.Status)
+	}
+
+	var errs []string
+	for _, row := range rep.Rows {
+		for _, r := range []*Result{row.Subject, row.Baseline} {
+			if r != nil && len(r.ErrorSamples) > 0 {
+				errs = append(errs, fmt.Sprintf("- %s %s/%s: %s", r.Label, r.Mix, r.Mode, strings.Join(r.ErrorSamples, "; ")))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		fmt.Fprintf(w, "\n## Errors\n\n%s\n", strings.Join(errs, "\n"))
+	}
+	fmt.Fprintf(w, "\n## Notes\n\n")
+	fmt.Fprintln(w, "- ok/s counts successful KMIP requests per second (a create-get-destroy cycle is three requests); latencies are of successful requests, measured by the client, and include the full TLS handshake in reconnect mode.")
+	fmt.Fprintln(w, "- HSM calls/op and peak sessions come from kmipd's /metrics (kmipd_hsm_calls_total before and after the measured phase, kmipd_hsm_sessions_open sampled every 100 ms, the login session included), after a warm-up Create per owner.")
+	// One line per distinct protocol setup, not per run.
+	seen := map[string]bool{}
+	for _, r := range rep.Rows {
+		for _, x := range []*Result{r.Subject, r.Baseline} {
+			if x == nil {
+				continue
+			}
+			line := fmt.Sprintf("- %s: KMIP %s over %s, %d owner(s), %.0fs measured per run.", x.Label, x.KMIPVersion, x.TLSVersion, x.Owners, x.Seconds)
+			if !seen[line] {
+				seen[line] = true
+				fmt.Fprintln(w, line)
+			}
+		}
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintf(w, "- %s\n", n)
+	}
+}
+
+func resultCells(r *Result) []string {
+	if r == nil {
+		return []string{"-", "-", "-", "-"}
+	}
+	return []string{fmt.Sprintf("%.0f", r.OKPerSec), fmtMS(r.Latency.P50), fmtMS(r.Latency.P99), fmt.Sprint(r.Errors)}
+}
+
+func opCell(r *Result, op string) string {
+	if r == nil {
+		return ""
+	}
+	s, ok := r.ByOp[op]
+	if !ok {
+		return ""
+	}
+	if s.Errors == s.Ops {
+		return fmt.Sprintf("all %d failed", s.Ops)
+	}
+	return fmt.Sprintf("%s / %s", fmtMS(s.Latency.P50), fmtMS(s.Latency.P99))
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

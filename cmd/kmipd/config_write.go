@@ -1,0 +1,127 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// WriteHCL renders c as a complete kmipd.hcl that ParseConfig reads back to
+// an equal Config. A literal PIN is written as is: the file is the secret's
+// home then, so keep it private (DevConfig uses file: instead).
+func (c *Config) WriteHCL(w io.Writer) error {
+	var b strings.Builder
+	q := hclQuote
+	tlsv := map[uint16]string{tls.VersionTLS12: "1.2", tls.VersionTLS13: "1.3"}[c.Listener.MinTLSVersion]
+	l, h := &c.Listener, &c.HSM
+	fmt.Fprintf(&b, `# kmipd configuration; see config.example.hcl for every key.
+
+listener {
+  address           = %s
+  cert_file         = %s
+  key_file          = %s
+  client_ca_file    = %s # clients must present a certificate signed by this CA
+  min_tls_version   = %s
+  max_message_size  = %s
+  read_timeout      = %s
+  idle_timeout      = %s
+  write_timeout     = %s
+  max_connections   = %d
+  check_credentials = %t
+}
+
+hsm {
+  module               = %s
+`, q(l.Address), q(l.CertFile), q(l.KeyFile), q(l.ClientCAFile), q(tlsv), q(formatSize(l.MaxMessageSize)),
+		q(formatDuration(l.ReadTimeout)), q(formatDuration(l.IdleTimeout)), q(formatDuration(l.WriteTimeout)),
+		l.MaxConnections, l.CheckCredentials, q(h.Module))
+	switch {
+	case h.Slot != nil:
+		fmt.Fprintf(&b, "  slot                 = %d\n", *h.Slot)
+	case h.TokenSerial != "":
+		fmt.Fprintf(&b, "  token_serial         = %s\n", q(h.TokenSerial))
+	default:
+		fmt.Fprintf(&b, "  token_label          = %s\n", q(h.TokenLabel))
+	}
+	fmt.Fprintf(&b, `  pin                  = %s # literal, env:NAME or file:PATH
+  max_sessions         = %d # every PKCS#11 session, the login session included
+  min_idle             = %d
+  session_wait_timeout = %s
+  idle_timeout         = %s
+  mkek_label           = %s
+  hmac_label           = %s
+}
+
+storage {
+  path        = %s
+  sync_writes = %t
+}
+
+kek {
+  cache_ttl  = %s
+  cache_size = %d
+}
+
+log {
+  level  = %s # trace | debug | info | warn | error
+  format = %s # text | json
+}
+`, q(string(h.PIN)), h.MaxSessions, h.MinIdle, q(formatDuration(h.SessionWaitTimeout)), q(formatDuration(h.IdleTimeout)),
+		q(h.MKEKLabel), q(h.HMACLabel), q(c.Storage.Path), c.Storage.SyncWrites,
+		q(formatDuration(c.KEK.CacheTTL)), c.KEK.CacheSize, q(c.Log.Level), q(c.Log.Format))
+	if c.Telemetry != nil {
+		fmt.Fprintf(&b, "\ntelemetry {\n  address = %s # /metrics, /healthz, /readyz\n}\n", q(c.Telemetry.Address))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// hclQuote renders s as an HCL string literal, escaping template introducers
+// ("${", "%{") as well as quotes, backslashes and non-printing runes.
+func hclQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case (r == '$' || r == '%') && strings.HasPrefix(s[i+1:], "{"):
+			b.WriteRune(r)
+			b.WriteRune(r)
+		case !unicode.IsPrint(r):
+			fmt.Fprintf(&b, `\U%08x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// formatDuration drops the zero tails of time.Duration.String ("2m0s" -> "2m").
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+func formatSize(n int64) string {
+	for _, u := range sizeUnits[:3] { // binary units only
+		if n >= u.mult && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}

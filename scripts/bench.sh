@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# kmipd and PyKMIP's server side by side (issue 6), on this machine.
+#
+#   scripts/bench.sh [BIN]          # BIN defaults to bin/kmipd (`make bench` passes it)
+#
+# Starts a kmipd dev server (SoftHSM token, Badger store, dev PKI) and PyKMIP
+# 0.10's server using the same PKI, runs the same `kmipd bench` scenarios
+# against both, one server at a time, and writes bench/results.md and
+# bench/results.json. Environment:
+#   BENCH_DURATION  measured phase per run (default 10s)
+#   BENCH_OUT       output folder (default bench)
+#   BENCH_KEEP      if set, keep the temporary folder (logs, raw results)
+# Both servers listen on 127.0.0.1 only; each run is bounded in time.
+set -euo pipefail
+set -m # every background job gets its own process group, so it can be stopped whole
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BIN="${1:-bin/kmipd}"
+case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
+DURATION="${BENCH_DURATION:-10s}"
+OUT="${BENCH_OUT:-$ROOT/bench}"
+# Always the system Python: the python3 on PATH may be a pyenv without the
+# Debian python3-pykmip modules.
+PYTHON=/usr/bin/python3
+PYKMIP_SERVER=/usr/bin/pykmip-server
+
+# Scenarios: mix mode workers.
+SCENARIOS=(
+  "get persistent 32"
+  "create-get-destroy reconnect 16"
+  "create persistent 16"
+  "register-get persistent 16"
+  "encrypt persistent 32"
+)
+
+[ -x "$BIN" ] || { echo "bench.sh: $BIN not found; run make build" >&2; exit 1; }
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/kmipd-bench.XXXXXX")"
+KMIPD_PID="" PYKMIP_PID=""
+
+stop_group() { # pid: SIGTERM the process group, SIGKILL after 10s
+  local pid="$1" i
+  [ -n "$pid" ] || return 0
+  kill -TERM -- "-$pid" 2>/dev/null || return 0
+  for i in $(seq 100); do
+    kill -0 -- "-$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+}
+cleanup() {
+  stop_group "$PYKMIP_PID"
+  stop_group "$KMIPD_PID"
+  if [ -n "${BENCH_KEEP:-}" ]; then echo "bench.sh: kept $TMP" >&2; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_port() { # port pid log: until the port accepts, or fail if pid died
+  local port="$1" pid="$2" log="$3" i
+  for i in $(seq 600); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "bench.sh: server exited before listening on $port:" >&2; tail -n 30 "$log" >&2; return 1
+    fi
+    sleep 0.1
+  done
+  echo "bench.sh: nothing listening on $port after 60s:" >&2; tail -n 30 "$log" >&2; return 1
+}
+
+# kmipd: dev mode makes the token, the master keys and the PKI under TMP.
+KPORT="$(free_port)" TPORT="$(free_port)"
+"$BIN" dev -dir "$TMP/kmipd" -addr "127.0.0.1:$KPORT" -telemetry-addr "127.0.0.1:$TPORT" \
+  -log-level warn >"$TMP/kmipd.log" 2>&1 &
+KMIPD_PID=$!
+wait_port "$KPORT" "$KMIPD_PID" "$TMP/kmipd.log"
+PKI="$TMP/kmipd/pki"
+echo "bench.sh: kmipd on 127.0.0.1:$KPORT (telemetry $TPORT), pid $KMIPD_PID" >&2
+
+# PyKMIP, with kmipd's server certificate and CA, so the same client
+# identities (minted with -owners from PKI/ca.key) are valid on both.
+PPORT=""
+if [ -x "$PYKMIP_SERVER" ] && "$PYTHON" -c 'import kmip' 2>/dev/null; then
+  PPORT="$(free_port)"
+  mkdir -p "$TMP/pykmip/policies"
+  cat >"$TMP/pykmip/server.conf" <<EOF
+[server]
+hostname=127.0.0.1
+port=$PPORT
+certificate_path=$PKI/server.crt
+key_path=$PKI/server.key
+ca_path=$PKI/ca.crt
+auth_suite=TLS1.2
+enable_tls_client_auth=True
+policy_path=$TMP/pykmip/policies
+database_path=$TMP/pykmip/pykmip.db
+logging_level=WARNING
+EOF
+  (cd "$TMP/pykmip" && exec "$PYTHON" "$PYKMIP_SERVER" -f "$TMP/pykmip/server.conf" -l "$TMP/pykmip/server.log") \
+    >"$TMP/pykmip/stdout.log" 2>&1 &
+  PYKMIP_PID=$!
+  wait_port "$PPORT" "$PYKMIP_PID" "$TMP/pykmip/stdout.log"
+  echo "bench.sh: PyKMIP on 127.0.0.1:$PPORT, pid $PYKMIP_PID" >&2
+else
+  echo "bench.sh: PyKMIP's server not installed (python3-pykmip); kmipd only" >&2
+fi
+
+mkdir -p "$TMP/results" "$OUT"
+n=0
+run() { # label addr mix mode workers [extra flags...]
+  local label="$1" addr="$2" mix="$3" mode="$4" workers="$5"
+  shift 5
+  n=$((n + 1))
+  local out
+  out="$TMP/results/$(printf '%02d' "$n")-$label-$mix-$mode.json"
+  "$BIN" bench -addr "$addr" -pki "$PKI" -cert "$PKI/client.crt" -key "$PKI/client.key" \
+    -mix "$mix" -mode "$mode" -workers "$workers" -duration "$DURATION" \
+    -label "$label" -json "$@" >"$out"
+}
+
+for s in "${SCENARIOS[@]}"; do
+  read -r mix mode workers <<<"$s"
+  run kmipd "127.0.0.1:$KPORT" "$mix" "$mode" "$workers" -metrics "http://127.0.0.1:$TPORT/metrics"
+  if [ -n "$PPORT" ]; then
+    run pykmip "127.0.0.1:$PPORT" "$mix" "$mode" "$workers"
+  fi
+done
+
+PYKMIP_VERSION="$(dpkg-query -W -f '${Version}' python3-pykmip 2>/dev/null || echo unknown)"
+"$BIN" bench report -md "$OUT/results.md" -json "$OUT/results.json" \
+  -note "Command: BENCH_DURATION=$DURATION scripts/bench.sh (make bench); $("$BIN" version); python3-pykmip $PYKMIP_VERSION; $(nproc) cores, $(uname -sr)." \
+  -note "kmipd: dev mode (SoftHSM2 token, max_sessions 4, Badger with synced writes); PyKMIP: pykmip-server with SQLite, auth_suite TLS1.2. Each server is measured alone, one run at a time." \
+  "$TMP"/results/*.json
+echo "bench.sh: wrote $OUT/results.md and $OUT/results.json" >&2
+cat "$OUT/results.md"
