@@ -40,8 +40,13 @@ listener {
   max_connections = 10000
 
   # A KMIP Credential (username/password) in a request is accepted and ignored
-  # unless this is true, in which case it is checked. Default false.
+  # unless this is true, in which case it is checked against credentials_file.
+  # Default false.
   check_credentials = false
+
+  # With check_credentials: a file of "username:password" lines (blank lines
+  # and lines starting with # ignored). Keep it mode 0600. No default.
+  # credentials_file = "/etc/kmipd/credentials"
 }
 
 # The PKCS#11 HSM holding the master keys. kmipd opens at most max_sessions

@@ -134,7 +134,9 @@ func BuildReport(results []*Result, subject, baseline string) *Report {
 	}
 	for i := range rep.Rows {
 		row := &rep.Rows[i]
-		if row.Subject != nil && row.Baseline != nil && row.Baseline.OKPerSec > 0 {
+		// A side where every request failed has no meaningful ratio; its
+		// errors column says why.
+		if row.Subject != nil && row.Baseline != nil && row.Baseline.OKPerSec > 0 && row.Subject.OKPerSec > 0 {
 			q := row.Subject.OKPerSec / row.Baseline.OKPerSec
 			row.Ratio = &q
 		}

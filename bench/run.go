@@ -424,6 +424,9 @@ func (w *worker) fail(k opKind, err error) {
 func (w *worker) connect() error {
 	c, err := dial(w.r.ctx, w.r.cfg.Addr, w.o.tls, w.r.cfg.Timeout)
 	if err != nil {
+		// A refused connection fails at once: pause so a dead server
+		// does not turn the load generator into a busy loop.
+		time.Sleep(10 * time.Millisecond)
 		return err
 	}
 	w.mu.Lock()

@@ -41,7 +41,6 @@ func kmipdBinary(t *testing.T) string {
 			goBin = "go"
 		}
 		cmd := exec.Command(goBin, "build", "-o", builtBin, "github.com/kmipd/kmipd/cmd/kmipd")
-		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/kmipd: %v\n%s", err, out)
 		}
@@ -216,8 +215,8 @@ func TestInterruptedRunReturnsPromptly(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
-		{"-addr", "127.0.0.1:1"},                               // no credentials
-		{"-ca", "x", "-owners", "2"},                           // owners without -pki
+		{"-addr", "127.0.0.1:1"},                                   // no credentials
+		{"-ca", "x", "-owners", "2"},                               // owners without -pki
 		{"-ca", "x", "-cert", "c", "-key", "k", "-tls-max", "1.1"}, // bad TLS version
 		{"-ca", "x", "-cert", "c", "-key", "k", "extra"},
 	} {

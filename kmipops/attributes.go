@@ -342,13 +342,20 @@ var leadingAttrs = map[string]int{attrUniqueIdentifier: 1, attrObjectType: 2, at
 // listing returns the attribute instances visible at protocol version v, in
 // listing order: custom and unknown ones as stored, then the leading
 // standard attributes, then the others by name.
-func (o *object) listing(v version) []attr {
+//
+// values is set for GetAttributes (values returned), clear for
+// GetAttributeList (names only). With values, a 1.2 client is not sent the
+// attributes 1.2 introduced: PyKMIP 0.10, which speaks 1.2 by default, cannot
+// decode them (Original Creation Date above all, which every object has) and
+// fails the whole response. They remain readable by name.
+func (o *object) listing(v version, values bool) []attr {
 	var cust, std []attr
 	for _, a := range o.attrs {
 		d, known := attrDefs[a.name]
 		switch {
 		case !known:
 			cust = append(cust, a)
+		case values && v.minor == 2 && d.since == 2:
 		case d.since <= v.minor:
 			std = append(std, a)
 		}

@@ -65,6 +65,7 @@ func TestOASISCases(t *testing.T) {
 		switch {
 		case res.Passed:
 			passed++
+			t.Logf("%s: pass", name)
 		case mustPass[name]:
 			t.Errorf("%s: %s", name, res.Reason())
 		default:

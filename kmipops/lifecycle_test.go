@@ -129,6 +129,17 @@ func TestAttributeOperations(t *testing.T) {
 			t.Fatal("deleted attribute listed")
 		}
 	}
+	// A 1.2 client's unnamed GetAttributes leaves out the 1.2 additions
+	// (PyKMIP 0.10 cannot decode them); by name they are there.
+	e.v = version{1, 2}
+	for _, a := range okPayload(t, e.do(alice, item(kmip14.OperationGetAttributes, uidF(uid))), 0).All(kmip14.TagAttribute) {
+		if a.Child(kmip14.TagAttributeName).Text == "Original Creation Date" {
+			t.Error("1.2 client sees Original Creation Date in the unnamed listing")
+		}
+	}
+	if e.getAttrs(alice, uid, "Original Creation Date")["Original Creation Date"] == nil {
+		t.Error("Original Creation Date not readable by name")
+	}
 	// A 1.0 client does not see attributes introduced later.
 	e.v = version{1, 0}
 	for _, a := range okPayload(t, e.do(alice, item(kmip14.OperationGetAttributes, uidF(uid))), 0).All(kmip14.TagAttribute) {

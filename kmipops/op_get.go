@@ -117,7 +117,7 @@ func opGetAttributes(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node,
 	}
 	r := respUID(uid)
 	if len(names) == 0 {
-		for _, a := range o.listing(ic.v) {
+		for _, a := range o.listing(ic.v, true) {
 			r.Add(a.node())
 		}
 	} else {
@@ -145,7 +145,7 @@ func opGetAttributeList(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.No
 	}
 	r := respUID(uid)
 	seen := map[string]bool{}
-	for _, a := range o.listing(ic.v) {
+	for _, a := range o.listing(ic.v, false) {
 		if !seen[a.name] {
 			seen[a.name] = true
 			r.Add(tree.Text(kmip14.TagAttributeName, a.name))

@@ -10,6 +10,11 @@
 #   BENCH_DURATION  measured phase per run (default 10s)
 #   BENCH_OUT       output folder (default bench)
 #   BENCH_KEEP      if set, keep the temporary folder (logs, raw results)
+#   BENCH_TLS_MAX   highest TLS version the client offers (default 1.2: PyKMIP's
+#                   only version and what Barbican's kmip_plugin is configured for,
+#                   so both servers run the same protocol; 1.3 for kmipd's best)
+#   BENCH_OWNERS    if > 0, mint that many client identities and spread the
+#                   workers over them (default: the dev client certificate alone)
 # Both servers listen on 127.0.0.1 only; each run is bounded in time.
 set -euo pipefail
 set -m # every background job gets its own process group, so it can be stopped whole
@@ -19,6 +24,8 @@ BIN="${1:-bin/kmipd}"
 case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
 DURATION="${BENCH_DURATION:-10s}"
 OUT="${BENCH_OUT:-$ROOT/bench}"
+TLS_MAX="${BENCH_TLS_MAX:-1.2}"
+OWNERS="${BENCH_OWNERS:-0}"
 # Always the system Python: the python3 on PATH may be a pyenv without the
 # Debian python3-pykmip modules.
 PYTHON=/usr/bin/python3
@@ -109,14 +116,17 @@ else
 fi
 
 mkdir -p "$TMP/results" "$OUT"
+# Other work on the machine skews absolute numbers: record how busy it was.
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 n=0
 run() { # label addr mix mode workers [extra flags...]
   local label="$1" addr="$2" mix="$3" mode="$4" workers="$5"
   shift 5
   n=$((n + 1))
-  local out
+  local out who=(-cert "$PKI/client.crt" -key "$PKI/client.key")
   out="$TMP/results/$(printf '%02d' "$n")-$label-$mix-$mode.json"
-  "$BIN" bench -addr "$addr" -pki "$PKI" -cert "$PKI/client.crt" -key "$PKI/client.key" \
+  if [ "$OWNERS" -gt 0 ]; then who=(-owners "$OWNERS"); fi
+  "$BIN" bench -addr "$addr" -pki "$PKI" "${who[@]}" -tls-max "$TLS_MAX" \
     -mix "$mix" -mode "$mode" -workers "$workers" -duration "$DURATION" \
     -label "$label" -json "$@" >"$out"
 }
@@ -129,9 +139,11 @@ for s in "${SCENARIOS[@]}"; do
   fi
 done
 
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 PYKMIP_VERSION="$(dpkg-query -W -f '${Version}' python3-pykmip 2>/dev/null || echo unknown)"
 "$BIN" bench report -md "$OUT/results.md" -json "$OUT/results.json" \
-  -note "Command: BENCH_DURATION=$DURATION scripts/bench.sh (make bench); $("$BIN" version); python3-pykmip $PYKMIP_VERSION; $(nproc) cores, $(uname -sr)." \
+  -note "Command: BENCH_DURATION=$DURATION BENCH_TLS_MAX=$TLS_MAX BENCH_OWNERS=$OWNERS scripts/bench.sh (make bench); $("$BIN" version); python3-pykmip $PYKMIP_VERSION; $(nproc) cores, $(uname -sr)." \
+  -note "Load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $LOAD_AFTER. Anything above ~2 means other processes competed for the 2 cores." \
   -note "kmipd: dev mode (SoftHSM2 token, max_sessions 4, Badger with synced writes); PyKMIP: pykmip-server with SQLite, auth_suite TLS1.2. Each server is measured alone, one run at a time." \
   "$TMP"/results/*.json
 echo "bench.sh: wrote $OUT/results.md and $OUT/results.json" >&2

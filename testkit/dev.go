@@ -259,6 +259,7 @@ func (d *Dev) waitReady(exited chan struct{}) {
 	}
 }
 
+// exitErrNow is the process's exit status (nil while it runs or if it exited 0).
 func (d *Dev) exitErrNow() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -309,6 +310,9 @@ func (d *Dev) halt(sig syscall.Signal, grace time.Duration) {
 	d.mu.Unlock()
 	d.stopping.Store(true)
 	d.stopped = true
+	if cmd == nil { // it never started
+		return
+	}
 	_ = cmd.Process.Signal(sig)
 	if grace > 0 {
 		select {

@@ -2,6 +2,7 @@ package testkit_test
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"testing"
 
@@ -43,10 +44,9 @@ func TestDevRoundTrip(t *testing.T) {
 		t.Fatalf("another owner's Get: %v, want Item Not Found", err)
 	}
 	var kerr *testkit.Error
-	if err := other.Destroy(uid); !testkit.IsReason(err, kmip14.ResultReasonItemNotFound) {
-		t.Fatalf("another owner's Destroy: %v", err)
-	} else if !asError(err, &kerr) || kerr.ResultStatus != kmip14.ResultStatusOperationFailed {
-		t.Fatalf("typed error: %#v", err)
+	if err := other.Destroy(uid); !errors.As(err, &kerr) ||
+		kerr.ResultStatus != kmip14.ResultStatusOperationFailed || kerr.ResultReason != kmip14.ResultReasonItemNotFound {
+		t.Fatalf("another owner's Destroy: %#v, want an Item Not Found *testkit.Error", err)
 	}
 
 	if err := c.Destroy(uid); err != nil {
@@ -69,10 +69,4 @@ func TestDevRoundTrip(t *testing.T) {
 	if d.Alive() || d.Ready() {
 		t.Fatalf("pid %d still serving after Stop", pid)
 	}
-}
-
-func asError(err error, target **testkit.Error) bool {
-	e, ok := err.(*testkit.Error)
-	*target = e
-	return ok
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -63,8 +64,10 @@ func hsmConfig(c *Config) (hsm.Config, error) {
 }
 
 // Build opens the HSM and the store and wires the server; nothing listens yet.
-func Build(ctx context.Context, c *Config, log hclog.Logger) (rt *runtime, err error) {
-	rt = &runtime{log: log}
+func Build(ctx context.Context, c *Config, log hclog.Logger) (_ *runtime, err error) {
+	// rt is not the named result: every early return sets that to nil, and
+	// the cleanup below must still see what was opened.
+	rt := &runtime{log: log}
 	defer func() {
 		if err != nil {
 			rt.Close()
@@ -86,10 +89,13 @@ func Build(ctx context.Context, c *Config, log hclog.Logger) (rt *runtime, err e
 	if err := rt.metrics.Register(rt.hsm.Collector()); err != nil {
 		return nil, err
 	}
-	rt.processor = kmipops.NewProcessor(rt.store, rt.keyring, kmipops.Options{
-		CheckCredentials: c.Listener.CheckCredentials,
-		Observer:         rt.metrics,
-	}, log.Named("kmip"))
+	opts := kmipops.Options{CheckCredentials: c.Listener.CheckCredentials, Observer: rt.metrics}
+	if c.Listener.CheckCredentials {
+		if opts.Credentials, err = loadCredentials(c.Listener.CredentialsFile); err != nil {
+			return nil, err
+		}
+	}
+	rt.processor = kmipops.NewProcessor(rt.store, rt.keyring, opts, log.Named("kmip"))
 	tlsConf, err := server.TLSConfig(c.Listener.CertFile, c.Listener.KeyFile, c.Listener.ClientCAFile, c.Listener.MinTLSVersion)
 	if err != nil {
 		return nil, err
@@ -185,4 +191,29 @@ func serveConfig(ctx context.Context, c *Config, logOut io.Writer) error {
 	defer rt.Close()
 	log.Info("serving KMIP", "address", c.Listener.Address, "max_sessions", c.HSM.MaxSessions)
 	return rt.Serve(ctx, c)
+}
+
+// loadCredentials reads "username:password" lines for check_credentials.
+// Errors name the file and line, never a password.
+func loadCredentials(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("credentials file: %w", err)
+	}
+	creds := map[string]string{}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		user, pass, ok := strings.Cut(line, ":")
+		if !ok || user == "" || pass == "" {
+			return nil, fmt.Errorf("%s:%d: want username:password", path, i+1)
+		}
+		creds[user] = pass
+	}
+	if len(creds) == 0 {
+		return nil, fmt.Errorf("%s: no credentials", path)
+	}
+	return creds, nil
 }

@@ -37,6 +37,7 @@ type ListenerConfig struct {
 	ReadTimeout, IdleTimeout, WriteTimeout time.Duration
 	MaxConnections                         int
 	CheckCredentials                       bool
+	CredentialsFile                        string // "user:password" lines; required when CheckCredentials
 }
 
 type HSMConfig struct {
@@ -242,7 +243,7 @@ var schema = []struct {
 	keys     []string
 }{
 	{"listener", true, []string{"address", "!cert_file", "!key_file", "!client_ca_file", "min_tls_version",
-		"max_message_size", "read_timeout", "idle_timeout", "write_timeout", "max_connections", "check_credentials"}},
+		"max_message_size", "read_timeout", "idle_timeout", "write_timeout", "max_connections", "check_credentials", "credentials_file"}},
 	{"hsm", true, []string{"!module", "token_label", "token_serial", "slot", "!pin", "max_sessions", "min_idle",
 		"session_wait_timeout", "idle_timeout", "mkek_label", "hmac_label"}},
 	{"storage", true, []string{"!path", "sync_writes"}},
@@ -323,6 +324,12 @@ func ParseConfig(src []byte, filename string) (*Config, error) {
 	d.duration(rl["write_timeout"], "listener.write_timeout", &l.WriteTimeout)
 	d.integer(rl["max_connections"], "listener.max_connections", &l.MaxConnections, 1, math.MaxInt32)
 	d.boolean(rl["check_credentials"], "listener.check_credentials", &l.CheckCredentials)
+	d.path(rl["credentials_file"], "listener.credentials_file", &l.CredentialsFile)
+	// check_credentials defaults to false, so when it is true the key is present.
+	if a := rl["check_credentials"]; l.CheckCredentials && l.CredentialsFile == "" && a != nil {
+		d.errf(a.Range, "listener.check_credentials needs listener.credentials_file",
+			"checking KMIP credentials needs a file of user:password lines to check them against")
+	}
 
 	h, rh := &c.HSM, blocks["hsm"]
 	if d.str(rh["module"], "hsm.module", &h.Module, nonEmpty) && strings.ContainsRune(h.Module, filepath.Separator) {

@@ -310,6 +310,7 @@ func TestDevConfigRoundTrip(t *testing.T) {
 	c.Listener.MaxMessageSize, c.Listener.IdleTimeout, c.KEK.CacheTTL = 1000, 90*time.Second, 25*time.Hour
 	c.HSM.PIN = Secret("a\"b\\c${x}%{y}\n\x01é")
 	c.Listener.MinTLSVersion, c.Listener.CheckCredentials, c.Storage.SyncWrites = tls.VersionTLS13, true, false
+	c.Listener.CredentialsFile = "/etc/kmipd/credentials"
 	roundTrip(t, c, filepath.Join(dir, DevConfigFile))
 	c.HSM.Slot, c.HSM.TokenSerial = nil, "0123abcd"
 	roundTrip(t, c, "elsewhere/kmipd.hcl") // absolute paths: the file's location does not matter
@@ -363,4 +364,44 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("round trip differs\n%s", buf.String())
 		}
 	})
+}
+
+func TestCheckCredentialsNeedsFile(t *testing.T) {
+	src, err := os.ReadFile("../../config.example.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(src), "check_credentials = false", "check_credentials = true", 1)
+	_, err = ParseConfig([]byte(bad), "kmipd.hcl")
+	if err == nil || !strings.Contains(err.Error(), "credentials_file") || !strings.Contains(err.Error(), "kmipd.hcl:") {
+		t.Fatalf("err = %v, want a positioned credentials_file error", err)
+	}
+	good := strings.Replace(bad, `# credentials_file = "/etc/kmipd/credentials"`, `credentials_file = "/etc/kmipd/credentials"`, 1)
+	c, err := ParseConfig([]byte(good), "kmipd.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Listener.CheckCredentials || c.Listener.CredentialsFile != "/etc/kmipd/credentials" {
+		t.Fatalf("listener = %+v", c.Listener)
+	}
+}
+
+func TestLoadCredentials(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "creds")
+	if err := os.WriteFile(p, []byte("# comment\nbarbican:s3cret:with:colons\n\nops:pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := loadCredentials(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["barbican"] != "s3cret:with:colons" || m["ops"] != "pw" || len(m) != 2 {
+		t.Fatalf("creds = %v", len(m))
+	}
+	if err := os.WriteFile(p, []byte("nopassword\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadCredentials(p); err == nil || !strings.Contains(err.Error(), ":1:") {
+		t.Fatalf("err = %v, want a line-numbered error", err)
+	}
 }

@@ -32,13 +32,13 @@ listener {
   write_timeout     = %s
   max_connections   = %d
   check_credentials = %t
-}
+%s}
 
 hsm {
   module               = %s
 `, q(l.Address), q(l.CertFile), q(l.KeyFile), q(l.ClientCAFile), q(tlsv), q(formatSize(l.MaxMessageSize)),
 		q(formatDuration(l.ReadTimeout)), q(formatDuration(l.IdleTimeout)), q(formatDuration(l.WriteTimeout)),
-		l.MaxConnections, l.CheckCredentials, q(h.Module))
+		l.MaxConnections, l.CheckCredentials, credentialsLine(l.CredentialsFile, q), q(h.Module))
 	switch {
 	case h.Slot != nil:
 		fmt.Fprintf(&b, "  slot                 = %d\n", *h.Slot)
@@ -124,4 +124,13 @@ func formatSize(n int64) string {
 		}
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// credentialsLine renders credentials_file only when set, so the dev config
+// stays free of a key it does not use.
+func credentialsLine(path string, q func(string) string) string {
+	if path == "" {
+		return ""
+	}
+	return "  credentials_file  = " + q(path) + "\n"
 }

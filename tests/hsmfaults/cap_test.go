@@ -49,7 +49,10 @@ func TestCapHolds(t *testing.T) {
 	if st.Refusals != 0 {
 		t.Errorf("kmipd asked the HSM for a session beyond its cap %d times", st.Refusals)
 	}
-	if st.Peak < 2 || st.Calls-calls0 < 1000 {
+	// 200 clients over a cache that keeps missing must fill the cap, or
+	// the scenario tests nothing (the race detector makes kmipd slow, so
+	// the call count is only checked loosely).
+	if st.Peak != capN || st.Calls-calls0 < 100 {
 		t.Errorf("the load hardly used the HSM (peak %d, %d calls): the scenario tests nothing", st.Peak, st.Calls-calls0)
 	}
 	if len(fresh) == nFresh {

@@ -2,6 +2,7 @@ package hsmfaults_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +13,8 @@ import (
 // Sessions killed mid-load: the HSM voids every open session, kmipd's login
 // session included, several times while 100 clients keep it busy. A broken
 // session is discarded and the operation retried on a fresh, re-logged-in
-// one, so at most the requests in flight at those instants may fail.
+// one, so at most the requests in flight at those instants may fail, and of
+// those only the ones holding one of the capN sessions then.
 func TestSessionsKilledMidLoad(t *testing.T) {
 	const capN, workers, kills = 4, 100, 6
 	c := startCapped(t, capN, testkit.DevOptions{MaxSessions: capN, KEKCacheSize: smallKEKs})
@@ -47,20 +49,23 @@ func TestSessionsKilledMidLoad(t *testing.T) {
 	st := c.ctl.Stats()
 	var bound int64
 	for _, n := range inflight {
-		bound += n
+		bound += min(n, capN)
 	}
 	t.Logf("%d clients: %s", workers, tl)
-	t.Logf("HSM: %d InvalidateAll at %v voided %d sessions; requests in flight then: %v (sum %d); peak %d (cap %d), %d refusals",
-		kills, when, st.Invalidated-inv0, inflight, bound, st.Peak, capN, st.Refusals)
+	t.Logf("HSM: %d InvalidateAll at %v voided %d sessions; requests in flight then: %v (those on a session, at most %d each: %d); peak %d (cap %d), %d refusals",
+		kills, when, st.Invalidated-inv0, inflight, capN, bound, st.Peak, capN, st.Refusals)
 
-	if st.Invalidated-inv0 < kills {
+	// A kill right after another may find nothing alive to void (kmipd
+	// reopens sessions on demand), but the kills as a whole must have hit
+	// sessions kmipd was holding, or the scenario tested nothing.
+	if st.Invalidated-inv0 < 2 {
 		t.Errorf("only %d sessions voided by %d kills: kmipd held no session", st.Invalidated-inv0, kills)
 	}
 	if f := tl.failures.Load(); f > bound {
-		t.Errorf("%d requests failed, more than the %d in flight at the kills:%s\nkmipd log tail:\n%s",
+		t.Errorf("%d requests failed, more than the %d in flight on a session at the kills:%s\nkmipd log tail:\n%s",
 			f, bound, tl.report(), d.LogTail(30))
 	} else if f > 0 {
-		t.Logf("%d requests failed (bound %d):%s", f, bound, tl.report())
+		t.Logf("%d requests failed (bound %d):%s\nkmipd says:\n%s", f, bound, tl.report(), grepLog(d, "operation failed", 10))
 	}
 	if st.Peak > capN {
 		t.Errorf("the HSM saw %d sessions at once, cap %d", st.Peak, capN)
@@ -70,4 +75,15 @@ func TestSessionsKilledMidLoad(t *testing.T) {
 	if _, err := d.NewIdentity(t, "after").Create(); err != nil {
 		t.Errorf("Create for a new owner after the kills: %v\n%s", err, d.LogTail(30))
 	}
+}
+
+// grepLog returns up to n lines of the server's log containing substr.
+func grepLog(d *testkit.Dev, substr string, n int) string {
+	var out []string
+	for _, l := range strings.Split(d.Log(), "\n") {
+		if strings.Contains(l, substr) && len(out) < n {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

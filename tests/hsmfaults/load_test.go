@@ -102,12 +102,13 @@ func (tl *tally) requireNoFailures(t *testing.T, d *testkit.Dev) {
 // picker chooses the owner for worker w's i-th round.
 type picker func(w, i int) *testkit.Client
 
-// owners cycles through a fixed set, each worker starting elsewhere, and now
-// and then (every freshEvery-th round, while any are left) takes a brand-new
-// owner from fresh.
+// owners cycles through a fixed set, each worker starting elsewhere, and
+// every freshEvery-th round of the whole load (while any are left) takes a
+// brand-new owner from fresh instead.
 func owners(set []*testkit.Client, fresh chan *testkit.Client, freshEvery int) picker {
+	var rounds atomic.Int64
 	return func(w, i int) *testkit.Client {
-		if fresh != nil && freshEvery > 0 && i%freshEvery == freshEvery-1 {
+		if fresh != nil && freshEvery > 0 && rounds.Add(1)%int64(freshEvery) == 0 {
 			select {
 			case c := <-fresh:
 				return c

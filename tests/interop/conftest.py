@@ -274,7 +274,8 @@ class ServerProcess(object):
 
 
 def _build_kmipd(outdir):
-    out = os.path.join(outdir, "kmipd")
+    os.makedirs(os.path.join(outdir, "bin"), exist_ok=True)
+    out = os.path.join(outdir, "bin", "kmipd")
     env = dict(os.environ)
     # The suite must not need the network: use the module cache only.
     env.setdefault("GOPROXY", "off")
@@ -372,7 +373,7 @@ def kmip_server_ctx(interop_workdir):
     else:
         ctx.kmipd_bin = os.environ.get("KMIPD_BIN") or _build_kmipd(
             interop_workdir)
-        data = os.path.join(interop_workdir, "kmipd")
+        data = os.path.join(interop_workdir, "kmipd-dev")
         ctx.pki_dir = os.path.join(data, "pki")
         proc = ServerProcess([ctx.kmipd_bin, "dev", "-dir", data,
                               "-addr", "%s:%d" % (host, port)],

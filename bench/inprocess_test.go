@@ -1,0 +1,147 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/kmipd/kmipd/certs"
+	"github.com/kmipd/kmipd/hsm"
+	"github.com/kmipd/kmipd/hsm/hsmtest"
+	"github.com/kmipd/kmipd/kek"
+	"github.com/kmipd/kmipd/kmipops"
+	"github.com/kmipd/kmipd/server"
+	"github.com/kmipd/kmipd/storage"
+)
+
+// inProcess is kmipd wired as cmd/kmipd's Build wires it (SoftHSM, Badger
+// with synced writes, kek, kmipops, the TLS server) but inside the test
+// binary, so `go test -bench InProcess -cpuprofile` sees the server's hot
+// paths without adding a profiling endpoint to the production binary.
+type inProcess struct {
+	addr string
+	tls  *tls.Config // the client's
+	hsm  *hsm.HSM
+}
+
+func startInProcess(tb testing.TB) *inProcess {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	log := hclog.NewNullLogger()
+	hcfg := hsmtest.SoftHSM(tb)
+	hcfg.MaxSessions = 4 // as kmipd dev
+	h, err := hsm.Open(ctx, hcfg, log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st, err := storage.OpenBadger(filepath.Join(tb.TempDir(), "data"), storage.BadgerOptions{}, log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kr := kek.New(h, st, kek.Config{}, log)
+	metrics := server.NewMetrics()
+	if err := metrics.Register(h.Collector()); err != nil {
+		tb.Fatal(err)
+	}
+	proc := kmipops.NewProcessor(st, kr, kmipops.Options{Observer: metrics}, log)
+
+	ca, err := certs.NewCA(certs.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srvCert, err := ca.IssueServer(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cli, err := ca.IssueClient("bench-inprocess")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dir := tb.TempDir()
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		return p
+	}
+	_ = write("ca.key", keyPEM)
+	stls, err := server.TLSConfig(write("server.crt", srvCert.CertPEM), write("server.key", srvCert.KeyPEM), write("ca.crt", ca.CertPEM), 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := server.New(server.Config{TLS: stls, Metrics: metrics}, proc, log)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv.Serve(ctx, l) }()
+	tb.Cleanup(func() {
+		cancel()
+		<-served
+		st.Close()
+		h.Close()
+	})
+	return &inProcess{
+		addr: l.Addr().String(),
+		tls: &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12,
+			Certificates: []tls.Certificate{cli.TLS()}},
+		hsm: h,
+	}
+}
+
+// BenchmarkInProcess runs the load generator against an in-process kmipd.
+// b.N is the number of KMIP requests; ns/op is wall time per request at the
+// given concurrency (not CPU time). Client and server share the CPUs, as in
+// scripts/bench.sh. Profile the Get path with:
+//
+//	go test -run '^$' -bench 'InProcess/get/persistent/32/tls1.3' -benchtime 300000x -cpuprofile cpu.prof ./bench/
+//	go tool pprof -top -focus 'server.\(\*conn\)' bench.test cpu.prof
+func BenchmarkInProcess(b *testing.B) {
+	env := startInProcess(b)
+	for _, sc := range []struct {
+		name, mix, mode string
+		workers         int
+		tlsMax          uint16
+	}{
+		{"get/persistent/32/tls1.3", MixGet, Persistent, 32, tls.VersionTLS13},
+		{"get/persistent/32/tls1.2", MixGet, Persistent, 32, tls.VersionTLS12},
+		{"create/persistent/16/tls1.3", MixCreate, Persistent, 16, tls.VersionTLS13},
+		{"create-get-destroy/reconnect/16/tls1.3", MixCreateGetDestroy, Reconnect, 16, tls.VersionTLS13},
+		{"create-get-destroy/reconnect/16/tls1.2", MixCreateGetDestroy, Reconnect, 16, tls.VersionTLS12},
+	} {
+		b.Run(sc.name, func(b *testing.B) {
+			c := env.tls.Clone()
+			c.MaxVersion = sc.tlsMax
+			calls := env.hsm.Stats().Calls
+			res, err := Run(context.Background(), Config{
+				Addr: env.addr, TLS: []*tls.Config{c}, Mode: sc.mode, Mix: sc.mix,
+				Workers: sc.workers, MaxOps: uint64(b.N), Timeout: 30 * time.Second,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if res.Errors > 0 {
+				b.Fatalf("%d errors: %v", res.Errors, res.ErrorSamples)
+			}
+			// Calls include setup (a warm-up Create), so a cached owner
+			// shows a handful at most, not one per request.
+			b.ReportMetric(float64(env.hsm.Stats().Calls-calls), "hsm-calls")
+			b.ReportMetric(res.Seconds*1e9/float64(max(res.Ops, 1)), "ns/op")
+			b.ReportMetric(res.OKPerSec, "ops/s")
+			b.ReportMetric(res.Latency.P50, "p50-ms")
+			b.ReportMetric(res.Latency.P99, "p99-ms")
+		})
+	}
+}

@@ -1,0 +1,84 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestReportPairsRunsAndChecksTargets(t *testing.T) {
+	res := func(label, mix, mode string, workers int, ok float64, p99 float64, calls *HSMStats) *Result {
+		return &Result{Label: label, Mix: mix, Mode: mode, Workers: workers, Ops: 1000, OKPerSec: ok,
+			Latency: Latency{P50: p99 / 2, P99: p99}, HSM: calls, ByOp: map[string]OpStats{"Get": {Ops: 1000, Latency: Latency{P50: 1, P99: p99}}}}
+	}
+	zero := &HSMStats{Calls: 0, PeakSessions: 2, Samples: 10}
+	rep := BuildReport([]*Result{
+		res("kmipd", MixGet, Persistent, 32, 50000, 3, zero),
+		res("pykmip", MixGet, Persistent, 32, 250, 300, nil),
+		res("kmipd", MixCreateGetDestroy, Reconnect, 16, 900, 40, nil),
+		res("pykmip", MixCreateGetDestroy, Reconnect, 16, 100, 900, nil),
+		res("kmipd", MixCreate, Persistent, 16, 2000, 30, &HSMStats{Calls: 3, Samples: 1}),
+	}, "kmipd", "pykmip")
+	if len(rep.Rows) != 3 {
+		t.Fatalf("%d rows, want 3", len(rep.Rows))
+	}
+	if r := rep.Rows[0].Ratio; r == nil || *r != 200 {
+		t.Fatalf("get ratio = %v, want 200", r)
+	}
+	if rep.Rows[2].Ratio != nil {
+		t.Fatal("a row without a baseline has no ratio")
+	}
+	status := map[string]string{}
+	for _, tg := range rep.Targets {
+		status[tg.Name] = tg.Status
+	}
+	want := map[string]string{
+		"get persistent 32 workers: kmipd / pykmip":                     "met",
+		"create-get-destroy reconnect 16 workers: kmipd / pykmip":       "missed", // 9×
+		"p99 Get latency, get persistent 32 workers":                    "met",
+		"HSM calls per op, get persistent 32 workers (cached owner)":    "met",
+		"HSM calls per op, create persistent 16 workers (cached owner)": "missed",
+	}
+	for name, st := range want {
+		if status[name] != st {
+			t.Errorf("%s: %q, want %q (all: %v)", name, status[name], st, status)
+		}
+	}
+	var md bytes.Buffer
+	rep.WriteMarkdown(&md)
+	for _, s := range []string{"| get | persistent | 32 | 50000 |", "**200.0×**", "| missed |", "## Per operation"} {
+		if !strings.Contains(md.String(), s) {
+			t.Errorf("markdown lacks %q:\n%s", s, md.String())
+		}
+	}
+}
+
+func TestReportCommand(t *testing.T) {
+	dir := t.TempDir()
+	r := &Result{Label: "kmipd", Mix: MixGet, Mode: Persistent, Workers: 32, Ops: 10, OKPerSec: 10}
+	b, _ := json.Marshal(r)
+	in := filepath.Join(dir, "r.json")
+	if err := os.WriteFile(in, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	md, js := filepath.Join(dir, "out.md"), filepath.Join(dir, "out.json")
+	var stdout, stderr bytes.Buffer
+	if code := Main(t.Context(), []string{"report", "-md", md, "-json", js, "-note", "hello", in}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	mdText, _ := os.ReadFile(md)
+	if !strings.Contains(string(mdText), "- hello") {
+		t.Errorf("note missing:\n%s", mdText)
+	}
+	var rep Report
+	jsText, _ := os.ReadFile(js)
+	if err := json.Unmarshal(jsText, &rep); err != nil || len(rep.Rows) != 1 {
+		t.Fatalf("json report: %v %s", err, jsText)
+	}
+	if code := Main(t.Context(), []string{"report"}, &stdout, &stderr); code != 2 {
+		t.Errorf("no inputs: exit %d, want 2", code)
+	}
+}
