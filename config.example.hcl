@@ -107,6 +107,16 @@ kek {
   cache_size = 10000
 }
 
+# KMIP protocol policy. Optional block.
+kmip {
+  # The longest lease granted on a cryptographic object (KMIP Lease Time):
+  # every key, certificate and secret reports it in its Lease Time attribute,
+  # and Obtain Lease grants it again on an Active object. Clients that honour
+  # leases re-check an object this often. Whole seconds, at most
+  # "4294967295s". Default "1h".
+  lease_time = "1h"
+}
+
 # Optional block.
 log {
   # "trace", "debug", "info", "warn" or "error". Default "info".

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gemalto/kmip-go/kmip14"
@@ -27,6 +28,50 @@ type Bindings struct {
 	// $IV_COUNTER_NONCE): such a placeholder means "the n-th value of this
 	// field the server returned".
 	Seen map[ttlv.Tag][]*tree.Node
+	// Run, when set, is shared by the test cases of one run (see Memory).
+	Run *Memory
+}
+
+// Memory is what one run over many test cases remembers between them. Some
+// OASIS cases continue where an earlier one stopped: TL-M-3 locates, reads
+// and destroys the key TL-M-2 created. The server made that key's material,
+// so TL-M-3 can check its bytes (key material, digest) for length only, as
+// TL-M-2 did; Memory carries that knowledge, keyed by the identifier's value.
+type Memory struct {
+	mu        sync.Mutex
+	generated map[string]bool
+}
+
+// NewMemory returns an empty run memory.
+func NewMemory() *Memory { return &Memory{generated: map[string]bool{}} }
+
+func (m *Memory) markGenerated(uid string) {
+	if m == nil || uid == "" {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.generated[uid] = true
+}
+
+// generatedValue reports whether v is the identifier of an object whose key
+// material an earlier case saw the server generate.
+func (m *Memory) generatedValue(v *tree.Node) bool {
+	if m == nil || v == nil || v.Type != ttlv.TypeTextString {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.generated[v.Text]
+}
+
+// remember copies this case's generated identifiers into the run memory.
+func (b *Bindings) remember() {
+	for name := range b.Generated {
+		if v := b.Values[name]; v != nil && v.Type == ttlv.TypeTextString {
+			b.Run.markGenerated(v.Text)
+		}
+	}
 }
 
 // NewBindings returns empty bindings.
@@ -143,7 +188,7 @@ func (b *Bindings) Observe(resp *tree.Node) {
 }
 
 func (b *Bindings) clone() *Bindings {
-	return &Bindings{Values: maps.Clone(b.Values), Generated: maps.Clone(b.Generated), Seen: b.Seen}
+	return &Bindings{Values: maps.Clone(b.Values), Generated: maps.Clone(b.Generated), Seen: b.Seen, Run: b.Run}
 }
 
 // merge adopts what a successful trial comparison bound.

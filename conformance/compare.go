@@ -34,20 +34,36 @@ func (m *Mismatch) Error() string {
 // comparer checks one response. Tolerances are only those the standard
 // allows: server-chosen values (placeholders, bound on first sight), the
 // response time stamp, $NOW-style times within [start, end] ± slack, the free
-// text of ResultMessage, Query's vendor/server information, and the order of
-// attributes. Everything else must be equal.
+// text of ResultMessage, the order of attributes, and the server-described
+// content of rules.go (Query answers, the Random Number Generator value,
+// server-kept attributes in all-attribute listings). Everything else must be
+// equal.
 type comparer struct {
 	b          *Bindings
-	op         uint32 // operation of the batch item being compared
-	generated  bool   // the batch item is about an object with server-made key material
+	req        *tree.Node // the request message answered; nil when unknown
+	resp       *tree.Node // the whole response message
+	reqItem    *tree.Node // its batch item matching the one being compared
+	op         uint32     // operation of the batch item being compared
+	generated  bool       // the batch item is about an object with server-made key material
+	allAttrs   bool       // the batch item lists every attribute of an object
+	version    *Node      // the Protocol Version the response must carry, if known
 	start, end time.Time
 	slack      time.Duration
 }
 
 // Compare checks got against exp, binding placeholders into b as it goes.
-// start and end bound the instants $NOW may stand for.
+// start and end bound the instants $NOW may stand for. Without the request,
+// the rules that depend on it (rules.go) are not applied.
 func Compare(exp *Node, got *tree.Node, b *Bindings, start, end time.Time, slack time.Duration) *Mismatch {
-	c := &comparer{b: b, start: start, end: end, slack: slack}
+	return CompareStep(nil, exp, got, b, start, end, slack)
+}
+
+// CompareStep is Compare for the response to req.
+func CompareStep(req *tree.Node, exp *Node, got *tree.Node, b *Bindings, start, end time.Time, slack time.Duration) *Mismatch {
+	c := &comparer{b: b, req: req, resp: got, start: start, end: end, slack: slack}
+	if req != nil {
+		c.version = answeredVersion(req, exp)
+	}
 	m := c.node(tree.TagName(exp.Tag), exp, got, exp.Tag)
 	if m != nil && m.Note == "" {
 		// A failed batch item usually explains a difference elsewhere, such as
@@ -136,23 +152,11 @@ func batchContext(exp *Node, b *Bindings) (op uint32, generated bool) {
 		for _, p := range c.Children {
 			if p.Tag == kmip14.TagUniqueIdentifier && p.Placeholder != "" {
 				name, _ := placeholder(p.Placeholder)
-				generated = b.Generated[name]
+				generated = b.Generated[name] || b.Run.generatedValue(b.Values[name])
 			}
 		}
 	}
 	return op, generated
-}
-
-// ignored says which children carry free or vendor-specific content: they are
-// neither required nor compared, only type-checked when present.
-func ignored(parent, tag ttlv.Tag) bool {
-	switch {
-	case parent == kmip14.TagBatchItem && tag == kmip14.TagResultMessage:
-		return true
-	case parent == kmip14.TagResponsePayload && (tag == kmip14.TagVendorIdentification || tag == kmip14.TagServerInformation):
-		return true
-	}
-	return false
 }
 
 // unordered says which runs of children are sets: attributes anywhere, the
@@ -169,21 +173,27 @@ func unordered(parent, tag ttlv.Tag) bool {
 func (c *comparer) children(path string, exp *Node, got *tree.Node) *Mismatch {
 	var ec []*Node
 	var gc []*tree.Node
+	if exp.Tag == kmip14.TagBatchItem {
+		defer func(saved comparer) { c.op, c.generated, c.allAttrs = saved.op, saved.generated, saved.allAttrs }(*c)
+		c.op, c.generated = batchContext(exp, c.b)
+		c.allAttrs = c.reqItem != nil && listsAllAttributes(c.op, c.reqItem)
+	}
 	for _, e := range exp.Children {
-		if !ignored(exp.Tag, e.Tag) {
+		if !c.ignored(exp.Tag, e.Tag) {
 			ec = append(ec, e)
 		}
 	}
 	for _, g := range got.Children {
-		if !ignored(got.Tag, g.Tag) {
+		if !c.ignored(got.Tag, g.Tag) {
 			gc = append(gc, g)
-		} else if g.Tag == kmip14.TagResultMessage && g.Type != ttlv.TypeTextString {
-			return &Mismatch{Path: path + "/ResultMessage", Expected: "a TextString", Got: "type " + g.Type.String()}
+		} else if m := c.checkIgnored(path, got.Tag, g); m != nil {
+			return m
 		}
 	}
-	if exp.Tag == kmip14.TagBatchItem {
-		defer func(op uint32, g bool) { c.op, c.generated = op, g }(c.op, c.generated)
-		c.op, c.generated = batchContext(exp, c.b)
+	if exp.Tag == kmip14.TagResponsePayload && c.op == uint32(kmip14.OperationQuery) {
+		if m := checkQueryAnswered(path, exp, got); m != nil {
+			return m
+		}
 	}
 	label := labeler(ec, gc)
 	occ := map[ttlv.Tag]int{}
@@ -216,12 +226,27 @@ func (c *comparer) children(path string, exp *Node, got *tree.Node) *Mismatch {
 			return &Mismatch{Path: p, Expected: describe(e, enumFor(e.Tag, attrTag)), Got: tree.TagName(g.Tag) + " = " + format(g, g.Tag) + " in its place"}
 		}
 		var m *Mismatch
-		if exp.Tag == kmip14.TagResponseHeader && e.Tag == kmip14.TagTimeStamp {
+		switch {
+		case exp.Tag == kmip14.TagResponseHeader && e.Tag == kmip14.TagTimeStamp:
 			// The server's clock is its own business: only the type matters.
 			if g.Type != ttlv.TypeDateTime {
 				m = &Mismatch{Path: p, Expected: "a DateTime", Got: "type " + g.Type.String()}
 			}
-		} else {
+		case exp.Tag == kmip14.TagResponseHeader && e.Tag == kmip14.TagProtocolVersion && c.version != nil:
+			m = c.node(p, c.version, g, e.Tag)
+			if m != nil && !failedItems(c.resp) {
+				// A failed item explains itself (Compare quotes it); else say why.
+				m.Note = "a response carries the request's protocol version"
+			}
+		case exp.Tag == kmip14.TagAttribute && e.Tag == kmip14.TagAttributeValue && attrTag == kmip14.TagRandomNumberGenerator:
+			m = checkRNG(p, g)
+		case exp.Tag == kmip14.TagResponseMessage && e.Tag == kmip14.TagBatchItem:
+			c.reqItem = nil
+			if c.req != nil {
+				c.reqItem = nth(c.req, kmip14.TagBatchItem, occ[e.Tag]-1)
+			}
+			m = c.node(p, e, g, enumFor(e.Tag, attrTag))
+		default:
 			m = c.node(p, e, g, enumFor(e.Tag, attrTag))
 		}
 		if m != nil {
@@ -293,7 +318,7 @@ func (c *comparer) set(path string, tag ttlv.Tag, es []*Node, gs []*tree.Node, b
 		return &Mismatch{Path: p, Expected: describe(e, tag), Got: got}
 	}
 	for x, g := range gs {
-		if !used[x] {
+		if !used[x] && !c.extraAllowed(g) {
 			return &Mismatch{Path: path + "/" + label(tag, base+x), Expected: "nothing (no such field)", Got: format(g, tag)}
 		}
 	}

@@ -86,6 +86,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // every file yields exactly one result.
 func RunFiles(ctx context.Context, files []string, dial func(context.Context) (Conn, error), timeout time.Duration, o Options, progress func(Result)) []Result {
 	out := make([]Result, 0, len(files))
+	if o.Memory == nil {
+		o.Memory = NewMemory()
+	}
 	for _, f := range files {
 		r := runFile(ctx, f, dial, timeout, o)
 		if progress != nil {

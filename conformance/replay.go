@@ -22,6 +22,8 @@ type Options struct {
 	TimeSlack time.Duration
 	// Trace, when set, is told about each step as it completes.
 	Trace func(step int, req, resp *tree.Node, m *Mismatch)
+	// Memory is shared by the cases of one run; RunFiles makes one when nil.
+	Memory *Memory
 }
 
 // Result is the outcome of one test case.
@@ -66,6 +68,8 @@ func ReplayWith(ctx context.Context, conn Conn, tc *TestCase, o Options) Result 
 	begin := time.Now()
 	res := Result{Name: tc.Name, Profile: tc.Profile, Path: tc.Path, Steps: len(tc.Steps)}
 	b := NewBindings()
+	b.Run = o.Memory
+	defer b.remember()
 	fail := func(step int, m *Mismatch, err error) {
 		if res.Failed != 0 {
 			return
@@ -94,7 +98,7 @@ func ReplayWith(ctx context.Context, conn Conn, tc *TestCase, o Options) Result 
 		}
 		// $NOW in a response may be any instant since the case began: an
 		// Initial Date read back in step 5 was set during step 1.
-		m := Compare(st.Response, resp, b, begin, time.Now(), o.TimeSlack)
+		m := CompareStep(req, st.Response, resp, b, begin, time.Now(), o.TimeSlack)
 		if o.Trace != nil {
 			o.Trace(i+1, req, resp, m)
 		}

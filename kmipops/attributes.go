@@ -24,6 +24,7 @@ const (
 	attrCertificateLength      = "Certificate Length"
 	attrDigest                 = "Digest"
 	attrUsageMask              = "Cryptographic Usage Mask"
+	attrLeaseTime              = "Lease Time"
 	attrState                  = "State"
 	attrInitialDate            = "Initial Date"
 	attrActivationDate         = "Activation Date"
@@ -87,7 +88,7 @@ var attrDefs = map[string]attrDef{
 	attrDigest:                         {typ: ttlv.TypeStructure, multi: true},
 	"Operation Policy Name":            {typ: ttlv.TypeTextString, rules: clientAll},
 	attrUsageMask:                      {typ: ttlv.TypeInteger, rules: setClient},
-	"Lease Time":                       {typ: ttlv.TypeInterval},
+	attrLeaseTime:                      {typ: ttlv.TypeInterval},
 	"Usage Limits":                     {typ: ttlv.TypeStructure, rules: clientAll},
 	attrState:                          {typ: ttlv.TypeEnumeration},
 	attrInitialDate:                    {typ: ttlv.TypeDateTime},

@@ -15,6 +15,7 @@ import (
 
 type batchOptions struct {
 	continueOnError bool
+	undo            bool
 	maxResponseSize int32
 }
 
@@ -28,9 +29,9 @@ func parseBatchOptions(hdr *tree.Node) (batchOptions, error) {
 		switch kmip14.BatchErrorContinuationOption(v) {
 		case kmip14.BatchErrorContinuationOptionContinue:
 			bo.continueOnError = true
-		case kmip14.BatchErrorContinuationOptionStop, kmip14.BatchErrorContinuationOptionUndo:
-			// Undo is optional in KMIP; we stop at the first failure and
-			// leave completed items done, as for Stop.
+		case kmip14.BatchErrorContinuationOptionStop:
+		case kmip14.BatchErrorContinuationOptionUndo:
+			bo.undo = true // see undo.go
 		default:
 			return bo, Errorf(kmip14.ResultReasonInvalidMessage, "unknown Batch Error Continuation Option")
 		}
@@ -64,6 +65,8 @@ type itemCtx struct {
 	// placeholder is the ID Placeholder: the Unique Identifier the previous
 	// item produced or acted on, used by items that omit theirs.
 	placeholder string
+	// undo, under the Undo option, logs what the batch wrote (undo.go).
+	undo *undoLog
 }
 
 type opFunc func(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
@@ -80,6 +83,10 @@ var operationOrder = []kmip14.Operation{
 	kmip14.OperationGetAttributeList, kmip14.OperationAddAttribute,
 	kmip14.OperationModifyAttribute, kmip14.OperationDeleteAttribute,
 	kmip14.OperationActivate, kmip14.OperationRevoke, kmip14.OperationDestroy,
+	kmip14.OperationObtainLease,
+	kmip14.OperationEncrypt, kmip14.OperationDecrypt, kmip14.OperationSign, kmip14.OperationSignatureVerify,
+	kmip14.OperationMAC, kmip14.OperationMACVerify, kmip14.OperationHash,
+	kmip14.OperationRNGRetrieve, kmip14.OperationRNGSeed,
 }
 
 func init() {
@@ -100,6 +107,16 @@ func init() {
 		kmip14.OperationActivate:         opActivate,
 		kmip14.OperationRevoke:           opRevoke,
 		kmip14.OperationDestroy:          opDestroy,
+		kmip14.OperationObtainLease:      opObtainLease,
+		kmip14.OperationEncrypt:          opEncrypt,
+		kmip14.OperationDecrypt:          opDecrypt,
+		kmip14.OperationSign:             opSign,
+		kmip14.OperationSignatureVerify:  opSignatureVerify,
+		kmip14.OperationMAC:              opMAC,
+		kmip14.OperationMACVerify:        opMACVerify,
+		kmip14.OperationHash:             opHash,
+		kmip14.OperationRNGRetrieve:      opRNGRetrieve,
+		kmip14.OperationRNGSeed:          opRNGSeed,
 	}
 }
 
@@ -107,12 +124,24 @@ func init() {
 // after a failure are neither executed nor answered (KMIP 1.4 §6.13: "the
 // server SHALL NOT continue processing subsequent operations"; responses to
 // processed items are returned normally).
+//
+// Under Undo the same happens, and then everything the earlier items did is
+// undone and their answers become Operation Undone (undo.go).
 func (p *Processor) runBatch(ctx context.Context, c Caller, v version, bo batchOptions, items []*tree.Node) []*tree.Node {
 	ic := &itemCtx{ctx: ctx, caller: c, v: v}
+	if bo.undo && len(items) > 1 {
+		ic.undo = newUndoLog()
+	}
 	out := make([]*tree.Node, 0, len(items))
 	for _, it := range items {
 		resp, failed := p.runItem(ic, it)
 		out = append(out, resp)
+		if failed && ic.undo != nil {
+			p.rollback(ic)
+			for i := range out[:len(out)-1] {
+				out[i] = undoneItem(out[i])
+			}
+		}
 		if failed && !bo.continueOnError {
 			break
 		}

@@ -2,7 +2,7 @@ package kmipops
 
 import (
 	"crypto"
-	_ "crypto/sha1" // registers the hashes crypto.Hash.New uses
+	_ "crypto/sha1" // registers the kmipHashes crypto.Hash.New uses
 	_ "crypto/sha256"
 	_ "crypto/sha3"
 	_ "crypto/sha512"
@@ -17,22 +17,22 @@ import (
 // §2.1.5). Enumerations are zero when absent (no KMIP enumeration uses 0);
 // the integers that may legitimately be 0 carry a has-flag.
 type cryptoParams struct {
-	mode      kmip14.BlockCipherMode
-	padding   kmip14.PaddingMethod
-	hash      kmip14.HashingAlgorithm
-	sigAlg    kmip14.DigitalSignatureAlgorithm
-	alg       kmip14.CryptographicAlgorithm
-	randomIV  bool
-	ivBits    int32 // IV Length, in bits
-	tagLen    int32 // Tag Length, in bytes
-	salt      int32
-	hasSalt   bool
-	mgf       kmip14.MaskGenerator
-	mgfHash   kmip14.HashingAlgorithm
-	pSource   []byte
-	ctrBits   int32 // Counter Length, in bits
-	ctrInit   bool  // Initial Counter Value present
-	ivFields  bool  // Fixed Field / Invocation Field Length present
+	mode     kmip14.BlockCipherMode
+	padding  kmip14.PaddingMethod
+	hash     kmip14.HashingAlgorithm
+	sigAlg   kmip14.DigitalSignatureAlgorithm
+	alg      kmip14.CryptographicAlgorithm
+	randomIV bool
+	ivBits   int32 // IV Length, in bits
+	tagLen   int32 // Tag Length, in bytes
+	salt     int32
+	hasSalt  bool
+	mgf      kmip14.MaskGenerator
+	mgfHash  kmip14.HashingAlgorithm
+	pSource  []byte
+	ctrBits  int32 // Counter Length, in bits
+	ctrInit  bool  // Initial Counter Value present
+	ivFields bool  // Fixed Field / Invocation Field Length present
 }
 
 // parseCryptoParams reads a Cryptographic Parameters structure, from a
@@ -132,10 +132,10 @@ func effectiveParams(payload *tree.Node, o *object) (cryptoParams, error) {
 	return parseCryptoParams(best.value)
 }
 
-// hashes maps KMIP hashing algorithms to Go's. MD2, MD4, MD5, RIPEMD-160,
+// kmipHashes maps KMIP hashing algorithms to Go's. MD2, MD4, MD5, RIPEMD-160,
 // Tiger and Whirlpool are left out on purpose: broken or not in the
 // standard library.
-var hashes = map[kmip14.HashingAlgorithm]crypto.Hash{
+var kmipHashes = map[kmip14.HashingAlgorithm]crypto.Hash{
 	kmip14.HashingAlgorithmSHA_1:       crypto.SHA1,
 	kmip14.HashingAlgorithmSHA_224:     crypto.SHA224,
 	kmip14.HashingAlgorithmSHA_256:     crypto.SHA256,
@@ -155,14 +155,14 @@ func goHash(h kmip14.HashingAlgorithm, what string) (crypto.Hash, error) {
 	if h == 0 {
 		return 0, Errorf(kmip14.ResultReasonInvalidMessage, "%s is required", what)
 	}
-	gh, ok := hashes[h]
+	gh, ok := kmipHashes[h]
 	if !ok {
 		return 0, Errorf(kmip14.ResultReasonFeatureNotSupported, "%s %s not supported", what, h)
 	}
 	return gh, nil
 }
 
-// macHashes are the HMAC algorithms and their hashes.
+// macHashes are the HMAC algorithms and their kmipHashes.
 var macHashes = map[kmip14.CryptographicAlgorithm]crypto.Hash{
 	kmip14.CryptographicAlgorithmHMAC_SHA1:     crypto.SHA1,
 	kmip14.CryptographicAlgorithmHMAC_SHA224:   crypto.SHA224,

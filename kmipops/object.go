@@ -171,9 +171,13 @@ func (p *Processor) save(ic *itemCtx, o *object) error {
 	if err != nil {
 		return err
 	}
+	if err := p.undoBefore(ic, o.uid, false); err != nil {
+		return err
+	}
 	if err := p.st.Put(ic.ctx, objectKey(ic.caller.Identity, o.uid), sealed); err != nil {
 		return fmt.Errorf("write object: %w", err)
 	}
+	ic.undoAfter(o.uid, sealed)
 	return nil
 }
 
@@ -195,16 +199,27 @@ func (p *Processor) insertWithUID(ic *itemCtx, o *object) error {
 	if err != nil {
 		return err
 	}
+	if err := p.undoBefore(ic, o.uid, true); err != nil {
+		return err
+	}
 	err = p.st.Create(ic.ctx, objectKey(ic.caller.Identity, o.uid), sealed)
 	if err != nil {
 		return fmt.Errorf("create object: %w", err)
 	}
+	ic.undoAfter(o.uid, sealed)
 	return nil
 }
 
 // remove deletes a stored object (used to roll back half a key pair).
 func (p *Processor) remove(ic *itemCtx, uid string) error {
-	return p.st.Delete(ic.ctx, objectKey(ic.caller.Identity, uid))
+	if err := p.undoBefore(ic, uid, false); err != nil {
+		return err
+	}
+	if err := p.st.Delete(ic.ctx, objectKey(ic.caller.Identity, uid)); err != nil {
+		return err
+	}
+	ic.undoAfter(uid, nil)
+	return nil
 }
 
 // newUID returns a random 128-bit identifier in UUID form.

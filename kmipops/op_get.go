@@ -33,8 +33,11 @@ func opGet(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 		// Not Wrapped and As Registered both mean "as stored" here.
 		return nil, Errorf(kmip14.ResultReasonInvalidField, "Key Wrap Type must be an enumeration")
 	}
-	if payload.Child(kmip14.TagKeyWrappingSpecification) != nil {
-		return nil, Errorf(kmip14.ResultReasonOperationNotSupported, "key wrapping on Get is not supported")
+	var ws *wrapSpec
+	if n := payload.Child(kmip14.TagKeyWrappingSpecification); n != nil {
+		if ws, err = parseWrapSpec(n); err != nil {
+			return nil, err
+		}
 	}
 	if payload.Child(kmip14.TagKeyCompressionType) != nil {
 		return nil, Errorf(kmip14.ResultReasonKeyCompressionTypeNotSupported, "key compression is not supported")
@@ -45,7 +48,7 @@ func opGet(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 		if o.destroyed() || o.body == nil {
 			return false, Errorf(kmip14.ResultReasonItemNotFound, "object has been destroyed")
 		}
-		if s, _ := o.get(attrSensitive).BoolValue(); s {
+		if s, _ := o.get(attrSensitive).BoolValue(); s && ws == nil {
 			return false, Errorf(kmip14.ResultReasonSensitive, "object is sensitive and can only be served wrapped")
 		}
 		if e, ok := o.get(attrExtractable).BoolValue(); ok && !e {
@@ -55,6 +58,14 @@ func opGet(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 		if want != nil {
 			var err error
 			if body, err = servedFormat(o, *want); err != nil {
+				return false, err
+			}
+		}
+		if ws != nil {
+			// Inside the object's lock, so Fresh only turns false when the
+			// wrapped key is actually served.
+			var err error
+			if body, err = p.wrapBody(ic, o, body, ws); err != nil {
 				return false, err
 			}
 		}

@@ -15,7 +15,9 @@ import (
 
 // opLocate searches the caller's objects (KMIP 1.4 §4.9). Every object is
 // sealed, so a search opens each of the caller's records; nothing about an
-// object is indexed in the clear.
+// object is indexed in the clear. Any attribute may be a criterion, custom
+// (x-, y-) ones of any type included; Object Group Member narrows the
+// matches to Fresh objects, or to the group's default one.
 func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 	intField := func(tag ttlv.Tag) (int32, bool, error) {
 		n := payload.Child(tag)
@@ -42,6 +44,14 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 		// Only on-line objects exist here; a search for archived ones is empty.
 		return locateResponse(ic, nil, 0, false), nil
 	}
+	var member kmip14.ObjectGroupMember
+	if n := payload.Child(kmip14.TagObjectGroupMember); n != nil {
+		v, ok := n.EnumValue()
+		member = kmip14.ObjectGroupMember(v)
+		if !ok || (member != kmip14.ObjectGroupMemberGroupMemberFresh && member != kmip14.ObjectGroupMemberGroupMemberDefault) {
+			return nil, Errorf(kmip14.ResultReasonInvalidField, "Object Group Member must be Group Member Fresh or Group Member Default")
+		}
+	}
 	var crit []attr
 	for _, n := range payload.All(kmip14.TagAttribute) {
 		a, err := parseAttribute(n)
@@ -58,6 +68,7 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	type hit struct {
 		uid     string
 		initial time.Time
+		active  bool
 	}
 	var hits []hit
 	prefix := ownerPrefix(ic.caller.Identity)
@@ -78,9 +89,12 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 		if o.destroyed() && !m.byState {
 			return nil
 		}
+		if fresh, _ := o.get(attrFresh).BoolValue(); member == kmip14.ObjectGroupMemberGroupMemberFresh && !fresh {
+			return nil
+		}
 		if m.match(o) {
 			t, _ := o.timeAttr(attrInitialDate)
-			hits = append(hits, hit{uid, t})
+			hits = append(hits, hit{uid, t, o.state() == kmip14.StateActive})
 		}
 		return nil
 	})
@@ -94,6 +108,18 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 		}
 		return hits[i].uid < hits[j].uid
 	})
+	if member == kmip14.ObjectGroupMemberGroupMemberDefault && len(hits) > 1 {
+		// The default member, by kmipd's policy: the newest Active one, else
+		// the newest (KMIP 1.4 §4.9 leaves the choice to the server).
+		d := hits[0]
+		for _, h := range hits {
+			if h.active {
+				d = h
+				break
+			}
+		}
+		hits = []hit{d}
+	}
 	total := len(hits)
 	if int(offset) >= len(hits) {
 		hits = nil

@@ -201,6 +201,9 @@ func (p *Processor) newObject(ic *itemCtx, typ kmip14.ObjectType, body *tree.Nod
 	if generated {
 		o.set(attrRNG, p.rngValue())
 	}
+	if leasable(typ) {
+		o.set(attrLeaseTime, tree.Interval(0, p.opts.LeaseTime))
+	}
 	o.advanceState(now)
 	return o, nil
 }

@@ -37,10 +37,22 @@ type Options struct {
 	CheckCredentials bool
 	Credentials      map[string]string
 	Observer         Observer
+	// LeaseTime is the longest lease kmipd grants on a cryptographic object
+	// (KMIP 1.4 §3.15): every such object reports it in its Lease Time
+	// attribute and Obtain Lease grants it. Zero means DefaultLeaseTime. It
+	// is at most MaxLeaseTime (a KMIP Interval is 32 bits of seconds).
+	LeaseTime time.Duration
 	// Now and Rand are for tests; they default to time.Now and crypto/rand.
 	Now  func() time.Time
 	Rand io.Reader
 }
+
+// DefaultLeaseTime is the lease kmipd grants when Options.LeaseTime is zero:
+// an hour, the value the OASIS reference server reports.
+const DefaultLeaseTime = time.Hour
+
+// MaxLeaseTime is the longest lease a KMIP Interval can express.
+const MaxLeaseTime = time.Duration(1<<32-1) * time.Second
 
 // Processor executes KMIP request messages for one server. It is safe for
 // concurrent use: each object is one sealed record, and read-modify-write
@@ -65,6 +77,10 @@ func NewProcessor(st storage.Store, s Sealer, opts Options, log hclog.Logger) *P
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
+	if opts.LeaseTime <= 0 {
+		opts.LeaseTime = DefaultLeaseTime
+	}
+	opts.LeaseTime = min(opts.LeaseTime.Truncate(time.Second), MaxLeaseTime)
 	return &Processor{st: st, seal: s, opts: opts, log: log, locks: newLockMap()}
 }
 

@@ -156,13 +156,14 @@ func TestGetFormats(t *testing.T) {
 	}
 	wantFail(t, get(tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypePKCS_8))), 0, kmip14.ResultReasonKeyFormatTypeNotSupported)
 	wantFail(t, get(tree.Int(kmip14.TagKeyFormatType, 1)), 0, kmip14.ResultReasonInvalidField)
-	wantFail(t, get(tree.Struct(kmip14.TagKeyWrappingSpecification)), 0, kmip14.ResultReasonOperationNotSupported)
+	wantFail(t, get(tree.Struct(kmip14.TagKeyWrappingSpecification)), 0, kmip14.ResultReasonInvalidMessage)
 	wantFail(t, get(tree.Enum(kmip14.TagKeyCompressionType, 1)), 0, kmip14.ResultReasonKeyCompressionTypeNotSupported)
 	// Opaque objects have no key format.
 	op := text(t, okPayload(t, e.do(alice, register(kmip14.ObjectTypeOpaqueObject, tree.Struct(kmip14.TagOpaqueObject,
 		tree.Enum(kmip14.TagOpaqueDataType, 0x80000001), tree.Bytes(kmip14.TagOpaqueDataValue, []byte("x"))))), 0), kmip14.TagUniqueIdentifier)
 	wantFail(t, e.do(alice, item(kmip14.OperationGet, uidF(op), tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypeRaw)))), 0, kmip14.ResultReasonKeyFormatTypeNotSupported)
-	// Sensitive / non-extractable objects are not served in the clear.
+	// Sensitive / non-extractable objects are not served in the clear
+	// (TestGetWrapped serves a Sensitive key wrapped).
 	s := e.create(alice, attrNode("Sensitive", tree.Bool(0, true)))
 	wantFail(t, e.do(alice, item(kmip14.OperationGet, uidF(s))), 0, kmip14.ResultReasonSensitive)
 	x := e.create(alice, attrNode("Extractable", tree.Bool(0, false)))

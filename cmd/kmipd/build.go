@@ -89,7 +89,7 @@ func Build(ctx context.Context, c *Config, log hclog.Logger) (_ *runtime, err er
 	if err := rt.metrics.Register(rt.hsm.Collector()); err != nil {
 		return nil, err
 	}
-	opts := kmipops.Options{CheckCredentials: c.Listener.CheckCredentials, Observer: rt.metrics}
+	opts := kmipops.Options{CheckCredentials: c.Listener.CheckCredentials, Observer: rt.metrics, LeaseTime: c.KMIP.LeaseTime}
 	if c.Listener.CheckCredentials {
 		if opts.Credentials, err = loadCredentials(c.Listener.CredentialsFile); err != nil {
 			return nil, err

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 
 	"github.com/kmipd/kmipd/certs"
+	"github.com/kmipd/kmipd/kmipops"
 )
 
 // Config is the parsed, validated kmipd.hcl with defaults applied. It is plain
@@ -25,6 +26,7 @@ type Config struct {
 	HSM       HSMConfig
 	Storage   StorageConfig
 	KEK       KEKConfig
+	KMIP      KMIPConfig
 	Log       LogConfig
 	Telemetry *TelemetryConfig // nil: no telemetry listener
 }
@@ -59,6 +61,10 @@ type KEKConfig struct {
 	CacheTTL  time.Duration
 	CacheSize int
 }
+
+// KMIPConfig is protocol policy: LeaseTime is the longest lease granted on a
+// cryptographic object, reported in its Lease Time attribute (kmipops.Options).
+type KMIPConfig struct{ LeaseTime time.Duration }
 
 type LogConfig struct{ Level, Format string } // trace|debug|info|warn|error; text|json
 
@@ -108,6 +114,7 @@ func defaultConfig() Config {
 		},
 		Storage: StorageConfig{SyncWrites: true},
 		KEK:     KEKConfig{CacheTTL: 15 * time.Minute, CacheSize: 10000},
+		KMIP:    KMIPConfig{LeaseTime: kmipops.DefaultLeaseTime},
 		Log:     LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -248,6 +255,7 @@ var schema = []struct {
 		"session_wait_timeout", "idle_timeout", "mkek_label", "hmac_label"}},
 	{"storage", true, []string{"!path", "sync_writes"}},
 	{"kek", false, []string{"cache_ttl", "cache_size"}},
+	{"kmip", false, []string{"lease_time"}},
 	{"log", false, []string{"level", "format"}},
 	{"telemetry", false, []string{"address"}},
 }
@@ -380,6 +388,13 @@ func ParseConfig(src []byte, filename string) (*Config, error) {
 	if k := blocks["kek"]; k != nil {
 		d.duration(k["cache_ttl"], "kek.cache_ttl", &c.KEK.CacheTTL)
 		d.integer(k["cache_size"], "kek.cache_size", &c.KEK.CacheSize, 1, math.MaxInt32)
+	}
+	if k := blocks["kmip"]; k != nil {
+		d.duration(k["lease_time"], "kmip.lease_time", &c.KMIP.LeaseTime)
+		if a := k["lease_time"]; a != nil && (c.KMIP.LeaseTime%time.Second != 0 || c.KMIP.LeaseTime > kmipops.MaxLeaseTime) {
+			d.errf(a.Range, "kmip.lease_time must be whole seconds, at most 4294967295s",
+				"a KMIP Lease Time is a 32-bit count of seconds")
+		}
 	}
 	if lg := blocks["log"]; lg != nil {
 		d.str(lg["level"], "log.level", &c.Log.Level, oneOf("trace", "debug", "info", "warn", "error"))

@@ -308,6 +308,7 @@ func TestDevConfigRoundTrip(t *testing.T) {
 	c.HSM.TokenLabel, c.HSM.Slot = "", &slot
 	c.Telemetry = &TelemetryConfig{Address: "[::1]:9696"}
 	c.Listener.MaxMessageSize, c.Listener.IdleTimeout, c.KEK.CacheTTL = 1000, 90*time.Second, 25*time.Hour
+	c.KMIP.LeaseTime = 90 * time.Minute
 	c.HSM.PIN = Secret("a\"b\\c${x}%{y}\n\x01é")
 	c.Listener.MinTLSVersion, c.Listener.CheckCredentials, c.Storage.SyncWrites = tls.VersionTLS13, true, false
 	c.Listener.CredentialsFile = "/etc/kmipd/credentials"
@@ -403,5 +404,22 @@ func TestLoadCredentials(t *testing.T) {
 	}
 	if _, err := loadCredentials(p); err == nil || !strings.Contains(err.Error(), ":1:") {
 		t.Fatalf("err = %v, want a line-numbered error", err)
+	}
+}
+
+func TestLeaseTimeConfig(t *testing.T) {
+	c, err := ParseConfig([]byte(minimal+"kmip {\n  lease_time = \"90s\"\n}\n"), "kmipd.hcl")
+	if err != nil || c.KMIP.LeaseTime != 90*time.Second {
+		t.Fatalf("90s: %v", err)
+	}
+	for src, want := range map[string]string{
+		`"1.5s"`:     "whole seconds",
+		`"1193047h"`: "at most 4294967295s",
+		`"0s"`:       "positive",
+	} {
+		_, err := ParseConfig([]byte(minimal+"kmip {\n  lease_time = "+src+"\n}\n"), "kmipd.hcl")
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "kmip.lease_time") {
+			t.Errorf("%s: err = %v, want %q", src, err, want)
+		}
 	}
 }

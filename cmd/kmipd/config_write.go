@@ -66,13 +66,17 @@ kek {
   cache_size = %d
 }
 
+kmip {
+  lease_time = %s # the Lease Time of every cryptographic object
+}
+
 log {
   level  = %s # trace | debug | info | warn | error
   format = %s # text | json
 }
 `, q(string(h.PIN)), h.MaxSessions, h.MinIdle, q(formatDuration(h.SessionWaitTimeout)), q(formatDuration(h.IdleTimeout)),
 		q(h.MKEKLabel), q(h.HMACLabel), q(c.Storage.Path), c.Storage.SyncWrites,
-		q(formatDuration(c.KEK.CacheTTL)), c.KEK.CacheSize, q(c.Log.Level), q(c.Log.Format))
+		q(formatDuration(c.KEK.CacheTTL)), c.KEK.CacheSize, q(formatDuration(c.KMIP.LeaseTime)), q(c.Log.Level), q(c.Log.Format))
 	if c.Telemetry != nil {
 		fmt.Fprintf(&b, "\ntelemetry {\n  address = %s # /metrics, /healthz, /readyz\n}\n", q(c.Telemetry.Address))
 	}

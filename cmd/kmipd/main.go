@@ -29,6 +29,9 @@ Usage:
   kmipd hsm init -config FILE
   kmipd hsm check -config FILE
   kmipd conformance -addr HOST:PORT -ca CA -cert CERT -key KEY [-json] PATH...
+  kmipd bench -addr HOST:PORT -ca CA -cert CERT -key KEY -mode persistent|reconnect
+              -workers N -duration D -mix get|create|create-get-destroy|register-get|encrypt
+              [-owners K -pki DIR] [-json]
   kmipd version
 
 Every command answers -h.

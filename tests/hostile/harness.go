@@ -239,9 +239,21 @@ func (e *Env) Dial(i int) *Conn {
 	return c
 }
 
-// DialTLS opens a TLS connection with cfg and completes the handshake.
+// DialTLS opens a TLS connection with cfg and completes the handshake; the
+// connection is closed when the test ends, if not before.
 func (e *Env) DialTLS(cfg *tls.Config) (*Conn, error) {
-	raw, err := net.DialTimeout("tcp", e.Addr(), 5*time.Second)
+	c, err := DialAddr(e.Addr(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	e.t.Cleanup(func() { c.Close() })
+	return c, nil
+}
+
+// DialAddr opens a TLS connection to any KMIP server (a kmipd subprocess,
+// say) and completes the handshake; the caller closes it.
+func DialAddr(addr string, cfg *tls.Config) (*Conn, error) {
+	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -252,9 +264,7 @@ func (e *Env) DialTLS(cfg *tls.Config) (*Conn, error) {
 		return nil, err
 	}
 	tc.SetDeadline(time.Time{})
-	c := &Conn{Conn: tc, Timeout: DefaultTimeout}
-	e.t.Cleanup(func() { c.Close() })
-	return c, nil
+	return &Conn{Conn: tc, Timeout: DefaultTimeout}, nil
 }
 
 // Identity reports kmipd's owner id for a certificate (server.Identity).

@@ -90,15 +90,26 @@ func tls11(c *tls.Config) *tls.Config {
 	return c
 }
 
-// waitLog waits for the server's log after byte offset mark to mention s:
-// the reason a client was refused must reach the operator even though the
-// client only sees an alert.
-func waitLog(t *testing.T, e *Env, mark int, s string) {
+// waitLog waits for a line of the server's log after byte offset mark to
+// mention every one of subs: the reason a client was refused must reach the
+// operator even though the client only sees an alert or a close.
+func waitLog(t *testing.T, e *Env, mark int, subs ...string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(e.Logs()[mark:], s) {
+	for {
+		for _, line := range strings.Split(e.Logs()[mark:], "\n") {
+			n := 0
+			for _, s := range subs {
+				if strings.Contains(line, s) {
+					n++
+				}
+			}
+			if n == len(subs) {
+				return
+			}
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("log never mentioned %q", s)
+			t.Fatalf("no log line mentions all of %q", subs)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -1,0 +1,64 @@
+package kmipops
+
+import (
+	"context"
+	"testing"
+
+	"github.com/gemalto/kmip-go/kmip14"
+
+	"github.com/kmipd/kmipd/kmipops/tree"
+)
+
+// In-process throughput of Process for the crypto hot path next to Create
+// and Get: real Badger and kek over SoftHSM, no network or TTLV framing.
+// Run: go test -run '^$' -bench 'BenchmarkProcess' ./kmipops/
+
+func benchProcess(b *testing.B, req *tree.Node) {
+	e := newEnv(b, Options{})
+	benchProcessEnv(b, e, req)
+}
+
+func benchProcessEnv(b *testing.B, e *env, req *tree.Node) {
+	ctx := context.Background()
+	check := func(resp *tree.Node) {
+		if s, _ := resp.Path(kmip14.TagBatchItem, kmip14.TagResultStatus).EnumValue(); s != uint32(kmip14.ResultStatusSuccess) {
+			b.Fatalf("failed: %s", resp)
+		}
+	}
+	check(e.p.Process(ctx, alice, req)) // warm the owner's pKEK
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			check(e.p.Process(ctx, alice, req))
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				check(e.p.Process(ctx, alice, req))
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+	})
+}
+
+// BenchmarkProcessEncryptGCM encrypts 256 bytes with AES-256-GCM under a
+// managed key, the server making the IV.
+func BenchmarkProcessEncryptGCM(b *testing.B) {
+	e := newEnv(b, Options{})
+	uid := e.crSym(alice, kmip14.CryptographicAlgorithmAES, make([]byte, 32))
+	benchProcessEnv(b, e, reqMsg(e.v, item(kmip14.OperationEncrypt, uidF(uid),
+		crParams(crMode(kmip14.BlockCipherModeGCM)), crData(make([]byte, 256)))))
+}
+
+func BenchmarkProcessGet(b *testing.B) {
+	e := newEnv(b, Options{})
+	uid := e.create(alice)
+	benchProcessEnv(b, e, reqMsg(e.v, item(kmip14.OperationGet, uidF(uid))))
+}
+
+func BenchmarkProcessCreate(b *testing.B) {
+	benchProcess(b, reqMsg(version{1, 4}, createAES(256)))
+}
