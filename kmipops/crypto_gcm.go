@@ -20,6 +20,8 @@ const (
 	gcmMinTag   = 12 // SP 800-38D allows 4 and 8 only for special uses; KMIP clients do not need them
 	gcmMaxTag   = 16
 	gcmMaxNonce = 256 // bytes; anything longer is a client bug, not a nonce
+	// gcmMaxBytes is SP 800-38D's plaintext limit, 2^39-256 bits.
+	gcmMaxBytes = 1<<36 - 32
 )
 
 var errGCMAuth = errors.New("gcm: message authentication failed")

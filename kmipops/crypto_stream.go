@@ -48,6 +48,8 @@ type cryptoOp struct {
 	// emitsData: Encrypt and Decrypt answer Data for every part; the
 	// others answer their result only at the end.
 	emitsData bool
+	// digested: Digested Data may stand in for Data (Sign, Verify).
+	digested bool
 	// start builds the session from the key (nil when not keyed), the
 	// effective parameters and the first request. It may return fields for
 	// the first response (a server-generated IV).
@@ -104,7 +106,7 @@ func (p *Processor) runCrypto(ic *itemCtx, payload *tree.Node, spec *cryptoOp) (
 		}
 		return p.continueStream(ic, payload, spec, cv, data, fin)
 	}
-	if !hasData && payload.Child(kmip14.TagDigestedData) == nil {
+	if !hasData && !(spec.digested && payload.Child(kmip14.TagDigestedData) != nil) {
 		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "missing Data")
 	}
 	var k *opKey
@@ -128,11 +130,6 @@ func (p *Processor) runCrypto(ic *itemCtx, payload *tree.Node, spec *cryptoOp) (
 	if err != nil {
 		return nil, err
 	}
-	if spec.use.protect {
-		if err := p.consumeUsage(ic, k, int64(len(data)), true); err != nil {
-			return nil, err
-		}
-	}
 	out, err := sess.update(data)
 	if err != nil {
 		return nil, err
@@ -140,6 +137,9 @@ func (p *Processor) runCrypto(ic *itemCtx, payload *tree.Node, spec *cryptoOp) (
 	if init && !fin {
 		if sess.held() > maxStreamHeld {
 			return nil, errStreamTooBig
+		}
+		if err := spec.consume(p, ic, k, len(data), true); err != nil {
+			return nil, err
 		}
 		cv, err := p.streams().open(ic, spec.op, uid, sess, p.opts.Rand)
 		if err != nil {
@@ -152,8 +152,21 @@ func (p *Processor) runCrypto(ic *itemCtx, payload *tree.Node, spec *cryptoOp) (
 	if err != nil {
 		return nil, err
 	}
+	// Usage is counted once the operation has succeeded, so a refused or
+	// failed request costs the key nothing.
+	if err := spec.consume(p, ic, k, len(data), true); err != nil {
+		return nil, err
+	}
 	spec.setPlaceholder(ic, uid)
 	return spec.respond(uid, append(out, rest...), first, fields, nil), nil
+}
+
+// consume counts a protecting part against the key's Usage Limits.
+func (spec *cryptoOp) consume(p *Processor, ic *itemCtx, k *opKey, n int, first bool) error {
+	if !spec.use.protect {
+		return nil
+	}
+	return p.consumeUsage(ic, k, int64(n), first)
 }
 
 var errStreamTooBig = Errorf(kmip14.ResultReasonPermissionDenied, "stream buffers more than %d bytes", maxStreamHeld)
@@ -181,19 +194,14 @@ func (p *Processor) continueStream(ic *itemCtx, payload *tree.Node, spec *crypto
 			return nil, Errorf(kmip14.ResultReasonInvalidField, "%s is only accepted in the first part of a stream", tree.TagName(t))
 		}
 	}
+	var k *opKey
 	if spec.keyed {
 		// The key is checked again for every part: a key revoked or
 		// destroyed mid-stream stops the stream.
-		k, err := p.useKey(ic, st.uid, spec.use)
-		k.wipe()
-		if err != nil {
+		if k, err = p.useKey(ic, st.uid, spec.use); err != nil {
 			return nil, err
 		}
-		if spec.use.protect {
-			if err := p.consumeUsage(ic, k, int64(len(data)), false); err != nil {
-				return nil, err
-			}
-		}
+		k.wipe() // the session holds what it needs
 	}
 	out, err := st.sess.update(data)
 	if err != nil {
@@ -201,6 +209,9 @@ func (p *Processor) continueStream(ic *itemCtx, payload *tree.Node, spec *crypto
 	}
 	if st.sess.held() > maxStreamHeld {
 		return nil, errStreamTooBig
+	}
+	if err := spec.consume(p, ic, k, len(data), false); err != nil {
+		return nil, err
 	}
 	spec.setPlaceholder(ic, st.uid)
 	if !fin {

@@ -300,6 +300,10 @@ type gcmSession struct {
 func (g *gcmSession) update(data []byte) ([]byte, error) {
 	switch {
 	case g.stream != nil:
+		if g.stream.ctLen+uint64(len(data)) > gcmMaxBytes {
+			// Past this the 32-bit counter would wrap and reuse keystream.
+			return nil, Errorf(kmip14.ResultReasonPermissionDenied, "GCM message longer than %d bytes", uint64(gcmMaxBytes))
+		}
 		out := make([]byte, len(data))
 		g.stream.seal(out, data)
 		return out, nil

@@ -17,12 +17,12 @@ import (
 // data is hashed as it arrives, so a streamed signature holds no data.
 
 var (
-	signOp = &cryptoOp{op: kmip14.OperationSign, keyed: true, use: useSign,
+	signOp = &cryptoOp{op: kmip14.OperationSign, keyed: true, use: useSign, digested: true,
 		start: func(p *Processor, ic *itemCtx, k *opKey, cp cryptoParams, req *tree.Node) (cryptoSession, []*tree.Node, error) {
 			s, err := startSign(k, cp, req, false)
 			return s, nil, err
 		}}
-	verifyOp = &cryptoOp{op: kmip14.OperationSignatureVerify, keyed: true, use: useVerify,
+	verifyOp = &cryptoOp{op: kmip14.OperationSignatureVerify, keyed: true, use: useVerify, digested: true,
 		start: func(p *Processor, ic *itemCtx, k *opKey, cp cryptoParams, req *tree.Node) (cryptoSession, []*tree.Node, error) {
 			s, err := startSign(k, cp, req, true)
 			return s, nil, err

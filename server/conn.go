@@ -163,13 +163,18 @@ func (c *conn) loop(tc *tls.Conn, caller kmipops.Caller) (served int) {
 				fmt.Sprintf("message exceeds %d bytes", cfg.MaxMessageSize)))
 			return served
 		}
-		msg, err := readMessage(tc, hdr[:], size)
+		buf := getBuf()
+		msg, err := readMessage(tc, (*buf)[:0], hdr[:], size)
 		if err != nil {
+			putBuf(buf, msg)
 			c.readFailed(err)
 			return served
 		}
 		var resp *tree.Node
 		req, err := tree.Decode(msg, cfg.Limits)
+		// The tree shares no memory with msg, so the buffer (which may hold
+		// key material a client registered) is scrubbed and reused now.
+		putBuf(buf, msg)
 		if err != nil {
 			// The message was read to its declared end, so framing is
 			// intact: answer the error and keep serving the connection.
@@ -206,15 +211,39 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// Message buffers are pooled: a connection in steady state then allocates
+// nothing to read a request or encode a response. Buffers are cleared before
+// they go back, because requests and responses carry key material.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxPooledBuf keeps the occasional large message from pinning its buffer.
+const maxPooledBuf = 64 << 10
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+// putBuf scrubs used (the buffer's latest contents, which may have been
+// regrown away from *b) and returns it to the pool.
+func putBuf(b *[]byte, used []byte) {
+	clear(used)
+	if cap(used) > maxPooledBuf {
+		return
+	}
+	*b = used[:0]
+	bufPool.Put(b)
+}
+
 // readMessage reads the rest of a message of the given total size (already
-// checked against the cap). The buffer grows with the bytes that actually
-// arrive, so a client that claims a large message and sends nothing holds
-// little memory while ReadTimeout runs.
-func readMessage(r io.Reader, hdr []byte, size int64) ([]byte, error) {
+// checked against the cap) into buf, which it may regrow. The buffer grows
+// with the bytes that actually arrive, so a client that claims a large
+// message and sends nothing holds little memory while ReadTimeout runs. On
+// error it still returns the buffer, for putBuf.
+func readMessage(r io.Reader, buf, hdr []byte, size int64) ([]byte, error) {
 	const step = 64 << 10
 	n := int(size)
-	buf := make([]byte, len(hdr), min(n, step))
-	copy(buf, hdr)
+	if cap(buf) < min(n, step) {
+		buf = make([]byte, 0, min(n, step))
+	}
+	buf = append(buf[:0], hdr...)
 	for len(buf) < n {
 		if len(buf) == cap(buf) {
 			buf = slices.Grow(buf, min(n, 2*cap(buf))-len(buf))
@@ -225,26 +254,30 @@ func readMessage(r io.Reader, hdr []byte, size int64) ([]byte, error) {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, err
+			return buf, err
 		}
 	}
 	return buf, nil
 }
 
 // write encodes and sends one response under WriteTimeout; false means the
-// connection is unusable.
+// connection is unusable. The whole message goes to tls.Conn in one Write,
+// which seals it into one record (responses are far below 16 KiB).
 func (c *conn) write(tc *tls.Conn, resp *tree.Node) bool {
 	if resp == nil {
 		c.log.Error("processor returned no response")
 		resp = kmipops.ErrorMessage(kmip14.ResultReasonGeneralFailure, "internal error")
 	}
-	b, err := tree.Encode(resp)
+	buf := getBuf()
+	b, err := tree.AppendEncode((*buf)[:0], resp)
 	if err != nil {
 		c.log.Error("cannot encode response", "error", err)
 		b = tree.MustEncode(kmipops.ErrorMessage(kmip14.ResultReasonGeneralFailure, "internal error"))
 	}
 	tc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
-	if _, err := tc.Write(b); err != nil {
+	_, err = tc.Write(b)
+	putBuf(buf, b)
+	if err != nil {
 		c.log.Debug("write failed", "error", err)
 		return false
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -27,9 +28,9 @@ type BadgerOptions struct {
 const (
 	defaultGCInterval = 5 * time.Minute
 	gcDiscardRatio    = 0.7
-	// maxConflictRetries bounds the retries of a Create/Delete transaction
-	// that lost a race; each retry re-reads, so a loser normally settles on
-	// the first retry.
+	// maxConflictRetries bounds the retries of a write transaction that
+	// lost a race, which cannot happen while the committer is the only
+	// writer (see commit.go); it is a safety net, not a code path.
 	maxConflictRetries = 16
 )
 
@@ -47,6 +48,12 @@ type Badger struct {
 	closing  bool
 	inflight int
 
+	// Writes go through one committer goroutine (commit.go).
+	writes     chan *writeOp
+	commitDone chan struct{}
+	groups     atomic.Uint64 // transactions committed by the committer
+	grouped    atomic.Uint64 // operations they carried
+
 	stopGC    chan struct{}
 	gcDone    sync.WaitGroup
 	closeOnce sync.Once
@@ -59,6 +66,11 @@ var _ Store = (*Badger)(nil)
 // log should be a named sub-logger (e.g. logger.Named("storage")); badger's own
 // messages go to log.Named("badger").
 func OpenBadger(path string, opts BadgerOptions, log hclog.Logger) (*Badger, error) {
+	return openBadger(path, opts, log, nil)
+}
+
+// openBadger lets tests adjust badger's own options (tune may be nil).
+func openBadger(path string, opts BadgerOptions, log hclog.Logger, tune func(badger.Options) badger.Options) (*Badger, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
@@ -67,12 +79,17 @@ func OpenBadger(path string, opts BadgerOptions, log hclog.Logger) (*Badger, err
 		WithSyncWrites(syncWrites).
 		WithNumVersionsToKeep(1).
 		WithLogger(badgerLogger{log.Named("badger")})
+	if tune != nil {
+		bo = tune(bo)
+	}
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("storage: open badger at %q: %w", path, err)
 	}
-	b := &Badger{db: db, log: log, stopGC: make(chan struct{})}
+	b := &Badger{db: db, log: log, stopGC: make(chan struct{}),
+		writes: make(chan *writeOp, writeQueue), commitDone: make(chan struct{})}
 	b.drained = sync.NewCond(&b.mu)
+	go b.commitLoop()
 	if !syncWrites {
 		log.Warn("badger opened with sync_writes=false: acknowledged writes may be lost on crash", "path", path)
 	}
@@ -198,31 +215,18 @@ func (b *Badger) Put(ctx context.Context, key string, value []byte) error {
 		return err
 	}
 	defer b.leave()
-	err := b.db.Update(func(txn *badger.Txn) error {
-		return txn.Set([]byte(key), value)
-	})
-	return b.wrap("put", key, err)
+	return b.wrap("put", key, b.write(opPut, key, value))
 }
 
-// Create stores value at key unless it exists (ErrExists). The read and the
-// write are one transaction; badger's conflict detection turns a lost race
-// into ErrConflict, and the retry then sees the winner's key.
+// Create stores value at key unless it exists (ErrExists). The committer is
+// the only writer and runs the check and the write in one transaction, so
+// of concurrent Creates of one key exactly one wins.
 func (b *Badger) Create(ctx context.Context, key string, value []byte) error {
 	if err := b.begin(ctx, key); err != nil {
 		return err
 	}
 	defer b.leave()
-	k := []byte(key)
-	return b.retry(ctx, "create", key, func(txn *badger.Txn) error {
-		_, err := txn.Get(k)
-		switch {
-		case err == nil:
-			return ErrExists
-		case !errors.Is(err, badger.ErrKeyNotFound):
-			return err
-		}
-		return txn.Set(k, value)
-	})
+	return b.wrap("create", key, b.write(opCreate, key, value))
 }
 
 // Delete removes key, or returns ErrNotFound.
@@ -231,27 +235,7 @@ func (b *Badger) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	defer b.leave()
-	k := []byte(key)
-	return b.retry(ctx, "delete", key, func(txn *badger.Txn) error {
-		if _, err := txn.Get(k); err != nil {
-			return err
-		}
-		return txn.Delete(k)
-	})
-}
-
-func (b *Badger) retry(ctx context.Context, op, key string, fn func(*badger.Txn) error) error {
-	var err error
-	for range maxConflictRetries {
-		err = b.db.Update(fn)
-		if !errors.Is(err, badger.ErrConflict) {
-			return b.wrap(op, key, err)
-		}
-		if cerr := ctx.Err(); cerr != nil {
-			return fmt.Errorf("storage: %w", cerr)
-		}
-	}
-	return b.wrap(op, key, err)
+	return b.wrap("delete", key, b.write(opDelete, key, nil))
 }
 
 // List calls fn for each key under prefix in ascending order, with copied
@@ -307,6 +291,10 @@ func (b *Badger) Close() error {
 			b.drained.Wait()
 		}
 		b.mu.Unlock()
+		// No caller is in flight and none can enter, so the queue is
+		// empty and nothing will send on it again.
+		close(b.writes)
+		<-b.commitDone
 		close(b.stopGC)
 		b.gcDone.Wait()
 		if err := b.db.Close(); err != nil {

@@ -34,3 +34,11 @@ func BenchmarkSyncedCreate(b *testing.B) {
 		})
 	}
 }
+
+// reportCommits reports how many operations each committed transaction
+// carried: 1 means no group commit happened.
+func reportCommits(b *testing.B, s *Badger) {
+	if g := s.groups.Load(); g > 0 {
+		b.ReportMetric(float64(s.grouped.Load())/float64(g), "ops/commit")
+	}
+}

@@ -1,5 +1,0 @@
-package storage
-
-import "testing"
-
-func reportCommits(*testing.B, *Badger) {}

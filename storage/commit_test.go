@@ -1,0 +1,166 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Operations in one group behave exactly as if run one after another.
+func TestGroupCommitSequentialSemantics(t *testing.T) {
+	b := openTest(t, t.TempDir())
+	defer b.Close()
+	ctx := context.Background()
+	mustPut(t, b, "g/pre", []byte("pre"))
+	op := func(kind writeKind, key, value string) *writeOp {
+		var v []byte
+		if value != "" {
+			v = []byte(value)
+		}
+		return &writeOp{kind: kind, key: []byte(key), value: v, done: make(chan error, 1)}
+	}
+	ops := []*writeOp{
+		op(opCreate, "g/a", "1"),
+		op(opCreate, "g/a", "2"), // sees the first Create of the group
+		op(opDelete, "g/a", ""),
+		op(opDelete, "g/a", ""), // sees the Delete
+		op(opCreate, "g/a", "3"),
+		op(opPut, "g/b", "p"),
+		op(opCreate, "g/b", "c"),
+		op(opDelete, "g/missing", ""),
+		op(opCreate, "g/pre", "x"), // sees what an earlier commit wrote
+		op(opDelete, "g/pre", ""),
+		op(opPut, "g/b", "last"),
+	}
+	want := []error{nil, ErrExists, nil, badger.ErrKeyNotFound, nil, nil, ErrExists,
+		badger.ErrKeyNotFound, ErrExists, nil, nil}
+	groups := b.groups.Load()
+	// The committer is idle, so running the group here makes this test its
+	// only writer, as the committer would be.
+	b.commitGroup(ops)
+	if n := b.groups.Load() - groups; n != 1 {
+		t.Fatalf("group took %d commits, want 1", n)
+	}
+	for i, o := range ops {
+		if err := <-o.done; !errors.Is(err, want[i]) {
+			t.Errorf("op %d (%d %s) = %v, want %v", i, o.kind, o.key, err, want[i])
+		}
+	}
+	mustGet(t, b, "g/a", []byte("3"))
+	mustGet(t, b, "g/b", []byte("last"))
+	if _, err := b.Get(ctx, "g/pre"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("g/pre = %v, want ErrNotFound", err)
+	}
+}
+
+// A group larger than one badger transaction is split, in order, and every
+// op still succeeds.
+func TestGroupCommitSplitsLargeGroups(t *testing.T) {
+	small := func(o badger.Options) badger.Options { return o.WithMemTableSize(1 << 20).WithValueThreshold(64 << 10) }
+	b, err := openBadger(t.TempDir(), BadgerOptions{}, testLogger(t), small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var ops []*writeOp
+	for i := range maxGroupOps {
+		ops = append(ops, &writeOp{kind: opCreate, key: []byte(fmt.Sprintf("big/%03d", i)),
+			value: make([]byte, 2048), done: make(chan error, 1)})
+	}
+	ops = append(ops, &writeOp{kind: opCreate, key: []byte("big/000"), done: make(chan error, 1)})
+	groups := b.groups.Load()
+	b.commitGroup(ops)
+	if n := b.groups.Load() - groups; n < 2 {
+		t.Fatalf("%d ops of 2 KiB went into %d transaction(s) with a 1 MiB memtable; want a split", len(ops), n)
+	}
+	for i, o := range ops[:maxGroupOps] {
+		if err := <-o.done; err != nil {
+			t.Fatalf("op %d: %v", i, err)
+		}
+	}
+	if err := <-ops[maxGroupOps].done; !errors.Is(err, ErrExists) {
+		t.Fatalf("Create of a key created earlier in the split group = %v, want ErrExists", err)
+	}
+}
+
+// Concurrent writes that were grouped are all on disk after a reopen, and
+// every Create race still has exactly one winner.
+func TestGroupCommitDurable(t *testing.T) {
+	dir := t.TempDir()
+	b := openTest(t, dir)
+	ctx := context.Background()
+	const workers, each = 32, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each*3)
+	wins := make([]int, each)
+	var mu sync.Mutex
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				key := fmt.Sprintf("d/%d/%d", w, i)
+				if err := b.Create(ctx, key, []byte(key)); err != nil {
+					errs <- err
+				}
+				if i%2 == 0 {
+					if err := b.Delete(ctx, key); err != nil {
+						errs <- err
+					}
+				}
+				// Every worker races for the same key per round.
+				switch err := b.Create(ctx, fmt.Sprintf("race/%d", i), []byte{byte(w)}); {
+				case err == nil:
+					mu.Lock()
+					wins[i]++
+					mu.Unlock()
+				case !errors.Is(err, ErrExists):
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for i, n := range wins {
+		if n != 1 {
+			t.Errorf("race/%d had %d winners", i, n)
+		}
+	}
+	if g, n := b.groups.Load(), b.grouped.Load(); n <= g {
+		t.Errorf("%d operations in %d commits: nothing was grouped", n, g)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b = openTest(t, dir)
+	defer b.Close()
+	for w := range workers {
+		for i := range each {
+			key := fmt.Sprintf("d/%d/%d", w, i)
+			v, err := b.Get(ctx, key)
+			if i%2 == 0 {
+				if !errors.Is(err, ErrNotFound) {
+					t.Fatalf("deleted %s after reopen = %q, %v", key, v, err)
+				}
+				continue
+			}
+			if err != nil || string(v) != key {
+				t.Fatalf("%s after reopen = %q, %v", key, v, err)
+			}
+		}
+	}
+	for i := range each {
+		if _, err := b.Get(ctx, fmt.Sprintf("race/%d", i)); err != nil {
+			t.Fatalf("race/%d after reopen: %v", i, err)
+		}
+	}
+}
