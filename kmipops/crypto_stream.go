@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"runtime"
 	"sync"
 	"time"
-	"weak"
 
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/ttlv"
@@ -141,7 +139,7 @@ func (p *Processor) runCrypto(ic *itemCtx, payload *tree.Node, spec *cryptoOp) (
 		if err := spec.consume(p, ic, k, len(data), true); err != nil {
 			return nil, err
 		}
-		cv, err := p.streams().open(ic, spec.op, uid, sess, p.opts.Rand)
+		cv, err := p.streams.open(ic, spec.op, uid, sess, p.opts.Rand)
 		if err != nil {
 			return nil, err
 		}
@@ -174,7 +172,7 @@ var errStreamTooBig = Errorf(kmip14.ResultReasonPermissionDenied, "stream buffer
 // continueStream runs a later part of a stream. Any failure ends the
 // stream: a client cannot probe a half-done operation repeatedly.
 func (p *Processor) continueStream(ic *itemCtx, payload *tree.Node, spec *cryptoOp, cv, data []byte, fin bool) (*tree.Node, error) {
-	tab := p.streams()
+	tab := p.streams
 	st, err := tab.take(ic, cv)
 	if err != nil {
 		return nil, err
@@ -272,21 +270,8 @@ type streamTable struct {
 	byOwner map[string]int
 }
 
-// streamTables gives each Processor its table. The Processor struct is not
-// this file's to extend, so the table hangs off a weak pointer and goes away
-// with the Processor.
-var streamTables sync.Map // weak.Pointer[Processor] → *streamTable
-
-func (p *Processor) streams() *streamTable {
-	wp := weak.Make(p)
-	if t, ok := streamTables.Load(wp); ok {
-		return t.(*streamTable)
-	}
-	t, loaded := streamTables.LoadOrStore(wp, &streamTable{m: map[string]*cryptoStream{}, byOwner: map[string]int{}})
-	if !loaded {
-		runtime.AddCleanup(p, func(wp weak.Pointer[Processor]) { streamTables.Delete(wp) }, wp)
-	}
-	return t.(*streamTable)
+func newStreamTable() *streamTable {
+	return &streamTable{m: map[string]*cryptoStream{}, byOwner: map[string]int{}}
 }
 
 // sweep drops expired streams (their sessions, and key schedules, with

@@ -183,7 +183,7 @@ func TestStreamRules(t *testing.T) {
 	wantFail(t, next(alice, cv), 0, kmip14.ResultReasonItemNotFound)
 
 	// Per-owner and buffered-bytes bounds.
-	before := e.p.streams().count()
+	before := e.p.streams.count()
 	var cvs []*tree.Node
 	for range maxStreamsPerOwner - (before) {
 		cvs = append(cvs, open(alice))
@@ -200,7 +200,7 @@ func TestStreamRules(t *testing.T) {
 	r = okPayload(t, e.crOne(alice, kmip14.OperationDecrypt, uidF(key), gcm, crIV(make([]byte, 12)), crData(make([]byte, maxStreamHeld-10)),
 		tree.Bool(kmip14.TagInitIndicator, true)), 0)
 	wantFail(t, e.crOne(alice, kmip14.OperationDecrypt, r.Child(kmip14.TagCorrelationValue), crData(make([]byte, 20))), 0, kmip14.ResultReasonPermissionDenied)
-	if n := e.p.streams().count(); n != 1 {
+	if n := e.p.streams.count(); n != 1 {
 		t.Fatalf("%d streams left open, want bob's one", n)
 	}
 }

@@ -63,9 +63,13 @@ func (o *object) encode() ([]byte, error) {
 		tree.Text(kmip14.TagUniqueIdentifier, o.uid),
 	)
 	for _, a := range o.attrs {
-		n := tree.Struct(kmip14.TagAttribute, tree.Text(kmip14.TagAttributeName, a.name),
-			tree.Int(kmip14.TagAttributeIndex, a.index), a.value)
-		r.Add(n)
+		n := tree.Struct(kmip14.TagAttribute, tree.Text(kmip14.TagAttributeName, a.name))
+		if a.index != 0 {
+			// decodeObject reads an absent index as 0; leaving it out
+			// takes a fifth of the nodes out of every record decode.
+			n.Add(tree.Int(kmip14.TagAttributeIndex, a.index))
+		}
+		r.Add(n.Add(a.value))
 	}
 	if o.body != nil {
 		r.Add(o.body)
@@ -92,7 +96,8 @@ func decodeObject(uid string, b []byte) (*object, error) {
 		// The AAD already binds the uid; this catches programming errors.
 		return nil, fmt.Errorf("record uid mismatch")
 	}
-	o := &object{uid: uid, typ: kmip14.ObjectType(t)}
+	// Sized once: nearly every child is an attribute.
+	o := &object{uid: uid, typ: kmip14.ObjectType(t), attrs: make([]attr, 0, len(r.Children))}
 	for _, c := range r.Children {
 		switch c.Tag {
 		case tagRecordVersion, kmip14.TagObjectType, kmip14.TagUniqueIdentifier:

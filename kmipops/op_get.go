@@ -80,10 +80,12 @@ func opGet(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 		return nil, err
 	}
 	ic.placeholder = uid
+	// body is not cloned: o was decoded for this request alone and has
+	// been saved already, so nothing else can see or change it.
 	return tree.Struct(kmip14.TagResponsePayload,
 		tree.Enum(kmip14.TagObjectType, uint32(o.typ)),
 		tree.Text(kmip14.TagUniqueIdentifier, uid),
-		body.Clone()), nil
+		body), nil
 }
 
 // servedFormat returns the body in the requested Key Format Type.

@@ -58,11 +58,12 @@ const MaxLeaseTime = time.Duration(1<<32-1) * time.Second
 // concurrent use: each object is one sealed record, and read-modify-write
 // operations hold a per-object lock.
 type Processor struct {
-	st    storage.Store
-	seal  Sealer
-	opts  Options
-	log   hclog.Logger
-	locks *lockMap
+	st      storage.Store
+	seal    Sealer
+	opts    Options
+	log     hclog.Logger
+	locks   *lockMap
+	streams *streamTable // open Encrypt/Decrypt/Sign/MAC streams, by Correlation Value
 }
 
 // NewProcessor returns a Processor over st, sealing every record with s.
@@ -81,7 +82,7 @@ func NewProcessor(st storage.Store, s Sealer, opts Options, log hclog.Logger) *P
 		opts.LeaseTime = DefaultLeaseTime
 	}
 	opts.LeaseTime = min(opts.LeaseTime.Truncate(time.Second), MaxLeaseTime)
-	return &Processor{st: st, seal: s, opts: opts, log: log, locks: newLockMap()}
+	return &Processor{st: st, seal: s, opts: opts, log: log, locks: newLockMap(), streams: newStreamTable()}
 }
 
 // version is a KMIP protocol version.

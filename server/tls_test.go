@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -175,4 +176,100 @@ func waitLog(t *testing.T, e *env, s string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("log lacks %q", s)
+}
+
+// A resumed session still yields the identity of the certificate verified in
+// its full handshake, in TLS 1.2 and 1.3; a ticket from before SetTLSConfig
+// is not honoured afterwards, so a reload that drops a CA cannot be skipped by
+// resuming.
+func TestSessionResumptionKeepsIdentity(t *testing.T) {
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(v), func(t *testing.T) {
+			e := startServer(t, envOpt{})
+			other := e.ca.issue(t, "client-b", ecKey(t), x509.ExtKeyUsageClientAuth)
+			wantID := func(c *issued) string {
+				sum := sha256.Sum256(c.leaf.RawSubjectPublicKeyInfo)
+				return hex.EncodeToString(sum[:]) + "/" + c.leaf.Subject.CommonName
+			}
+			newClient := func(cert *issued) *tls.Config {
+				return &tls.Config{RootCAs: e.pool(), ServerName: "127.0.0.1", MinVersion: v, MaxVersion: v,
+					Certificates: []tls.Certificate{cert.tls}, ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+			}
+			// who connects with cfg and returns the caller the server saw
+			// and whether the session was resumed.
+			who := func(cfg *tls.Config) (string, bool, error) {
+				c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", e.addr, cfg)
+				if err != nil {
+					return "", false, err
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				resp, err := roundTrip(c, request(1))
+				if err != nil {
+					return "", false, err
+				}
+				_, msg := resultReason(resp)
+				return msg, c.ConnectionState().DidResume, nil
+			}
+			a, b := newClient(e.client), newClient(other)
+			for i, want := range []bool{false, true, true} {
+				for _, c := range []struct {
+					cfg  *tls.Config
+					cert *issued
+				}{{a, e.client}, {b, other}} {
+					got, resumed, err := who(c.cfg)
+					if err != nil {
+						t.Fatalf("connection %d: %v", i, err)
+					}
+					if resumed != want || got != wantID(c.cert) {
+						t.Fatalf("connection %d: caller %q resumed %v; want %q resumed %v", i, got, resumed, wantID(c.cert), want)
+					}
+				}
+			}
+
+			// Same CA reloaded: tickets from before are not resumed.
+			certFile, keyFile := e.server.files(t, e.dir, "server")
+			caFile := filepath.Join(e.dir, "ca.crt")
+			cfg, err := TLSConfig(certFile, keyFile, caFile, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.srv.SetTLSConfig(cfg)
+			if got, resumed, err := who(a); err != nil || resumed || got != wantID(e.client) {
+				t.Fatalf("after reload: caller %q resumed %v err %v; want a full handshake as %q", got, resumed, err, wantID(e.client))
+			}
+
+			// CA rotated away: a client holding a fresh ticket is refused.
+			if _, resumed, err := who(b); err != nil || resumed { // full handshake, new ticket
+				t.Fatalf("after reload: resumed %v, %v", resumed, err)
+			}
+			if _, resumed, err := who(b); err != nil || !resumed {
+				t.Fatalf("no ticket to replay: resumed %v, %v", resumed, err)
+			}
+			rotated := filepath.Join(e.dir, "rotated.crt")
+			writeFile(t, rotated, newCA(t, "rotated CA").pem)
+			if cfg, err = TLSConfig(certFile, keyFile, rotated, 0); err != nil {
+				t.Fatal(err)
+			}
+			e.srv.SetTLSConfig(cfg)
+			if got, resumed, err := who(b); err == nil {
+				t.Fatalf("client of the removed CA served as %q (resumed %v)", got, resumed)
+			}
+		})
+	}
+}
+
+func TestCurvePreferencesClassicalByDefault(t *testing.T) {
+	e := startServer(t, envOpt{})
+	c := e.mustDial(e.client) // Go clients offer X25519MLKEM768 first
+	if _, err := roundTrip(c, request(1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ConnectionState().CurveID; got != tls.X25519 {
+		t.Fatalf("key exchange %v, want X25519", got)
+	}
+	h := harden(&tls.Config{CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519}})
+	if h.CurvePreferences[0] != tls.X25519MLKEM768 {
+		t.Fatal("harden overrode an explicit opt-in to hybrid post-quantum key exchange")
+	}
 }

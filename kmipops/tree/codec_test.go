@@ -248,3 +248,15 @@ func TestDecodedTreeIsIndependent(t *testing.T) {
 		t.Fatal("an empty byte string decodes as nil, which Encode would drop")
 	}
 }
+
+func TestCloneKeepsEmptyByteString(t *testing.T) {
+	n := Struct(kmip14.TagRequestPayload, Bytes(kmip14.TagData, []byte{}))
+	c := n.Clone()
+	if got := c.Child(kmip14.TagData).Bytes; got == nil {
+		t.Fatal("Clone turned an empty byte string into nil")
+	}
+	b1, b2 := MustEncode(n), MustEncode(c)
+	if !bytes.Equal(b1, b2) {
+		t.Fatalf("clone encodes differently:\n%x\n%x", b1, b2)
+	}
+}

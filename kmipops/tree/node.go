@@ -178,7 +178,9 @@ func (n *Node) Clone() *Node {
 	}
 	c := *n
 	if n.Bytes != nil {
-		c.Bytes = append([]byte(nil), n.Bytes...)
+		// Keep an empty value empty, not nil: the encoder drops a nil byte
+		// string, and an empty Data or AAD field is meaningful in KMIP.
+		c.Bytes = append(make([]byte, 0, len(n.Bytes)), n.Bytes...)
 	}
 	if n.Big != nil {
 		c.Big = new(big.Int).Set(n.Big)
