@@ -28,6 +28,10 @@ type Bindings struct {
 	// $IV_COUNTER_NONCE): such a placeholder means "the n-th value of this
 	// field the server returned".
 	Seen map[ttlv.Tag][]*tree.Node
+	// Params holds, by identifier value, the Cryptographic Parameters the
+	// case's Register/Create/CreateKeyPair requests gave an object; the
+	// random-output rule (rules.go) reads the padding and Random IV from it.
+	Params map[string]*tree.Node
 	// Run, when set, is shared by the test cases of one run (see Memory).
 	Run *Memory
 }
@@ -76,7 +80,7 @@ func (b *Bindings) remember() {
 
 // NewBindings returns empty bindings.
 func NewBindings() *Bindings {
-	return &Bindings{Values: map[string]*tree.Node{}, Generated: map[string]bool{}, Seen: map[ttlv.Tag][]*tree.Node{}}
+	return &Bindings{Values: map[string]*tree.Node{}, Generated: map[string]bool{}, Seen: map[ttlv.Tag][]*tree.Node{}, Params: map[string]*tree.Node{}}
 }
 
 // placeholder splits "$NOW-3600" into name "NOW" and offset -3600s.
@@ -188,7 +192,7 @@ func (b *Bindings) Observe(resp *tree.Node) {
 }
 
 func (b *Bindings) clone() *Bindings {
-	return &Bindings{Values: maps.Clone(b.Values), Generated: maps.Clone(b.Generated), Seen: b.Seen, Run: b.Run}
+	return &Bindings{Values: maps.Clone(b.Values), Generated: maps.Clone(b.Generated), Seen: b.Seen, Params: b.Params, Run: b.Run}
 }
 
 // merge adopts what a successful trial comparison bound.

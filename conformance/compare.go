@@ -36,17 +36,19 @@ func (m *Mismatch) Error() string {
 // response time stamp, $NOW-style times within [start, end] ± slack, the free
 // text of ResultMessage, the order of attributes, and the server-described
 // content of rules.go (Query answers, the Random Number Generator value,
-// server-kept attributes in all-attribute listings). Everything else must be
-// equal.
+// server-kept attributes in all-attribute listings, the length-checked random
+// outputs of RNG Retrieve and of OAEP or server-IV Encrypt). Everything else
+// must be equal.
 type comparer struct {
 	b          *Bindings
-	req        *tree.Node // the request message answered; nil when unknown
-	resp       *tree.Node // the whole response message
-	reqItem    *tree.Node // its batch item matching the one being compared
-	op         uint32     // operation of the batch item being compared
-	generated  bool       // the batch item is about an object with server-made key material
-	allAttrs   bool       // the batch item lists every attribute of an object
-	version    *Node      // the Protocol Version the response must carry, if known
+	req        *tree.Node        // the request message answered; nil when unknown
+	resp       *tree.Node        // the whole response message
+	reqItem    *tree.Node        // its batch item matching the one being compared
+	op         uint32            // operation of the batch item being compared
+	generated  bool              // the batch item is about an object with server-made key material
+	random     map[ttlv.Tag]bool // payload fields holding random server output (rules.go)
+	allAttrs   bool              // the batch item lists every attribute of an object
+	version    *Node             // the Protocol Version the response must carry, if known
 	start, end time.Time
 	slack      time.Duration
 }
@@ -174,9 +176,12 @@ func (c *comparer) children(path string, exp *Node, got *tree.Node) *Mismatch {
 	var ec []*Node
 	var gc []*tree.Node
 	if exp.Tag == kmip14.TagBatchItem {
-		defer func(saved comparer) { c.op, c.generated, c.allAttrs = saved.op, saved.generated, saved.allAttrs }(*c)
+		defer func(saved comparer) {
+			c.op, c.generated, c.allAttrs, c.random = saved.op, saved.generated, saved.allAttrs, saved.random
+		}(*c)
 		c.op, c.generated = batchContext(exp, c.b)
 		c.allAttrs = c.reqItem != nil && listsAllAttributes(c.op, c.reqItem)
+		c.random = c.randomOutputs(exp)
 	}
 	for _, e := range exp.Children {
 		if !c.ignored(exp.Tag, e.Tag) {
@@ -238,6 +243,8 @@ func (c *comparer) children(path string, exp *Node, got *tree.Node) *Mismatch {
 				// A failed item explains itself (Compare quotes it); else say why.
 				m.Note = "a response carries the request's protocol version"
 			}
+		case exp.Tag == kmip14.TagResponsePayload && c.random[e.Tag] && e.Placeholder == "" && e.Type == ttlv.TypeByteString:
+			m = checkRandom(p, e, g)
 		case exp.Tag == kmip14.TagAttribute && e.Tag == kmip14.TagAttributeValue && attrTag == kmip14.TagRandomNumberGenerator:
 			m = checkRNG(p, g)
 		case exp.Tag == kmip14.TagResponseMessage && e.Tag == kmip14.TagBatchItem:

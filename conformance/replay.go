@@ -92,6 +92,7 @@ func ReplayWith(ctx context.Context, conn Conn, tc *TestCase, o Options) Result 
 			break // the connection is unusable
 		}
 		b.Observe(resp)
+		b.learnParams(req, resp)
 		if res.Failed != 0 {
 			b.bindLoose(st.Response, resp)
 			continue

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/gemalto/kmip-go/kmip14"
@@ -220,4 +221,141 @@ func failedItems(resp *tree.Node) bool {
 		}
 	}
 	return false
+}
+
+// Random outputs. Some operations return bytes that are random by
+// definition, so a recorded value can never be matched, only its shape:
+//   - RNG Retrieve (§4.35) returns random bytes;
+//   - RSA-OAEP encryption (PKCS#1 v2.2 §7.1) draws a fresh seed per call: the
+//     ciphertext is as long as the modulus and different every time;
+//   - an Encrypt that leaves the IV to the server (Random IV, §3.6;
+//     or no IV in the request where the case recorded the one the server
+//     returned) answers with the server's random IV and a ciphertext under it.
+// In those responses the payload's output byte strings are checked for type
+// and exact length (the recorded one: for OAEP the modulus size), not
+// content. Nothing else is relaxed: the Unique Identifier, a Decrypt's
+// plaintext, a deterministic Encrypt (a client IV, PKCS#1 v1.5 Decrypt...)
+// stay exact. The bytes the server really returned are still what later
+// steps send ($DATA_0, $IV_COUNTER_NONCE resolve from Bindings.Seen), so a
+// case that decrypts them checks the round trip.
+
+// randomOutputs names the payload fields of a response batch item that carry
+// random server output: nil unless the request item is known.
+func (c *comparer) randomOutputs(exp *Node) map[ttlv.Tag]bool {
+	if c.reqItem == nil {
+		return nil
+	}
+	switch kmip14.Operation(c.op) {
+	case kmip14.OperationRNGRetrieve:
+		return map[ttlv.Tag]bool{kmip14.TagData: true}
+	case kmip14.OperationEncrypt:
+	default:
+		return nil
+	}
+	p := c.reqItem.Child(kmip14.TagRequestPayload)
+	reqParams := p.Child(kmip14.TagCryptographicParameters)
+	var keyParams *tree.Node
+	if uid, ok := p.Child(kmip14.TagUniqueIdentifier).TextValue(); ok {
+		keyParams = c.b.Params[uid]
+	}
+	// A field the request's Cryptographic Parameters leave out is taken from
+	// the key's Cryptographic Parameters attribute (§4.29).
+	param := func(tag ttlv.Tag) *tree.Node {
+		if v := reqParams.Child(tag); v != nil {
+			return v
+		}
+		return keyParams.Child(tag)
+	}
+	out := map[ttlv.Tag]bool{}
+	if pm, ok := param(kmip14.TagPaddingMethod).EnumValue(); ok && pm == uint32(kmip14.PaddingMethodOAEP) {
+		out[kmip14.TagData] = true
+	}
+	randomIV, _ := param(kmip14.TagRandomIV).BoolValue()
+	if randomIV || (p.Child(kmip14.TagIVCounterNonce) == nil && expectsPayload(exp, kmip14.TagIVCounterNonce)) {
+		out[kmip14.TagData] = true
+		out[kmip14.TagIVCounterNonce] = true
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// expectsPayload reports whether an expected batch item's payload has tag.
+func expectsPayload(bi *Node, tag ttlv.Tag) bool {
+	for _, c := range bi.Children {
+		if c.Tag != kmip14.TagResponsePayload {
+			continue
+		}
+		for _, f := range c.Children {
+			if f.Tag == tag {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkRandom checks a random output against the recorded one: a byte string
+// of exactly the recorded length.
+func checkRandom(path string, e *Node, g *tree.Node) *Mismatch {
+	if g.Type != ttlv.TypeByteString {
+		return &Mismatch{Path: path, Expected: "a ByteString", Got: "type " + g.Type.String()}
+	}
+	if len(g.Bytes) != len(e.Lit.Bytes) {
+		return &Mismatch{Path: path, Expected: fmt.Sprintf("%d random bytes (as recorded)", len(e.Lit.Bytes)),
+			Got: fmt.Sprintf("%d bytes", len(g.Bytes)), Note: "a random output is checked for its length"}
+	}
+	return nil
+}
+
+// learnParams records the Cryptographic Parameters a request gave the objects
+// it created, by the identifiers the response assigned: OASIS cases register
+// an RSA key with OAEP padding, or an AES key with Random IV, and then
+// Encrypt without naming them. Only successful Register, Create and
+// CreateKeyPair items are read; parameters set later (Add/Modify Attribute)
+// are not tracked, which can only leave a comparison strict.
+func (b *Bindings) learnParams(req, resp *tree.Node) {
+	if req == nil || resp == nil {
+		return
+	}
+	items := resp.All(kmip14.TagBatchItem)
+	for i, ri := range req.All(kmip14.TagBatchItem) {
+		if i >= len(items) {
+			return
+		}
+		gi := items[i]
+		if s, ok := gi.Child(kmip14.TagResultStatus).EnumValue(); !ok || s != uint32(kmip14.ResultStatusSuccess) {
+			continue
+		}
+		op, _ := ri.Child(kmip14.TagOperation).EnumValue()
+		rp, gp := ri.Child(kmip14.TagRequestPayload), gi.Child(kmip14.TagResponsePayload)
+		switch kmip14.Operation(op) {
+		case kmip14.OperationRegister, kmip14.OperationCreate:
+			b.setParams(gp.Child(kmip14.TagUniqueIdentifier), rp.Child(kmip14.TagTemplateAttribute))
+		case kmip14.OperationCreateKeyPair:
+			common := rp.Child(kmip14.TagCommonTemplateAttribute)
+			b.setParams(gp.Child(kmip14.TagPublicKeyUniqueIdentifier), rp.Child(kmip14.TagPublicKeyTemplateAttribute), common)
+			b.setParams(gp.Child(kmip14.TagPrivateKeyUniqueIdentifier), rp.Child(kmip14.TagPrivateKeyTemplateAttribute), common)
+		}
+	}
+}
+
+// setParams records the first Cryptographic Parameters attribute found in
+// the templates (the specific one before the common one) for uid.
+func (b *Bindings) setParams(uid *tree.Node, templates ...*tree.Node) {
+	id, ok := uid.TextValue()
+	if !ok {
+		return
+	}
+	for _, t := range templates {
+		for _, a := range t.All(kmip14.TagAttribute) {
+			if n, _ := a.Child(kmip14.TagAttributeName).TextValue(); n == "Cryptographic Parameters" {
+				if v := a.Child(kmip14.TagAttributeValue); v != nil && v.Type == ttlv.TypeStructure {
+					b.Params[id] = v
+					return
+				}
+			}
+		}
+	}
 }

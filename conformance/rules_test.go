@@ -1,10 +1,13 @@
 package conformance
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gemalto/kmip-go/kmip14"
 
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
@@ -165,5 +168,172 @@ func TestRunMemory(t *testing.T) {
 	}
 	if r := run(nil); r.Passed || !strings.Contains(r.Reason(), "KeyMaterial") {
 		t.Fatalf("without run memory the key bytes are exact: %+v", r)
+	}
+}
+
+// bs is a ByteString field of n bytes, each b (hex).
+func bs(tag string, n int, b string) string {
+	return `<` + tag + ` type="ByteString" value="` + strings.Repeat(b, n) + `"/>`
+}
+
+func cryptoParams(fields string) string {
+	return `<CryptographicParameters>` + fields + `</CryptographicParameters>`
+}
+
+const (
+	oaep     = `<PaddingMethod type="Enumeration" value="OAEP"/>`
+	pkcs15   = `<PaddingMethod type="Enumeration" value="PKCS1V1_5"/>`
+	cbc      = `<BlockCipherMode type="Enumeration" value="CBC"/><PaddingMethod type="Enumeration" value="PKCS5"/>`
+	randomIV = `<RandomIV type="Boolean" value="true"/>`
+)
+
+func TestRandomOutputs(t *testing.T) {
+	plain := bs("Data", 28, "66")
+	for _, c := range []struct {
+		name     string
+		op, req  string // request operation and payload
+		exp, got string // expected and actual payloads
+		path     string // "" means accepted
+	}{
+		// RNG Retrieve: random bytes, of the length asked and recorded.
+		{"RNG: other bytes", "RNGRetrieve", `<DataLength type="Integer" value="32"/>`, bs("Data", 32, "9c"), bs("Data", 32, "5a"), ""},
+		{"RNG: shorter", "RNGRetrieve", `<DataLength type="Integer" value="32"/>`, bs("Data", 32, "9c"), bs("Data", 16, "5a"), "ResponsePayload/Data"},
+		{"RNG: longer", "RNGRetrieve", `<DataLength type="Integer" value="32"/>`, bs("Data", 32, "9c"), bs("Data", 33, "5a"), "ResponsePayload/Data"},
+		{"RNG: not bytes", "RNGRetrieve", `<DataLength type="Integer" value="32"/>`, bs("Data", 32, "9c"), `<Data type="TextString" value="x"/>`, "ResponsePayload/Data"},
+		// RSA-OAEP: a fresh seed per call; the length is the modulus size.
+		{"OAEP: other ciphertext", "Encrypt", uidLit("k") + cryptoParams(oaep) + plain, uidLit("k") + bs("Data", 256, "6a"), uidLit("k") + bs("Data", 256, "7f"), ""},
+		{"OAEP: wrong length", "Encrypt", uidLit("k") + cryptoParams(oaep) + plain, uidLit("k") + bs("Data", 256, "6a"), uidLit("k") + bs("Data", 128, "7f"), "ResponsePayload/Data"},
+		{"OAEP: identifier still exact", "Encrypt", uidLit("k") + cryptoParams(oaep) + plain, uidLit("k") + bs("Data", 256, "6a"), uidLit("j") + bs("Data", 256, "7f"), "ResponsePayload/UniqueIdentifier"},
+		{"OAEP: a client's byte field still exact", "Encrypt", uidLit("k") + cryptoParams(oaep) + plain + bs("IVCounterNonce", 16, "01"),
+			uidLit("k") + bs("Data", 256, "6a") + bs("IVCounterNonce", 16, "01"), uidLit("k") + bs("Data", 256, "7f") + bs("IVCounterNonce", 16, "02"), "ResponsePayload/IVCounterNonce"},
+		// Random IV: the server's IV and the ciphertext under it.
+		{"Random IV: other IV and ciphertext", "Encrypt", uidLit("k") + cryptoParams(cbc+randomIV) + plain,
+			uidLit("k") + bs("Data", 32, "e7") + bs("IVCounterNonce", 16, "ff"), uidLit("k") + bs("Data", 32, "55") + bs("IVCounterNonce", 16, "01"), ""},
+		{"Random IV: IV of another length", "Encrypt", uidLit("k") + cryptoParams(cbc+randomIV) + plain,
+			uidLit("k") + bs("Data", 32, "e7") + bs("IVCounterNonce", 16, "ff"), uidLit("k") + bs("Data", 32, "55") + bs("IVCounterNonce", 12, "01"), "ResponsePayload/IVCounterNonce"},
+		{"no IV asked, one recorded", "Encrypt", uidLit("k") + cryptoParams(cbc) + plain,
+			uidLit("k") + bs("Data", 32, "e7") + bs("IVCounterNonce", 16, "ff"), uidLit("k") + bs("Data", 32, "55") + bs("IVCounterNonce", 16, "01"), ""},
+		{"no IV asked, IV missing", "Encrypt", uidLit("k") + cryptoParams(cbc) + plain,
+			uidLit("k") + bs("Data", 32, "e7") + bs("IVCounterNonce", 16, "ff"), uidLit("k") + bs("Data", 32, "55"), "ResponsePayload/IVCounterNonce"},
+		// Deterministic operations stay exact.
+		{"CBC with the client's IV", "Encrypt", uidLit("k") + cryptoParams(cbc) + plain + bs("IVCounterNonce", 16, "01"),
+			uidLit("k") + bs("Data", 32, "e7"), uidLit("k") + bs("Data", 32, "55"), "ResponsePayload/Data"},
+		{"CBC with the client's IV, IV echoed", "Encrypt", uidLit("k") + cryptoParams(cbc) + plain + bs("IVCounterNonce", 16, "01"),
+			uidLit("k") + bs("Data", 32, "e7") + bs("IVCounterNonce", 16, "01"), uidLit("k") + bs("Data", 32, "e7") + bs("IVCounterNonce", 16, "02"), "ResponsePayload/IVCounterNonce"},
+		{"Random IV false", "Encrypt", uidLit("k") + cryptoParams(cbc+`<RandomIV type="Boolean" value="false"/>`) + plain + bs("IVCounterNonce", 16, "01"),
+			uidLit("k") + bs("Data", 32, "e7"), uidLit("k") + bs("Data", 32, "55"), "ResponsePayload/Data"},
+		{"ECB, no IV anywhere", "Encrypt", uidLit("k") + cryptoParams(`<BlockCipherMode type="Enumeration" value="ECB"/>`) + plain,
+			uidLit("k") + bs("Data", 32, "e7"), uidLit("k") + bs("Data", 32, "55"), "ResponsePayload/Data"},
+		{"PKCS#1 v1.5 Encrypt", "Encrypt", uidLit("k") + cryptoParams(pkcs15) + plain, uidLit("k") + bs("Data", 256, "6a"), uidLit("k") + bs("Data", 256, "7f"), "ResponsePayload/Data"},
+		{"PKCS#1 v1.5 Decrypt", "Decrypt", uidLit("k") + cryptoParams(pkcs15) + bs("Data", 256, "6a"), uidLit("k") + plain, uidLit("k") + bs("Data", 28, "67"), "ResponsePayload/Data"},
+		{"OAEP Decrypt", "Decrypt", uidLit("k") + cryptoParams(oaep) + bs("Data", 256, "6a"), uidLit("k") + plain, uidLit("k") + bs("Data", 28, "67"), "ResponsePayload/Data"},
+		{"Random IV Decrypt", "Decrypt", uidLit("k") + cryptoParams(cbc+randomIV) + bs("Data", 32, "6a") + bs("IVCounterNonce", 16, "01"),
+			uidLit("k") + plain, uidLit("k") + bs("Data", 28, "67"), "ResponsePayload/Data"},
+		{"Sign", "Sign", uidLit("k") + cryptoParams(oaep) + plain, uidLit("k") + bs("SignatureData", 256, "6a"), uidLit("k") + bs("SignatureData", 256, "7f"), "ResponsePayload/SignatureData"},
+	} {
+		m := compareReq(t, request(c.op, c.req), opResponse(c.op, c.exp), opResponse(c.op, c.got))
+		switch {
+		case c.path == "" && m != nil:
+			t.Errorf("%s rejected: %v", c.name, m)
+		case c.path != "" && (m == nil || !strings.HasSuffix(m.Path, c.path)):
+			t.Errorf("%s: mismatch %v, want one at …%s", c.name, m, c.path)
+		}
+	}
+	m := compareReq(t, request("RNGRetrieve", `<DataLength type="Integer" value="1"/>`), opResponse("RNGRetrieve", bs("Data", 1, "9c")),
+		opResponse("RNGRetrieve", `<Data type="TextString" value="x"/>`))
+	if m == nil || m.Expected != "a ByteString" {
+		t.Errorf("a Text String of the recorded length: %v", m)
+	}
+	// Without the request the rule cannot apply: strict.
+	if m := compare(t, opResponse("RNGRetrieve", bs("Data", 32, "9c")), opResponse("RNGRetrieve", bs("Data", 32, "5a")), NewBindings()); m == nil {
+		t.Error("random bytes accepted without knowing the request")
+	}
+}
+
+// The OASIS cases set OAEP or Random IV on the key (Register's template) and
+// Encrypt without naming them: the replay remembers the key's parameters, and
+// later steps send the bytes the server really returned.
+func TestRandomOutputsFromKeyParameters(t *testing.T) {
+	tmpl := func(params string) string {
+		return `<TemplateAttribute><Attribute><AttributeName type="TextString" value="Cryptographic Parameters"/><AttributeValue>` +
+			params + `</AttributeValue></Attribute></TemplateAttribute>`
+	}
+	plain := bs("Data", 33, "01")
+	encrypt := request("Encrypt", uid0+plain)
+	run := func(create, createResp, encryptResp, gotCreate, gotEncrypt string, more ...string) (Result, *fakeConn) {
+		doc := "<KMIP>" + create + createResp + encrypt + encryptResp + strings.Join(more, "") + "</KMIP>"
+		tc, err := Parse(strings.NewReader(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &fakeConn{resp: []*tree.Node{concrete(t, gotCreate), concrete(t, gotEncrypt)}}
+		for i := 2; i < len(tc.Steps); i++ {
+			f.resp = append(f.resp, concrete(t, opResponse("Decrypt", uidLit("k")+plain)))
+		}
+		return Replay(context.Background(), f, tc), f
+	}
+	register := func(params string) string {
+		return request("Register", `<ObjectType type="Enumeration" value="PublicKey"/>`+tmpl(params))
+	}
+	registered := opResponse("Register", uid0)
+	gotRegistered := opResponse("Register", uidLit("k"))
+
+	oaepExp := opResponse("Encrypt", uid0+bs("Data", 256, "6a"))
+	if r, _ := run(register(oaep), registered, oaepExp, gotRegistered, opResponse("Encrypt", uidLit("k")+bs("Data", 256, "7f"))); !r.Passed {
+		t.Errorf("OAEP key: %s", r.Reason())
+	}
+	if r, _ := run(register(oaep), registered, oaepExp, gotRegistered, opResponse("Encrypt", uidLit("k")+bs("Data", 255, "7f"))); r.Passed || r.Failed != 2 {
+		t.Errorf("OAEP key, short ciphertext: %+v", r)
+	}
+	if r, _ := run(register(pkcs15), registered, oaepExp, gotRegistered, opResponse("Encrypt", uidLit("k")+bs("Data", 256, "7f"))); r.Passed || r.Failed != 2 {
+		t.Errorf("PKCS#1 v1.5 key: ciphertext not compared: %+v", r)
+	}
+	// The request's own padding overrides the key's.
+	override := request("Encrypt", uid0+cryptoParams(pkcs15)+plain)
+	doc := "<KMIP>" + register(oaep) + registered + override + oaepExp + "</KMIP>"
+	tc, err := Parse(strings.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeConn{resp: []*tree.Node{concrete(t, gotRegistered), concrete(t, opResponse("Encrypt", uidLit("k")+bs("Data", 256, "7f")))}}
+	if r := Replay(context.Background(), f, tc); r.Passed {
+		t.Error("PKCS#1 v1.5 requested on an OAEP key: ciphertext not compared")
+	}
+	// A failed Register records nothing.
+	failed := response(`<BatchItem><Operation type="Enumeration" value="Register"/><ResultStatus type="Enumeration" value="OperationFailed"/>
+  <ResultReason type="Enumeration" value="InvalidField"/><ResponsePayload>` + uidLit("k") + `</ResponsePayload></BatchItem>`)
+	b := NewBindings()
+	b.learnParams(concrete(t, strings.ReplaceAll(register(oaep), "RequestMessage", "ResponseMessage")), concrete(t, failed))
+	if len(b.Params) != 0 {
+		t.Errorf("failed Register recorded parameters: %v", b.Params)
+	}
+
+	// CreateKeyPair: each key's own template, else the common one. (A
+	// generated pair's outputs are length-checked anyway, so look inside.)
+	ckp := request("CreateKeyPair", strings.ReplaceAll(tmpl(oaep), "TemplateAttribute", "CommonTemplateAttribute")+
+		strings.ReplaceAll(tmpl(pkcs15), "TemplateAttribute", "PrivateKeyTemplateAttribute"))
+	ckpGot := opResponse("CreateKeyPair", `<PrivateKeyUniqueIdentifier type="TextString" value="p"/><PublicKeyUniqueIdentifier type="TextString" value="k"/>`)
+	b = NewBindings()
+	b.learnParams(concrete(t, strings.ReplaceAll(ckp, "RequestMessage", "ResponseMessage")), concrete(t, ckpGot))
+	pad := func(uid string) uint32 { v, _ := b.Params[uid].Child(kmip14.TagPaddingMethod).EnumValue(); return v }
+	if pad("k") != uint32(kmip14.PaddingMethodOAEP) || pad("p") != uint32(kmip14.PaddingMethodPKCS1V1_5) {
+		t.Errorf("CreateKeyPair parameters: public %v, private %v", b.Params["k"], b.Params["p"])
+	}
+
+	// Random IV on the key; the Decrypt that follows sends the server's bytes.
+	symKey := request("Register", `<ObjectType type="Enumeration" value="SymmetricKey"/>`+tmpl(cbc+randomIV))
+	ivExp := opResponse("Encrypt", uid0+bs("Data", 48, "e7")+bs("IVCounterNonce", 16, "ff"))
+	decrypt := request("Decrypt", uid0+`<Data type="ByteString" value="$DATA_0"/><IVCounterNonce type="ByteString" value="$IV_COUNTER_NONCE"/>`) +
+		opResponse("Decrypt", uid0+plain)
+	r, f := run(symKey, registered, ivExp, gotRegistered, opResponse("Encrypt", uidLit("k")+bs("Data", 48, "55")+bs("IVCounterNonce", 16, "01")), decrypt)
+	if !r.Passed {
+		t.Fatalf("Random IV key: %s", r.Reason())
+	}
+	p := f.reqs[2].Path(kmip14.TagBatchItem, kmip14.TagRequestPayload)
+	if d, _ := p.Child(kmip14.TagData).BytesValue(); !bytes.Equal(d, bytes.Repeat([]byte{0x55}, 48)) {
+		t.Errorf("Decrypt sent Data %x, not the server's ciphertext", d)
+	}
+	if iv, _ := p.Child(kmip14.TagIVCounterNonce).BytesValue(); !bytes.Equal(iv, bytes.Repeat([]byte{0x01}, 16)) {
+		t.Errorf("Decrypt sent IV %x, not the server's IV", iv)
 	}
 }

@@ -13,7 +13,7 @@
 // refusals lower the effective cap to what is open (AIMD: +1 after 32
 // successes and 1s); a lost device makes callers fail fast with
 // ErrUnavailable while a goroutine re-initialises the module (C_Finalize +
-// C_Initialize under the module's write lock) with back-off 100ms..5s.
+// C_Initialize under the module's write lock) with back-off 100ms..1s.
 package hsm
 
 import (

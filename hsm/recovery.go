@@ -4,9 +4,14 @@ import (
 	"time"
 )
 
+// Recovery re-initialises with exponential back-off, but never waits more
+// than recoveryBackoffMax between attempts: that wait is what a client sees
+// after the HSM comes back (kmipd promises HSM work within 2 s of the token's
+// return), and one C_Finalize + C_Initialize a second while the HSM is gone
+// costs nothing worth saving.
 const (
 	recoveryBackoffMin = 100 * time.Millisecond
-	recoveryBackoffMax = 5 * time.Second
+	recoveryBackoffMax = time.Second
 )
 
 // deviceLost marks the HSM not ready and starts background recovery, once.

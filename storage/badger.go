@@ -23,10 +23,15 @@ type BadgerOptions struct {
 	// GCInterval is how often value-log GC runs; 0 means 5 minutes, negative
 	// disables it.
 	GCInterval time.Duration
+
+	// CacheBytes bounds the in-memory cache of stored values that serves
+	// repeated Gets (cache.go); 0 means 32 MiB, negative disables it.
+	CacheBytes int
 }
 
 const (
 	defaultGCInterval = 5 * time.Minute
+	defaultCacheBytes = 32 << 20
 	gcDiscardRatio    = 0.7
 	// maxConflictRetries bounds the retries of a write transaction that
 	// lost a race, which cannot happen while the committer is the only
@@ -37,8 +42,9 @@ const (
 // Badger is a Store on github.com/dgraph-io/badger/v4. Badger's own value
 // encryption stays off: kmipd seals material above this layer.
 type Badger struct {
-	db  *badger.DB
-	log hclog.Logger
+	db    *badger.DB
+	log   hclog.Logger
+	cache *valueCache // nil when disabled
 
 	// Close waits for in-flight operations (badger is not safe to use while
 	// closing); once closing is set new operations get ErrClosed, so a Get
@@ -89,6 +95,12 @@ func openBadger(path string, opts BadgerOptions, log hclog.Logger, tune func(bad
 	b := &Badger{db: db, log: log, stopGC: make(chan struct{}),
 		writes: make(chan *writeOp, writeQueue), commitDone: make(chan struct{})}
 	b.drained = sync.NewCond(&b.mu)
+	switch {
+	case opts.CacheBytes == 0:
+		b.cache = newValueCache(defaultCacheBytes)
+	case opts.CacheBytes > 0:
+		b.cache = newValueCache(opts.CacheBytes)
+	}
 	go b.commitLoop()
 	if !syncWrites {
 		log.Warn("badger opened with sync_writes=false: acknowledged writes may be lost on crash", "path", path)
@@ -191,6 +203,10 @@ func (b *Badger) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	defer b.leave()
+	if v, ok := b.cache.get(key); ok {
+		return v, nil
+	}
+	gen := b.cache.generation()
 	var v []byte
 	err := b.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(key))
@@ -206,6 +222,7 @@ func (b *Badger) Get(ctx context.Context, key string) ([]byte, error) {
 	if v == nil {
 		v = []byte{}
 	}
+	b.cache.fill(key, v, gen)
 	return v, nil
 }
 

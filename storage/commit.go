@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -52,6 +53,8 @@ type writeOp struct {
 	done  chan error // buffered: the committer never blocks on a caller
 	err   error      // the op's outcome before commit; nil means it wrote
 	wrote bool
+
+	answered bool // done has been sent to
 }
 
 // write queues one operation and waits until it is durable (or failed). The
@@ -83,9 +86,30 @@ func (b *Badger) commitLoop() {
 				break drain
 			}
 		}
-		b.commitGroup(group)
+		b.safeCommitGroup(group)
 		clear(group) // drop references to finished callers' buffers
 	}
+}
+
+// safeCommitGroup keeps a panic inside badger from killing the committer
+// (and with it every later write) or leaving callers waiting: as when each
+// caller ran its own transaction, the operations fail and the server goes on.
+func (b *Badger) safeCommitGroup(ops []*writeOp) {
+	defer func() {
+		if r := recover(); r != nil {
+			b.log.Error("panic while committing writes", "panic", r, "stack", string(debug.Stack()))
+			for _, op := range ops {
+				if op == nil {
+					continue
+				}
+				b.cache.remove(string(op.key))
+				if !op.answered {
+					op.done <- fmt.Errorf("storage: internal error committing write: %v", r)
+				}
+			}
+		}
+	}()
+	b.commitGroup(ops)
 }
 
 // commitGroup commits ops, in as few transactions as badger allows, and
@@ -98,7 +122,20 @@ func (b *Badger) commitGroup(ops []*writeOp) {
 			// re-running the prefix re-evaluates every check, so it is safe.
 			n, err = b.commitPrefix(ops)
 		}
+		// The cache learns the outcome before any caller does (cache.go).
 		for _, op := range ops[:n] {
+			switch {
+			case !op.wrote:
+			case err != nil:
+				b.cache.remove(string(op.key))
+			case op.kind == opDelete:
+				b.cache.remove(string(op.key))
+			default:
+				b.cache.set(string(op.key), op.value)
+			}
+		}
+		for _, op := range ops[:n] {
+			op.answered = true
 			switch {
 			case !op.wrote:
 				op.done <- op.err

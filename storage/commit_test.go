@@ -164,3 +164,23 @@ func TestGroupCommitDurable(t *testing.T) {
 		}
 	}
 }
+
+// A panic inside a commit fails that group's callers and leaves the
+// committer serving later writes.
+func TestGroupCommitSurvivesPanic(t *testing.T) {
+	b := openTest(t, t.TempDir())
+	defer b.Close()
+	ok := &writeOp{kind: opPut, key: []byte("p/ok"), value: []byte("v"), done: make(chan error, 1)}
+	b.cache.set("p/ok", []byte("stale")) // must not survive the failed group
+	// A nil op is a programming error that makes apply panic mid-group.
+	b.safeCommitGroup([]*writeOp{ok, nil})
+	if err := <-ok.done; err == nil {
+		t.Fatal("an op of a group that panicked succeeded")
+	}
+	if _, found := b.cache.get("p/ok"); found {
+		t.Fatal("cache kept a key whose commit panicked")
+	}
+	if err := b.Put(context.Background(), "p/after", []byte("x")); err != nil {
+		t.Fatalf("Put after a panicked group: %v", err)
+	}
+}

@@ -18,8 +18,8 @@ import (
 
 	"github.com/kmipd/kmipd/certs"
 	"github.com/kmipd/kmipd/conformance"
-	"github.com/kmipd/kmipd/tests/hostile"
 	"github.com/kmipd/kmipd/testkit"
+	"github.com/kmipd/kmipd/tests/hostile"
 )
 
 // devServer is `kmipd dev` on one folder, started again and again on it.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"net"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -325,4 +326,32 @@ func TestThousandsOfIdleConnections(t *testing.T) {
 		WaitMetric(t, m, "kmipd_connections_active", func(v float64) bool { return v == 0 }, 10*time.Second)
 		WaitGoroutines(t, base.Goroutines, 2, 10*time.Second)
 	})
+}
+
+// TestPipeliningAndFragments: framing is by the TTLV length alone, so many
+// requests in one write, and one request in many tiny TLS records (within
+// the read timeout), are each answered exactly once, in order.
+func TestPipeliningAndFragments(t *testing.T) {
+	e := StartServer(t, Options{Server: shortTimeouts()})
+	c := e.Dial(0)
+	const n = 1000
+	var all []byte
+	for i := range n {
+		all = append(all, enc(Request(Item(kmip14.OperationGet, UID("missing-"+strconv.Itoa(i)))))...)
+	}
+	go c.Send(all)
+	for i := range n {
+		resp, err := c.ReadResponse()
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		WantFailure(t, Only(t, resp), kmip14.ResultReasonItemNotFound)
+	}
+	req := enc(Request(Item(kmip14.OperationDiscoverVersions)))
+	for i := range req {
+		if err := c.Send(req[i : i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	WantOK(t, Only(t, must(c.ReadResponse())))
 }

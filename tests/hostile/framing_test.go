@@ -64,6 +64,9 @@ type hostileCase struct {
 	closes bool
 	// closeWrite half-closes the client's side after sending.
 	closeWrite bool
+	// maxAlloc bounds what the whole exchange may allocate (both ends);
+	// 0 means the default of 64 MiB.
+	maxAlloc uint64
 }
 
 func TestHostileMessages(t *testing.T) {
@@ -92,8 +95,10 @@ func TestHostileMessages(t *testing.T) {
 
 	cases := []hostileCase{
 		// Lengths.
-		{name: "length field claims 4 GiB", send: huge, reason: IM, msg: capMsg, closes: true},
-		{name: "length one byte over the cap", send: overCap, reason: IM, msg: capMsg, closes: true},
+		// The claimed size is never allocated: the whole exchange, TLS
+		// handshake included, stays under 4 MiB.
+		{name: "length field claims 4 GiB", send: huge, reason: IM, msg: capMsg, closes: true, maxAlloc: 4 << 20},
+		{name: "length one byte over the cap", send: overCap, reason: IM, msg: capMsg, closes: true, maxAlloc: 4 << 20},
 		{name: "truncated message then EOF", send: okBytes[:len(okBytes)-5], closeWrite: true},
 		{name: "header only then EOF", send: okBytes[:tree.HeaderLen], closeWrite: true},
 		{name: "value length past its structure", reason: IM, send: frame(
@@ -159,6 +164,16 @@ func TestHostileMessages(t *testing.T) {
 
 func runHostile(t *testing.T, e *Env, tc hostileCase) {
 	t.Helper()
+	limit := tc.maxAlloc
+	if limit == 0 {
+		limit = 64 << 20
+	}
+	before := Measure()
+	defer func() {
+		if d := Measure().TotalAlloc - before.TotalAlloc; d > limit {
+			t.Errorf("the exchange allocated %d KiB (limit %d KiB)", d>>10, limit>>10)
+		}
+	}()
 	c := e.Dial(0)
 	defer c.Close()
 	c.Timeout = 15 * time.Second

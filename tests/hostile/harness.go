@@ -15,6 +15,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -41,6 +42,9 @@ type Options struct {
 	Identities int
 	// LogLevel of the in-memory log (Env.Logs); default hclog.Debug.
 	LogLevel hclog.Level
+	// LogOutput, if set, receives the log instead of the in-memory buffer
+	// (a fuzz run must not accumulate millions of lines).
+	LogOutput io.Writer
 	// Processor options (credentials, clock).
 	Processor kmipops.Options
 	// KEK tunes the pKEK cache.
@@ -113,7 +117,11 @@ func StartServer(t testing.TB, opts Options) *Env {
 
 // Logger is the trace-capable logger every component of the Env writes to.
 func (e *Env) Logger() hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "kmipd", Level: e.opts.LogLevel, Output: e.log})
+	var out io.Writer = e.log
+	if e.opts.LogOutput != nil {
+		out = e.opts.LogOutput
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "kmipd", Level: e.opts.LogLevel, Output: out})
 }
 
 // Logs returns everything logged so far.

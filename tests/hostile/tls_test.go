@@ -114,3 +114,40 @@ func waitLog(t *testing.T, e *Env, mark int, subs ...string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestResumptionAfterExpiry: a TLS session ticket must not outlive the
+// certificate it was issued for: resuming with it once the certificate has
+// expired is refused, as a full handshake with that certificate would be.
+func TestResumptionAfterExpiry(t *testing.T) {
+	e := StartServer(t, Options{})
+	short, err := e.CA.IssueClient("short-lived", certs.Validity(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.TLSWith(short)
+	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	c, err := e.DialTLS(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	WantOK(t, c.One(t, Item(kmip14.OperationDiscoverVersions)))
+	c.Close() // the ticket arrives with the first response in TLS 1.3
+	c, err = e.DialTLS(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.ConnectionState().DidResume {
+		t.Fatal("second connection did not resume: the test proves nothing")
+	}
+	c.Close()
+	time.Sleep(time.Until(short.Cert.NotAfter) + 500*time.Millisecond)
+	c, err = e.DialTLS(cfg)
+	if err == nil {
+		_, err = c.RoundTrip(Request(Item(kmip14.OperationDiscoverVersions)))
+		c.Close()
+	}
+	if err == nil {
+		t.Fatal("a session of an expired certificate was resumed and served")
+	}
+	alive(t, e)
+}

@@ -22,8 +22,8 @@ import (
 
 	"github.com/kmipd/kmipd/conformance"
 	"github.com/kmipd/kmipd/kmipops/tree"
-	"github.com/kmipd/kmipd/tests/hostile"
 	"github.com/kmipd/kmipd/testkit"
+	"github.com/kmipd/kmipd/tests/hostile"
 )
 
 func random(n int) []byte {
