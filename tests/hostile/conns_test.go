@@ -74,7 +74,7 @@ func TestSlowLorisWriters(t *testing.T) {
 		}()
 	}
 	for range 10 {
-		timedRoundTrip(t, e, 2*time.Second)
+		timedRoundTrip(t, e, 5*time.Second)
 		time.Sleep(50 * time.Millisecond)
 	}
 	wg.Wait()
@@ -110,7 +110,7 @@ func TestSlowHandshakes(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
-	timedRoundTrip(t, e, 2*time.Second)
+	timedRoundTrip(t, e, 5*time.Second)
 	start := time.Now()
 	for _, c := range conns {
 		c.SetReadDeadline(time.Now().Add(shortHandshake + 5*time.Second))
@@ -165,7 +165,7 @@ func TestReadersThatNeverRead(t *testing.T) {
 	WaitMetric(t, m, "kmipd_connections_active", func(v float64) bool { return v == active+readers }, 5*time.Second)
 	// While their writes are stalled, everybody else is served.
 	for range 5 {
-		timedRoundTrip(t, e, 2*time.Second)
+		timedRoundTrip(t, e, 5*time.Second)
 	}
 	// Each stalled connection is dropped about WriteTimeout after its
 	// socket filled up, although its client never closes it.
@@ -219,7 +219,7 @@ func TestHalfOpenConnections(t *testing.T) {
 			c.Send(enc(Request(CreateAES(128))))
 			c.Close()
 		}
-		timedRoundTrip(t, e, 2*time.Second)
+		timedRoundTrip(t, e, 5*time.Second)
 	})
 	t.Run("half a header then silence", func(t *testing.T) {
 		c := e.Dial(0)
@@ -271,7 +271,7 @@ func TestThousandsOfIdleConnections(t *testing.T) {
 		// The handshake timeout frees the slots although the clients
 		// never close; then a real client gets in.
 		WaitMetric(t, m, "kmipd_connections_active", func(v float64) bool { return v == 0 }, cfg.HandshakeTimeout+10*time.Second)
-		timedRoundTrip(t, e, 2*time.Second)
+		timedRoundTrip(t, e, 5*time.Second)
 		for _, c := range raw {
 			c.Close()
 		}
@@ -311,7 +311,7 @@ func TestThousandsOfIdleConnections(t *testing.T) {
 		}
 		wg.Wait()
 		WaitMetric(t, m, "kmipd_connections_active", func(v float64) bool { return v == n }, 10*time.Second)
-		timedRoundTrip(t, e, 2*time.Second)
+		timedRoundTrip(t, e, 5*time.Second)
 		held := Measure()
 		perConn := (int64(held.HeapInuse) - int64(base.HeapInuse)) / n
 		t.Logf("%d idle TLS connections: %d goroutines, %d KiB heap per connection (both ends)", n, held.Goroutines-base.Goroutines, perConn>>10)

@@ -170,7 +170,9 @@ func runHostile(t *testing.T, e *Env, tc hostileCase) {
 	}
 	before := Measure()
 	defer func() {
-		if d := Measure().TotalAlloc - before.TotalAlloc; d > limit {
+		d := Measure().TotalAlloc - before.TotalAlloc
+		t.Logf("allocated %d KiB", d>>10)
+		if d > limit {
 			t.Errorf("the exchange allocated %d KiB (limit %d KiB)", d>>10, limit>>10)
 		}
 	}()

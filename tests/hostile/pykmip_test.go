@@ -59,21 +59,28 @@ print("ok")
 // recorder is a TLS-terminating proxy: PyKMIP talks to it, it talks to
 // kmipd, and it keeps the raw bytes of every request message.
 type recorder struct {
+	wg       sync.WaitGroup
 	mu       sync.Mutex
 	requests [][]byte
+	errs     []error
 }
 
-func (r *recorder) serve(t *testing.T, l net.Listener, upstream string, up *tls.Config) {
+func (r *recorder) serve(l net.Listener, upstream string, up *tls.Config) {
+	defer r.wg.Done()
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			return
 		}
+		r.wg.Add(1)
 		go func() {
+			defer r.wg.Done()
 			defer c.Close()
 			s, err := tls.Dial("tcp", upstream, up)
 			if err != nil {
-				t.Errorf("proxy: dial kmipd: %v", err)
+				r.mu.Lock()
+				r.errs = append(r.errs, fmt.Errorf("proxy: dial kmipd: %w", err))
+				r.mu.Unlock()
 				return
 			}
 			defer s.Close()
@@ -144,9 +151,9 @@ func TestPyKMIPCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
 	rec := &recorder{}
-	go rec.serve(t, l, d.Addr, up)
+	rec.wg.Add(1)
+	go rec.serve(l, d.Addr, up)
 
 	conf := filepath.Join(t.TempDir(), "pykmip.conf")
 	os.WriteFile(conf, nil, 0o600)
@@ -162,12 +169,13 @@ func TestPyKMIPCorpus(t *testing.T) {
 		cmd.Process.Kill()
 		<-done
 	}
+	// PyKMIP has closed its connections; the proxy's goroutines end.
+	l.Close()
+	rec.wg.Wait()
 	if err != nil {
-		t.Fatalf("PyKMIP session: %v\n%s", err, out)
+		t.Fatalf("PyKMIP session: %v\n%s\nproxy errors: %v", err, out, rec.errs)
 	}
-	rec.mu.Lock()
 	reqs := rec.requests
-	rec.mu.Unlock()
 	if len(reqs) < 20 {
 		t.Fatalf("captured only %d requests", len(reqs))
 	}

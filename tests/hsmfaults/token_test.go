@@ -18,7 +18,7 @@ import (
 func TestTokenRemoved(t *testing.T) {
 	const (
 		capN     = 4
-		workers  = 40
+		workers  = 24
 		outage   = 5 * time.Second
 		recovery = 2 * time.Second
 		probeGap = 50 * time.Millisecond

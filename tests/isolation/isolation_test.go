@@ -184,6 +184,12 @@ func TestPlaceholdersAndBatches(t *testing.T) {
 		"stop at the first failure": func(u string) *tree.Node {
 			return hostile.Request(uidOps[kmip14.OperationActivate].build(u), revoke(""), destroy(""))
 		},
+		"undo after failing on her uid": func(u string) *tree.Node {
+			m := tree.Struct(kmip14.TagRequestMessage, hostile.Header(1, 4, 3,
+				tree.Enum(kmip14.TagBatchErrorContinuationOption, uint32(kmip14.BatchErrorContinuationOptionUndo))))
+			return m.Add(uidOps[kmip14.OperationAddAttribute].build(own[kindKey]), uidOps[kmip14.OperationModifyAttribute].build(u),
+				destroy(own[kindSecret]))
+		},
 		"every object operation on her uid": func(u string) *tree.Node {
 			var items []*tree.Node
 			// In a fixed order: both requests must be the same but for the uid.
