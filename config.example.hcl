@@ -36,6 +36,11 @@ listener {
   # Time allowed to write one response. Default "30s".
   write_timeout = "30s"
 
+  # Work one request message may cause: between batch items and during Locate
+  # kmipd stops once this has passed and fails the rest of the batch, so a
+  # huge batch cannot keep a core busy after its client is gone. Default "30s".
+  request_timeout = "30s"
+
   # Concurrent connections; more are refused. Default 10000.
   max_connections = 10000
 

@@ -164,3 +164,72 @@ func TestCappedTokenRemoval(t *testing.T) {
 		t.Fatalf("%+v", st)
 	}
 }
+
+// A session counts toward the cap until C_CloseSession has returned: while
+// one is being closed (discarded after a broken-session error, reaped, or
+// closed over a lowered cap) no other may be opened in its place, or the HSM
+// sees one session more than the cap. The module has no cap of its own here,
+// so its peak is exactly what kmipd held open at once.
+func TestCappedChurnStaysWithinCap(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		max, lowerTo int
+	}{
+		{name: "configured", max: 3},
+		{name: "lowered", max: 6, lowerTo: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, ctl := capped(t, 0, testmodule.RefuseSessionCount)
+			cfg.MaxSessions = tc.max
+			cfg.WaitTimeout = 20 * time.Second
+			cfg.IdleTimeout = 2 * time.Millisecond // the reaper closes sessions too
+			h := open(t, cfg)
+			limit := tc.max
+			if tc.lowerTo > 0 {
+				h.LowerCapForTest(tc.lowerTo)
+				limit = tc.lowerTo
+			}
+			ctl.ResetPeak()
+			var wg sync.WaitGroup
+			errs := make(chan error, 16)
+			for g := 0; g < 16; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 120; i++ {
+						// Every other operation's first attempt finds its
+						// session poisoned (an operation left active: the
+						// session is alive, so it is closed, not forgotten).
+						tries := 0
+						err := h.DoForTest(context.Background(), func(p *pkcs11.Ctx, sh pkcs11.SessionHandle) error {
+							if _, err := p.GenerateRandom(sh, 8); err != nil {
+								return err
+							}
+							if tries++; tries == 1 && (g+i)%2 == 0 {
+								return pkcs11.Error(pkcs11.CKR_OPERATION_ACTIVE)
+							}
+							return nil
+						})
+						if err != nil {
+							errs <- err
+							return
+						}
+						if i%10 == 0 {
+							time.Sleep(3 * time.Millisecond) // let the reaper in
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatalf("caller saw %v", err)
+			}
+			st, cs := h.Stats(), ctl.Stats()
+			t.Logf("module peak %d, open %d; pool %+v", cs.Peak, cs.Open, st)
+			if cs.Peak > limit || st.PeakOpen > tc.max {
+				t.Fatalf("the HSM saw %d sessions at once, cap %d (pool peak %d)", cs.Peak, limit, st.PeakOpen)
+			}
+		})
+	}
+}

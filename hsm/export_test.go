@@ -39,3 +39,12 @@ func (h *HSM) SetRaiseForTest(every int, interval time.Duration) {
 	defer h.pool.mu.Unlock()
 	h.pool.raiseEvery, h.pool.raiseInterval = every, interval
 }
+
+// LowerCapForTest lowers the effective cap to n, as a capacity error would,
+// and keeps it there (no additive increase).
+func (h *HSM) LowerCapForTest(n int) {
+	h.pool.mu.Lock()
+	defer h.pool.mu.Unlock()
+	h.pool.effCap = n
+	h.pool.raiseEvery, h.pool.raiseInterval = 1<<30, time.Hour
+}

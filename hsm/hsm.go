@@ -305,10 +305,24 @@ func (h *HSM) do(ctx context.Context, op string, fn func(c opCtx) error) error {
 		if err != nil {
 			return err
 		}
+		if brokenRetried && s.reused() {
+			// The one retry must run on a session known to be alive. An idle
+			// session can have died in a mass invalidation that nobody has
+			// noticed yet (suspectIdle only marks what was idle when the
+			// first break was seen): the retry may have queued through the
+			// next one and been handed a session another caller just put
+			// back. So check it first; a dead one costs a stale round, not
+			// the retry. A freshly opened session needs no check.
+			s.suspect = true
+		}
 		err, isStale := h.attempt(s, fn)
 		if errors.Is(err, errSuspectBroken) {
 			// Checked and found dead before fn ran: not the caller's retry.
+			// It may be the first sign of a new mass invalidation, so treat
+			// its siblings and the login state as the broken path does.
 			h.pool.discard(s, true)
+			h.pool.suspectIdle()
+			h.invalidateState()
 			if stale++; stale > maxStaleRetries {
 				return &Error{Op: op, Class: ClassBroken, Err: err}
 			}

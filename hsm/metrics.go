@@ -7,7 +7,7 @@ import (
 // Stats is a snapshot of the pool and the HSM's counters.
 type Stats struct {
 	Ready        bool
-	Open         int // sessions open (or being opened), the login session included
+	Open         int // sessions open (or being opened or closed), the login session included
 	InUse        int
 	Idle         int
 	Waiting      int

@@ -25,6 +25,10 @@ type session struct {
 	suspect bool
 }
 
+// reused reports whether s has been idle in the pool since it was opened
+// (put and newPool/restore set last), i.e. whether it can have died unnoticed.
+func (s *session) reused() bool { return !s.last.IsZero() }
+
 // grant is what a waiter is handed: a session, or permission to open one
 // (already counted in open/inUse), or an error.
 type grant struct {
@@ -57,7 +61,8 @@ type Pool struct {
 
 	mu           sync.Mutex
 	idle         []*session // sorted by last use; the top is the most recent
-	open         int        // sessions open or being opened
+	open         int        // sessions open, being opened or being closed
+	closing      int        // of those, being closed: open but not usable
 	inUse        int
 	peakOpen     int
 	effCap       int
@@ -267,7 +272,8 @@ func (p *Pool) serveLocked() {
 }
 
 // openFailed undoes a reservation after C_OpenSession failed and reports
-// whether to try again (capacity errors: the cap is lowered to what is open).
+// whether to try again (capacity errors: the cap is lowered to what is open,
+// sessions being closed included: the HSM refused with those still counted).
 func (p *Pool) openFailed(err error) bool {
 	e := toError("C_OpenSession", err)
 	p.mu.Lock()
@@ -289,7 +295,9 @@ func (p *Pool) openFailed(err error) bool {
 func (p *Pool) lowerCap(code uint) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.lowerCapLocked(max(1, p.open-1), code)
+	// Sessions already being closed are going anyway: one fewer than the
+	// usable ones, so that put closes the returned session.
+	p.lowerCapLocked(max(1, p.open-p.closing-1), code)
 }
 
 func (p *Pool) lowerCapLocked(to int, code uint) {
@@ -314,9 +322,9 @@ func (p *Pool) put(s *session, ok bool) {
 	switch {
 	case p.lost:
 		p.open-- // dead with the device; recovery re-initialises the module
-	case p.open > p.effCap:
-		// Over a lowered cap: close one session, but never the login one.
-		p.open--
+	case p.open-p.closing > p.effCap:
+		// Over a lowered cap: close one session, but never the login one
+		// (if it is the only one, a later put closes another).
 		toClose = s
 		if s.login {
 			toClose = nil
@@ -327,11 +335,11 @@ func (p *Pool) put(s *session, ok bool) {
 					break
 				}
 			}
-			if toClose == nil {
-				p.open++ // nothing else to close now; a later put will
-			}
 			s.last = time.Now()
 			p.idle = append(p.idle, s)
+		}
+		if toClose != nil {
+			p.closing++ // still open for the cap until closeDone
 		}
 	default:
 		if p.loginMissing {
@@ -355,14 +363,20 @@ func (p *Pool) put(s *session, ok bool) {
 	p.mu.Unlock()
 	if toClose != nil {
 		p.closeFn(toClose)
+		p.closeDone(1)
 	}
 }
 
-// discard drops a session that must not be reused; closeIt closes its handle.
+// discard drops a session that must not be reused; closeIt closes its
+// handle, and until that is done the session still counts toward the cap.
 func (p *Pool) discard(s *session, closeIt bool) {
 	p.mu.Lock()
 	p.inUse--
-	p.open--
+	if closeIt {
+		p.closing++
+	} else {
+		p.open-- // a dead handle (older module generation, lost device): nothing to close
+	}
 	if s.login {
 		p.loginMissing = true
 	}
@@ -371,7 +385,20 @@ func (p *Pool) discard(s *session, closeIt bool) {
 	p.mu.Unlock()
 	if closeIt {
 		p.closeFn(s)
+		p.closeDone(1)
 	}
+}
+
+// closeDone uncounts n sessions whose C_CloseSession has returned. Until
+// then they stay in open: the HSM still counts them, so opening another in
+// their place would show it one session over the cap (and, on a capacity
+// refusal, make openFailed lower the cap below what is really open).
+func (p *Pool) closeDone(n int) {
+	p.mu.Lock()
+	p.open -= n
+	p.closing -= n
+	p.serveLocked() // the room they leave may be what a waiter needs
+	p.mu.Unlock()
 }
 
 // suspectIdle marks every idle session for a check before its next use.

@@ -140,3 +140,78 @@ func TestClassify(t *testing.T) {
 		t.Fatal(ckrName(pkcs11.CKR_SESSION_COUNT))
 	}
 }
+
+// A session being closed still counts toward the cap until C_CloseSession
+// returns. Before, discard (and the reaper, and put over a lowered cap)
+// uncounted it first: a waiter was let open a session in its place while
+// the HSM still had it, so a full HSM refused, and openFailed lowered the
+// cap to what the pool thought was open, one below what the HSM allowed.
+func TestPoolCountsSessionsUntilClosed(t *testing.T) {
+	f := &fakeHSM{limit: 2, open: 1}
+	cfg, err := Config{ModulePath: "x", TokenLabel: "t", MaxSessions: 2, WaitTimeout: time.Second}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPool(hclog.NewNullLogger(), cfg, cfg.MaxSessions, &session{h: 1000, gen: 1})
+	inClose, release := make(chan struct{}), make(chan struct{})
+	p.openFn = f.openFn
+	p.closeFn = func(s *session) {
+		close(inClose)
+		<-release // C_CloseSession is slow: the HSM still has s meanwhile
+		f.closeFn(s)
+	}
+	ctx := context.Background()
+	login, err := p.take(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken, err := p.take(ctx, false) // opened: the HSM is now full
+	if err != nil {
+		t.Fatal(err)
+	}
+	discarded := make(chan struct{})
+	go func() {
+		p.discard(broken, true)
+		close(discarded)
+	}()
+	<-inClose
+	got := make(chan error, 1)
+	go func() {
+		s, err := p.take(ctx, false)
+		if err == nil {
+			p.put(s, true)
+		}
+		got <- err
+	}()
+	// The taker either queues for the slot (right) or opens and is refused.
+	queued := func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.waiters.Len() == 1 || f.refuse.Load() > 0
+	}
+	for end := time.Now().Add(5 * time.Second); !queued(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the taker neither queued nor opened")
+		}
+	}
+	close(release)
+	<-discarded
+	if err := <-got; err != nil {
+		p.mu.Lock()
+		capNow := p.effCap
+		p.mu.Unlock()
+		// Refused and the cap lowered to 1 while this test holds the
+		// other session: the taker waited out WaitTimeout for nothing.
+		t.Fatalf("taker: %v (%d refusals, cap lowered to %d; the HSM allows 2)", err, f.refuse.Load(), capNow)
+	}
+	p.put(login, true)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r := f.refuse.Load(); r != 0 || p.capLowered != 0 || p.effCap != 2 {
+		t.Fatalf("opened over a session still being closed: %d refusals, cap lowered %d times to %d (HSM allows 2)",
+			r, p.capLowered, p.effCap)
+	}
+	if f.peak > 2 || p.open != f.open {
+		t.Fatalf("HSM peak %d, pool open %d vs HSM open %d", f.peak, p.open, f.open)
+	}
+}

@@ -62,7 +62,7 @@ func (p *Pool) restore(first *session, maxCap int) bool {
 	first.login = true
 	first.last = time.Now()
 	p.idle = []*session{first}
-	p.open = p.inUse + 1
+	p.open = p.inUse + p.closing + 1 // closes in flight uncount themselves
 	p.maxCap, p.effCap = maxCap, maxCap
 	p.okSince, p.lastAdjust = 0, time.Now()
 	p.lost, p.ready = false, true
@@ -117,15 +117,18 @@ func (p *Pool) reap(now time.Time) {
 		p.idle[i] = nil
 	}
 	p.idle = kept
-	p.open -= len(victims)
-	open := p.open
+	// Counted as open until closed (see closeDone).
+	p.closing += len(victims)
+	open := p.open - p.closing
 	p.mu.Unlock()
+	if len(victims) == 0 {
+		return
+	}
 	for _, s := range victims {
 		p.closeFn(s)
+		p.closeDone(1) // one by one: a burst may be waiting for the room
 	}
-	if len(victims) > 0 {
-		p.log.Debug("closed idle HSM sessions", "closed", len(victims), "open", open)
-	}
+	p.log.Debug("closed idle HSM sessions", "closed", len(victims), "open", open)
 }
 
 func (p *Pool) reaper(stop <-chan struct{}) {

@@ -133,7 +133,10 @@ func (p *Processor) runBatch(ctx context.Context, c Caller, v version, bo batchO
 		ic.undo = newUndoLog()
 	}
 	out := make([]*tree.Node, 0, len(items))
-	for _, it := range items {
+	for i, it := range items {
+		if err := ctx.Err(); err != nil {
+			return p.cancelRest(ic, bo, out, items[i:], err)
+		}
 		resp, failed := p.runItem(ic, it)
 		out = append(out, resp)
 		if failed && ic.undo != nil {
@@ -146,6 +149,45 @@ func (p *Processor) runBatch(ctx context.Context, c Caller, v version, bo batchO
 			break
 		}
 	}
+	return out
+}
+
+// metricOpName is an operation's metric label. Only named operations become
+// labels, so a client cannot mint unbounded label values.
+func metricOpName(op kmip14.Operation) string {
+	if s := op.String(); !strings.HasPrefix(s, "0x") {
+		return s
+	}
+	return "Unknown"
+}
+
+// cancelRest answers the items a cancelled or timed-out request will not run:
+// in one cheap pass with one log line, so a huge batch stops costing CPU the
+// moment its time is up. Under Stop only the first of them is answered.
+func (p *Processor) cancelRest(ic *itemCtx, bo batchOptions, out, rest []*tree.Node, err error) []*tree.Node {
+	msg := "request cancelled"
+	if errors.Is(err, context.DeadlineExceeded) {
+		msg = "request exceeded the server's time limit"
+	}
+	if !bo.continueOnError {
+		rest = rest[:1]
+	}
+	now := time.Now()
+	for _, it := range rest {
+		op := "Unknown"
+		if v, ok := it.Child(kmip14.TagOperation).EnumValue(); ok {
+			op = metricOpName(kmip14.Operation(v))
+		}
+		p.observe(op, kmip14.ResultReasonGeneralFailure.String(), now)
+		out = append(out, failItem(it, kmip14.ResultReasonGeneralFailure, msg))
+	}
+	if ic.undo != nil {
+		p.rollback(ic)
+		for i := range out[:len(out)-len(rest)] {
+			out[i] = undoneItem(out[i])
+		}
+	}
+	p.log.Warn("request stopped before its end", "reason", msg, "items_not_run", len(rest), "caller", ic.caller.CommonName)
 	return out
 }
 
@@ -188,11 +230,7 @@ func (p *Processor) dispatch(ic *itemCtx, it *tree.Node, opName *string) (*tree.
 		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "missing or malformed Operation")
 	}
 	op := kmip14.Operation(opv)
-	if s := op.String(); !strings.HasPrefix(s, "0x") {
-		// Only named operations become metric labels: a client cannot
-		// mint unbounded label values.
-		*opName = s
-	}
+	*opName = metricOpName(op)
 	if id := it.Child(kmip14.TagUniqueBatchItemID); id != nil && id.Type != ttlv.TypeByteString {
 		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "Unique Batch Item ID must be a byte string")
 	}
@@ -210,7 +248,11 @@ func (p *Processor) dispatch(ic *itemCtx, it *tree.Node, opName *string) (*tree.
 		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "missing Request Payload")
 	}
 	if err := ic.ctx.Err(); err != nil {
-		return nil, &Error{Reason: kmip14.ResultReasonGeneralFailure, Msg: "request cancelled", Err: err}
+		msg := "request cancelled"
+		if errors.Is(err, context.DeadlineExceeded) {
+			msg = "request exceeded the server's time limit"
+		}
+		return nil, &Error{Reason: kmip14.ResultReasonGeneralFailure, Msg: msg, Err: err}
 	}
 	return fn(p, ic, payload)
 }

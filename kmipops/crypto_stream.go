@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -304,7 +305,9 @@ func (t *streamTable) open(ic *itemCtx, op kmip14.Operation, uid string, sess cr
 	if len(t.m) >= maxStreams || t.byOwner[owner] >= maxStreamsPerOwner {
 		return nil, Errorf(kmip14.ResultReasonPermissionDenied, "too many open streams")
 	}
-	t.m[string(cv)] = &cryptoStream{owner: owner, op: op, uid: uid, sess: sess, expires: ic.now.Add(streamTTL)}
+	// Clone: uid is a substring of the request's decoded text, and keeping it
+	// for the stream's lifetime would pin the whole request message.
+	t.m[string(cv)] = &cryptoStream{owner: owner, op: op, uid: strings.Clone(uid), sess: sess, expires: ic.now.Add(streamTTL)}
 	t.byOwner[owner]++
 	return cv, nil
 }

@@ -182,7 +182,9 @@ func (c *conn) loop(tc *tls.Conn, caller kmipops.Caller) (served int) {
 			c.log.Debug("malformed message", "error", err)
 			resp = kmipops.ErrorMessage(kmip14.ResultReasonInvalidMessage, err.Error())
 		} else {
-			resp = c.s.proc.Process(c.ctx, caller, req)
+			pctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.RequestTimeout)
+			resp = c.s.proc.Process(pctx, caller, req)
+			cancel()
 		}
 		if !c.write(tc, resp) {
 			return served

@@ -35,9 +35,13 @@ type Config struct {
 	WriteTimeout     time.Duration // default 30s
 	HandshakeTimeout time.Duration // default 10s
 	ShutdownTimeout  time.Duration // how long in-flight requests may finish on shutdown; default 5s
-	MaxConns         int           // default 10000; beyond it new connections are closed at once
-	Limits           tree.Limits   // Decode limits; zero means tree.DefaultLimits
-	Metrics          *Metrics      // connection metrics; nil disables them
+	// RequestTimeout bounds the work one request message may cause (default
+	// 30s): kmipops checks it between batch items and Locate between records,
+	// so a huge batch cannot keep a core busy after its client has gone.
+	RequestTimeout time.Duration
+	MaxConns       int         // default 10000; beyond it new connections are closed at once
+	Limits         tree.Limits // Decode limits; zero means tree.DefaultLimits
+	Metrics        *Metrics    // connection metrics; nil disables them
 }
 
 // Defaults.
@@ -49,6 +53,7 @@ const (
 	DefaultWriteTimeout     = 30 * time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultShutdownTimeout  = 5 * time.Second
+	DefaultRequestTimeout   = 30 * time.Second
 	DefaultMaxConns         = 10000
 )
 
@@ -70,6 +75,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout

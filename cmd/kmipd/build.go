@@ -107,6 +107,7 @@ func Build(ctx context.Context, c *Config, log hclog.Logger) (_ *runtime, err er
 		ReadTimeout:    c.Listener.ReadTimeout,
 		IdleTimeout:    c.Listener.IdleTimeout,
 		WriteTimeout:   c.Listener.WriteTimeout,
+		RequestTimeout: c.Listener.RequestTimeout,
 		MaxConns:       c.Listener.MaxConnections,
 		Metrics:        rt.metrics,
 	}, rt.processor, log)

@@ -37,6 +37,7 @@ type ListenerConfig struct {
 	MinTLSVersion                          uint16 // tls.VersionTLS12 or tls.VersionTLS13
 	MaxMessageSize                         int64  // bytes
 	ReadTimeout, IdleTimeout, WriteTimeout time.Duration
+	RequestTimeout                         time.Duration // work one request may cause
 	MaxConnections                         int
 	CheckCredentials                       bool
 	CredentialsFile                        string // "user:password" lines; required when CheckCredentials
@@ -106,6 +107,7 @@ func defaultConfig() Config {
 		Listener: ListenerConfig{
 			Address: "0.0.0.0:5696", MinTLSVersion: tls.VersionTLS12, MaxMessageSize: 1 << 20,
 			ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, WriteTimeout: 30 * time.Second,
+			RequestTimeout: 30 * time.Second,
 			MaxConnections: 10000,
 		},
 		HSM: HSMConfig{
@@ -250,7 +252,7 @@ var schema = []struct {
 	keys     []string
 }{
 	{"listener", true, []string{"address", "!cert_file", "!key_file", "!client_ca_file", "min_tls_version",
-		"max_message_size", "read_timeout", "idle_timeout", "write_timeout", "max_connections", "check_credentials", "credentials_file"}},
+		"max_message_size", "read_timeout", "idle_timeout", "write_timeout", "request_timeout", "max_connections", "check_credentials", "credentials_file"}},
 	{"hsm", true, []string{"!module", "token_label", "token_serial", "slot", "!pin", "max_sessions", "min_idle",
 		"session_wait_timeout", "idle_timeout", "mkek_label", "hmac_label"}},
 	{"storage", true, []string{"!path", "sync_writes"}},
@@ -330,6 +332,7 @@ func ParseConfig(src []byte, filename string) (*Config, error) {
 	d.duration(rl["read_timeout"], "listener.read_timeout", &l.ReadTimeout)
 	d.duration(rl["idle_timeout"], "listener.idle_timeout", &l.IdleTimeout)
 	d.duration(rl["write_timeout"], "listener.write_timeout", &l.WriteTimeout)
+	d.duration(rl["request_timeout"], "listener.request_timeout", &l.RequestTimeout)
 	d.integer(rl["max_connections"], "listener.max_connections", &l.MaxConnections, 1, math.MaxInt32)
 	d.boolean(rl["check_credentials"], "listener.check_credentials", &l.CheckCredentials)
 	d.path(rl["credentials_file"], "listener.credentials_file", &l.CredentialsFile)

@@ -30,6 +30,7 @@ listener {
   read_timeout      = %s
   idle_timeout      = %s
   write_timeout     = %s
+  request_timeout   = %s
   max_connections   = %d
   check_credentials = %t
 %s}
@@ -37,7 +38,7 @@ listener {
 hsm {
   module               = %s
 `, q(l.Address), q(l.CertFile), q(l.KeyFile), q(l.ClientCAFile), q(tlsv), q(formatSize(l.MaxMessageSize)),
-		q(formatDuration(l.ReadTimeout)), q(formatDuration(l.IdleTimeout)), q(formatDuration(l.WriteTimeout)),
+		q(formatDuration(l.ReadTimeout)), q(formatDuration(l.IdleTimeout)), q(formatDuration(l.WriteTimeout)), q(formatDuration(l.RequestTimeout)),
 		l.MaxConnections, l.CheckCredentials, credentialsLine(l.CredentialsFile, q), q(h.Module))
 	switch {
 	case h.Slot != nil:

@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -274,9 +273,6 @@ func DialAddr(addr string, cfg *tls.Config) (*Conn, error) {
 	tc.SetDeadline(time.Time{})
 	return &Conn{Conn: tc, Timeout: DefaultTimeout}, nil
 }
-
-// Identity reports kmipd's owner id for a certificate (server.Identity).
-func Identity(c *x509.Certificate) string { return server.Identity(c) }
 
 // LogBuffer is a goroutine-safe in-memory log sink.
 type LogBuffer struct {

@@ -247,17 +247,6 @@ func FindBytes(n *tree.Node, tag ttlv.Tag) []byte {
 	return nil
 }
 
-// Walk calls fn for n and every node below it.
-func Walk(n *tree.Node, fn func(*tree.Node)) {
-	if n == nil {
-		return
-	}
-	fn(n)
-	for _, c := range n.Children {
-		Walk(c, fn)
-	}
-}
-
 // Do sends one request and returns its items, failing the test on a
 // transport error or a response that is not a well-formed message.
 func (c *Conn) Do(t testing.TB, req *tree.Node) []Result {
