@@ -153,35 +153,31 @@ func InitToken(modulePath, label, soPIN, userPIN string) error {
 // mkekTemplate and hmacTemplate describe the master keys: token objects,
 // private, sensitive and never extractable, so they never leave the HSM.
 func mkekTemplate(label string) []*pkcs11.Attribute {
-	return []*pkcs11.Attribute{
-		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
-		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
-		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
-		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
-		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
-		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
-		pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
-		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true),
-	}
+	return masterKeyTemplate(label, pkcs11.CKK_AES,
+		pkcs11.CKA_ENCRYPT, pkcs11.CKA_DECRYPT, pkcs11.CKA_WRAP, pkcs11.CKA_UNWRAP)
 }
 
 func hmacTemplate(label string) []*pkcs11.Attribute {
-	return []*pkcs11.Attribute{
+	return masterKeyTemplate(label, pkcs11.CKK_GENERIC_SECRET, pkcs11.CKA_SIGN, pkcs11.CKA_VERIFY)
+}
+
+// masterKeyTemplate is the template both master keys share: a 32-byte secret
+// key of keyType with the protections above, allowed only the given usages.
+func masterKeyTemplate(label string, keyType uint, usages ...uint) []*pkcs11.Attribute {
+	t := []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, keyType),
 		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
-		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
-		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
 	}
+	for _, u := range usages {
+		t = append(t, pkcs11.NewAttribute(u, true))
+	}
+	return t
 }
 
 // TokenInfo identifies the token an HSM uses (for logs and `kmipd hsm` output).

@@ -146,7 +146,21 @@ func checkValue(name string, v *tree.Node) error {
 	return nil
 }
 
-// parseAttribute reads one Attribute structure of a request.
+// parseAttributes reads and checks every Attribute structure in ns.
+func parseAttributes(ns []*tree.Node) ([]attr, error) {
+	var out []attr
+	for _, n := range ns {
+		a, err := parseAttribute(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// parseAttribute reads one Attribute structure of a request and checks its
+// value against the attribute's definition.
 func parseAttribute(n *tree.Node) (attr, error) {
 	if n.Type != ttlv.TypeStructure {
 		return attr{}, Errorf(kmip14.ResultReasonInvalidField, "Attribute must be a structure")
@@ -166,6 +180,9 @@ func parseAttribute(n *tree.Node) (attr, error) {
 	if a.value != nil {
 		a.value = a.value.Clone()
 	}
+	if err := checkValue(a.name, a.value); err != nil {
+		return attr{}, err
+	}
 	return a, nil
 }
 
@@ -183,18 +200,7 @@ func parseTemplate(n *tree.Node) ([]attr, error) {
 		// Named templates are a deprecated feature we do not store.
 		return nil, Errorf(kmip14.ResultReasonItemNotFound, "template not found")
 	}
-	var out []attr
-	for _, c := range n.All(kmip14.TagAttribute) {
-		a, err := parseAttribute(c)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkValue(a.name, a.value); err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, nil
+	return parseAttributes(n.All(kmip14.TagAttribute))
 }
 
 // mergeTemplates applies the attributes of later templates over earlier ones:

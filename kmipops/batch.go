@@ -300,3 +300,14 @@ func respUID(uid string, more ...*tree.Node) *tree.Node {
 	r := tree.Struct(kmip14.TagResponsePayload, tree.Text(kmip14.TagUniqueIdentifier, uid))
 	return r.Add(more...)
 }
+
+// updateResp is the tail of every operation that changes one object: it runs
+// fn on the object (see update), then makes uid the ID Placeholder and
+// answers it. Callers add any further response fields to the payload.
+func (p *Processor) updateResp(ic *itemCtx, uid string, fn func(o *object) (changed bool, err error)) (*tree.Node, error) {
+	if _, err := p.update(ic, uid, fn); err != nil {
+		return nil, err
+	}
+	ic.placeholder = uid
+	return respUID(uid), nil
+}

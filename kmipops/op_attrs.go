@@ -16,14 +16,7 @@ func requestAttribute(payload *tree.Node) (attr, error) {
 	if n == nil {
 		return attr{}, Errorf(kmip14.ResultReasonInvalidMessage, "missing Attribute")
 	}
-	a, err := parseAttribute(n)
-	if err != nil {
-		return attr{}, err
-	}
-	if err := checkValue(a.name, a.value); err != nil {
-		return attr{}, err
-	}
-	return a, nil
+	return parseAttribute(n)
 }
 
 func denied(format string, args ...any) error {
@@ -69,7 +62,7 @@ func opAddAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, 
 		return nil, denied("attribute %q is managed by the server", a.name)
 	}
 	var added attr
-	_, err = p.update(ic, uid, func(o *object) (bool, error) {
+	r, err := p.updateResp(ic, uid, func(o *object) (bool, error) {
 		o.advanceState(ic.now)
 		if known && !def.multi && o.get(a.name) != nil {
 			return false, Errorf(kmip14.ResultReasonIllegalOperation, "attribute %q already exists and has a single instance", a.name)
@@ -85,8 +78,7 @@ func opAddAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, 
 	if err != nil {
 		return nil, err
 	}
-	ic.placeholder = uid
-	return respUID(uid, added.node()), nil
+	return r.Add(added.node()), nil
 }
 
 func opModifyAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
@@ -103,7 +95,7 @@ func opModifyAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Nod
 		return nil, denied("attribute %q cannot be modified by a client", a.name)
 	}
 	var out attr
-	_, err = p.update(ic, uid, func(o *object) (bool, error) {
+	r, err := p.updateResp(ic, uid, func(o *object) (bool, error) {
 		o.advanceState(ic.now)
 		for i, cur := range o.attrs {
 			if cur.name != a.name || cur.index != a.index {
@@ -124,8 +116,7 @@ func opModifyAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Nod
 	if err != nil {
 		return nil, err
 	}
-	ic.placeholder = uid
-	return respUID(uid, out.node()), nil
+	return r.Add(out.node()), nil
 }
 
 func opDeleteAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
@@ -151,7 +142,7 @@ func opDeleteAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Nod
 		return nil, denied("attribute %q cannot be deleted by a client", name)
 	}
 	var gone attr
-	_, err = p.update(ic, uid, func(o *object) (bool, error) {
+	r, err := p.updateResp(ic, uid, func(o *object) (bool, error) {
 		for i, cur := range o.attrs {
 			if cur.name == name && cur.index == index {
 				gone = cur
@@ -165,6 +156,5 @@ func opDeleteAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Nod
 	if err != nil {
 		return nil, err
 	}
-	ic.placeholder = uid
-	return respUID(uid, gone.node()), nil
+	return r.Add(gone.node()), nil
 }

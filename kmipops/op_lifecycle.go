@@ -20,7 +20,7 @@ func opActivate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, erro
 	if err != nil {
 		return nil, err
 	}
-	_, err = p.update(ic, uid, func(o *object) (bool, error) {
+	return p.updateResp(ic, uid, func(o *object) (bool, error) {
 		o.advanceState(ic.now)
 		if o.state() != kmip14.StatePreActive {
 			return false, Errorf(kmip14.ResultReasonPermissionDenied, "object is %s, not Pre-Active", o.state())
@@ -30,11 +30,6 @@ func opActivate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, erro
 		o.touch(ic.now)
 		return true, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	ic.placeholder = uid
-	return respUID(uid), nil
 }
 
 func opRevoke(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
@@ -65,7 +60,7 @@ func opRevoke(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	}
 	compromise := kmip14.RevocationReasonCode(code) == kmip14.RevocationReasonCodeKeyCompromise ||
 		kmip14.RevocationReasonCode(code) == kmip14.RevocationReasonCodeCACompromise
-	_, err = p.update(ic, uid, func(o *object) (bool, error) {
+	return p.updateResp(ic, uid, func(o *object) (bool, error) {
 		o.advanceState(ic.now)
 		s := o.state()
 		if compromise {
@@ -91,11 +86,6 @@ func opRevoke(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 		o.touch(ic.now)
 		return true, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	ic.placeholder = uid
-	return respUID(uid), nil
 }
 
 // opDestroy removes the key material and keeps the attributes, with State
@@ -105,7 +95,7 @@ func opDestroy(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error
 	if err != nil {
 		return nil, err
 	}
-	_, err = p.update(ic, uid, func(o *object) (bool, error) {
+	return p.updateResp(ic, uid, func(o *object) (bool, error) {
 		o.advanceState(ic.now)
 		switch o.state() {
 		case kmip14.StateDestroyed, kmip14.StateDestroyedCompromised:
@@ -122,9 +112,4 @@ func opDestroy(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error
 		o.touch(ic.now)
 		return true, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	ic.placeholder = uid
-	return respUID(uid), nil
 }

@@ -52,16 +52,9 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 			return nil, Errorf(kmip14.ResultReasonInvalidField, "Object Group Member must be Group Member Fresh or Group Member Default")
 		}
 	}
-	var crit []attr
-	for _, n := range payload.All(kmip14.TagAttribute) {
-		a, err := parseAttribute(n)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkValue(a.name, a.value); err != nil {
-			return nil, err
-		}
-		crit = append(crit, a)
+	crit, err := parseAttributes(payload.All(kmip14.TagAttribute))
+	if err != nil {
+		return nil, err
 	}
 	m := newMatcher(crit)
 

@@ -94,8 +94,8 @@ type Server struct {
 	log  hclog.Logger
 	m    *Metrics
 
-	tls     atomic.Pointer[tls.Config] // current config, swapped by SetTLSConfig
-	baseTLS *tls.Config                // only defers to tls, so reloads need no restart
+	tls     atomic.Pointer[serverTLS] // current config, swapped by SetTLSConfig
+	baseTLS *tls.Config               // only defers to tls, so reloads need no restart
 
 	active atomic.Int64 // open connections, for MaxConns
 	addr   atomic.Pointer[net.Addr]
@@ -119,12 +119,12 @@ func New(cfg Config, p Processor, log hclog.Logger) *Server {
 		conns: make(map[*conn]struct{}),
 	}
 	s.baseTLS = &tls.Config{
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		GetConfigForClient: func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
 			c := s.tls.Load()
 			if c == nil {
 				return nil, errors.New("server: no TLS configuration")
 			}
-			return c, nil
+			return c.forHello(chi), nil
 		},
 	}
 	if cfg.TLS != nil {
@@ -138,7 +138,7 @@ func New(cfg Config, p Processor, log hclog.Logger) *Server {
 // TLS ≥ 1.2, verified client certificates and the client-auth EKU whatever
 // the given config says, because the caller's identity depends on them.
 func (s *Server) SetTLSConfig(c *tls.Config) {
-	s.tls.Store(harden(c))
+	s.tls.Store(newServerTLS(c))
 }
 
 // Addr is the address Serve listens on, or nil before Serve started.

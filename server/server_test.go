@@ -373,7 +373,7 @@ func (nopListener) Addr() net.Addr            { return &net.TCPAddr{} }
 
 func TestListenAndServe(t *testing.T) {
 	e := startServer(t, envOpt{}) // for its PKI
-	s := New(Config{Address: "127.0.0.1:0", TLS: e.srv.tls.Load()}, echoProc{}, nil)
+	s := New(Config{Address: "127.0.0.1:0", TLS: e.srv.tls.Load().all}, echoProc{}, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- s.ListenAndServe(ctx) }()

@@ -273,3 +273,49 @@ func TestCurvePreferencesClassicalByDefault(t *testing.T) {
 		t.Fatal("harden overrode an explicit opt-in to hybrid post-quantum key exchange")
 	}
 }
+
+// TLS 1.2-only clients (PyKMIP, Barbican) get P-256, the cheaper exchange
+// in Go; TLS 1.3 clients the X25519 share they sent; an explicit list is
+// used as given.
+func TestCurveChoicePerVersion(t *testing.T) {
+	e := startServer(t, envOpt{})
+	curve := func(cfg *tls.Config) tls.CurveID {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", e.addr, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := roundTrip(c, request(1)); err != nil {
+			t.Fatal(err)
+		}
+		return c.ConnectionState().CurveID
+	}
+	client := func(maxV uint16, curves ...tls.CurveID) *tls.Config {
+		return &tls.Config{RootCAs: e.pool(), ServerName: "127.0.0.1", MaxVersion: maxV,
+			Certificates: []tls.Certificate{e.client.tls}, CurvePreferences: curves}
+	}
+	if got := curve(client(tls.VersionTLS12)); got != tls.CurveP256 {
+		t.Errorf("TLS 1.2 client: %v, want P-256", got)
+	}
+	if got := curve(client(tls.VersionTLS12, tls.X25519)); got != tls.X25519 {
+		t.Errorf("TLS 1.2 client offering only X25519: %v", got)
+	}
+	if got := curve(client(tls.VersionTLS13)); got != tls.X25519 {
+		t.Errorf("TLS 1.3 client: %v, want X25519", got)
+	}
+
+	certFile, keyFile := e.server.files(t, e.dir, "server")
+	cfg, err := TLSConfig(certFile, keyFile, filepath.Join(e.dir, "ca.crt"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.CurvePreferences = []tls.CurveID{tls.X25519MLKEM768, tls.X25519}
+	e.srv.SetTLSConfig(cfg)
+	if got := curve(client(tls.VersionTLS12)); got != tls.X25519 {
+		t.Errorf("explicit list, TLS 1.2 client: %v, want X25519", got)
+	}
+	if got := curve(client(tls.VersionTLS13)); got != tls.X25519MLKEM768 {
+		t.Errorf("explicit list, TLS 1.3 client: %v, want X25519MLKEM768", got)
+	}
+}

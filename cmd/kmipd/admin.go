@@ -68,16 +68,7 @@ func cmdHSM(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return errUsage
 	}
 	sub := args[0]
-	fs := newFlagSet("hsm "+sub, "hsm "+sub+" -config FILE", stderr)
-	path := fs.String("config", "", "path to the kmipd HCL configuration (required)")
-	if err := parseFlags(fs, args[1:]); err != nil {
-		return err
-	}
-	if *path == "" {
-		fs.Usage()
-		return errUsage
-	}
-	c, err := LoadConfig(*path)
+	c, err := loadConfigFlag("hsm "+sub, "hsm "+sub+" -config FILE", args[1:], stderr)
 	if err != nil {
 		return err
 	}

@@ -167,16 +167,7 @@ func (rt *runtime) Close() {
 }
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlagSet("serve", "serve -config FILE", stderr)
-	path := fs.String("config", "", "path to the kmipd HCL configuration (required)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *path == "" {
-		fs.Usage()
-		return errUsage
-	}
-	c, err := LoadConfig(*path)
+	c, err := loadConfigFlag("serve", "serve -config FILE", args, stderr)
 	if err != nil {
 		return err
 	}

@@ -116,3 +116,18 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	}
 	return nil
 }
+
+// loadConfigFlag serves the subcommands whose one flag is -config FILE
+// (required): it parses args and loads that configuration.
+func loadConfigFlag(name, synopsis string, args []string, stderr io.Writer) (*Config, error) {
+	fs := newFlagSet(name, synopsis, stderr)
+	path := fs.String("config", "", "path to the kmipd HCL configuration (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if *path == "" {
+		fs.Usage()
+		return nil, errUsage
+	}
+	return LoadConfig(*path)
+}

@@ -140,35 +140,8 @@ func wantOpen(t *testing.T, ctl *Control, n int) {
 // finalises. The returned function ends it that way; kill it to simulate a crash.
 func child(t *testing.T, n int) (*exec.Cmd, func()) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0])
-	// GORACE: a -race binary otherwise sleeps a second before exiting.
-	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0", "CAPPED_TEST_CHILD=1", "CAPPED_TEST_SO="+soPath,
+	return StartClient(t, "child", "CAPPED_TEST_CHILD=1", "CAPPED_TEST_SO="+soPath,
 		"CAPPED_TEST_N="+strconv.Itoa(n), "CAPPED_TEST_SLOT="+strconv.FormatUint(uint64(slot), 10))
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if line != "ready\n" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("child: %q %v", line, err)
-	}
-	stop := func() {
-		in.Close()
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("child: %v", err)
-		}
-	}
-	return cmd, stop
 }
 
 func childMain() int {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -30,37 +29,12 @@ const (
 // dev server in devDir, and returns its pid. It ends at cleanup.
 func startTenant(t *testing.T, c *capped, devDir string, n int) int {
 	t.Helper()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(),
-		"GORACE=atexit_sleep_ms=0",
+	cmd, stop := testmodule.StartClient(t, "tenant",
 		tenantEnv+"="+strconv.Itoa(n),
 		tenantSOEnv+"="+c.so,
 		"CAPPED_STATE="+c.state,
 		softHSMConfEnv+"="+filepath.Join(devDir, "softhsm2.conf"))
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if line != "ready\n" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("tenant: %q %v", line, err)
-	}
-	t.Cleanup(func() {
-		in.Close()
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("tenant: %v", err)
-		}
-	})
+	t.Cleanup(stop)
 	return cmd.Process.Pid
 }
 
