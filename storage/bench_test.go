@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 )
@@ -11,13 +12,15 @@ import (
 // writes, as kmipd's Create and Register issue them: what group commit is
 // for. ns/op is wall time per Create at that concurrency.
 func BenchmarkSyncedCreate(b *testing.B) {
-	for _, workers := range []int{1, 16, 64} {
-		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+	for _, want := range []int{1, 16, 64} {
+		// RunParallel runs parallelism × GOMAXPROCS goroutines.
+		par := max(1, want/runtime.GOMAXPROCS(0))
+		b.Run(fmt.Sprintf("goroutines=%d", par*runtime.GOMAXPROCS(0)), func(b *testing.B) {
 			s := openTest(b, b.TempDir())
 			defer s.Close()
 			value := make([]byte, 800) // a sealed object record
 			var next atomic.Int64
-			b.SetParallelism((workers + 1) / 2)
+			b.SetParallelism(par)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				ctx := context.Background()
