@@ -157,8 +157,11 @@ func printDevBanner(w io.Writer, c *Config) {
   client key:  %s
   CA:          %s
   more clients: kmipd certs issue -dir %s -name NAME
+  serve or check this folder without dev (SoftHSM finds its tokens through SOFTHSM2_CONF):
+    SOFTHSM2_CONF=%s kmipd serve -config %s
 `, c.Listener.Address, filepath.Join(filepath.Dir(pki), DevConfigFile),
-		filepath.Join(pki, "client.crt"), filepath.Join(pki, "client.key"), filepath.Join(pki, "ca.crt"), pki)
+		filepath.Join(pki, "client.crt"), filepath.Join(pki, "client.key"), filepath.Join(pki, "ca.crt"), pki,
+		filepath.Join(filepath.Dir(pki), "softhsm2.conf"), filepath.Join(filepath.Dir(pki), DevConfigFile))
 	if c.Telemetry != nil {
 		fmt.Fprintf(w, "  telemetry:   http://%s/metrics /healthz /readyz\n", c.Telemetry.Address)
 	}
