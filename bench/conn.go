@@ -44,8 +44,10 @@ func (c *conn) Close() error { return c.tc.Close() }
 // tlsVersion names the negotiated TLS version.
 func (c *conn) tlsVersion() string { return tls.VersionName(c.tc.ConnectionState().Version) }
 
-// roundTrip sends one request and decodes its response, all within timeout.
-func (c *conn) roundTrip(req []byte, timeout time.Duration) (*tree.Node, error) {
+// roundTrip sends one request and reads its response, all within timeout.
+// The response is returned raw, in the connection's read buffer: it is
+// valid until the next roundTrip, and checkResponse validates it.
+func (c *conn) roundTrip(req []byte, timeout time.Duration) ([]byte, error) {
 	if err := c.tc.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return nil, err
 	}
@@ -73,6 +75,5 @@ func (c *conn) roundTrip(req []byte, timeout time.Duration) (*tree.Node, error) 
 	if _, err := io.ReadFull(c.tc, msg[tree.HeaderLen:]); err != nil {
 		return nil, fmt.Errorf("read response body: %w", err)
 	}
-	// Decode copies byte strings out of msg, so the buffer can be reused.
-	return tree.Decode(msg, tree.DefaultLimits)
+	return msg, nil
 }

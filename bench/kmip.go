@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/ttlv"
@@ -137,56 +139,212 @@ func (e *opError) Error() string {
 	return "KMIP " + e.Reason + ": " + e.Message
 }
 
-// checkResponse validates a decoded response to a k request and returns its
-// payload. Beyond the result status it checks that the payload carries what
-// the operation promises (an identifier, the key, the ciphertext), so a
-// server answering Success with nothing is still counted as an error.
-func checkResponse(k opKind, resp *tree.Node) (*tree.Node, error) {
-	if resp == nil || resp.Tag != kmip14.TagResponseMessage || resp.Type != ttlv.TypeStructure {
+// checkResponse validates a raw response message to a k request and returns
+// the Unique Identifier of its payload (a view into msg, valid until the
+// connection's next read). Beyond the result status it checks that the
+// payload carries what the operation promises (an identifier, the key, the
+// ciphertext), so a server answering Success with nothing is still counted
+// as an error.
+//
+// It does not build a tree: the load generator shares the cores with the
+// server it measures, so it walks msg in place. The whole message is still
+// validated as tree.Decode would (framing, lengths, padding, known types,
+// UTF-8 text, 0/1 booleans, tree.DefaultLimits), and the fields are looked
+// up with the tree's semantics (first child with the tag, typed values).
+func checkResponse(k opKind, msg []byte) ([]byte, error) {
+	if err := validateTTLV(msg); err != nil {
+		return nil, err
+	}
+	if ttlvTag(msg) != kmip14.TagResponseMessage || ttlv.Type(msg[3]) != ttlv.TypeStructure {
 		return nil, errors.New("response is not a ResponseMessage")
 	}
-	items := resp.All(kmip14.TagBatchItem)
-	if len(items) != 1 {
-		return nil, fmt.Errorf("response has %d batch items, want 1", len(items))
+	var it []byte
+	items := 0
+	for c := structBody(msg); len(c) > 0; c = c[ttlvSize(c):] {
+		if ttlvTag(c) == kmip14.TagBatchItem {
+			if items == 0 {
+				it = c[:ttlvSize(c)]
+			}
+			items++
+		}
 	}
-	it := items[0]
-	st, ok := it.Child(kmip14.TagResultStatus).EnumValue()
+	if items != 1 {
+		return nil, fmt.Errorf("response has %d batch items, want 1", items)
+	}
+	st, ok := enumValue(child(it, kmip14.TagResultStatus))
 	if !ok {
 		return nil, errors.New("response has no Result Status")
 	}
 	if kmip14.ResultStatus(st) != kmip14.ResultStatusSuccess {
 		e := &opError{Reason: kmip14.ResultStatus(st).String()}
-		if r, ok := it.Child(kmip14.TagResultReason).EnumValue(); ok {
+		if r, ok := enumValue(child(it, kmip14.TagResultReason)); ok {
 			e.Reason = kmip14.ResultReason(r).String()
 		}
-		e.Message, _ = it.Child(kmip14.TagResultMessage).TextValue()
+		if m, ok := value(child(it, kmip14.TagResultMessage), ttlv.TypeTextString); ok {
+			e.Message = string(m)
+		}
 		return nil, e
 	}
-	p := it.Child(kmip14.TagResponsePayload)
+	p := child(it, kmip14.TagResponsePayload)
 	if p == nil {
 		return nil, fmt.Errorf("%s: Success without a Response Payload", k)
 	}
-	if _, ok := p.Child(kmip14.TagUniqueIdentifier).TextValue(); !ok {
+	uid, ok := value(child(p, kmip14.TagUniqueIdentifier), ttlv.TypeTextString)
+	if !ok {
 		return nil, fmt.Errorf("%s: Success without a Unique Identifier", k)
 	}
 	switch k {
 	case opGet:
-		if m, _ := p.Path(kmip14.TagSymmetricKey, kmip14.TagKeyBlock, kmip14.TagKeyValue, kmip14.TagKeyMaterial).BytesValue(); len(m) == 0 {
+		m := p
+		for _, t := range [...]ttlv.Tag{kmip14.TagSymmetricKey, kmip14.TagKeyBlock, kmip14.TagKeyValue, kmip14.TagKeyMaterial} {
+			m = child(m, t)
+		}
+		if m, _ := value(m, ttlv.TypeByteString); len(m) == 0 {
 			return nil, errors.New("Get: no symmetric key material in the response")
 		}
 	case opEncrypt:
-		if d, _ := p.Child(kmip14.TagData).BytesValue(); len(d) == 0 {
+		if d, _ := value(child(p, kmip14.TagData), ttlv.TypeByteString); len(d) == 0 {
 			return nil, errors.New("Encrypt: no Data in the response")
 		}
-		if iv, _ := p.Child(kmip14.TagIVCounterNonce).BytesValue(); len(iv) == 0 {
+		if iv, _ := value(child(p, kmip14.TagIVCounterNonce), ttlv.TypeByteString); len(iv) == 0 {
 			return nil, errors.New("Encrypt: the server generated no IV (IV/Counter/Nonce missing)")
 		}
 	}
-	return p, nil
+	return uid, nil
 }
 
-// uidOf is the Unique Identifier of a checked payload.
-func uidOf(p *tree.Node) string {
-	s, _ := p.Child(kmip14.TagUniqueIdentifier).TextValue()
-	return s
+// The in-place TTLV walk. An item is its bytes from its header on; helpers
+// other than validateTTLV assume a message validateTTLV accepted.
+
+func ttlvTag(b []byte) ttlv.Tag { return ttlv.Tag(uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2])) }
+
+// ttlvSize is the number of bytes a valid item occupies, padding included.
+func ttlvSize(b []byte) int {
+	l := int(binary.BigEndian.Uint32(b[4:8]))
+	switch ttlv.Type(b[3]) {
+	case ttlv.TypeStructure:
+		return tree.HeaderLen + l
+	case ttlv.TypeTextString, ttlv.TypeByteString, ttlv.TypeBigInteger:
+		return tree.HeaderLen + (l+7)&^7
+	default:
+		return tree.HeaderLen + 8
+	}
+}
+
+// structBody is the concatenated children of a structure item; empty for
+// nil or any other type, as a decoded Node has no children.
+func structBody(b []byte) []byte {
+	if b == nil || ttlv.Type(b[3]) != ttlv.TypeStructure {
+		return nil
+	}
+	return b[tree.HeaderLen : tree.HeaderLen+int(binary.BigEndian.Uint32(b[4:8]))]
+}
+
+// child is the first direct child with the tag, or nil (tree.Node.Child).
+func child(b []byte, tag ttlv.Tag) []byte {
+	for c := structBody(b); len(c) > 0; c = c[ttlvSize(c):] {
+		if ttlvTag(c) == tag {
+			return c[:ttlvSize(c)]
+		}
+	}
+	return nil
+}
+
+// value is the body of a text or byte string item of type typ; ok is false
+// for nil or another type.
+func value(b []byte, typ ttlv.Type) ([]byte, bool) {
+	if b == nil || ttlv.Type(b[3]) != typ {
+		return nil, false
+	}
+	return b[tree.HeaderLen : tree.HeaderLen+int(binary.BigEndian.Uint32(b[4:8]))], true
+}
+
+func enumValue(b []byte) (uint32, bool) {
+	if b == nil || ttlv.Type(b[3]) != ttlv.TypeEnumeration {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(b[tree.HeaderLen:]), true
+}
+
+// validateTTLV accepts exactly what tree.Decode(msg, tree.DefaultLimits)
+// accepts: one item filling msg, every nested item well-formed.
+func validateTTLV(msg []byte) error {
+	items := 0
+	rest, err := validateItem(msg, 1, &items)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", tree.ErrMalformed, len(rest))
+	}
+	return nil
+}
+
+func validateItem(b []byte, depth int, items *int) ([]byte, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{tree.ErrMalformed}, args...)...)
+	}
+	if len(b) < tree.HeaderLen {
+		return nil, bad("truncated header")
+	}
+	if *items++; *items > tree.DefaultLimits.MaxItems {
+		return nil, bad("more than %d items", tree.DefaultLimits.MaxItems)
+	}
+	tag, typ := ttlvTag(b), ttlv.Type(b[3])
+	if b[0] != 0x42 && b[0] != 0x54 {
+		return nil, bad("invalid tag %06x", uint32(tag))
+	}
+	l := int(binary.BigEndian.Uint32(b[4:8]))
+	body := b[tree.HeaderLen:]
+	switch typ {
+	case ttlv.TypeInteger, ttlv.TypeEnumeration, ttlv.TypeInterval,
+		ttlv.TypeLongInteger, ttlv.TypeBoolean, ttlv.TypeDateTime, ttlv.TypeDateTimeExtended:
+		want := 8
+		if typ == ttlv.TypeInteger || typ == ttlv.TypeEnumeration || typ == ttlv.TypeInterval {
+			want = 4
+		}
+		if l != want {
+			return nil, bad("%s of %s has length %d, want %d", typ, tag, l, want)
+		}
+		if len(body) < 8 {
+			return nil, bad("%s of %s truncated", typ, tag)
+		}
+		if typ == ttlv.TypeBoolean && binary.BigEndian.Uint64(body) > 1 {
+			return nil, bad("boolean %s is not 0 or 1", tag)
+		}
+		return body[8:], nil
+	case ttlv.TypeTextString, ttlv.TypeByteString, ttlv.TypeBigInteger:
+		padded := l
+		if m := l % 8; m != 0 {
+			if typ == ttlv.TypeBigInteger {
+				return nil, bad("big integer %s length %d not a multiple of 8", tag, l)
+			}
+			padded += 8 - m
+		}
+		if padded < l || len(body) < padded {
+			return nil, bad("%s of %s truncated", typ, tag)
+		}
+		if typ == ttlv.TypeTextString && !utf8.Valid(body[:l]) {
+			return nil, bad("text %s is not UTF-8", tag)
+		}
+		return body[padded:], nil
+	case ttlv.TypeStructure:
+		if depth > tree.DefaultLimits.MaxDepth {
+			return nil, bad("nesting deeper than %d", tree.DefaultLimits.MaxDepth)
+		}
+		if len(body) < l {
+			return nil, bad("structure %s truncated", tag)
+		}
+		inner := body[:l]
+		for len(inner) > 0 {
+			rest, err := validateItem(inner, depth+1, items)
+			if err != nil {
+				return nil, err
+			}
+			inner = rest
+		}
+		return body[l:], nil
+	default:
+		return nil, bad("unknown type %#x for %s", byte(typ), tag)
+	}
 }
