@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/ttlv"
@@ -152,7 +151,7 @@ func (e *opError) Error() string {
 // UTF-8 text, 0/1 booleans, tree.DefaultLimits), and the fields are looked
 // up with the tree's semantics (first child with the tag, typed values).
 func checkResponse(k opKind, msg []byte) ([]byte, error) {
-	if err := validateTTLV(msg); err != nil {
+	if err := tree.Validate(msg, tree.DefaultLimits); err != nil {
 		return nil, err
 	}
 	if ttlvTag(msg) != kmip14.TagResponseMessage || ttlv.Type(msg[3]) != ttlv.TypeStructure {
@@ -264,87 +263,4 @@ func enumValue(b []byte) (uint32, bool) {
 		return 0, false
 	}
 	return binary.BigEndian.Uint32(b[tree.HeaderLen:]), true
-}
-
-// validateTTLV accepts exactly what tree.Decode(msg, tree.DefaultLimits)
-// accepts: one item filling msg, every nested item well-formed.
-func validateTTLV(msg []byte) error {
-	items := 0
-	rest, err := validateItem(msg, 1, &items)
-	if err != nil {
-		return err
-	}
-	if len(rest) != 0 {
-		return fmt.Errorf("%w: %d trailing bytes", tree.ErrMalformed, len(rest))
-	}
-	return nil
-}
-
-func validateItem(b []byte, depth int, items *int) ([]byte, error) {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{tree.ErrMalformed}, args...)...)
-	}
-	if len(b) < tree.HeaderLen {
-		return nil, bad("truncated header")
-	}
-	if *items++; *items > tree.DefaultLimits.MaxItems {
-		return nil, bad("more than %d items", tree.DefaultLimits.MaxItems)
-	}
-	tag, typ := ttlvTag(b), ttlv.Type(b[3])
-	if b[0] != 0x42 && b[0] != 0x54 {
-		return nil, bad("invalid tag %06x", uint32(tag))
-	}
-	l := int(binary.BigEndian.Uint32(b[4:8]))
-	body := b[tree.HeaderLen:]
-	switch typ {
-	case ttlv.TypeInteger, ttlv.TypeEnumeration, ttlv.TypeInterval,
-		ttlv.TypeLongInteger, ttlv.TypeBoolean, ttlv.TypeDateTime, ttlv.TypeDateTimeExtended:
-		want := 8
-		if typ == ttlv.TypeInteger || typ == ttlv.TypeEnumeration || typ == ttlv.TypeInterval {
-			want = 4
-		}
-		if l != want {
-			return nil, bad("%s of %s has length %d, want %d", typ, tag, l, want)
-		}
-		if len(body) < 8 {
-			return nil, bad("%s of %s truncated", typ, tag)
-		}
-		if typ == ttlv.TypeBoolean && binary.BigEndian.Uint64(body) > 1 {
-			return nil, bad("boolean %s is not 0 or 1", tag)
-		}
-		return body[8:], nil
-	case ttlv.TypeTextString, ttlv.TypeByteString, ttlv.TypeBigInteger:
-		padded := l
-		if m := l % 8; m != 0 {
-			if typ == ttlv.TypeBigInteger {
-				return nil, bad("big integer %s length %d not a multiple of 8", tag, l)
-			}
-			padded += 8 - m
-		}
-		if padded < l || len(body) < padded {
-			return nil, bad("%s of %s truncated", typ, tag)
-		}
-		if typ == ttlv.TypeTextString && !utf8.Valid(body[:l]) {
-			return nil, bad("text %s is not UTF-8", tag)
-		}
-		return body[padded:], nil
-	case ttlv.TypeStructure:
-		if depth > tree.DefaultLimits.MaxDepth {
-			return nil, bad("nesting deeper than %d", tree.DefaultLimits.MaxDepth)
-		}
-		if len(body) < l {
-			return nil, bad("structure %s truncated", tag)
-		}
-		inner := body[:l]
-		for len(inner) > 0 {
-			rest, err := validateItem(inner, depth+1, items)
-			if err != nil {
-				return nil, err
-			}
-			inner = rest
-		}
-		return body[l:], nil
-	default:
-		return nil, bad("unknown type %#x for %s", byte(typ), tag)
-	}
 }

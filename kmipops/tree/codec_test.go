@@ -260,3 +260,25 @@ func TestCloneKeepsEmptyByteString(t *testing.T) {
 		t.Fatalf("clone encodes differently:\n%x\n%x", b1, b2)
 	}
 }
+
+// Validate must agree with Decode on every input, and allocate nothing on a
+// valid one.
+func TestValidateAgreesWithDecode(t *testing.T) {
+	good := MustEncode(Struct(kmip14.TagRequestMessage, Text(kmip14.TagName, "abc"), Bytes(kmip14.TagData, []byte{1}), Int(kmip14.TagBatchCount, 1)))
+	inputs := [][]byte{good, {}, good[:len(good)-1], append(append([]byte{}, good...), 0)}
+	for i := range good {
+		b := append([]byte{}, good...)
+		b[i] ^= 0xff
+		inputs = append(inputs, b)
+	}
+	for i, b := range inputs {
+		_, derr := Decode(b, DefaultLimits)
+		verr := Validate(b, DefaultLimits)
+		if (derr == nil) != (verr == nil) || (derr != nil && derr.Error() != verr.Error()) {
+			t.Fatalf("input %d: Decode err %v, Validate err %v", i, derr, verr)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = Validate(good, DefaultLimits) }); n != 0 {
+		t.Fatalf("Validate allocates %v times on a valid message", n)
+	}
+}

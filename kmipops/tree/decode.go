@@ -45,13 +45,9 @@ func Decode(b []byte, lim Limits) (*Node, error) {
 	if lim.MaxItems <= 0 {
 		lim.MaxItems = DefaultLimits.MaxItems
 	}
-	s := scanner{lim: lim}
-	rest, err := s.item(b, 1)
+	s, err := scan(b, lim)
 	if err != nil {
 		return nil, err
-	}
-	if len(rest) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(rest))
 	}
 	bl := builder{
 		nodes: make([]Node, s.items),
@@ -63,6 +59,33 @@ func Decode(b []byte, lim Limits) (*Node, error) {
 	bl.text.Grow(s.textLen)
 	n, _ := bl.item(b)
 	return n, nil
+}
+
+// Validate reports whether Decode(b, lim) would succeed, with the same
+// error, without building the tree or allocating: for readers that only
+// need a few fields of a message they must still check whole.
+func Validate(b []byte, lim Limits) error {
+	if lim.MaxDepth <= 0 {
+		lim.MaxDepth = DefaultLimits.MaxDepth
+	}
+	if lim.MaxItems <= 0 {
+		lim.MaxItems = DefaultLimits.MaxItems
+	}
+	_, err := scan(b, lim)
+	return err
+}
+
+// scan runs the validating first pass over one item that must fill b.
+func scan(b []byte, lim Limits) (scanner, error) {
+	s := scanner{lim: lim}
+	rest, err := s.item(b, 1)
+	if err != nil {
+		return s, err
+	}
+	if len(rest) != 0 {
+		return s, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(rest))
+	}
+	return s, nil
 }
 
 func malformed(format string, args ...any) error {
