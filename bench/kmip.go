@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -146,7 +145,7 @@ func (e *opError) Error() string {
 // as an error.
 //
 // It does not build a tree: the load generator shares the cores with the
-// server it measures, so it walks msg in place. The whole message is still
+// server it measures, so it walks msg in place (tree.Item). The whole message is still
 // validated as tree.Decode would (framing, lengths, padding, known types,
 // UTF-8 text, 0/1 booleans, tree.DefaultLimits), and the fields are looked
 // up with the tree's semantics (first child with the tag, typed values).
@@ -154,15 +153,16 @@ func checkResponse(k opKind, msg []byte) ([]byte, error) {
 	if err := tree.Validate(msg, tree.DefaultLimits); err != nil {
 		return nil, err
 	}
-	if ttlvTag(msg) != kmip14.TagResponseMessage || ttlv.Type(msg[3]) != ttlv.TypeStructure {
+	m := tree.Item(msg)
+	if m.Tag() != kmip14.TagResponseMessage || m.Type() != ttlv.TypeStructure {
 		return nil, errors.New("response is not a ResponseMessage")
 	}
-	var it []byte
+	var it tree.Item
 	items := 0
-	for c := structBody(msg); len(c) > 0; c = c[ttlvSize(c):] {
-		if ttlvTag(c) == kmip14.TagBatchItem {
+	for c := range m.Children() {
+		if c.Tag() == kmip14.TagBatchItem {
 			if items == 0 {
-				it = c[:ttlvSize(c)]
+				it = c
 			}
 			items++
 		}
@@ -170,97 +170,44 @@ func checkResponse(k opKind, msg []byte) ([]byte, error) {
 	if items != 1 {
 		return nil, fmt.Errorf("response has %d batch items, want 1", items)
 	}
-	st, ok := enumValue(child(it, kmip14.TagResultStatus))
+	st, ok := it.Child(kmip14.TagResultStatus).EnumValue()
 	if !ok {
 		return nil, errors.New("response has no Result Status")
 	}
 	if kmip14.ResultStatus(st) != kmip14.ResultStatusSuccess {
 		e := &opError{Reason: kmip14.ResultStatus(st).String()}
-		if r, ok := enumValue(child(it, kmip14.TagResultReason)); ok {
+		if r, ok := it.Child(kmip14.TagResultReason).EnumValue(); ok {
 			e.Reason = kmip14.ResultReason(r).String()
 		}
-		if m, ok := value(child(it, kmip14.TagResultMessage), ttlv.TypeTextString); ok {
+		if m, ok := it.Child(kmip14.TagResultMessage).TextBytes(); ok {
 			e.Message = string(m)
 		}
 		return nil, e
 	}
-	p := child(it, kmip14.TagResponsePayload)
+	p := it.Child(kmip14.TagResponsePayload)
 	if p == nil {
 		return nil, fmt.Errorf("%s: Success without a Response Payload", k)
 	}
-	uid, ok := value(child(p, kmip14.TagUniqueIdentifier), ttlv.TypeTextString)
+	uid, ok := p.Child(kmip14.TagUniqueIdentifier).TextBytes()
 	if !ok {
 		return nil, fmt.Errorf("%s: Success without a Unique Identifier", k)
 	}
 	switch k {
 	case opGet:
-		m := p
+		k := p
 		for _, t := range [...]ttlv.Tag{kmip14.TagSymmetricKey, kmip14.TagKeyBlock, kmip14.TagKeyValue, kmip14.TagKeyMaterial} {
-			m = child(m, t)
+			k = k.Child(t)
 		}
-		if m, _ := value(m, ttlv.TypeByteString); len(m) == 0 {
+		if k, _ := k.BytesValue(); len(k) == 0 {
 			return nil, errors.New("Get: no symmetric key material in the response")
 		}
 	case opEncrypt:
-		if d, _ := value(child(p, kmip14.TagData), ttlv.TypeByteString); len(d) == 0 {
+		if d, _ := p.Child(kmip14.TagData).BytesValue(); len(d) == 0 {
 			return nil, errors.New("Encrypt: no Data in the response")
 		}
-		if iv, _ := value(child(p, kmip14.TagIVCounterNonce), ttlv.TypeByteString); len(iv) == 0 {
+		if iv, _ := p.Child(kmip14.TagIVCounterNonce).BytesValue(); len(iv) == 0 {
 			return nil, errors.New("Encrypt: the server generated no IV (IV/Counter/Nonce missing)")
 		}
 	}
 	return uid, nil
-}
-
-// The in-place TTLV walk. An item is its bytes from its header on; helpers
-// other than validateTTLV assume a message validateTTLV accepted.
-
-func ttlvTag(b []byte) ttlv.Tag { return ttlv.Tag(uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2])) }
-
-// ttlvSize is the number of bytes a valid item occupies, padding included.
-func ttlvSize(b []byte) int {
-	l := int(binary.BigEndian.Uint32(b[4:8]))
-	switch ttlv.Type(b[3]) {
-	case ttlv.TypeStructure:
-		return tree.HeaderLen + l
-	case ttlv.TypeTextString, ttlv.TypeByteString, ttlv.TypeBigInteger:
-		return tree.HeaderLen + (l+7)&^7
-	default:
-		return tree.HeaderLen + 8
-	}
-}
-
-// structBody is the concatenated children of a structure item; empty for
-// nil or any other type, as a decoded Node has no children.
-func structBody(b []byte) []byte {
-	if b == nil || ttlv.Type(b[3]) != ttlv.TypeStructure {
-		return nil
-	}
-	return b[tree.HeaderLen : tree.HeaderLen+int(binary.BigEndian.Uint32(b[4:8]))]
-}
-
-// child is the first direct child with the tag, or nil (tree.Node.Child).
-func child(b []byte, tag ttlv.Tag) []byte {
-	for c := structBody(b); len(c) > 0; c = c[ttlvSize(c):] {
-		if ttlvTag(c) == tag {
-			return c[:ttlvSize(c)]
-		}
-	}
-	return nil
-}
-
-// value is the body of a text or byte string item of type typ; ok is false
-// for nil or another type.
-func value(b []byte, typ ttlv.Type) ([]byte, bool) {
-	if b == nil || ttlv.Type(b[3]) != typ {
-		return nil, false
-	}
-	return b[tree.HeaderLen : tree.HeaderLen+int(binary.BigEndian.Uint32(b[4:8]))], true
-}
-
-func enumValue(b []byte) (uint32, bool) {
-	if b == nil || ttlv.Type(b[3]) != ttlv.TypeEnumeration {
-		return 0, false
-	}
-	return binary.BigEndian.Uint32(b[tree.HeaderLen:]), true
 }

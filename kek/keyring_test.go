@@ -63,6 +63,22 @@ func testRoundTrip(t *testing.T, mk MasterKeys) {
 		if err != nil || !bytes.Equal(got, pt) {
 			t.Fatalf("Open = %d bytes, %v", len(got), err)
 		}
+		// OpenInPlace agrees, inside the sealed buffer; a tampered copy
+		// fails the same way Open does.
+		inPlace := bytes.Clone(s1)
+		got, err = f.k.OpenInPlace(ctx, "alice", []byte("uid-1"), inPlace)
+		if err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("OpenInPlace = %d bytes, %v", len(got), err)
+		}
+		if n > 0 && &got[0] != &inPlace[1+12] {
+			t.Fatal("OpenInPlace did not decrypt in place")
+		}
+		bad := bytes.Clone(s1)
+		bad[len(bad)-1] ^= 1
+		_, err = f.k.OpenInPlace(ctx, "alice", []byte("uid-1"), bad)
+		wantCrypto(t, err, msgIntegrity)
+		_, err = f.k.OpenInPlace(ctx, "alice", []byte("uid-1"), s1[:5])
+		wantCrypto(t, err, msgIntegrity)
 	}
 	if st := f.k.Stats(); st.Created != 1 || st.Size != 1 || st.Unwraps != 0 {
 		t.Fatalf("stats %+v, want 1 created, size 1, no unwraps", st)

@@ -125,6 +125,25 @@ var attrDefs = map[string]attrDef{
 // anything unknown, which are kept as given.
 func custom(name string) bool { _, ok := attrDefs[name]; return !ok }
 
+// standardNames maps each standard name to itself, so internName can return
+// the one shared string instead of allocating per attribute per record read.
+var standardNames = func() map[string]string {
+	m := make(map[string]string, len(attrDefs))
+	for n := range attrDefs {
+		m[n] = n
+	}
+	return m
+}()
+
+// internName is name as a string, shared for standard names (the lookup
+// with string(b) does not allocate).
+func internName(b []byte) string {
+	if s, ok := standardNames[string(b)]; ok {
+		return s
+	}
+	return string(b)
+}
+
 // checkValue validates an attribute value against its definition.
 func checkValue(name string, v *tree.Node) error {
 	if v == nil || v.Tag != kmip14.TagAttributeValue {
@@ -169,7 +188,7 @@ func parseAttribute(n *tree.Node) (attr, error) {
 	if !ok || name == "" {
 		return attr{}, Errorf(kmip14.ResultReasonInvalidField, "Attribute needs an Attribute Name")
 	}
-	a := attr{name: name, value: n.Child(kmip14.TagAttributeValue)}
+	a := attr{name: name, node: n.Child(kmip14.TagAttributeValue)}
 	if in := n.Child(kmip14.TagAttributeIndex); in != nil {
 		i, ok := in.IntValue()
 		if !ok || i < 0 {
@@ -177,10 +196,10 @@ func parseAttribute(n *tree.Node) (attr, error) {
 		}
 		a.index = i
 	}
-	if a.value != nil {
-		a.value = a.value.Clone()
+	if a.value() != nil {
+		a.node = a.node.Clone()
 	}
-	if err := checkValue(a.name, a.value); err != nil {
+	if err := checkValue(a.name, a.value()); err != nil {
 		return attr{}, err
 	}
 	return a, nil
@@ -211,7 +230,7 @@ func mergeTemplates(lists ...[]attr) []attr {
 		seen := map[string]bool{}
 		for _, a := range l {
 			// Common attributes land in both keys of a pair: no sharing.
-			a.value = a.value.Clone()
+			a.node = a.node.Clone()
 			if d, ok := attrDefs[a.name]; ok && !d.multi && !seen[a.name] {
 				out = removeAttr(out, a.name)
 			}
@@ -238,7 +257,7 @@ func (o *object) applyClientAttrs(l []attr) error {
 	for _, a := range l {
 		d, known := attrDefs[a.name]
 		if known && d.rules&setClient == 0 {
-			if a.name == attrObjectType && a.value.Type == ttlv.TypeEnumeration && kmip14.ObjectType(a.value.Int) == o.typ {
+			if a.name == attrObjectType && a.value().Type == ttlv.TypeEnumeration && kmip14.ObjectType(a.value().Int) == o.typ {
 				continue
 			}
 			return Errorf(kmip14.ResultReasonInvalidField, "attribute %q is set by the server", a.name)
@@ -246,27 +265,32 @@ func (o *object) applyClientAttrs(l []attr) error {
 		if known && !d.multi && o.get(a.name) != nil {
 			return Errorf(kmip14.ResultReasonInvalidField, "attribute %q given more than once", a.name)
 		}
-		o.add(a.name, a.value)
+		o.add(a.name, a.value())
 	}
 	return nil
 }
 
 // Accessors on an object's attributes.
 
+// get returns the first instance's value. It is the object's own node, decoded
+// in place, so a change to it is a change to the object.
 func (o *object) get(name string) *tree.Node {
-	for _, a := range o.attrs {
-		if a.name == name {
-			return a.value
+	for i := range o.attrs {
+		if o.attrs[i].name == name {
+			return o.attrs[i].value()
 		}
 	}
 	return nil
 }
 
+// all returns copies of every instance of name, decoded first so that each
+// copy shares its value node with the object, as get's result does.
 func (o *object) all(name string) []attr {
 	var out []attr
-	for _, a := range o.attrs {
-		if a.name == name {
-			out = append(out, a)
+	for i := range o.attrs {
+		if o.attrs[i].name == name {
+			o.attrs[i].value()
+			out = append(out, o.attrs[i])
 		}
 	}
 	return out
@@ -277,13 +301,13 @@ func (o *object) set(name string, v *tree.Node) {
 	v.Tag = kmip14.TagAttributeValue
 	for i, a := range o.attrs {
 		if a.name == name {
-			o.attrs[i].value = v
+			o.attrs[i].setValue(v)
 			o.attrs = append(o.attrs[:i+1], removeAttr(o.attrs[i+1:], name)...)
 			o.attrs[i].index = 0
 			return
 		}
 	}
-	o.attrs = append(o.attrs, attr{name: name, value: v})
+	o.attrs = append(o.attrs, attr{name: name, node: v})
 }
 
 // add appends an instance with the next free index and returns it.
@@ -295,7 +319,7 @@ func (o *object) add(name string, v *tree.Node) attr {
 			next = a.index + 1
 		}
 	}
-	a := attr{name: name, index: next, value: v}
+	a := attr{name: name, index: next, node: v}
 	o.attrs = append(o.attrs, a)
 	return a
 }

@@ -129,7 +129,7 @@ func effectiveParams(payload *tree.Node, o *object) (cryptoParams, error) {
 	if best == nil {
 		return cryptoParams{}, nil
 	}
-	return parseCryptoParams(best.value)
+	return parseCryptoParams(best.value())
 }
 
 // kmipHashes maps KMIP hashing algorithms to Go's. MD2, MD4, MD5, RIPEMD-160,

@@ -114,7 +114,7 @@ func (p *Processor) wrapBody(ic *itemCtx, o *object, body *tree.Node, ws *wrapSp
 		// decide, and NIST Key Wrap is the default for an AES wrapping key.
 		mode = kmip14.BlockCipherModeNISTKeyWrap
 		for _, cp := range k.o.all(attrCryptoParameters) {
-			if v, ok := cp.value.Child(kmip14.TagBlockCipherMode).EnumValue(); ok && wrapMode(kmip14.BlockCipherMode(v)) {
+			if v, ok := cp.value().Child(kmip14.TagBlockCipherMode).EnumValue(); ok && wrapMode(kmip14.BlockCipherMode(v)) {
 				mode = kmip14.BlockCipherMode(v)
 				break
 			}
@@ -174,7 +174,7 @@ func wrapInput(o *object, kb *tree.Node, ws *wrapSpec) ([]byte, error) {
 	v := kv.Clone()
 	for _, name := range ws.attrNames {
 		for _, a := range o.all(name) {
-			v.Add(a.node())
+			v.Add(a.attribute())
 		}
 	}
 	b, err := tree.Encode(v)

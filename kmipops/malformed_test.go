@@ -134,12 +134,16 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 type panicSealer struct{}
 
 func (panicSealer) Seal(context.Context, string, []byte, []byte) ([]byte, error) { panic("boom") }
-func (panicSealer) Open(context.Context, string, []byte, []byte) ([]byte, error) { panic("boom") }
+func (panicSealer) OpenInPlace(context.Context, string, []byte, []byte) ([]byte, error) {
+	panic("boom")
+}
 
 type errSealer struct{ err error }
 
 func (s errSealer) Seal(context.Context, string, []byte, []byte) ([]byte, error) { return nil, s.err }
-func (s errSealer) Open(context.Context, string, []byte, []byte) ([]byte, error) { return nil, s.err }
+func (s errSealer) OpenInPlace(context.Context, string, []byte, []byte) ([]byte, error) {
+	return nil, s.err
+}
 
 type reasonErr struct{}
 

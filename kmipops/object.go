@@ -34,21 +34,49 @@ type object struct {
 	body  *tree.Node
 }
 
-// attr is one attribute instance; value has tag AttributeValue.
+// attr is one attribute instance. Its value (tag AttributeValue) is either
+// decoded in node or, for an object read from storage, still encoded in raw:
+// a Get reads a handful of a record's attributes, and decoding all of them
+// was most of what a Get allocated. Read it with value(), which decodes on
+// first use; encode writes an undecoded raw back verbatim.
 type attr struct {
 	name  string
 	index int32
-	value *tree.Node
+	node  *tree.Node
+	raw   tree.Item
 }
 
-// node renders the instance as a KMIP Attribute structure. Index 0 is left
+// value is the decoded value (nil for an attribute without one). It decodes
+// raw once, into a; on a copy, only the copy keeps the result.
+func (a *attr) value() *tree.Node {
+	if a.node == nil && a.raw != nil {
+		// raw was validated with its whole record (decodeObject), so
+		// Decode cannot fail on it.
+		a.node, _ = tree.Decode(a.raw, tree.DefaultLimits)
+		a.raw = nil
+	}
+	return a.node
+}
+
+// setValue replaces the value with a decoded one.
+func (a *attr) setValue(v *tree.Node) { a.node, a.raw = v, nil }
+
+// stored is the value as the record encoder writes it: raw stays encoded.
+func (a *attr) stored() *tree.Node {
+	if a.node == nil && a.raw != nil {
+		return tree.Raw(a.raw)
+	}
+	return a.node
+}
+
+// attribute renders the instance as a KMIP Attribute structure. Index 0 is left
 // out, as the OASIS test cases show servers do.
-func (a attr) node() *tree.Node {
+func (a attr) attribute() *tree.Node {
 	n := tree.Struct(kmip14.TagAttribute, tree.Text(kmip14.TagAttributeName, a.name))
 	if a.index != 0 {
 		n.Add(tree.Int(kmip14.TagAttributeIndex, a.index))
 	}
-	return n.Add(a.value.Clone())
+	return n.Add(a.value().Clone())
 }
 
 func objectKey(owner, uid string) string { return "obj/" + owner + "/" + uid }
@@ -69,7 +97,7 @@ func (o *object) encode() ([]byte, error) {
 			// takes a fifth of the nodes out of every record decode.
 			n.Add(tree.Int(kmip14.TagAttributeIndex, a.index))
 		}
-		r.Add(n.Add(a.value))
+		r.Add(n.Add(a.stored()))
 	}
 	if o.body != nil {
 		r.Add(o.body)
@@ -77,12 +105,16 @@ func (o *object) encode() ([]byte, error) {
 	return tree.Encode(r)
 }
 
+// decodeObject reads a record. It validates all of b, as tree.Decode would,
+// but decodes only the object's body: attribute values are copied, still
+// encoded, into one buffer and decoded when first used (attr.value). The
+// result shares nothing with b, which the caller clears.
 func decodeObject(uid string, b []byte) (*object, error) {
-	r, err := tree.Decode(b, tree.DefaultLimits)
-	if err != nil {
+	if err := tree.Validate(b, tree.DefaultLimits); err != nil {
 		return nil, err
 	}
-	if r.Tag != tagRecord {
+	r := tree.Item(b)
+	if r.Tag() != tagRecord || r.Type() != ttlv.TypeStructure {
 		return nil, fmt.Errorf("not an object record")
 	}
 	if v, _ := r.Child(tagRecordVersion).IntValue(); v != recordVersion {
@@ -92,25 +124,39 @@ func decodeObject(uid string, b []byte) (*object, error) {
 	if !ok {
 		return nil, fmt.Errorf("record without object type")
 	}
-	if id, _ := r.Child(kmip14.TagUniqueIdentifier).TextValue(); id != uid {
+	if id, _ := r.Child(kmip14.TagUniqueIdentifier).TextBytes(); string(id) != uid {
 		// The AAD already binds the uid; this catches programming errors.
 		return nil, fmt.Errorf("record uid mismatch")
 	}
 	// Sized once: nearly every child is an attribute.
-	o := &object{uid: uid, typ: kmip14.ObjectType(t), attrs: make([]attr, 0, len(r.Children))}
-	for _, c := range r.Children {
-		switch c.Tag {
+	n, rawLen := 0, 0
+	for c := range r.Children() {
+		if c.Tag() == kmip14.TagAttribute {
+			n++
+			rawLen += len(c.Child(kmip14.TagAttributeValue))
+		}
+	}
+	o := &object{uid: uid, typ: kmip14.ObjectType(t), attrs: make([]attr, 0, n)}
+	raw := make([]byte, 0, rawLen)
+	for c := range r.Children() {
+		switch c.Tag() {
 		case tagRecordVersion, kmip14.TagObjectType, kmip14.TagUniqueIdentifier:
 		case kmip14.TagAttribute:
-			name, _ := c.Child(kmip14.TagAttributeName).TextValue()
+			name, _ := c.Child(kmip14.TagAttributeName).TextBytes()
 			idx, _ := c.Child(kmip14.TagAttributeIndex).IntValue()
 			val := c.Child(kmip14.TagAttributeValue)
-			if name == "" || val == nil {
+			if len(name) == 0 || val == nil {
 				return nil, fmt.Errorf("malformed attribute in record")
 			}
-			o.attrs = append(o.attrs, attr{name: name, index: idx, value: val})
+			start := len(raw)
+			raw = append(raw, val...)
+			o.attrs = append(o.attrs, attr{name: internName(name), index: idx, raw: raw[start:len(raw):len(raw)]})
 		default:
-			o.body = c
+			body, err := tree.Decode(c, tree.DefaultLimits)
+			if err != nil {
+				return nil, err
+			}
+			o.body = body
 		}
 	}
 	return o, nil
@@ -145,7 +191,7 @@ func (p *Processor) load(ic *itemCtx, uid string) (*object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read object: %w", err)
 	}
-	plain, err := p.seal.Open(ic.ctx, ic.caller.Identity, []byte(uid), sealed)
+	plain, err := p.seal.OpenInPlace(ic.ctx, ic.caller.Identity, []byte(uid), sealed)
 	if err != nil {
 		return nil, fmt.Errorf("open object: %w", err)
 	}

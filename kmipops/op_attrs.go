@@ -67,10 +67,10 @@ func opAddAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, 
 		if known && !def.multi && o.get(a.name) != nil {
 			return false, Errorf(kmip14.ResultReasonIllegalOperation, "attribute %q already exists and has a single instance", a.name)
 		}
-		if err := checkDateChange(o, a.name, nil, a.value); err != nil {
+		if err := checkDateChange(o, a.name, nil, a.value()); err != nil {
 			return false, err
 		}
-		added = o.add(a.name, a.value)
+		added = o.add(a.name, a.value())
 		o.touch(ic.now)
 		o.advanceState(ic.now)
 		return true, nil
@@ -78,7 +78,7 @@ func opAddAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, 
 	if err != nil {
 		return nil, err
 	}
-	return r.Add(added.node()), nil
+	return r.Add(added.attribute()), nil
 }
 
 func opModifyAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
@@ -101,11 +101,11 @@ func opModifyAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Nod
 			if cur.name != a.name || cur.index != a.index {
 				continue
 			}
-			if err := checkDateChange(o, a.name, cur.value, a.value); err != nil {
+			if err := checkDateChange(o, a.name, cur.value(), a.value()); err != nil {
 				return false, err
 			}
-			a.value.Tag = kmip14.TagAttributeValue
-			o.attrs[i].value = a.value
+			a.value().Tag = kmip14.TagAttributeValue
+			o.attrs[i].setValue(a.value())
 			out = o.attrs[i]
 			o.touch(ic.now)
 			o.advanceState(ic.now)
@@ -116,7 +116,7 @@ func opModifyAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Nod
 	if err != nil {
 		return nil, err
 	}
-	return r.Add(out.node()), nil
+	return r.Add(out.attribute()), nil
 }
 
 func opDeleteAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
@@ -156,5 +156,5 @@ func opDeleteAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Nod
 	if err != nil {
 		return nil, err
 	}
-	return r.Add(gone.node()), nil
+	return r.Add(gone.attribute()), nil
 }

@@ -91,9 +91,9 @@ func algLength(l []attr) (alg kmip14.CryptographicAlgorithm, length int32, hasAl
 	for _, a := range l {
 		switch a.name {
 		case attrCryptoAlgorithm:
-			alg, hasAlg = kmip14.CryptographicAlgorithm(a.value.Int), true
+			alg, hasAlg = kmip14.CryptographicAlgorithm(a.value().Int), true
 		case attrCryptoLength:
-			length, hasLen = int32(a.value.Int), true
+			length, hasLen = int32(a.value().Int), true
 		}
 	}
 	return
@@ -112,13 +112,13 @@ func hasAttr(l []attr, name string) bool {
 func withDefaults(l []attr, alg kmip14.CryptographicAlgorithm, length int32, mask uint32) []attr {
 	out := append([]attr(nil), l...)
 	if !hasAttr(out, attrCryptoAlgorithm) {
-		out = append(out, attr{name: attrCryptoAlgorithm, value: tree.Enum(kmip14.TagAttributeValue, uint32(alg))})
+		out = append(out, attr{name: attrCryptoAlgorithm, node: tree.Enum(kmip14.TagAttributeValue, uint32(alg))})
 	}
 	if !hasAttr(out, attrCryptoLength) {
-		out = append(out, attr{name: attrCryptoLength, value: tree.Int(kmip14.TagAttributeValue, length)})
+		out = append(out, attr{name: attrCryptoLength, node: tree.Int(kmip14.TagAttributeValue, length)})
 	}
 	if !hasAttr(out, attrUsageMask) {
-		out = append(out, attr{name: attrUsageMask, value: tree.Int(kmip14.TagAttributeValue, int32(mask))})
+		out = append(out, attr{name: attrUsageMask, node: tree.Int(kmip14.TagAttributeValue, int32(mask))})
 	}
 	return out
 }
@@ -296,7 +296,7 @@ func curveFor(length int32, hasLen bool, attrs []attr) (elliptic.Curve, error) {
 		if a.name != attrCryptoDomainParameters {
 			continue
 		}
-		if rc, ok := a.value.Child(kmip14.TagRecommendedCurve).EnumValue(); ok {
+		if rc, ok := a.value().Child(kmip14.TagRecommendedCurve).EnumValue(); ok {
 			switch kmip14.RecommendedCurve(rc) {
 			case kmip14.RecommendedCurveP_256:
 				length, hasLen = 256, true

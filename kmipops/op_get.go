@@ -131,7 +131,7 @@ func opGetAttributes(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node,
 	r := respUID(uid)
 	if len(names) == 0 {
 		for _, a := range o.listing(ic.v, true) {
-			r.Add(a.node())
+			r.Add(a.attribute())
 		}
 	} else {
 		// In the order asked; names the object lacks are simply absent.
@@ -139,7 +139,7 @@ func opGetAttributes(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node,
 			inst := o.all(name)
 			sort.SliceStable(inst, func(i, j int) bool { return inst[i].index < inst[j].index })
 			for _, a := range inst {
-				r.Add(a.node())
+				r.Add(a.attribute())
 			}
 		}
 	}

@@ -67,7 +67,7 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	prefix := ownerPrefix(ic.caller.Identity)
 	err = p.st.List(ic.ctx, prefix, func(key string, sealed []byte) error {
 		uid := strings.TrimPrefix(key, prefix)
-		plain, err := p.seal.Open(ic.ctx, ic.caller.Identity, []byte(uid), sealed)
+		plain, err := p.seal.OpenInPlace(ic.ctx, ic.caller.Identity, []byte(uid), sealed)
 		if err != nil {
 			return fmt.Errorf("open object: %w", err)
 		}
@@ -162,8 +162,8 @@ func newMatcher(crit []attr) *matcher {
 	}
 	for _, a := range crit {
 		l := byName[a.name]
-		if len(l) == 2 && a.value.Type == ttlv.TypeDateTime && l[1].value.Type == ttlv.TypeDateTime {
-			lo, hi := l[0].value.Time, l[1].value.Time
+		if len(l) == 2 && a.value().Type == ttlv.TypeDateTime && l[1].value().Type == ttlv.TypeDateTime {
+			lo, hi := l[0].value().Time, l[1].value().Time
 			if hi.Before(lo) {
 				lo, hi = hi, lo
 			}
@@ -179,7 +179,7 @@ func (m *matcher) match(o *object) bool {
 	for name, r := range m.ranges {
 		ok := false
 		for _, a := range o.all(name) {
-			if t, isT := a.value.TimeValue(); isT && !t.Before(r[0]) && !t.After(r[1]) {
+			if t, isT := a.value().TimeValue(); isT && !t.Before(r[0]) && !t.After(r[1]) {
 				ok = true
 			}
 		}
@@ -190,12 +190,12 @@ func (m *matcher) match(o *object) bool {
 	for _, c := range m.exact {
 		ok := false
 		for _, a := range o.all(c.name) {
-			if c.name == attrUsageMask && a.value.Type == ttlv.TypeInteger {
+			if c.name == attrUsageMask && a.value().Type == ttlv.TypeInteger {
 				// A mask matches objects allowing at least those usages.
-				ok = ok || a.value.Int&c.value.Int == c.value.Int
+				ok = ok || a.value().Int&c.value().Int == c.value().Int
 				continue
 			}
-			ok = ok || sameValue(a.value, c.value)
+			ok = ok || sameValue(a.value(), c.value())
 		}
 		if !ok {
 			return false

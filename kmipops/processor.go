@@ -19,10 +19,11 @@ import (
 )
 
 // Sealer is what kmipops needs from kek (*kek.Keyring satisfies it): AEAD
-// sealing under the owner's key, with aad bound into the tag.
+// sealing under the owner's key, with aad bound into the tag. OpenInPlace
+// may overwrite sealed (kmipops opens only the copies storage hands it).
 type Sealer interface {
 	Seal(ctx context.Context, owner string, aad, plaintext []byte) ([]byte, error)
-	Open(ctx context.Context, owner string, aad, sealed []byte) ([]byte, error)
+	OpenInPlace(ctx context.Context, owner string, aad, sealed []byte) ([]byte, error)
 }
 
 // Observer receives one call per batch item (metrics). Optional.

@@ -169,11 +169,14 @@ func exList(t testing.TB, s Store) {
 	if string(vals["exercise/obj/a/1"]) != "v1" || string(vals["exercise/obj/a/2"]) != "v2" {
 		t.Fatalf("List values wrong: %q", vals)
 	}
-	// Values handed to fn are copies the caller may keep.
+	// Values handed to fn are copies the caller may keep, and overwrite
+	// (kmipops decrypts them in place).
 	mustPut(t, s, "exercise/obj/a/1", []byte("changed"))
 	if string(vals["exercise/obj/a/1"]) != "v1" {
 		t.Fatalf("List value aliased store memory")
 	}
+	vals["exercise/obj/a/2"][0] = 'X'
+	mustGet(t, s, "exercise/obj/a/2", []byte("v2"))
 	n := 0
 	if err := s.List(ctx, "exercise/obj/", func(string, []byte) error { n++; return nil }); err != nil || n != len(keys) {
 		t.Fatalf("List(exercise/obj/) = %d keys, %v; want %d", n, err, len(keys))

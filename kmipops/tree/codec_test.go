@@ -83,6 +83,8 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// The in-place view agrees with the tree on whatever decodes.
+		sameAsNode(t, Item(b), n)
 		// Whatever decodes must re-encode to the same bytes, except for padding
 		// content, which the encoder zeroes.
 		got, err := Encode(n)

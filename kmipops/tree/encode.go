@@ -75,6 +75,8 @@ func EncodedLen(n *Node) (int, error) {
 		return HeaderLen + pad8(len(n.Bytes)), nil
 	case ttlv.TypeBigInteger:
 		return HeaderLen + len(bigBytes(n.Big)), nil
+	case typeRaw:
+		return len(n.Bytes), nil
 	default:
 		return 0, fmt.Errorf("tree: cannot encode type %#x of %s", byte(n.Type), n.Tag)
 	}
@@ -123,6 +125,8 @@ func appendNode(b []byte, n *Node) []byte {
 	case ttlv.TypeBigInteger:
 		v := bigBytes(n.Big)
 		return append(appendHeader(b, n, len(v)), v...)
+	case typeRaw:
+		return append(b, n.Bytes...)
 	}
 	panic("tree: appendNode on an unvetted type") // EncodedLen returned an error first
 }
