@@ -108,7 +108,7 @@ func (c *conn) serve() {
 		return
 	}
 	st := tc.ConnectionState()
-	if len(st.PeerCertificates) == 0 { // unreachable with RequireAndVerifyClientCert
+	if len(st.PeerCertificates) == 0 { // unreachable: harden requires a client certificate
 		c.log.Error("no client certificate after handshake; closing")
 		return
 	}

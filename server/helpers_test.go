@@ -65,12 +65,17 @@ func rsaKey(t testing.TB) crypto.Signer {
 }
 
 func newCA(t testing.TB, name string) *testCA {
+	return newCAUntil(t, name, time.Now().Add(24*time.Hour))
+}
+
+// newCAUntil is a CA whose own certificate expires at notAfter.
+func newCAUntil(t testing.TB, name string, notAfter time.Time) *testCA {
 	key := ecKey(t)
 	tmpl := &x509.Certificate{
 		SerialNumber:          nextSerial(),
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -92,6 +97,11 @@ type issued struct {
 }
 
 func (ca *testCA) issue(t testing.TB, cn string, key crypto.Signer, eku ...x509.ExtKeyUsage) *issued {
+	return ca.issueUntil(t, cn, key, time.Now().Add(24*time.Hour), eku...)
+}
+
+// issueUntil issues a certificate that expires at notAfter.
+func (ca *testCA) issueUntil(t testing.TB, cn string, key crypto.Signer, notAfter time.Time, eku ...x509.ExtKeyUsage) *issued {
 	ku := x509.KeyUsageDigitalSignature
 	if _, ok := key.(*rsa.PrivateKey); ok {
 		ku |= x509.KeyUsageKeyEncipherment
@@ -100,7 +110,7 @@ func (ca *testCA) issue(t testing.TB, cn string, key crypto.Signer, eku ...x509.
 		SerialNumber: nextSerial(),
 		Subject:      pkix.Name{CommonName: cn},
 		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotAfter:     notAfter,
 		KeyUsage:     ku,
 		ExtKeyUsage:  eku,
 		DNSNames:     []string{"localhost"},

@@ -105,21 +105,23 @@ func TLSConfig(certFile, keyFile, clientCAFile string, minVersion uint16) (*tls.
 // configuration and, when the curves are kmipd's defaults, its variant for
 // clients that offer only TLS 1.2.
 type serverTLS struct {
-	all   *tls.Config
-	tls12 *tls.Config // nil: all serves every client
+	all      *tls.Config
+	tls12    *tls.Config     // nil: all serves every client
+	verifier *clientVerifier // shared by both; nil in FIPS mode
 }
 
+// newServerTLS hardens c. Each call gets a new clientVerifier, hence an
+// empty chain cache and a new ticket generation: a reload never reuses a
+// verdict reached under the previous CA pool. The TLS 1.2 variant shares
+// the verifier (same pool, same clock, same reload) but, through harden,
+// seals its tickets under its own keys.
 func newServerTLS(c *tls.Config) *serverTLS {
-	defaults := c.CurvePreferences == nil
-	t := &serverTLS{all: harden(c)}
-	if defaults {
-		v := t.all.Clone()
-		v.CurvePreferences = tls12Curves()
-		// The clone's ticket hooks would seal under t.all's keys; give the
-		// variant its own.
-		v.WrapSession, v.UnwrapSession = nil, nil
-		bindTickets(v)
-		t.tls12 = v
+	v := newClientVerifier(c)
+	t := &serverTLS{all: harden(c, v), verifier: v}
+	if c.CurvePreferences == nil {
+		c12 := c.Clone()
+		c12.CurvePreferences = tls12Curves()
+		t.tls12 = harden(c12, v)
 	}
 	return t
 }
@@ -132,20 +134,29 @@ func (t *serverTLS) forHello(chi *tls.ClientHelloInfo) *tls.Config {
 	return t.all
 }
 
-// harden returns a copy of c with the guarantees identity relies on forced on.
-func harden(c *tls.Config) *tls.Config {
+// harden returns a copy of c with the guarantees identity relies on forced on,
+// whatever c asks for: a client certificate that chains to ClientCAs with
+// the client-auth usage, verified by v (see clientVerifier), or by Go under
+// RequireAndVerifyClientCert when v is nil. A VerifyPeerCertificate or
+// VerifyConnection of c still runs, after kmipd's checks.
+func harden(c *tls.Config, v *clientVerifier) *tls.Config {
 	c = c.Clone()
 	if c.MinVersion < tls.VersionTLS12 {
 		c.MinVersion = tls.VersionTLS12
 	}
-	c.ClientAuth = tls.RequireAndVerifyClientCert
+	if v == nil {
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+	} else {
+		c.ClientAuth = tls.RequireAnyClientCert
+		c.VerifyPeerCertificate = v.verifyPeer(c.VerifyPeerCertificate)
+	}
 	if c.CipherSuites == nil {
 		c.CipherSuites = CipherSuites()
 	}
 	if c.CurvePreferences == nil {
 		c.CurvePreferences = CurvePreferences()
 	}
-	bindTickets(c)
+	bindTickets(c, v)
 	next := c.VerifyConnection
 	c.VerifyConnection = func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
@@ -154,10 +165,20 @@ func harden(c *tls.Config) *tls.Config {
 		if err := checkClientEKU(cs.PeerCertificates[0]); err != nil {
 			return err
 		}
-		if next != nil {
-			return next(cs)
+		if next == nil {
+			return nil
 		}
-		return nil
+		if v != nil && len(cs.VerifiedChains) == 0 {
+			// Go leaves VerifiedChains empty under RequireAnyClientCert
+			// (and tickets carry none): give the caller's hook the chains
+			// it would have had, from the cache as a rule.
+			chains, err := v.verify(rawCerts(cs.PeerCertificates))
+			if err != nil {
+				return err
+			}
+			cs.VerifiedChains = chains
+		}
+		return next(cs)
 	}
 	return c
 }
@@ -169,22 +190,44 @@ func harden(c *tls.Config) *tls.Config {
 // client certificates verified in its full handshake (Go keeps them in the
 // ticket, refuses to resume a ticket without them, or past the leaf's
 // NotAfter, and runs VerifyConnection, hence the EKU check, on resumption
-// too). What Go does not do is verify them again: and since the server hands
-// out its listener-wide tls.Config through GetConfigForClient, Go would seal
-// tickets with that outer config's keys, which outlive SetTLSConfig. A
-// client whose CA was just removed could then resume for up to a week. With
-// WrapSession/UnwrapSession sealing under this config's own (auto-rotated)
-// keys, a reload invalidates every earlier ticket: the client falls back to
-// a full handshake, verified against the new CA pool.
-func bindTickets(c *tls.Config) {
-	if c.SessionTicketsDisabled || c.WrapSession != nil || c.UnwrapSession != nil {
+// too; with a verifier, v.resumable stands in for Go's check that a verified
+// chain is still valid). What Go does not do is verify them again: and
+// since the server hands out its listener-wide tls.Config through
+// GetConfigForClient, Go would seal tickets with that outer config's keys,
+// which outlive SetTLSConfig. A client whose CA was just removed could then
+// resume for up to a week. With WrapSession/UnwrapSession sealing under this
+// config's own (auto-rotated) keys, a reload invalidates every earlier
+// ticket: the client falls back to a full handshake, verified against the
+// new CA pool. Hooks c already has are kept, inside the stamp check.
+func bindTickets(c *tls.Config, v *clientVerifier) {
+	if c.SessionTicketsDisabled {
+		return
+	}
+	seal, open := c.WrapSession, c.UnwrapSession
+	if seal == nil {
+		seal = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
+			return c.EncryptTicket(cs, ss)
+		}
+	}
+	if open == nil {
+		open = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+			return c.DecryptTicket(identity, cs)
+		}
+	}
+	if v == nil {
+		c.WrapSession, c.UnwrapSession = seal, open
 		return
 	}
 	c.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
-		return c.EncryptTicket(cs, ss)
+		v.stamp(cs, ss)
+		return seal(cs, ss)
 	}
 	c.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
-		return c.DecryptTicket(identity, cs)
+		ss, err := open(identity, cs)
+		if err != nil || ss == nil || v.resumable(ss) {
+			return ss, err
+		}
+		return nil, nil // not an error: Go runs a full handshake instead
 	}
 }
 

@@ -160,10 +160,76 @@ func TestTLSConfig(t *testing.T) {
 		t.Fatal("bad key file accepted")
 	}
 
-	// harden overrides a lax config given to SetTLSConfig.
-	h := harden(&tls.Config{MinVersion: tls.VersionTLS10, ClientAuth: tls.NoClientCert})
-	if h.MinVersion != tls.VersionTLS12 || h.ClientAuth != tls.RequireAndVerifyClientCert || h.VerifyConnection == nil {
-		t.Fatal("harden left the config lax")
+	// harden overrides a lax config given to SetTLSConfig, in both variants,
+	// and the config's own hooks cannot loosen it: they run after kmipd's
+	// checks and see the verified chains, as they would after Go's.
+	var hookChains, connChains int
+	lax := &tls.Config{MinVersion: tls.VersionTLS10, ClientAuth: tls.NoClientCert, ClientCAs: c.ClientCAs,
+		VerifyPeerCertificate: func(_ [][]byte, chains [][]*x509.Certificate) error {
+			hookChains = len(chains)
+			return nil
+		},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			connChains = len(cs.VerifiedChains)
+			return nil
+		},
+	}
+	st := newServerTLS(lax)
+	for _, h := range []*tls.Config{st.all, st.tls12} {
+		assertHardened(t, h, ca)
+	}
+	if st.verifier != nil && (hookChains == 0 || connChains == 0) {
+		t.Fatalf("the config's hooks saw %d and %d verified chains", hookChains, connChains)
+	}
+}
+
+// assertHardened checks the invariant identity relies on: the server
+// requires a client certificate and accepts one only if it chains to ca
+// with the clientAuth usage (verified either by Go, under
+// RequireAndVerifyClientCert, or by kmipd's verifier in
+// VerifyPeerCertificate under RequireAnyClientCert, which still makes Go
+// refuse a client without a certificate) and names the clientAuth EKU
+// explicitly (VerifyConnection).
+func assertHardened(t *testing.T, h *tls.Config, ca *testCA) {
+	t.Helper()
+	if h.MinVersion < tls.VersionTLS12 || h.VerifyConnection == nil {
+		t.Fatalf("lax config: min %x, VerifyConnection set %v", h.MinVersion, h.VerifyConnection != nil)
+	}
+	good := ca.issue(t, "good", ecKey(t), x509.ExtKeyUsageClientAuth)
+	switch h.ClientAuth {
+	case tls.RequireAndVerifyClientCert:
+	case tls.RequireAnyClientCert:
+		if h.VerifyPeerCertificate == nil {
+			t.Fatal("RequireAnyClientCert without kmipd's verification")
+		}
+		for _, bad := range []struct {
+			name string
+			raw  [][]byte
+		}{
+			{"no certificate", nil},
+			{"another CA", newCA(t, "other CA").issue(t, "intruder", ecKey(t), x509.ExtKeyUsageClientAuth).tls.Certificate},
+			{"server-auth EKU", ca.issue(t, "srv", ecKey(t), x509.ExtKeyUsageServerAuth).tls.Certificate},
+			{"expired", ca.issueUntil(t, "old", ecKey(t), time.Now().Add(-time.Minute), x509.ExtKeyUsageClientAuth).tls.Certificate},
+		} {
+			if err := h.VerifyPeerCertificate(bad.raw, nil); err == nil {
+				t.Errorf("VerifyPeerCertificate accepted %s", bad.name)
+			}
+		}
+		if err := h.VerifyPeerCertificate(good.tls.Certificate, nil); err != nil {
+			t.Errorf("VerifyPeerCertificate refused a client of the CA: %v", err)
+		}
+	default:
+		t.Fatalf("ClientAuth %v does not require a verified client certificate", h.ClientAuth)
+	}
+	if h.VerifyConnection(tls.ConnectionState{}) == nil {
+		t.Error("VerifyConnection accepted a connection without a certificate")
+	}
+	bare := ca.issue(t, "bare", ecKey(t))
+	if h.VerifyConnection(tls.ConnectionState{PeerCertificates: []*x509.Certificate{bare.leaf}}) == nil {
+		t.Error("VerifyConnection accepted a certificate without the clientAuth EKU")
+	}
+	if err := h.VerifyConnection(tls.ConnectionState{PeerCertificates: []*x509.Certificate{good.leaf}}); err != nil {
+		t.Errorf("VerifyConnection refused a client of the CA: %v", err)
 	}
 }
 
@@ -268,7 +334,7 @@ func TestCurvePreferencesClassicalByDefault(t *testing.T) {
 	if got := c.ConnectionState().CurveID; got != tls.X25519 {
 		t.Fatalf("key exchange %v, want X25519", got)
 	}
-	h := harden(&tls.Config{CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519}})
+	h := newServerTLS(&tls.Config{CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519}}).all
 	if h.CurvePreferences[0] != tls.X25519MLKEM768 {
 		t.Fatal("harden overrode an explicit opt-in to hybrid post-quantum key exchange")
 	}
