@@ -47,6 +47,6 @@ fmt:
 clean:
 	rm -rf bin
 
-# kmipd and PyKMIP's server side by side (issue 6); BENCH_DURATION per run.
+# kmipd and PyKMIP's server side by side (issue 6); BENCH_DURATION and BENCH_WARMUP per run.
 bench: build
 	./scripts/bench.sh $(BIN)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,9 +26,26 @@ import (
 // binary, so `go test -bench InProcess -cpuprofile` sees the server's hot
 // paths without adding a profiling endpoint to the production binary.
 type inProcess struct {
-	addr string
-	tls  *tls.Config // the client's
-	hsm  *hsm.HSM
+	addr     string
+	tls      *tls.Config // the client's
+	hsm      *hsm.HSM
+	accepted *atomic.Int64 // TCP connections accepted by the server
+	verifier *chainVerifier
+}
+
+// countingListener counts accepted connections: in reconnect mode, one per
+// request the server was sent.
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
 }
 
 func startInProcess(tb testing.TB) *inProcess {
@@ -85,19 +103,61 @@ func startInProcess(tb testing.TB) *inProcess {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	accepted := new(atomic.Int64)
 	served := make(chan struct{})
-	go func() { defer close(served); _ = srv.Serve(ctx, l) }()
+	go func() { defer close(served); _ = srv.Serve(ctx, countingListener{l, accepted}) }()
 	tb.Cleanup(func() {
 		cancel()
 		<-served
 		st.Close()
 		h.Close()
 	})
-	return &inProcess{
-		addr: l.Addr().String(),
-		tls: &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12,
-			Certificates: []tls.Certificate{cli.TLS()}},
-		hsm: h,
+	// The client verifies the server's chain once, as `kmipd bench` does.
+	ctls := &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12,
+		Certificates: []tls.Certificate{cli.TLS()}}
+	v := verifyOnce(ctls)
+	return &inProcess{addr: l.Addr().String(), tls: ctls, hsm: h, accepted: accepted, verifier: v}
+}
+
+// TestWarmupIsNotMeasured: the server is sent the warm-up's requests, but
+// the result counts only those of the measured phase, exactly MaxOps.
+func TestWarmupIsNotMeasured(t *testing.T) {
+	env := startInProcess(t)
+	before := env.accepted.Load()
+	const n = 40
+	res, err := Run(t.Context(), Config{
+		Addr: env.addr, TLS: []*tls.Config{env.tls}, Mode: Reconnect, Mix: MixCreate,
+		Workers: 4, Warmup: 300 * time.Millisecond, MaxOps: n, Timeout: 30 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops != n || res.Errors != 0 || res.ByOp["Create"].Ops != n {
+		t.Fatalf("measured %d ops (%d errors), want exactly %d: %v", res.Ops, res.Errors, n, res.ErrorSamples)
+	}
+	warm := env.accepted.Load() - before - 1 - n // one connection for setup
+	if warm <= 0 {
+		t.Fatalf("%d warm-up requests reached the server", warm)
+	}
+	if res.WarmupSeconds != 0.3 || res.Seconds <= 0 {
+		t.Fatalf("warm-up %.2fs, measured %.2fs", res.WarmupSeconds, res.Seconds)
+	}
+	t.Logf("%d warm-up requests, then %d measured in %.2fs", warm, res.Ops, res.Seconds)
+
+	// A duration-bounded run measures only the duration after the warm-up.
+	res, err = Run(t.Context(), Config{
+		Addr: env.addr, TLS: []*tls.Config{env.tls}, Mode: Persistent, Mix: MixCreate,
+		Workers: 2, Warmup: time.Second, Duration: 500 * time.Millisecond, Timeout: 30 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops == 0 || res.Errors != 0 || res.Seconds < 0.5 || res.Seconds >= 1.4 {
+		t.Fatalf("%d ops (%d errors) in %.2fs, want some in 0.5s after a 1s warm-up", res.Ops, res.Errors, res.Seconds)
+	}
+	// Hundreds of handshakes, one chain verification (setup's).
+	if n := env.verifier.verified.Load(); n != 1 {
+		t.Errorf("server chain verified %d times, want 1", n)
 	}
 }
 

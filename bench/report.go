@@ -261,7 +261,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n## Notes\n\n")
 	fmt.Fprintln(w, "- ok/s counts successful KMIP requests per second (a create-get-destroy cycle is three requests); latencies are of successful requests, measured by the client, and include the full TLS handshake in reconnect mode.")
-	fmt.Fprintln(w, "- HSM calls/op and peak sessions come from kmipd's /metrics (kmipd_hsm_calls_total before and after the measured phase, kmipd_hsm_sessions_open sampled every 100 ms, the login session included), after a warm-up Create per owner.")
+	fmt.Fprintln(w, "- HSM calls/op and peak sessions come from kmipd's /metrics (kmipd_hsm_calls_total at the start and end of the measured phase, kmipd_hsm_sessions_open sampled every 100 ms during it, the login session included), after setup (a first Create per owner) and the warm-up.")
 	// One line per distinct protocol setup, not per run.
 	seen := map[string]bool{}
 	for _, r := range rep.Rows {
@@ -269,7 +269,13 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 			if x == nil {
 				continue
 			}
-			line := fmt.Sprintf("- %s: KMIP %s over %s, %d owner(s), %.0fs measured per run.", x.Label, x.KMIPVersion, x.TLSVersion, x.Owners, x.Seconds)
+			line := fmt.Sprintf("- %s: KMIP %s over %s, %d owner(s), %.0fs measured per run", x.Label, x.KMIPVersion, x.TLSVersion, x.Owners, x.Seconds)
+			if x.WarmupSeconds > 0 {
+				// The warm-up ran the same mix first, so connections, the
+				// server's heap and its caches were in their steady state.
+				line += fmt.Sprintf("; the figures exclude a %s warm-up", fmtSeconds(x.WarmupSeconds))
+			}
+			line += "."
 			if !seen[line] {
 				seen[line] = true
 				fmt.Fprintln(w, line)

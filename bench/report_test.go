@@ -47,9 +47,11 @@ func TestReportPairsRunsAndChecksTargets(t *testing.T) {
 			t.Errorf("%s: %q, want %q (all: %v)", name, status[name], st, status)
 		}
 	}
+	rep.Rows[0].Subject.WarmupSeconds = 2
 	var md bytes.Buffer
 	rep.WriteMarkdown(&md)
-	for _, s := range []string{"| get | persistent | 32 | 50000 |", "**200.0×**", "| missed |", "## Per operation"} {
+	for _, s := range []string{"| get | persistent | 32 | 50000 |", "**200.0×**", "| missed |", "## Per operation",
+		"the figures exclude a 2s warm-up."} {
 		if !strings.Contains(md.String(), s) {
 			t.Errorf("markdown lacks %q:\n%s", s, md.String())
 		}

@@ -45,29 +45,31 @@ type HSMStats struct {
 	SampleErrors int     `json:"sample_errors,omitempty"`
 }
 
-// Result is one run. Ops counts KMIP requests (a create-get-destroy cycle
-// is three), successful or not; latencies are of successful requests only,
-// measured at the client, including the TLS handshake in reconnect mode.
+// Result is one run's measured phase: Ops counts KMIP requests (a
+// create-get-destroy cycle is three), successful or not, started after the
+// warm-up; latencies are of successful requests only, measured at the
+// client, including the TLS handshake in reconnect mode.
 type Result struct {
-	Label        string             `json:"label,omitempty"`
-	Addr         string             `json:"addr"`
-	Mode         string             `json:"mode"`
-	Mix          string             `json:"mix"`
-	Workers      int                `json:"workers"`
-	Owners       int                `json:"owners"`
-	KMIPVersion  string             `json:"kmip_version"`
-	TLSVersion   string             `json:"tls_version,omitempty"`
-	Seconds      float64            `json:"seconds"`
-	SetupSeconds float64            `json:"setup_seconds"`
-	Ops          uint64             `json:"ops"`
-	Errors       uint64             `json:"errors"`
-	OpsPerSec    float64            `json:"ops_per_sec"`
-	OKPerSec     float64            `json:"ok_per_sec"` // successful requests only
-	Latency      Latency            `json:"latency"`
-	ByOp         map[string]OpStats `json:"by_op"`
-	ErrorSamples []string           `json:"error_samples,omitempty"`
-	HSM          *HSMStats          `json:"hsm,omitempty"`
-	Started      time.Time          `json:"started"`
+	Label         string             `json:"label,omitempty"`
+	Addr          string             `json:"addr"`
+	Mode          string             `json:"mode"`
+	Mix           string             `json:"mix"`
+	Workers       int                `json:"workers"`
+	Owners        int                `json:"owners"`
+	KMIPVersion   string             `json:"kmip_version"`
+	TLSVersion    string             `json:"tls_version,omitempty"`
+	Seconds       float64            `json:"seconds"`
+	SetupSeconds  float64            `json:"setup_seconds"`
+	WarmupSeconds float64            `json:"warmup_seconds"` // the mix ran unmeasured this long first
+	Ops           uint64             `json:"ops"`
+	Errors        uint64             `json:"errors"`
+	OpsPerSec     float64            `json:"ops_per_sec"`
+	OKPerSec      float64            `json:"ok_per_sec"` // successful requests only
+	Latency       Latency            `json:"latency"`
+	ByOp          map[string]OpStats `json:"by_op"`
+	ErrorSamples  []string           `json:"error_samples,omitempty"`
+	HSM           *HSMStats          `json:"hsm,omitempty"`
+	Started       time.Time          `json:"started"`
 }
 
 // WriteText prints a human-readable report.
@@ -78,7 +80,7 @@ func (r *Result) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%s: mix=%s mode=%s workers=%d owners=%d KMIP %s over %s\n",
 		label, r.Mix, r.Mode, r.Workers, r.Owners, r.KMIPVersion, r.TLSVersion)
-	fmt.Fprintf(w, "  operations  %d in %.2fs (setup %.2fs)\n", r.Ops, r.Seconds, r.SetupSeconds)
+	fmt.Fprintf(w, "  operations  %d in %.2fs (after setup %.2fs and %s)\n", r.Ops, r.Seconds, r.SetupSeconds, r.warmupText())
 	fmt.Fprintf(w, "  errors      %d\n", r.Errors)
 	fmt.Fprintf(w, "  throughput  %.1f ops/s (%.1f successful/s)\n", r.OpsPerSec, r.OKPerSec)
 	fmt.Fprintf(w, "  latency     p50 %s  p90 %s  p99 %s  max %s  mean %s\n",
@@ -100,6 +102,19 @@ func (r *Result) WriteText(w io.Writer) {
 	for _, e := range r.ErrorSamples {
 		fmt.Fprintf(w, "  error: %s\n", e)
 	}
+}
+
+// warmupText describes the warm-up, which the figures exclude.
+func (r *Result) warmupText() string {
+	if r.WarmupSeconds <= 0 {
+		return "no warm-up"
+	}
+	return "a " + fmtSeconds(r.WarmupSeconds) + " warm-up, not measured"
+}
+
+// fmtSeconds prints a duration in seconds as Go does (2s, 500ms).
+func fmtSeconds(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
 }
 
 // fmtMS prints milliseconds with precision that suits their size.

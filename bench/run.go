@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,21 +42,30 @@ type Config struct {
 	Mode     string
 	Mix      string
 	Workers  int
-	Duration time.Duration
-	// MaxOps, when > 0, also ends the run after that many requests (Go
-	// benchmarks set it to b.N).
+	Duration time.Duration // of the measured phase
+	// Warmup, when > 0, runs the mix that long before the measured phase
+	// and discards everything it recorded, so the figures leave out
+	// persistent connections' handshakes, the server's heap growing from
+	// its initial size and cold caches. Zero means none (the command
+	// line's default is DefaultWarmup when the run has a duration).
+	Warmup time.Duration
+	// MaxOps, when > 0, also ends the run after that many measured
+	// requests (Go benchmarks set it to b.N).
 	MaxOps   uint64
 	PoolSize int           // keys per owner for the get mix; default 64
 	DataSize int           // plaintext bytes for encrypt; default 64
 	Timeout  time.Duration // per request, handshake included; default 10s
 	Version  string        // KMIP protocol version sent; default 1.2
 	// MetricsURL is kmipd's telemetry /metrics; when set, HSM calls are
-	// scraped before and after the measured phase and open sessions are
-	// sampled every 100ms during it.
+	// scraped at the start and end of the measured phase and open sessions
+	// are sampled every 100ms during it.
 	MetricsURL string
 	Label      string
 	Progress   io.Writer // one line a second while running; nil for none
 }
+
+// DefaultWarmup is the command line's -warmup for runs with a duration.
+const DefaultWarmup = 2 * time.Second
 
 func (c *Config) setDefaults() error {
 	if c.Addr == "" {
@@ -85,6 +93,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Workers <= 0 {
 		c.Workers = 1
+	}
+	if c.Warmup < 0 {
+		c.Warmup = 0
 	}
 	if c.Duration <= 0 && c.MaxOps == 0 {
 		c.Duration = 10 * time.Second
@@ -119,17 +130,29 @@ type runner struct {
 	createReq []byte
 
 	stop   atomic.Bool
-	issued atomic.Uint64 // requests started, against MaxOps
-	ops    atomic.Uint64 // requests finished, for the progress line
+	issued atomic.Uint64 // measured requests started, against MaxOps
+	ops    atomic.Uint64 // requests finished, warm-up included, for the progress line
 	errs   atomic.Uint64
+
+	// measuring turns true once, when the warm-up ends (before the workers
+	// start without one). Each worker compares it with its own copy before
+	// every cycle and clears what it recorded in the warm-up itself, so
+	// the switch takes no lock on the hot path; errLog, shared, is cleared
+	// under errMu by the switch (see beginMeasuring and worker.fail).
+	measuring atomic.Bool
+	// Set by beginMeasuring, read after the run, both on Run's goroutine.
+	measureStart time.Time
+	callsBefore  float64
+	sampler      *sessionSampler
 
 	errMu  sync.Mutex
 	errLog errorLog
 }
 
-// Run performs setup (a warm-up Create per owner, plus the get pool or the
-// encrypt key), then the measured phase, and returns its figures. A setup
-// failure is an error; failures during the measured phase are counted.
+// Run performs setup (a first Create per owner, plus the get pool or the
+// encrypt key), then the warm-up if any, then the measured phase, and
+// returns the measured phase's figures. A setup failure is an error;
+// failures while the workers run are counted.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -141,7 +164,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r := &runner{ctx: ctx, cfg: cfg, v: v, createReq: createAES256(v)}
 	res := &Result{
 		Label: cfg.Label, Addr: cfg.Addr, Mode: cfg.Mode, Mix: cfg.Mix, Workers: cfg.Workers,
-		Owners: len(cfg.TLS), KMIPVersion: v.String(), Started: time.Now().UTC(),
+		Owners: len(cfg.TLS), KMIPVersion: v.String(), WarmupSeconds: cfg.Warmup.Seconds(),
+		Started: time.Now().UTC(),
 	}
 	setupStart := time.Now()
 	for _, tc := range cfg.TLS {
@@ -154,20 +178,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.SetupSeconds = time.Since(setupStart).Seconds()
 
-	var before map[string]float64
-	var sampler *sessionSampler
-	if cfg.MetricsURL != "" {
-		if before, err = scrape(ctx, cfg.MetricsURL, metricCalls); err != nil {
+	if cfg.Warmup == 0 {
+		if err := r.beginMeasuring(ctx); err != nil {
 			return nil, err
 		}
-		sampler = startSampler(ctx, cfg.MetricsURL, 100*time.Millisecond)
+	} else if cfg.MetricsURL != "" {
+		// A wrong URL fails now, not after the warm-up.
+		if _, err := scrape(ctx, cfg.MetricsURL, metricCalls); err != nil {
+			return nil, err
+		}
 	}
-
 	workers := make([]*worker, cfg.Workers)
 	for i := range workers {
 		workers[i] = newWorker(r, r.owners[i%len(r.owners)], uint64(i))
 	}
-	start := time.Now()
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Add(1)
@@ -175,17 +199,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
-	r.supervise(ctx, workers, start, finished)
-	elapsed := time.Since(start)
+	if err := r.supervise(ctx, workers, finished); err != nil {
+		return nil, err
+	}
+	end := time.Now()
 
-	if sampler != nil {
-		peak, n, errs := sampler.stop()
+	if r.sampler != nil {
+		peak, n, errs := r.sampler.stop()
 		after, err := scrape(context.WithoutCancel(ctx), cfg.MetricsURL, metricCalls)
 		if err != nil {
 			return nil, err
 		}
 		res.HSM = &HSMStats{
-			CallsBefore: before[metricCalls], CallsAfter: after[metricCalls],
+			CallsBefore: r.callsBefore, CallsAfter: after[metricCalls],
 			PeakSessions: peak, Samples: n, SampleErrors: errs,
 		}
 		res.HSM.Calls = res.HSM.CallsAfter - res.HSM.CallsBefore
@@ -195,6 +221,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var byOp [numOpKinds]Hist
 	var opCount, errCount [numOpKinds]uint64
 	for _, w := range workers {
+		if !w.measuring {
+			// Its last cycle began in the warm-up (or the run was
+			// interrupted during it): it recorded nothing measured.
+			continue
+		}
 		for k := range numOpKinds {
 			if w.hist[k] != nil {
 				byOp[k].Merge(w.hist[k])
@@ -213,7 +244,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Ops += opCount[k]
 		res.Errors += errCount[k]
 	}
-	res.Seconds = elapsed.Seconds()
+	if r.measuring.Load() {
+		res.Seconds = end.Sub(r.measureStart).Seconds()
+	}
 	if res.Seconds > 0 {
 		res.OpsPerSec = float64(res.Ops) / res.Seconds
 		res.OKPerSec = float64(res.Ops-res.Errors) / res.Seconds
@@ -222,52 +255,105 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if res.HSM != nil && res.Ops > 0 {
 		res.HSM.CallsPerOp = res.HSM.Calls / float64(res.Ops)
 	}
+	r.errMu.Lock()
 	res.ErrorSamples = r.errLog.samples()
+	r.errMu.Unlock()
 	return res, ctx.Err()
 }
 
-// supervise ends the run when the duration is over, MaxOps is reached (the
-// workers notice themselves) or ctx is cancelled (then it also closes the
-// workers' connections so none waits out its timeout), printing progress.
-func (r *runner) supervise(ctx context.Context, workers []*worker, start time.Time, finished <-chan struct{}) {
-	var deadline <-chan time.Time
-	if r.cfg.Duration > 0 {
-		t := time.NewTimer(r.cfg.Duration)
-		defer t.Stop()
-		deadline = t.C
+// beginMeasuring ends the warm-up: it takes the HSM call count, starts the
+// session sampler, then switches the phase. HSM calls made between the
+// scrape and the switch are counted although their requests are not:
+// that errs towards more calls per op, never fewer.
+func (r *runner) beginMeasuring(ctx context.Context) error {
+	if r.cfg.MetricsURL != "" {
+		before, err := scrape(ctx, r.cfg.MetricsURL, metricCalls)
+		if err != nil {
+			return err
+		}
+		r.callsBefore = before[metricCalls]
+		r.sampler = startSampler(ctx, r.cfg.MetricsURL, 100*time.Millisecond)
+	}
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	r.errLog = errorLog{}
+	r.measureStart = time.Now()
+	r.measuring.Store(true)
+	return nil
+}
+
+// supervise ends the warm-up when it is over, then ends the run when the
+// duration is over, MaxOps is reached (the workers notice themselves) or
+// ctx is cancelled (then it also closes the workers' connections so none
+// waits out its timeout), printing progress. Its error is a failure to
+// begin measuring; the workers have stopped when it returns.
+func (r *runner) supervise(ctx context.Context, workers []*worker, finished <-chan struct{}) error {
+	halt := func() {
+		r.stop.Store(true)
+		for _, w := range workers {
+			w.abort()
+		}
+		<-finished
+	}
+	var warmup, deadline <-chan time.Time
+	if r.measuring.Load() {
+		deadline = r.deadline()
+	} else {
+		warmup = time.After(r.cfg.Warmup)
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var lastOps uint64
-	lastAt := start
+	lastAt, phase, phaseStart := time.Now(), "measuring", time.Now()
+	if warmup != nil {
+		phase = "warm-up"
+	}
 	for {
 		select {
 		case <-finished:
-			return
+			return nil
+		case <-warmup:
+			warmup = nil
+			if err := r.beginMeasuring(ctx); err != nil {
+				if ctx.Err() != nil {
+					continue // interrupted: handled below, nothing measured
+				}
+				halt()
+				return fmt.Errorf("end of warm-up: %w", err)
+			}
+			deadline = r.deadline()
+			phase, phaseStart = "measuring", r.measureStart
 		case <-deadline:
 			r.stop.Store(true)
 			deadline = nil
 		case <-ctx.Done():
-			r.stop.Store(true)
-			for _, w := range workers {
-				w.abort()
-			}
-			<-finished
-			return
+			halt()
+			return nil
 		case now := <-tick.C:
 			if r.cfg.Progress == nil {
 				continue
 			}
+			// The counts run on through both phases; the rate is this
+			// second's.
 			ops := r.ops.Load()
 			rate := float64(ops-lastOps) / now.Sub(lastAt).Seconds()
 			lastOps, lastAt = ops, now
-			fmt.Fprintf(r.cfg.Progress, "bench %s %s/%s w=%d: %3.0fs %d ops %.0f ops/s, %d errors\n",
-				r.cfg.Label, r.cfg.Mix, r.cfg.Mode, r.cfg.Workers, now.Sub(start).Seconds(), ops, rate, r.errs.Load())
+			fmt.Fprintf(r.cfg.Progress, "bench %s %s/%s w=%d: %s %3.0fs, %d ops %.0f ops/s, %d errors\n",
+				r.cfg.Label, r.cfg.Mix, r.cfg.Mode, r.cfg.Workers, phase, max(0, now.Sub(phaseStart).Seconds()), ops, rate, r.errs.Load())
 		}
 	}
 }
 
-// setupOwner warms the owner up on the server (its first Create makes
+// deadline is when the measured phase, starting now, ends (never without
+// a duration).
+func (r *runner) deadline() <-chan time.Time {
+	if r.cfg.Duration <= 0 {
+		return nil
+	}
+	return time.After(r.cfg.Duration)
+}
+
+// setupOwner introduces the owner to the server (its first Create makes
 // kmipd create and cache the owner's pKEK, which is not the steady state
 // being measured) and prepares what the mix needs.
 func (r *runner) setupOwner(ctx context.Context, tc *tls.Config) (*owner, string, error) {
@@ -312,161 +398,4 @@ func (r *runner) setupOwner(ctx context.Context, tc *tls.Config) (*owner, string
 		o.encReq = encryptGCM(r.v, uid, data)
 	}
 	return o, c.tlsVersion(), nil
-}
-
-// worker runs one client's loop. Its histograms and counters are its own,
-// merged after the run, so recording costs no synchronisation.
-type worker struct {
-	r   *runner
-	o   *owner
-	rng *mrand.Rand
-
-	mu      sync.Mutex // guards cur and aborted against abort()
-	cur     *conn
-	aborted bool
-
-	hist [numOpKinds]*Hist
-	ops  [numOpKinds]uint64
-	errs [numOpKinds]uint64
-}
-
-func newWorker(r *runner, o *owner, seed uint64) *worker {
-	return &worker{r: r, o: o, rng: mrand.New(mrand.NewPCG(seed, uint64(time.Now().UnixNano())))}
-}
-
-func (w *worker) loop() {
-	defer w.closeConn()
-	for !w.r.stop.Load() {
-		switch w.r.cfg.Mix {
-		case MixGet:
-			w.do(opGet, w.o.getReqs[w.rng.IntN(len(w.o.getReqs))])
-		case MixCreate:
-			w.do(opCreate, w.r.createReq)
-		case MixCreateGetDestroy:
-			if uid, ok := w.do(opCreate, w.r.createReq); ok {
-				w.do(opGet, byUID(w.r.v, opGet, uid))
-				w.do(opDestroy, byUID(w.r.v, opDestroy, uid))
-			}
-		case MixRegisterGet:
-			material := make([]byte, 32)
-			_, _ = rand.Read(material)
-			if uid, ok := w.do(opRegister, registerAES256(w.r.v, material)); ok {
-				w.do(opGet, byUID(w.r.v, opGet, uid))
-			}
-		case MixEncrypt:
-			w.do(opEncrypt, w.o.encReq)
-		}
-	}
-}
-
-// do sends one request and records it. It returns the identifier the
-// server answered with for a Create or Register ("" for other operations)
-// and whether the request succeeded. Once the run is
-// over it sends nothing, so a cycle cut short is not counted.
-func (w *worker) do(k opKind, req []byte) (string, bool) {
-	r := w.r
-	if r.stop.Load() {
-		return "", false
-	}
-	if r.cfg.MaxOps > 0 && r.issued.Add(1) > r.cfg.MaxOps {
-		r.stop.Store(true)
-		return "", false
-	}
-	persistent := r.cfg.Mode == Persistent
-	if persistent && w.cur == nil {
-		// A persistent connection's handshake is set-up, not request time.
-		if err := w.connect(); err != nil {
-			w.fail(k, err)
-			return "", false
-		}
-	}
-	start := time.Now()
-	if !persistent {
-		if err := w.connect(); err != nil {
-			w.fail(k, err)
-			return "", false
-		}
-	}
-	resp, err := w.cur.roundTrip(req, r.cfg.Timeout)
-	var uid []byte
-	if err == nil {
-		uid, err = checkResponse(k, resp)
-	}
-	lat := time.Since(start)
-	if !persistent || (err != nil && !isOpError(err)) {
-		// Reconnect mode closes after each request; a transport error
-		// leaves a connection in an unknown state, so it is replaced.
-		w.closeConn()
-	}
-	if err != nil {
-		w.fail(k, err)
-		return "", false
-	}
-	if w.hist[k] == nil {
-		w.hist[k] = new(Hist)
-	}
-	w.hist[k].Record(lat)
-	w.ops[k]++
-	r.ops.Add(1)
-	if k != opCreate && k != opRegister {
-		// Only a new object's identifier is used (by the next requests
-		// of its cycle); copying it out of the read buffer costs an
-		// allocation that the Get and Encrypt hot paths skip.
-		return "", true
-	}
-	return string(uid), true
-}
-
-// isOpError reports whether err is a KMIP-level failure. It is a function
-// of its own so that the errors.As target is only allocated on failure.
-func isOpError(err error) bool {
-	var opErr *opError
-	return errors.As(err, &opErr)
-}
-
-func (w *worker) fail(k opKind, err error) {
-	w.ops[k]++
-	w.errs[k]++
-	w.r.ops.Add(1)
-	w.r.errs.Add(1)
-	w.r.errMu.Lock()
-	w.r.errLog.add(k.String() + ": " + errorKey(err))
-	w.r.errMu.Unlock()
-}
-
-func (w *worker) connect() error {
-	c, err := dial(w.r.ctx, w.r.cfg.Addr, w.o.tls, w.r.cfg.Timeout)
-	if err != nil {
-		// A refused connection fails at once: pause so a dead server
-		// does not turn the load generator into a busy loop.
-		time.Sleep(10 * time.Millisecond)
-		return err
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.aborted {
-		c.Close()
-		return errors.New("run aborted")
-	}
-	w.cur = c
-	return nil
-}
-
-func (w *worker) closeConn() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.cur != nil {
-		w.cur.Close()
-		w.cur = nil
-	}
-}
-
-// abort closes the worker's connection from outside, unblocking its I/O.
-func (w *worker) abort() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.aborted = true
-	if w.cur != nil {
-		w.cur.Close()
-	}
 }

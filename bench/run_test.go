@@ -124,7 +124,7 @@ func (d *devServer) bench(t *testing.T, extra ...string) *Result {
 	t.Helper()
 	args := append([]string{"-addr", d.addr, "-ca", filepath.Join(d.pki, "ca.crt"),
 		"-cert", filepath.Join(d.pki, "client.crt"), "-key", filepath.Join(d.pki, "client.key"),
-		"-workers", "4", "-duration", "1s", "-json", "-metrics", d.metrics, "-label", "kmipd"}, extra...)
+		"-workers", "4", "-warmup", "300ms", "-duration", "1s", "-json", "-metrics", d.metrics, "-label", "kmipd"}, extra...)
 	var stdout, stderr bytes.Buffer
 	if code := Main(context.Background(), args, &stdout, &stderr); code != 0 {
 		t.Fatalf("bench %v: exit %d\n%s", extra, code, stderr.String())
@@ -163,7 +163,7 @@ func TestShortRunsAgainstDevServer(t *testing.T) {
 			if r.HSM == nil || r.HSM.Samples == 0 || r.HSM.PeakSessions < 1 {
 				t.Errorf("HSM figures not scraped: %+v", r.HSM)
 			}
-			if r.OKPerSec <= 0 || r.Seconds <= 0 || r.TLSVersion == "" {
+			if r.OKPerSec <= 0 || r.Seconds <= 0 || r.WarmupSeconds != 0.3 || r.TLSVersion == "" {
 				t.Errorf("result incomplete: %+v", r)
 			}
 		})
@@ -181,6 +181,8 @@ func TestShortRunsAgainstDevServer(t *testing.T) {
 		}
 	})
 
+	// -ops with a -duration keeps the default warm-up, and still measures
+	// exactly that many requests after it.
 	t.Run("text output and op limit", func(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		code := Main(context.Background(), []string{"-addr", d.addr, "-pki", d.pki,
@@ -189,7 +191,7 @@ func TestShortRunsAgainstDevServer(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr.String())
 		}
-		for _, want := range []string{"operations  50 ", "errors      0", "p99"} {
+		for _, want := range []string{"operations  50 ", "a 2s warm-up, not measured", "errors      0", "p99"} {
 			if !strings.Contains(stdout.String(), want) {
 				t.Errorf("output lacks %q:\n%s", want, stdout.String())
 			}
@@ -204,7 +206,7 @@ func TestInterruptedRunReturnsPromptly(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	start := time.Now()
 	code := Main(ctx, []string{"-addr", d.addr, "-pki", d.pki, "-cert", filepath.Join(d.pki, "client.crt"),
-		"-key", filepath.Join(d.pki, "client.key"), "-workers", "4", "-duration", "1h", "-mix", "get", "-quiet"}, &stdout, &stderr)
+		"-key", filepath.Join(d.pki, "client.key"), "-workers", "4", "-warmup", "200ms", "-duration", "1h", "-mix", "get", "-quiet"}, &stdout, &stderr)
 	if code != 1 || !strings.Contains(stdout.String(), "operations") {
 		t.Fatalf("exit %d, want 1 with a partial result:\n%s\n%s", code, stdout.String(), stderr.String())
 	}
@@ -218,6 +220,7 @@ func TestUsageErrors(t *testing.T) {
 		{"-addr", "127.0.0.1:1"},                                   // no credentials
 		{"-ca", "x", "-owners", "2"},                               // owners without -pki
 		{"-ca", "x", "-cert", "c", "-key", "k", "-tls-max", "1.1"}, // bad TLS version
+		{"-ca", "x", "-cert", "c", "-key", "k", "-warmup", "-1s"},  // negative warm-up
 		{"-ca", "x", "-cert", "c", "-key", "k", "extra"},
 	} {
 		var out, errOut bytes.Buffer

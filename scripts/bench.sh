@@ -8,6 +8,10 @@
 # against both, one server at a time, and writes bench/results.md and
 # bench/results.json. Environment:
 #   BENCH_DURATION  measured phase per run (default 10s)
+#   BENCH_WARMUP    unmeasured warm-up before it, running the same mix, so that
+#                   connections, the server's heap and its caches are in their
+#                   steady state when measuring starts (default 2s; passed to
+#                   both servers' runs as -warmup)
 #   BENCH_OUT       output folder (default bench)
 #   BENCH_KEEP      if set, keep the temporary folder (logs, raw results)
 #   BENCH_TLS_MAX   highest TLS version the client offers (default 1.2: PyKMIP's
@@ -23,6 +27,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${1:-bin/kmipd}"
 case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
 DURATION="${BENCH_DURATION:-10s}"
+WARMUP="${BENCH_WARMUP:-2s}"
 OUT="${BENCH_OUT:-$ROOT/bench}"
 TLS_MAX="${BENCH_TLS_MAX:-1.2}"
 OWNERS="${BENCH_OWNERS:-0}"
@@ -128,7 +133,7 @@ run() { # label addr mix mode workers [extra flags...]
   out="$TMP/results/$(printf '%02d' "$n")-$label-$mix-$mode.json"
   if [ "$OWNERS" -gt 0 ]; then who=(-owners "$OWNERS"); fi
   "$BIN" bench -addr "$addr" -pki "$PKI" "${who[@]}" -tls-max "$TLS_MAX" \
-    -mix "$mix" -mode "$mode" -workers "$workers" -duration "$DURATION" \
+    -mix "$mix" -mode "$mode" -workers "$workers" -warmup "$WARMUP" -duration "$DURATION" \
     -label "$label" -json "$@" >"$out"
 }
 
@@ -145,7 +150,7 @@ done
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 PYKMIP_VERSION="$(dpkg-query -W -f '${Version}' python3-pykmip 2>/dev/null || echo unknown)"
 "$BIN" bench report -md "$OUT/results.md" -json "$OUT/results.json" \
-  -note "Command: BENCH_DURATION=$DURATION BENCH_TLS_MAX=$TLS_MAX BENCH_OWNERS=$OWNERS scripts/bench.sh (make bench); $("$BIN" version); python3-pykmip $PYKMIP_VERSION; $(nproc) cores, $(uname -sr)." \
+  -note "Command: BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_TLS_MAX=$TLS_MAX BENCH_OWNERS=$OWNERS scripts/bench.sh (make bench); $("$BIN" version); python3-pykmip $PYKMIP_VERSION; $(nproc) cores, $(uname -sr)." \
   -note "Load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $LOAD_AFTER. Anything above ~2 means other processes competed for the 2 cores." \
   -note "kmipd: dev mode (SoftHSM2 token, max_sessions 4, Badger with synced writes); PyKMIP: pykmip-server with SQLite, auth_suite TLS1.2. Each server is measured alone, one run at a time." \
   "$TMP"/results/*.json
