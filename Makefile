@@ -47,6 +47,6 @@ fmt:
 clean:
 	rm -rf bin
 
-# kmipd and PyKMIP's server side by side (issue 6); BENCH_DURATION and BENCH_WARMUP per run.
+# kmipd and PyKMIP's server side by side (issue 6); BENCH_ROUNDS, BENCH_DURATION and BENCH_WARMUP: see scripts/bench.sh.
 bench: build
 	./scripts/bench.sh $(BIN)

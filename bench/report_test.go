@@ -58,6 +58,58 @@ func TestReportPairsRunsAndChecksTargets(t *testing.T) {
 	}
 }
 
+// With several rounds per scenario, a ratio is taken within each round,
+// the table shows the median round, and the targets use medians: one
+// disturbed round decides nothing.
+func TestReportMedianOfRounds(t *testing.T) {
+	res := func(label string, ok, p99 float64) *Result {
+		return &Result{Label: label, Mix: MixGet, Mode: Persistent, Workers: 32, Ops: 1000, OKPerSec: ok,
+			Latency: Latency{P50: p99 / 2, P99: p99}}
+	}
+	rep := BuildReport([]*Result{
+		res("kmipd", 30000, 4), res("pykmip", 250, 100), // 120×
+		res("kmipd", 20000, 9), res("pykmip", 250, 100), // 80×, a disturbed round
+		res("kmipd", 26000, 4.5), res("pykmip", 250, 100), // 104×
+	}, "kmipd", "pykmip")
+	row := rep.Rows[0]
+	if len(row.Rounds) != 3 {
+		t.Fatalf("%d rounds, want 3", len(row.Rounds))
+	}
+	if row.Ratio == nil || *row.Ratio != 104 || row.Subject.OKPerSec != 26000 {
+		t.Fatalf("median round: ratio %v, subject %v; want 104× from the third round", row.Ratio, row.Subject.OKPerSec)
+	}
+	got := map[string]Target{}
+	for _, tg := range rep.Targets {
+		got[tg.Name] = tg
+	}
+	if tg := got["get persistent 32 workers: kmipd / pykmip"]; tg.Status != "met" || !strings.Contains(tg.Got, "median of 3 rounds: 120.0×, 80.0×, 104.0×") {
+		t.Errorf("ratio target %+v", tg)
+	}
+	if tg := got["p99 Get latency, get persistent 32 workers"]; tg.Status != "met" || !strings.HasPrefix(tg.Got, "4.50 ms (median of 3 rounds") {
+		t.Errorf("p99 target %+v", tg)
+	}
+	var md bytes.Buffer
+	rep.WriteMarkdown(&md)
+	for _, s := range []string{"## Rounds", "| get | persistent | 32 | 2 | 20000 | 9.00ms | 250 | 80.0× |", "**104.0×**"} {
+		if !strings.Contains(md.String(), s) {
+			t.Errorf("markdown lacks %q:\n%s", s, md.String())
+		}
+	}
+	// Two slow rounds of three are a missed target.
+	rep = BuildReport([]*Result{
+		res("kmipd", 30000, 6), res("pykmip", 250, 100),
+		res("kmipd", 20000, 6), res("pykmip", 250, 100),
+		res("kmipd", 24000, 4), res("pykmip", 250, 100),
+	}, "kmipd", "pykmip")
+	for _, tg := range rep.Targets {
+		if strings.HasPrefix(tg.Name, "get persistent") || strings.HasPrefix(tg.Name, "p99") {
+			if tg.Status != "missed" {
+				t.Errorf("%s: %s (%s), want missed", tg.Name, tg.Status, tg.Got)
+			}
+		}
+	}
+}
+
 func TestReportCommand(t *testing.T) {
 	dir := t.TempDir()
 	r := &Result{Label: "kmipd", Mix: MixGet, Mode: Persistent, Workers: 32, Ops: 10, OKPerSec: 10}

@@ -12,6 +12,12 @@
 #                   connections, the server's heap and its caches are in their
 #                   steady state when measuring starts (default 2s; passed to
 #                   both servers' runs as -warmup)
+#   BENCH_ROUNDS    rounds (default 3): each round runs every scenario
+#                   against kmipd and then PyKMIP, back to back. A ratio is
+#                   only taken within a round (both servers saw the machine in
+#                   the same state); the report shows the round with the median
+#                   ratio and checks the targets against medians, so one
+#                   disturbed run on a shared machine decides nothing
 #   BENCH_OUT       output folder (default bench)
 #   BENCH_KEEP      if set, keep the temporary folder (logs, raw results)
 #   BENCH_TLS_MAX   highest TLS version the client offers (default 1.2: PyKMIP's
@@ -28,6 +34,7 @@ BIN="${1:-bin/kmipd}"
 case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
 DURATION="${BENCH_DURATION:-10s}"
 WARMUP="${BENCH_WARMUP:-2s}"
+ROUNDS="${BENCH_ROUNDS:-3}"
 OUT="${BENCH_OUT:-$ROOT/bench}"
 TLS_MAX="${BENCH_TLS_MAX:-1.2}"
 OWNERS="${BENCH_OWNERS:-0}"
@@ -130,27 +137,31 @@ run() { # label addr mix mode workers [extra flags...]
   shift 5
   n=$((n + 1))
   local out who=(-cert "$PKI/client.crt" -key "$PKI/client.key")
-  out="$TMP/results/$(printf '%02d' "$n")-$label-$mix-$mode.json"
+  # Numbered in run order: the report pairs rounds by that order.
+  out="$TMP/results/$(printf '%03d' "$n")-$label-$mix-$mode.json"
   if [ "$OWNERS" -gt 0 ]; then who=(-owners "$OWNERS"); fi
   "$BIN" bench -addr "$addr" -pki "$PKI" "${who[@]}" -tls-max "$TLS_MAX" \
     -mix "$mix" -mode "$mode" -workers "$workers" -warmup "$WARMUP" -duration "$DURATION" \
     -label "$label" -json "$@" >"$out"
 }
 
-for s in "${SCENARIOS[@]}"; do
-  read -r mix mode workers extra <<<"$s"
-  # shellcheck disable=SC2086 # extra is a list of flags
-  run kmipd "127.0.0.1:$KPORT" "$mix" "$mode" "$workers" -metrics "http://127.0.0.1:$TPORT/metrics" $extra
-  if [ -n "$PPORT" ]; then
-    # shellcheck disable=SC2086
-    run pykmip "127.0.0.1:$PPORT" "$mix" "$mode" "$workers" $extra
-  fi
+for round in $(seq "$ROUNDS"); do
+  echo "bench.sh: round $round of $ROUNDS" >&2
+  for s in "${SCENARIOS[@]}"; do
+    read -r mix mode workers extra <<<"$s"
+    # shellcheck disable=SC2086 # extra is a list of flags
+    run kmipd "127.0.0.1:$KPORT" "$mix" "$mode" "$workers" -metrics "http://127.0.0.1:$TPORT/metrics" $extra
+    if [ -n "$PPORT" ]; then
+      # shellcheck disable=SC2086
+      run pykmip "127.0.0.1:$PPORT" "$mix" "$mode" "$workers" $extra
+    fi
+  done
 done
 
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 PYKMIP_VERSION="$(dpkg-query -W -f '${Version}' python3-pykmip 2>/dev/null || echo unknown)"
 "$BIN" bench report -md "$OUT/results.md" -json "$OUT/results.json" \
-  -note "Command: BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_TLS_MAX=$TLS_MAX BENCH_OWNERS=$OWNERS scripts/bench.sh (make bench); $("$BIN" version); python3-pykmip $PYKMIP_VERSION; $(nproc) cores, $(uname -sr)." \
+  -note "Command: BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_TLS_MAX=$TLS_MAX BENCH_OWNERS=$OWNERS scripts/bench.sh (make bench); $("$BIN" version); python3-pykmip $PYKMIP_VERSION; $(nproc) cores, $(uname -sr)." \
   -note "Load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $LOAD_AFTER. Anything above ~2 means other processes competed for the 2 cores." \
   -note "kmipd: dev mode (SoftHSM2 token, max_sessions 4, Badger with synced writes); PyKMIP: pykmip-server with SQLite, auth_suite TLS1.2. Each server is measured alone, one run at a time." \
   "$TMP"/results/*.json
