@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -15,8 +14,8 @@ import (
 // inside the process, so the same numbers can be taken from a production
 // server, and the load generator needs nothing but an address.
 const (
-	metricCalls    = "kmipd_hsm_calls_total"
-	metricSessions = "kmipd_hsm_sessions_open"
+	metricCalls = "kmipd_hsm_calls_total"
+	metricPeak  = "kmipd_hsm_sessions_peak"
 )
 
 var metricsClient = &http.Client{Timeout: 2 * time.Second}
@@ -69,60 +68,4 @@ func scrape(ctx context.Context, url string, want ...string) (map[string]float64
 		}
 	}
 	return out, nil
-}
-
-// sessionSampler polls the open-sessions gauge and keeps its maximum, to
-// show that load does not make kmipd open HSM sessions.
-type sessionSampler struct {
-	url    string
-	mu     sync.Mutex
-	peak   float64
-	n      int
-	errs   int
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-func startSampler(ctx context.Context, url string, every time.Duration) *sessionSampler {
-	ctx, cancel := context.WithCancel(ctx)
-	s := &sessionSampler{url: url, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			s.sample(ctx)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return s
-}
-
-func (s *sessionSampler) sample(ctx context.Context) {
-	m, err := scrape(ctx, s.url, metricSessions)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err != nil {
-		if ctx.Err() == nil {
-			s.errs++
-		}
-		return
-	}
-	if v := m[metricSessions]; s.n == 0 || v > s.peak {
-		s.peak = v
-	}
-	s.n++
-}
-
-// stop ends sampling and returns the peak, the sample count and failures.
-func (s *sessionSampler) stop() (peak float64, n, errs int) {
-	s.cancel()
-	<-s.done
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.peak, s.n, s.errs
 }

@@ -361,7 +361,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n## Notes\n\n")
 	fmt.Fprintln(w, "- ok/s counts successful KMIP requests per second (a create-get-destroy cycle is three requests); latencies are of successful requests, measured by the client, and include the full TLS handshake in reconnect mode.")
-	fmt.Fprintln(w, "- HSM calls/op and peak sessions come from kmipd's /metrics (kmipd_hsm_calls_total at the start and end of the measured phase, kmipd_hsm_sessions_open sampled every 100 ms during it, the login session included), after setup (a first Create per owner) and the warm-up.")
+	fmt.Fprintln(w, "- HSM calls/op come from kmipd's /metrics (kmipd_hsm_calls_total at the start and the end of the measured phase, after setup (a first Create per owner) and the warm-up); peak HSM sessions is kmipd's own high-water mark (kmipd_hsm_sessions_peak, the login session included) since it started, read at the end. Nothing is scraped during the measured phase.")
 	// One line per distinct protocol setup, not per run.
 	seen := map[string]bool{}
 	for _, r := range rep.Rows {

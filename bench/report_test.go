@@ -14,13 +14,13 @@ func TestReportPairsRunsAndChecksTargets(t *testing.T) {
 		return &Result{Label: label, Mix: mix, Mode: mode, Workers: workers, Ops: 1000, OKPerSec: ok,
 			Latency: Latency{P50: p99 / 2, P99: p99}, HSM: calls, ByOp: map[string]OpStats{"Get": {Ops: 1000, Latency: Latency{P50: 1, P99: p99}}}}
 	}
-	zero := &HSMStats{Calls: 0, PeakSessions: 2, Samples: 10}
+	zero := &HSMStats{Calls: 0, PeakSessions: 2}
 	rep := BuildReport([]*Result{
 		res("kmipd", MixGet, Persistent, 32, 50000, 3, zero),
 		res("pykmip", MixGet, Persistent, 32, 250, 300, nil),
 		res("kmipd", MixCreateGetDestroy, Reconnect, 16, 900, 40, nil),
 		res("pykmip", MixCreateGetDestroy, Reconnect, 16, 100, 900, nil),
-		res("kmipd", MixCreate, Persistent, 16, 2000, 30, &HSMStats{Calls: 3, Samples: 1}),
+		res("kmipd", MixCreate, Persistent, 16, 2000, 30, &HSMStats{Calls: 3}),
 	}, "kmipd", "pykmip")
 	if len(rep.Rows) != 3 {
 		t.Fatalf("%d rows, want 3", len(rep.Rows))

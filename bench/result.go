@@ -33,16 +33,18 @@ type OpStats struct {
 	Latency Latency `json:"latency"`
 }
 
-// HSMStats is what kmipd's telemetry said about the HSM during the
-// measured phase (after setup and warm-up), when -metrics was given.
+// HSMStats is what kmipd's telemetry said about the HSM at the start and
+// the end of the measured phase (after setup and warm-up), when -metrics
+// was given. PeakSessions is kmipd's own high-water mark of open sessions
+// since it started (kmipd_hsm_sessions_peak), so it misses no spike between
+// scrapes; PeakBefore is the same mark when measuring began.
 type HSMStats struct {
 	CallsBefore  float64 `json:"calls_before"`
 	CallsAfter   float64 `json:"calls_after"`
 	Calls        float64 `json:"calls"`
 	CallsPerOp   float64 `json:"calls_per_op"`
-	PeakSessions float64 `json:"peak_sessions_open"`
-	Samples      int     `json:"samples"`
-	SampleErrors int     `json:"sample_errors,omitempty"`
+	PeakBefore   float64 `json:"peak_sessions_before"`
+	PeakSessions float64 `json:"peak_sessions"`
 }
 
 // Result is one run's measured phase: Ops counts KMIP requests (a
@@ -96,8 +98,8 @@ func (r *Result) WriteText(w io.Writer) {
 			n, s.Ops, s.Errors, fmtMS(s.Latency.P50), fmtMS(s.Latency.P99), fmtMS(s.Latency.Max))
 	}
 	if h := r.HSM; h != nil {
-		fmt.Fprintf(w, "  HSM         %.0f PKCS#11 calls (%.4f per op), peak %.0f sessions open (%d samples)\n",
-			h.Calls, h.CallsPerOp, h.PeakSessions, h.Samples)
+		fmt.Fprintf(w, "  HSM         %.0f PKCS#11 calls (%.4f per op), at most %.0f sessions open since kmipd started\n",
+			h.Calls, h.CallsPerOp, h.PeakSessions)
 	}
 	for _, e := range r.ErrorSamples {
 		fmt.Fprintf(w, "  error: %s\n", e)

@@ -60,7 +60,8 @@ func (h *HSM) Stats() Stats {
 
 type collector struct {
 	h                                      *HSM
-	open, inUse, idle, waiting, effCap     *prometheus.Desc
+	open, peak, inUse, idle, waiting       *prometheus.Desc
+	effCap                                 *prometheus.Desc
 	errors, reinits, calls, ready, maxSess *prometheus.Desc
 }
 
@@ -74,6 +75,7 @@ func (h *HSM) Collector() prometheus.Collector {
 	return &collector{
 		h:       h,
 		open:    d("sessions_open", "HSM sessions open, the login session included."),
+		peak:    d("sessions_peak", "Most HSM sessions open at once since kmipd started, the login session included."),
 		inUse:   d("sessions_in_use", "HSM sessions in use by an operation."),
 		idle:    d("sessions_idle", "HSM sessions idle in the pool."),
 		waiting: d("sessions_waiting", "Callers waiting for an HSM session."),
@@ -87,7 +89,7 @@ func (h *HSM) Collector() prometheus.Collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.open, c.inUse, c.idle, c.waiting, c.effCap, c.maxSess, c.ready, c.errors, c.reinits, c.calls} {
+	for _, d := range []*prometheus.Desc{c.open, c.peak, c.inUse, c.idle, c.waiting, c.effCap, c.maxSess, c.ready, c.errors, c.reinits, c.calls} {
 		ch <- d
 	}
 	c.h.pool.waitHist.Describe(ch)
@@ -99,6 +101,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
 	}
 	g(c.open, s.Open)
+	g(c.peak, s.PeakOpen)
 	g(c.inUse, s.InUse)
 	g(c.idle, s.Idle)
 	g(c.waiting, s.Waiting)

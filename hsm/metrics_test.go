@@ -60,6 +60,9 @@ func TestCollector(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
 		}
 	}
+	if p := got["kmipd_hsm_sessions_peak"]; p != float64(h.Stats().PeakOpen) || p < got["kmipd_hsm_sessions_open"] {
+		t.Errorf("sessions_peak %v, Stats().PeakOpen %d, open %v", p, h.Stats().PeakOpen, got["kmipd_hsm_sessions_open"])
+	}
 	if got["kmipd_hsm_calls_total"] != float64(h.Stats().Calls) || got["kmipd_hsm_calls_total"] == 0 {
 		t.Errorf("calls_total %v, Stats().Calls %d", got["kmipd_hsm_calls_total"], h.Stats().Calls)
 	}
