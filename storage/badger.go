@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -84,6 +85,11 @@ func openBadger(path string, opts BadgerOptions, log hclog.Logger, tune func(bad
 	bo := badger.DefaultOptions(path).
 		WithSyncWrites(syncWrites).
 		WithNumVersionsToKeep(1).
+		// Every value kmipd stores is AES-GCM ciphertext, which does not
+		// compress: Snappy (badger's default) only cost CPU in every
+		// flush and compaction. Tables record their own compression, so
+		// stores written with it still open.
+		WithCompression(options.None).
 		WithLogger(badgerLogger{log.Named("badger")})
 	if tune != nil {
 		bo = tune(bo)

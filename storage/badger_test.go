@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -138,5 +141,35 @@ func TestBadgerOpenFails(t *testing.T) {
 	}
 	if _, err := OpenBadger(f, BadgerOptions{}, nil); err == nil {
 		t.Fatal("OpenBadger on a regular file succeeded")
+	}
+}
+
+// A store whose tables were written with badger's default Snappy
+// compression (kmipd before it turned compression off) opens and reads.
+func TestOpensSnappyCompressedStore(t *testing.T) {
+	dir := t.TempDir()
+	old, err := openBadger(dir, BadgerOptions{}, testLogger(t), func(o badger.Options) badger.Options {
+		return o.WithCompression(options.Snappy)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	want := bytes.Repeat([]byte("compressible "), 100)
+	for _, k := range []string{"obj/a/1", "obj/a/2"} {
+		if err := old.Put(ctx, k, want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.Close(); err != nil { // Close flushes the memtable to a table
+		t.Fatal(err)
+	}
+	s := openTest(t, dir)
+	defer s.Close()
+	for _, k := range []string{"obj/a/1", "obj/a/2"} {
+		got, err := s.Get(ctx, k)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("Get(%s) = %d bytes, %v", k, len(got), err)
+		}
 	}
 }
