@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -155,13 +154,11 @@ func TestVerifyOnceLeavesInsecureConfigs(t *testing.T) {
 }
 
 func TestVerifiedChainsAreBounded(t *testing.T) {
-	v := &chainVerifier{valid: make(map[[sha256.Size]byte]window)}
+	v := verifyOnce(&tls.Config{ServerName: "127.0.0.1"})
 	for i := range maxVerifiedChains + 10 {
-		var k [sha256.Size]byte
-		k[0], k[1] = byte(i), byte(i>>8)
-		v.remember(k, window{})
+		v.cache.Put(certs.ChainKeyOf([][]byte{{byte(i), byte(i >> 8)}}, "127.0.0.1"), nil)
 	}
-	if len(v.valid) != maxVerifiedChains {
-		t.Fatalf("%d entries, want %d", len(v.valid), maxVerifiedChains)
+	if n := v.cache.Len(); n != maxVerifiedChains {
+		t.Fatalf("%d entries, want %d", n, maxVerifiedChains)
 	}
 }

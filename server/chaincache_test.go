@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kmipd/kmipd/certs"
 )
 
 // fakeClock drives the server's tls.Config.Time.
@@ -43,7 +45,7 @@ func (e *env) trust(ca *testCA, clock *fakeClock, mutate func(*tls.Config)) {
 	e.srv.SetTLSConfig(cfg)
 }
 
-func (e *env) chainCache() *chainCache {
+func (e *env) chainCache() *certs.ChainCache {
 	e.t.Helper()
 	v := e.srv.tls.Load().verifier
 	if v == nil {
@@ -80,8 +82,9 @@ func presentAnyway(cfg *tls.Config, cert *issued) {
 
 type cacheCounts struct{ hits, misses uint64 }
 
-func counts(c *chainCache) cacheCounts {
-	return cacheCounts{c.hits.Load(), c.misses.Load()}
+func counts(c *certs.ChainCache) cacheCounts {
+	h, m := c.Counts()
+	return cacheCounts{h, m}
 }
 
 var tlsVersions = []uint16{tls.VersionTLS12, tls.VersionTLS13}
@@ -112,7 +115,7 @@ func TestChainCacheVerifiesOnce(t *testing.T) {
 			refused("empty cache")
 			// Only the no-EKU chain verifies in x509 (no EKU extension
 			// means any use); kmipd's own EKU check refuses it.
-			if n := cache.size(); n != 1 {
+			if n := cache.Len(); n != 1 {
 				t.Fatalf("cache holds %d chains after refusals; want 1 (the no-EKU one)", n)
 			}
 			if err := e.serve(e.client, v); err != nil {
@@ -127,7 +130,7 @@ func TestChainCacheVerifiesOnce(t *testing.T) {
 				t.Fatalf("second handshake: %+v then %+v; want a hit and no new miss", before, after)
 			}
 			refused("trusted client cached")
-			if n := cache.size(); n != 2 {
+			if n := cache.Len(); n != 2 {
 				t.Fatalf("cache holds %d chains; want 2", n)
 			}
 			waitLog(t, e, "unknown authority")
@@ -186,8 +189,8 @@ func TestChainCacheReload(t *testing.T) {
 				t.Fatal(err)
 			}
 			old := e.chainCache()
-			if old.size() != 1 {
-				t.Fatalf("cache holds %d chains", old.size())
+			if old.Len() != 1 {
+				t.Fatalf("cache holds %d chains", old.Len())
 			}
 
 			e.trust(e.ca, nil, nil) // same CA, new configuration
@@ -203,7 +206,7 @@ func TestChainCacheReload(t *testing.T) {
 			if err := e.serve(e.client, v); err == nil {
 				t.Fatal("client of the removed CA served from a cached verdict")
 			}
-			if n := e.chainCache().size(); n != 0 {
+			if n := e.chainCache().Len(); n != 0 {
 				t.Fatalf("new cache holds %d chains", n)
 			}
 			if err := e.serve(rotated.issue(t, "new", ecKey(t), x509.ExtKeyUsageClientAuth), v); err != nil {
@@ -288,62 +291,6 @@ func resume(e *env, cfg *tls.Config) (resumed bool, err error) {
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	_, err = roundTrip(c, request(1))
 	return c.ConnectionState().DidResume, err
-}
-
-func TestChainKeyIsInjective(t *testing.T) {
-	a := chainKeyOf([][]byte{[]byte("ab"), []byte("c")})
-	b := chainKeyOf([][]byte{[]byte("a"), []byte("bc")})
-	c := chainKeyOf([][]byte{[]byte("abc")})
-	if a == b || a == c || b == c {
-		t.Fatal("different certificate lists share a key")
-	}
-}
-
-func TestChainCacheBounded(t *testing.T) {
-	ca := newCA(t, "ca")
-	leaf := ca.issue(t, "c", ecKey(t), x509.ExtKeyUsageClientAuth).leaf
-	v := newVerdict([][]*x509.Certificate{{leaf, ca.cert}})
-	c := newChainCache(4)
-	for i := range 10 {
-		c.put(chainKeyOf([][]byte{{byte(i)}}), v)
-	}
-	if n := c.size(); n != 4 {
-		t.Fatalf("cache holds %d entries, bound 4", n)
-	}
-	k := chainKeyOf([][]byte{{9}})
-	if _, ok := c.get(k, time.Now()); !ok {
-		t.Fatal("latest entry missing")
-	}
-	w := v.windows[0] // the leaf's and the CA's validity intersected
-	if w.notAfter.After(leaf.NotAfter) || w.notBefore.Before(leaf.NotBefore) {
-		t.Fatalf("window %v wider than the leaf's", w)
-	}
-	if _, ok := c.get(k, w.notAfter.Add(time.Second)); ok {
-		t.Fatal("verdict used after the chain expired")
-	}
-	if _, ok := c.get(k, w.notBefore.Add(-time.Second)); ok {
-		t.Fatal("verdict used before the chain was valid")
-	}
-	if _, ok := c.get(k, w.notAfter); !ok {
-		t.Fatal("verdict refused at NotAfter, which x509 still accepts")
-	}
-}
-
-// The chains a hit returns are those valid now, as Verify would find.
-func TestVerdictDropsExpiredChains(t *testing.T) {
-	now := time.Now()
-	long, short := newCA(t, "long"), newCAUntil(t, "short", now.Add(time.Minute))
-	leaf := long.issue(t, "c", ecKey(t)).leaf
-	v := newVerdict([][]*x509.Certificate{{leaf, long.cert}, {leaf, short.cert}})
-	if chains, ok := v.at(now); !ok || len(chains) != 2 {
-		t.Fatalf("now: %d chains, %v", len(chains), ok)
-	}
-	if chains, ok := v.at(now.Add(time.Hour)); !ok || len(chains) != 1 || chains[0][1] != long.cert {
-		t.Fatalf("later: %d chains, %v", len(chains), ok)
-	}
-	if _, ok := (&verdict{}).at(now); ok {
-		t.Fatal("empty verdict used")
-	}
 }
 
 // The error of a refused chain is Go's own type, so logs and errors.As

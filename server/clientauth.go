@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/kmipd/kmipd/certs"
 )
 
 // clientVerifier verifies client certificate chains for one TLS
-// configuration (one SetTLSConfig), reusing verdicts through a chainCache:
+// configuration (one SetTLSConfig), reusing verdicts through a certs.ChainCache:
 // clients that reconnect per request (Barbican) present the same chain over
 // and over, and x509 verification was ~15% of the server's CPU.
 //
@@ -28,16 +30,21 @@ import (
 type clientVerifier struct {
 	roots *x509.CertPool
 	clock func() time.Time
-	cache *chainCache
+	cache *certs.ChainCache
 	gen   [16]byte // names this configuration in the tickets it issues
 }
+
+// chainCacheSize bounds the chains one TLS configuration remembers. Clients
+// are few (Barbican, PyKMIP, a handful of arrays); the bound only stops one
+// that presents endless distinct chains from growing memory.
+const chainCacheSize = 4096
 
 // newClientVerifier returns nil when Go must keep verifying (FIPS mode).
 func newClientVerifier(c *tls.Config) *clientVerifier {
 	if fipsTLS() {
 		return nil
 	}
-	v := &clientVerifier{roots: c.ClientCAs, clock: c.Time, cache: newChainCache(defaultChainCacheSize)}
+	v := &clientVerifier{roots: c.ClientCAs, clock: c.Time, cache: certs.NewChainCache(chainCacheSize)}
 	if v.clock == nil {
 		v.clock = time.Now
 	}
@@ -59,11 +66,11 @@ func (v *clientVerifier) verify(raw [][]byte) ([][]*x509.Certificate, error) {
 		return nil, errors.New("tls: client didn't provide a certificate")
 	}
 	now := v.clock()
-	key := chainKeyOf(raw)
-	if chains, ok := v.cache.get(key, now); ok {
+	key := certs.ChainKeyOf(raw, "")
+	if chains, ok := v.cache.Get(key, now); ok {
 		return chains, nil
 	}
-	certs := make([]*x509.Certificate, len(raw))
+	parsed := make([]*x509.Certificate, len(raw))
 	for i, der := range raw {
 		// Go has parsed these already; VerifyPeerCertificate only gets the
 		// bytes, so a miss parses again.
@@ -71,7 +78,7 @@ func (v *clientVerifier) verify(raw [][]byte) ([][]*x509.Certificate, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tls: failed to parse client certificate: %w", err)
 		}
-		certs[i] = c
+		parsed[i] = c
 	}
 	opts := x509.VerifyOptions{
 		Roots:         v.roots,
@@ -79,14 +86,14 @@ func (v *clientVerifier) verify(raw [][]byte) ([][]*x509.Certificate, error) {
 		Intermediates: x509.NewCertPool(),
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	for _, c := range certs[1:] {
+	for _, c := range parsed[1:] {
 		opts.Intermediates.AddCert(c)
 	}
-	chains, err := certs[0].Verify(opts)
+	chains, err := parsed[0].Verify(opts)
 	if err != nil {
-		return nil, &tls.CertificateVerificationError{UnverifiedCertificates: certs, Err: err}
+		return nil, &tls.CertificateVerificationError{UnverifiedCertificates: parsed, Err: err}
 	}
-	v.cache.put(key, newVerdict(chains))
+	v.cache.Put(key, chains)
 	return chains, nil
 }
 
@@ -135,10 +142,10 @@ const stampPrefix = "kmipd/verified-chains/v1\x00"
 // hit) again here; a chain that no longer verifies gets an empty stamp,
 // which is never resumed.
 func (v *clientVerifier) stamp(cs tls.ConnectionState, ss *tls.SessionState) {
-	var windows []validity
+	var windows []certs.Window
 	if chains, err := v.verify(rawCerts(cs.PeerCertificates)); err == nil {
 		for _, c := range chains {
-			windows = append(windows, chainValidity(c))
+			windows = append(windows, certs.ChainWindow(c))
 		}
 	}
 	b := make([]byte, 0, len(stampPrefix)+len(v.gen)+16*len(windows))
@@ -146,12 +153,12 @@ func (v *clientVerifier) stamp(cs tls.ConnectionState, ss *tls.SessionState) {
 	for _, w := range windows {
 		// Certificate times are whole seconds; rounding inwards keeps the
 		// window no wider than the chain's in any case.
-		nb := w.notBefore.Unix()
-		if w.notBefore.Nanosecond() != 0 {
+		nb := w.NotBefore.Unix()
+		if w.NotBefore.Nanosecond() != 0 {
 			nb++
 		}
 		b = binary.BigEndian.AppendUint64(b, uint64(nb))
-		b = binary.BigEndian.AppendUint64(b, uint64(w.notAfter.Unix()))
+		b = binary.BigEndian.AppendUint64(b, uint64(w.NotAfter.Unix()))
 	}
 	ss.Extra = append(ss.Extra, b)
 }
@@ -169,11 +176,11 @@ func (v *clientVerifier) resumable(ss *tls.SessionState) bool {
 		}
 		now := v.clock()
 		for rest = rest[len(v.gen):]; len(rest) >= 16; rest = rest[16:] {
-			w := validity{
-				notBefore: time.Unix(int64(binary.BigEndian.Uint64(rest)), 0),
-				notAfter:  time.Unix(int64(binary.BigEndian.Uint64(rest[8:])), 0),
+			w := certs.Window{
+				NotBefore: time.Unix(int64(binary.BigEndian.Uint64(rest)), 0),
+				NotAfter:  time.Unix(int64(binary.BigEndian.Uint64(rest[8:])), 0),
 			}
-			if w.contains(now) {
+			if w.Contains(now) {
 				return true
 			}
 		}
