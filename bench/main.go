@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"time"
 
@@ -55,6 +56,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		jsonOut    = fs.Bool("json", false, "print the result as JSON on stdout")
 		quiet      = fs.Bool("quiet", false, "no progress line on stderr")
 		cpuProfile = fs.String("cpuprofile", "", "write this process's CPU profile (the load generator's own cost) to FILE")
+		procs      = fs.Int("procs", 0, "CPUs the load generator runs on at once (GOMAXPROCS; 0: Go's default, every CPU). On a machine shared with the server under test, leave the server its share")
 	)
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:5696", "KMIP server address")
 	fs.StringVar(&cfg.Mode, "mode", Persistent, "persistent (one connection per worker) or reconnect (one per request)")
@@ -91,6 +93,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg.Warmup < 0 {
 		fmt.Fprintln(stderr, "kmipd bench: -warmup must not be negative")
 		return 2
+	}
+	if *procs < 0 {
+		fmt.Fprintln(stderr, "kmipd bench: -procs must not be negative")
+		return 2
+	}
+	if *procs > 0 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(*procs))
 	}
 	warmupSet := false
 	fs.Visit(func(f *flag.Flag) { warmupSet = warmupSet || f.Name == "warmup" })

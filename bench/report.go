@@ -19,6 +19,7 @@ import (
 type Report struct {
 	Generated time.Time `json:"generated"`
 	CPUs      int       `json:"cpus"`
+	LoadProcs int       `json:"load_procs"` // the load generator's GOMAXPROCS
 	Subject   string    `json:"subject"`
 	Baseline  string    `json:"baseline"`
 	Rows      []Row     `json:"rows"`
@@ -134,6 +135,7 @@ func BuildReport(results []*Result, subject, baseline string) *Report {
 	index := map[string]int{}
 	var subs, bases [][]*Result
 	for _, r := range results {
+		rep.LoadProcs = max(rep.LoadProcs, r.LoadProcs)
 		key := fmt.Sprintf("%s/%s/%d", r.Mix, r.Mode, r.Workers)
 		i, ok := index[key]
 		if !ok {
@@ -295,8 +297,11 @@ func met(ok bool) string {
 func (rep *Report) WriteMarkdown(w io.Writer) {
 	s, b := rep.Subject, rep.Baseline
 	fmt.Fprintf(w, "# kmipd bench: %s vs %s\n\n", s, b)
-	fmt.Fprintf(w, "Generated %s on %d CPUs; load generator and both servers share the machine.\n\n",
-		rep.Generated.Format(time.RFC3339), rep.CPUs)
+	fmt.Fprintf(w, "Generated %s on %d CPUs; load generator and both servers share the machine", rep.Generated.Format(time.RFC3339), rep.CPUs)
+	if rep.LoadProcs > 0 && rep.LoadProcs < rep.CPUs {
+		fmt.Fprintf(w, ", the load generator running on at most %d of them at once (GOMAXPROCS)", rep.LoadProcs)
+	}
+	fmt.Fprint(w, ".\n\n")
 	fmt.Fprintf(w, "| mix | mode | workers | %s ok/s | %s p50 | %s p99 | %s errors | %s ok/s | %s p50 | %s p99 | %s errors | %s / %s | HSM calls/op | peak HSM sessions |\n", s, s, s, s, b, b, b, b, s, b)
 	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, row := range rep.Rows {

@@ -11,7 +11,7 @@ import (
 
 func TestReportPairsRunsAndChecksTargets(t *testing.T) {
 	res := func(label, mix, mode string, workers int, ok float64, p99 float64, calls *HSMStats) *Result {
-		return &Result{Label: label, Mix: mix, Mode: mode, Workers: workers, Ops: 1000, OKPerSec: ok,
+		return &Result{Label: label, Mix: mix, Mode: mode, Workers: workers, Ops: 1000, OKPerSec: ok, LoadProcs: 1,
 			Latency: Latency{P50: p99 / 2, P99: p99}, HSM: calls, ByOp: map[string]OpStats{"Get": {Ops: 1000, Latency: Latency{P50: 1, P99: p99}}}}
 	}
 	zero := &HSMStats{Calls: 0, PeakSessions: 2}
@@ -22,6 +22,9 @@ func TestReportPairsRunsAndChecksTargets(t *testing.T) {
 		res("pykmip", MixCreateGetDestroy, Reconnect, 16, 100, 900, nil),
 		res("kmipd", MixCreate, Persistent, 16, 2000, 30, &HSMStats{Calls: 3}),
 	}, "kmipd", "pykmip")
+	if rep.LoadProcs != 1 {
+		t.Errorf("load_procs %d, want 1 (from the results)", rep.LoadProcs)
+	}
 	if len(rep.Rows) != 3 {
 		t.Fatalf("%d rows, want 3", len(rep.Rows))
 	}
@@ -48,9 +51,11 @@ func TestReportPairsRunsAndChecksTargets(t *testing.T) {
 		}
 	}
 	rep.Rows[0].Subject.WarmupSeconds = 2
+	rep.CPUs = 2
 	var md bytes.Buffer
 	rep.WriteMarkdown(&md)
-	for _, s := range []string{"| get | persistent | 32 | 50000 |", "**200.0×**", "| missed |", "## Per operation",
+	for _, s := range []string{"on 2 CPUs; load generator and both servers share the machine, the load generator running on at most 1 of them at once (GOMAXPROCS).",
+		"| get | persistent | 32 | 50000 |", "**200.0×**", "| missed |", "## Per operation",
 		"the figures exclude a 2s warm-up."} {
 		if !strings.Contains(md.String(), s) {
 			t.Errorf("markdown lacks %q:\n%s", s, md.String())

@@ -63,6 +63,7 @@ type Result struct {
 	Seconds       float64            `json:"seconds"`
 	SetupSeconds  float64            `json:"setup_seconds"`
 	WarmupSeconds float64            `json:"warmup_seconds"` // the mix ran unmeasured this long first
+	LoadProcs     int                `json:"load_procs"`     // the load generator's GOMAXPROCS
 	Ops           uint64             `json:"ops"`
 	Errors        uint64             `json:"errors"`
 	OpsPerSec     float64            `json:"ops_per_sec"`

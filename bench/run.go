@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -164,7 +165,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{
 		Label: cfg.Label, Addr: cfg.Addr, Mode: cfg.Mode, Mix: cfg.Mix, Workers: cfg.Workers,
 		Owners: len(cfg.TLS), KMIPVersion: v.String(), WarmupSeconds: cfg.Warmup.Seconds(),
-		Started: time.Now().UTC(),
+		Started: time.Now().UTC(), LoadProcs: runtime.GOMAXPROCS(0),
 	}
 	setupStart := time.Now()
 	for _, tc := range cfg.TLS {

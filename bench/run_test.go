@@ -166,8 +166,28 @@ func TestShortRunsAgainstDevServer(t *testing.T) {
 			if r.OKPerSec <= 0 || r.Seconds <= 0 || r.WarmupSeconds != 0.3 || r.TLSVersion == "" {
 				t.Errorf("result incomplete: %+v", r)
 			}
+			if r.LoadProcs != runtime.GOMAXPROCS(0) {
+				t.Errorf("load_procs %d, want this process's GOMAXPROCS %d", r.LoadProcs, runtime.GOMAXPROCS(0))
+			}
 		})
 	}
+
+	// -procs bounds the load generator for the run only: Main restores
+	// GOMAXPROCS, as it may run inside a longer-lived process (this one).
+	t.Run("procs", func(t *testing.T) {
+		before := runtime.GOMAXPROCS(0)
+		want := 1
+		if before == 1 {
+			want = 2
+		}
+		r := d.bench(t, "-mix", "get", "-pool", "8", "-procs", fmt.Sprint(want))
+		if r.LoadProcs != want || r.Errors != 0 || r.Ops == 0 {
+			t.Errorf("load_procs %d (want %d), ops %d, errors %d", r.LoadProcs, want, r.Ops, r.Errors)
+		}
+		if got := runtime.GOMAXPROCS(0); got != before {
+			t.Errorf("GOMAXPROCS left at %d, was %d", got, before)
+		}
+	})
 
 	t.Run("encrypt counts failures instead of stopping", func(t *testing.T) {
 		// kmipd may not implement Encrypt yet: either way the run
@@ -221,6 +241,7 @@ func TestUsageErrors(t *testing.T) {
 		{"-ca", "x", "-owners", "2"},                               // owners without -pki
 		{"-ca", "x", "-cert", "c", "-key", "k", "-tls-max", "1.1"}, // bad TLS version
 		{"-ca", "x", "-cert", "c", "-key", "k", "-warmup", "-1s"},  // negative warm-up
+		{"-ca", "x", "-cert", "c", "-key", "k", "-procs", "-1"},    // negative CPU count
 		{"-ca", "x", "-cert", "c", "-key", "k", "extra"},
 	} {
 		var out, errOut bytes.Buffer
