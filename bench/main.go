@@ -29,7 +29,7 @@ import (
 
 const usage = `kmipd bench -addr HOST:PORT -ca CA (-cert CERT -key KEY | -owners K -pki DIR)
             [-mode persistent|reconnect] [-workers N] [-warmup D] [-duration D]
-            [-mix get|create|create-get-destroy|register-get|encrypt] [-json] ...
+            [-mix get|create|create-get-destroy|register-get|encrypt] [-procs N] [-json] ...
 kmipd bench report [-md FILE] [-json FILE] RESULT.json...`
 
 // Main runs `kmipd bench` with args (the words after "bench") and returns
