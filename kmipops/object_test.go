@@ -29,18 +29,25 @@ func testObject() *object {
 	return o
 }
 
+// reencode encodes o as record uid-1 and decodes it again.
+func reencode(t *testing.T, o *object) (rec []byte, decoded *object) {
+	t.Helper()
+	rec, err := o.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded, err = decodeObject("uid-1", rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec, decoded
+}
+
 // A record read back and written again untouched is byte for byte the same
 // (undecoded values go back verbatim), and every value reads as written.
 func TestRecordRoundTripKeepsUndecodedValues(t *testing.T) {
 	want := testObject()
-	rec, err := want.encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := decodeObject("uid-1", rec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec, got := reencode(t, want)
 	again, err := got.encode()
 	if err != nil {
 		t.Fatal(err)
@@ -76,25 +83,11 @@ func TestRecordRoundTripKeepsUndecodedValues(t *testing.T) {
 // Changes made through get, all and set reach the next encoding, next to
 // values that were never decoded.
 func TestRecordChangesSurviveReencoding(t *testing.T) {
-	rec, err := testObject().encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := decodeObject("uid-1", rec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, o := reencode(t, testObject())
 	o.set(attrFresh, tree.Bool(0, false))
 	o.get(attrCryptoLength).Int = 128
 	o.all(attrName)[1].value().Child(kmip14.TagNameValue).Text = "c"
-	rec2, err := o.encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	o2, err := decodeObject("uid-1", rec2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, o2 := reencode(t, o)
 	if f, _ := o2.get(attrFresh).BoolValue(); f {
 		t.Fatal("Fresh change lost")
 	}

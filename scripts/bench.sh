@@ -45,7 +45,7 @@ ROUNDS="${BENCH_ROUNDS:-3}"
 OUT="${BENCH_OUT:-$ROOT/bench}"
 TLS_MAX="${BENCH_TLS_MAX:-1.2}"
 OWNERS="${BENCH_OWNERS:-0}"
-NCPU="$(getconf _NPROCESSORS_ONLN)"
+NCPU="$(nproc)"
 LOAD_PROCS="${BENCH_LOAD_PROCS:-$(( NCPU / 2 > 0 ? NCPU / 2 : 1 ))}"
 # Always the system Python: the python3 on PATH may be a pyenv without the
 # Debian python3-pykmip modules.
@@ -170,7 +170,7 @@ done
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 PYKMIP_VERSION="$(dpkg-query -W -f '${Version}' python3-pykmip 2>/dev/null || echo unknown)"
 "$BIN" bench report -md "$OUT/results.md" -json "$OUT/results.json" \
-  -note "Command: BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_TLS_MAX=$TLS_MAX BENCH_OWNERS=$OWNERS BENCH_LOAD_PROCS=$LOAD_PROCS scripts/bench.sh (make bench); $("$BIN" version); python3-pykmip $PYKMIP_VERSION; $(nproc) cores, $(uname -sr)." \
+  -note "Command: BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_TLS_MAX=$TLS_MAX BENCH_OWNERS=$OWNERS BENCH_LOAD_PROCS=$LOAD_PROCS scripts/bench.sh (make bench); $("$BIN" version); python3-pykmip $PYKMIP_VERSION; $NCPU cores, $(uname -sr)." \
   -note "Load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $LOAD_AFTER. Anything above ~2 means other processes competed for the 2 cores." \
   -note "kmipd: dev mode (SoftHSM2 token, max_sessions 4, Badger with synced writes); PyKMIP: pykmip-server with SQLite, auth_suite TLS1.2. Each server is measured alone, one run at a time." \
   "$TMP"/results/*.json
