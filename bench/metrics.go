@@ -16,7 +16,32 @@ import (
 const (
 	metricCalls = "kmipd_hsm_calls_total"
 	metricPeak  = "kmipd_hsm_sessions_peak"
+
+	// The synced write path (storage/metrics.go): what a Create, Register
+	// or Destroy waits for before kmipd answers.
+	metricWrites    = "kmipd_storage_committed_writes_total"
+	metricCommits   = "kmipd_storage_commits_total"
+	metricWaitSum   = "kmipd_storage_write_wait_seconds_sum"
+	metricCommitSum = "kmipd_storage_commit_seconds_sum"
 )
+
+// scraped is every series a run reads, at the start and the end of its
+// measured phase.
+var scraped = []string{metricCalls, metricPeak, metricWrites, metricCommits, metricWaitSum, metricCommitSum}
+
+// storageStats is the measured phase's share of kmipd's write counters.
+func storageStats(before, after map[string]float64) *StorageStats {
+	d := func(name string) float64 { return after[name] - before[name] }
+	s := &StorageStats{Writes: d(metricWrites), Commits: d(metricCommits)}
+	if s.Commits > 0 {
+		s.WritesPerCommit = s.Writes / s.Commits
+		s.MeanCommitMS = d(metricCommitSum) * 1e3 / s.Commits
+	}
+	if s.Writes > 0 {
+		s.MeanWaitMS = d(metricWaitSum) * 1e3 / s.Writes
+	}
+	return s
+}
 
 var metricsClient = &http.Client{Timeout: 2 * time.Second}
 

@@ -50,13 +50,15 @@ func TestReportPairsRunsAndChecksTargets(t *testing.T) {
 			t.Errorf("%s: %q, want %q (all: %v)", name, status[name], st, status)
 		}
 	}
+	rep.Rows[2].Subject.Storage = &StorageStats{Writes: 1500, Commits: 500, WritesPerCommit: 3, MeanWaitMS: 2.5, MeanCommitMS: 1.25}
 	rep.Rows[0].Subject.WarmupSeconds = 2
 	rep.CPUs = 2
 	var md bytes.Buffer
 	rep.WriteMarkdown(&md)
 	for _, s := range []string{"on 2 CPUs; load generator and both servers share the machine, the load generator running on at most 1 of them at once (GOMAXPROCS).",
 		"| get | persistent | 32 | 50000 |", "**200.0×**", "| missed |", "## Per operation",
-		"the figures exclude a 2s warm-up."} {
+		"the figures exclude a 2s warm-up.",
+		"## kmipd's synced writes", "| create | persistent | 16 | 1.50 | 3.0 | 2.50 ms | 1.25 ms |"} {
 		if !strings.Contains(md.String(), s) {
 			t.Errorf("markdown lacks %q:\n%s", s, md.String())
 		}

@@ -47,6 +47,18 @@ type HSMStats struct {
 	PeakSessions float64 `json:"peak_sessions"`
 }
 
+// StorageStats is kmipd's synced write path during the measured phase, from
+// its telemetry: writes (put, create, delete; a KMIP request may make
+// several, or none), the group commits that carried them, and the mean time
+// a write waited to be durable and a commit took (its syncs included).
+type StorageStats struct {
+	Writes          float64 `json:"writes"`
+	Commits         float64 `json:"commits"`
+	WritesPerCommit float64 `json:"writes_per_commit"`
+	MeanWaitMS      float64 `json:"mean_wait_ms"`
+	MeanCommitMS    float64 `json:"mean_commit_ms"`
+}
+
 // Result is one run's measured phase: Ops counts KMIP requests (a
 // create-get-destroy cycle is three), successful or not, started after the
 // warm-up; latencies are of successful requests only, measured at the
@@ -72,6 +84,7 @@ type Result struct {
 	ByOp          map[string]OpStats `json:"by_op"`
 	ErrorSamples  []string           `json:"error_samples,omitempty"`
 	HSM           *HSMStats          `json:"hsm,omitempty"`
+	Storage       *StorageStats      `json:"storage,omitempty"`
 	Started       time.Time          `json:"started"`
 }
 
@@ -101,6 +114,10 @@ func (r *Result) WriteText(w io.Writer) {
 	if h := r.HSM; h != nil {
 		fmt.Fprintf(w, "  HSM         %.0f PKCS#11 calls (%.4f per op), at most %.0f sessions open since kmipd started\n",
 			h.Calls, h.CallsPerOp, h.PeakSessions)
+	}
+	if st := r.Storage; st != nil && st.Writes > 0 {
+		fmt.Fprintf(w, "  storage     %.0f synced writes in %.0f commits (%.1f per commit), mean wait %.2fms, mean commit %.2fms\n",
+			st.Writes, st.Commits, st.WritesPerCommit, st.MeanWaitMS, st.MeanCommitMS)
 	}
 	for _, e := range r.ErrorSamples {
 		fmt.Fprintf(w, "  error: %s\n", e)

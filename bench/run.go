@@ -143,7 +143,7 @@ type runner struct {
 	measuring atomic.Bool
 	// Set by beginMeasuring, read after the run, both on Run's goroutine.
 	measureStart time.Time
-	hsmBefore    map[string]float64 // nil without -metrics
+	hsmBefore    map[string]float64 // telemetry at the start of measuring; nil without -metrics
 
 	errMu  sync.Mutex
 	errLog errorLog
@@ -205,7 +205,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	end := time.Now()
 
 	if r.hsmBefore != nil {
-		after, err := scrape(context.WithoutCancel(ctx), cfg.MetricsURL, metricCalls, metricPeak)
+		after, err := scrape(context.WithoutCancel(ctx), cfg.MetricsURL, scraped...)
 		if err != nil {
 			return nil, err
 		}
@@ -214,6 +214,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			PeakBefore: r.hsmBefore[metricPeak], PeakSessions: after[metricPeak],
 		}
 		res.HSM.Calls = res.HSM.CallsAfter - res.HSM.CallsBefore
+		res.Storage = storageStats(r.hsmBefore, after)
 	}
 
 	var total Hist
@@ -268,7 +269,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // the 10 Hz polling this replaced showed in its p99 latency.
 func (r *runner) beginMeasuring(ctx context.Context) error {
 	if r.cfg.MetricsURL != "" {
-		before, err := scrape(ctx, r.cfg.MetricsURL, metricCalls, metricPeak)
+		before, err := scrape(ctx, r.cfg.MetricsURL, scraped...)
 		if err != nil {
 			return err
 		}

@@ -163,6 +163,13 @@ func TestShortRunsAgainstDevServer(t *testing.T) {
 			if r.HSM == nil || r.HSM.PeakSessions < 1 || r.HSM.PeakSessions < r.HSM.PeakBefore {
 				t.Errorf("HSM figures not scraped: %+v", r.HSM)
 			}
+			// Every Create is at least one synced write, give or take the
+			// workers' requests in flight at either scrape.
+			if creates := r.ByOp["Create"].Ops; creates > 0 {
+				if st := r.Storage; st == nil || st.Writes+4 < float64(creates) || st.Commits < 1 || st.WritesPerCommit < 1 || st.MeanWaitMS <= 0 || st.MeanCommitMS <= 0 {
+					t.Errorf("storage figures for %d Creates: %+v", creates, st)
+				}
+			}
 			if r.OKPerSec <= 0 || r.Seconds <= 0 || r.WarmupSeconds != 0.3 || r.TLSVersion == "" {
 				t.Errorf("result incomplete: %+v", r)
 			}

@@ -60,6 +60,7 @@ type Badger struct {
 	commitDone chan struct{}
 	groups     atomic.Uint64 // transactions committed by the committer
 	grouped    atomic.Uint64 // operations they carried
+	wm         *writeMetrics
 
 	stopGC    chan struct{}
 	gcDone    sync.WaitGroup
@@ -99,7 +100,7 @@ func openBadger(path string, opts BadgerOptions, log hclog.Logger, tune func(bad
 		return nil, fmt.Errorf("storage: open badger at %q: %w", path, err)
 	}
 	b := &Badger{db: db, log: log, stopGC: make(chan struct{}),
-		writes: make(chan *writeOp, writeQueue), commitDone: make(chan struct{})}
+		writes: make(chan *writeOp, writeQueue), commitDone: make(chan struct{}), wm: newWriteMetrics()}
 	b.drained = sync.NewCond(&b.mu)
 	switch {
 	case opts.CacheBytes == 0:

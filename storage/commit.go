@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -60,9 +61,12 @@ type writeOp struct {
 // write queues one operation and waits until it is durable (or failed). The
 // caller has already entered.
 func (b *Badger) write(kind writeKind, key string, value []byte) error {
+	start := time.Now()
 	op := &writeOp{kind: kind, key: []byte(key), value: value, done: make(chan error, 1)}
 	b.writes <- op
-	return <-op.done
+	err := <-op.done
+	b.wm.wait.Observe(since(start))
+	return err
 }
 
 // commitLoop is the committer goroutine; it ends when Close closes writes,
@@ -116,12 +120,14 @@ func (b *Badger) safeCommitGroup(ops []*writeOp) {
 // answers every one of them.
 func (b *Badger) commitGroup(ops []*writeOp) {
 	for len(ops) > 0 {
+		start := time.Now()
 		n, err := b.commitPrefix(ops)
 		for retry := 0; errors.Is(err, badger.ErrConflict) && retry < maxConflictRetries; retry++ {
 			// Unreachable while this goroutine is badger's only writer;
 			// re-running the prefix re-evaluates every check, so it is safe.
 			n, err = b.commitPrefix(ops)
 		}
+		b.wm.commit.Observe(since(start))
 		// The cache learns the outcome before any caller does (cache.go).
 		for _, op := range ops[:n] {
 			switch {

@@ -61,6 +61,10 @@ func TestDevRoundTrip(t *testing.T) {
 	if v := d.Metric("kmipd_requests_total", "operation", "Create"); !(v >= 1) {
 		t.Fatalf("Create requests = %v", v)
 	}
+	// Create, Register and Destroy each wrote through the group committer.
+	if w, c := d.Metric("kmipd_storage_committed_writes_total"), d.Metric("kmipd_storage_commits_total"); !(w >= 3 && c >= 1 && c <= w) {
+		t.Fatalf("storage: %v writes in %v commits, want ≥ 3 writes in 1..writes commits", w, c)
+	}
 	if v := d.Metric("kmipd_no_such_metric"); !math.IsNaN(v) {
 		t.Fatalf("missing metric = %v, want NaN", v)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kmipd/kmipd/hsm"
 	"github.com/kmipd/kmipd/kek"
@@ -86,8 +87,10 @@ func Build(ctx context.Context, c *Config, log hclog.Logger) (_ *runtime, err er
 	}
 	rt.keyring = kek.New(rt.hsm, rt.store, kek.Config{CacheTTL: c.KEK.CacheTTL, CacheSize: c.KEK.CacheSize}, log.Named("kek"))
 	rt.metrics = server.NewMetrics()
-	if err := rt.metrics.Register(rt.hsm.Collector()); err != nil {
-		return nil, err
+	for _, c := range []prometheus.Collector{rt.hsm.Collector(), rt.store.Collector()} {
+		if err := rt.metrics.Register(c); err != nil {
+			return nil, err
+		}
 	}
 	opts := kmipops.Options{CheckCredentials: c.Listener.CheckCredentials, Observer: rt.metrics, LeaseTime: c.KMIP.LeaseTime}
 	if c.Listener.CheckCredentials {
