@@ -62,6 +62,9 @@ type Badger struct {
 	grouped    atomic.Uint64 // operations they carried
 	wm         *writeMetrics
 
+	advisor *walAdvisor   // keeps WAL syncs small (waladvice_linux.go)
+	advised atomic.Uint64 // WAL mappings it has advised
+
 	stopGC    chan struct{}
 	gcDone    sync.WaitGroup
 	closeOnce sync.Once
@@ -102,6 +105,7 @@ func openBadger(path string, opts BadgerOptions, log hclog.Logger, tune func(bad
 	b := &Badger{db: db, log: log, stopGC: make(chan struct{}),
 		writes: make(chan *writeOp, writeQueue), commitDone: make(chan struct{}), wm: newWriteMetrics()}
 	b.drained = sync.NewCond(&b.mu)
+	b.advisor = startWALAdvisor(path, &b.advised, log)
 	switch {
 	case opts.CacheBytes == 0:
 		b.cache = newValueCache(defaultCacheBytes)
@@ -319,6 +323,7 @@ func (b *Badger) Close() error {
 		// empty and nothing will send on it again.
 		close(b.writes)
 		<-b.commitDone
+		b.advisor.close()
 		close(b.stopGC)
 		b.gcDone.Wait()
 		if err := b.db.Close(); err != nil {

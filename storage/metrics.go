@@ -38,8 +38,8 @@ func newWriteMetrics() *writeMetrics {
 }
 
 type storeCollector struct {
-	b                        *Badger
-	commits, writes, l0, lsm *prometheus.Desc
+	b                                 *Badger
+	commits, writes, l0, lsm, advised *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*storeCollector)(nil)
@@ -57,11 +57,12 @@ func (b *Badger) Collector() prometheus.Collector {
 		writes:  d("committed_writes_total", "Writes those transactions carried; divided by commits_total, the mean group size."),
 		l0:      d("level0_tables", "Tables in LSM level 0, waiting for compaction."),
 		lsm:     d("lsm_bytes", "Bytes in LSM tables, by level.", "level"),
+		advised: d("wal_mappings_advised_total", "Memtable WAL mappings marked MADV_RANDOM so that syncs write only what changed (Linux)."),
 	}
 }
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.commits, c.writes, c.l0, c.lsm} {
+	for _, d := range []*prometheus.Desc{c.commits, c.writes, c.l0, c.lsm, c.advised} {
 		ch <- d
 	}
 	c.b.wm.wait.Describe(ch)
@@ -71,6 +72,7 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.commits, prometheus.CounterValue, float64(c.b.groups.Load()))
 	ch <- prometheus.MustNewConstMetric(c.writes, prometheus.CounterValue, float64(c.b.grouped.Load()))
+	ch <- prometheus.MustNewConstMetric(c.advised, prometheus.CounterValue, float64(c.b.advised.Load()))
 	c.b.wm.wait.Collect(ch)
 	c.b.wm.commit.Collect(ch)
 	// Levels reads badger's level handlers under their locks; a closed
