@@ -105,7 +105,7 @@ func openBadger(path string, opts BadgerOptions, log hclog.Logger, tune func(bad
 	b := &Badger{db: db, log: log, stopGC: make(chan struct{}),
 		writes: make(chan *writeOp, writeQueue), commitDone: make(chan struct{}), wm: newWriteMetrics()}
 	b.drained = sync.NewCond(&b.mu)
-	b.advisor = startWALAdvisor(path, &b.advised, log)
+	b.advisor = startWALAdvisor(path, bo.MemTableSize, &b.advised, log)
 	switch {
 	case opts.CacheBytes == 0:
 		b.cache = newValueCache(defaultCacheBytes)

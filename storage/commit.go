@@ -93,7 +93,7 @@ func (b *Badger) commitLoop() {
 		b.safeCommitGroup(group)
 		clear(group) // drop references to finished callers' buffers
 		// A commit may have filled the memtable and opened a new WAL.
-		b.advisor.poke()
+		b.advisor.poke(size)
 	}
 }
 

@@ -29,11 +29,15 @@ import (
 // off for the mapping, so pages stay 4 KiB and a sync writes what changed.
 //
 // Badger exposes neither its files nor a hook, so the advisor finds the
-// mappings in /proc/self/maps: once at open and then at most every
-// advisePeriod while writes are being committed (a new WAL only appears
-// when a write fills the memtable). An idle store costs nothing.
+// mappings in /proc/self/maps: once at open, and then whenever another
+// 1/64 of a memtable has been committed (a new WAL only appears when a
+// write fills the memtable, and the folios only grow over megabytes), at
+// most every advisePeriod. An idle store costs nothing, and a busy one a
+// few reads of the maps file per second.
 type walAdvisor struct {
 	dir     string // resolved, as the kernel prints it
+	every   int64  // committed bytes between scans
+	pending atomic.Int64
 	log     hclog.Logger
 	kick    chan struct{}
 	stop    chan struct{}
@@ -45,24 +49,26 @@ type walAdvisor struct {
 
 const advisePeriod = 50 * time.Millisecond
 
-func startWALAdvisor(dir string, count *atomic.Uint64, log hclog.Logger) *walAdvisor {
+func startWALAdvisor(dir string, memTableSize int64, count *atomic.Uint64, log hclog.Logger) *walAdvisor {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
 	if real, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = real
 	}
-	a := &walAdvisor{dir: dir + string(filepath.Separator), log: log, kick: make(chan struct{}, 1),
+	a := &walAdvisor{dir: dir + string(filepath.Separator), every: max(memTableSize/64, 1), log: log, kick: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), advised: map[string]bool{}, count: count}
 	go a.run()
 	return a
 }
 
-// poke asks for a scan; it never blocks.
-func (a *walAdvisor) poke() {
-	if a == nil {
+// poke reports n more bytes committed, asking for a scan once they add up
+// to a.every; it never blocks.
+func (a *walAdvisor) poke(n int) {
+	if a == nil || a.pending.Add(int64(n)) < a.every {
 		return
 	}
+	a.pending.Store(0)
 	select {
 	case a.kick <- struct{}{}:
 	default:

@@ -71,8 +71,11 @@ func TestWALMappingsAdvised(t *testing.T) {
 	for i := range 400 { // about 3 MiB through 1 MiB memtables
 		mustPut(t, b, fmt.Sprintf("w/%04d", i), value)
 	}
+	// The advisor looks again after every 1/64 of a memtable committed, so
+	// a WAL opened by the last of those writes is advised once more
+	// writes follow: keep writing, as a live store would.
 	deadline := time.Now().Add(5 * time.Second)
-	for {
+	for i := 0; ; i++ {
 		wals, random := walVMAs(t, dir)
 		if wals >= 1 && random == wals && b.advised.Load() >= 2 {
 			return
@@ -81,6 +84,7 @@ func TestWALMappingsAdvised(t *testing.T) {
 			t.Fatalf("%d WAL mappings, %d of them MADV_RANDOM; %d advised in all (want every one, and at least the first and one rotated WAL)",
 				wals, random, b.advised.Load())
 		}
+		mustPut(t, b, fmt.Sprintf("more/%04d", i), value)
 		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -12,7 +12,7 @@ import (
 // /proc/self/maps to find badger's WAL mappings in.
 type walAdvisor struct{}
 
-func startWALAdvisor(string, *atomic.Uint64, hclog.Logger) *walAdvisor { return nil }
+func startWALAdvisor(string, int64, *atomic.Uint64, hclog.Logger) *walAdvisor { return nil }
 
-func (*walAdvisor) poke()  {}
-func (*walAdvisor) close() {}
+func (*walAdvisor) poke(int) {}
+func (*walAdvisor) close()   {}
