@@ -142,8 +142,8 @@ type runner struct {
 	// under errMu by the switch (see beginMeasuring and worker.fail).
 	measuring atomic.Bool
 	// Set by beginMeasuring, read after the run, both on Run's goroutine.
-	measureStart time.Time
-	hsmBefore    map[string]float64 // telemetry at the start of measuring; nil without -metrics
+	measureStart    time.Time
+	telemetryBefore map[string]float64 // telemetry at the start of measuring; nil without -metrics
 
 	errMu  sync.Mutex
 	errLog errorLog
@@ -204,17 +204,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	end := time.Now()
 
-	if r.hsmBefore != nil {
+	if r.telemetryBefore != nil {
 		after, err := scrape(context.WithoutCancel(ctx), cfg.MetricsURL, scraped...)
 		if err != nil {
 			return nil, err
 		}
 		res.HSM = &HSMStats{
-			CallsBefore: r.hsmBefore[metricCalls], CallsAfter: after[metricCalls],
-			PeakBefore: r.hsmBefore[metricPeak], PeakSessions: after[metricPeak],
+			CallsBefore: r.telemetryBefore[metricCalls], CallsAfter: after[metricCalls],
+			PeakBefore: r.telemetryBefore[metricPeak], PeakSessions: after[metricPeak],
 		}
 		res.HSM.Calls = res.HSM.CallsAfter - res.HSM.CallsBefore
-		res.Storage = storageStats(r.hsmBefore, after)
+		res.Storage = storageStats(r.telemetryBefore, after)
 	}
 
 	var total Hist
@@ -273,7 +273,7 @@ func (r *runner) beginMeasuring(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		r.hsmBefore = before
+		r.telemetryBefore = before
 	}
 	r.errMu.Lock()
 	defer r.errMu.Unlock()

@@ -4,10 +4,9 @@ import (
 	"context"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/kmipd/kmipd/hsm"
 	"github.com/kmipd/kmipd/hsm/hsmtest"
+	"github.com/kmipd/kmipd/testkit"
 )
 
 func TestCollector(t *testing.T) {
@@ -21,31 +20,7 @@ func TestCollector(t *testing.T) {
 	if _, err := h.Unwrap(ctx, w, nil); err == nil {
 		t.Fatal("tampered unwrap succeeded")
 	}
-	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(h.Collector()); err != nil {
-		t.Fatal(err)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			switch {
-			case m.GetGauge() != nil:
-				got[mf.GetName()] = m.GetGauge().GetValue()
-			case m.GetCounter() != nil:
-				name := mf.GetName()
-				for _, l := range m.GetLabel() {
-					name += "{" + l.GetName() + "=" + l.GetValue() + "}"
-				}
-				got[name] = m.GetCounter().GetValue()
-			case m.GetHistogram() != nil:
-				got[mf.GetName()] = float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
+	got := testkit.Gather(t, h.Collector())
 	for name, want := range map[string]float64{
 		"kmipd_hsm_sessions_open":                        1,
 		"kmipd_hsm_sessions_in_use":                      0,

@@ -85,10 +85,8 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		if l.Level == 0 {
 			ch <- prometheus.MustNewConstMetric(c.l0, prometheus.GaugeValue, float64(l.NumTables))
 		}
-		ch <- prometheus.MustNewConstMetric(c.lsm, prometheus.GaugeValue, float64(l.Size), levelName(l.Level))
+		ch <- prometheus.MustNewConstMetric(c.lsm, prometheus.GaugeValue, float64(l.Size), strconv.Itoa(l.Level))
 	}
 }
-
-func levelName(l int) string { return strconv.Itoa(l) }
 
 func since(t time.Time) float64 { return time.Since(t).Seconds() }

@@ -9,42 +9,9 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/prometheus/client_golang/prometheus"
-)
 
-// gather registers b's collector on a fresh registry and returns each
-// sample by name (labels appended as {k=v}); histograms give their count,
-// with their sum under name+"_sum".
-func gather(t *testing.T, b *Badger) map[string]float64 {
-	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(b.Collector()); err != nil {
-		t.Fatal(err)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			name := mf.GetName()
-			for _, l := range m.GetLabel() {
-				name += "{" + l.GetName() + "=" + l.GetValue() + "}"
-			}
-			switch {
-			case m.GetGauge() != nil:
-				got[name] = m.GetGauge().GetValue()
-			case m.GetCounter() != nil:
-				got[name] = m.GetCounter().GetValue()
-			case m.GetHistogram() != nil:
-				got[name] = float64(m.GetHistogram().GetSampleCount())
-				got[name+"_sum"] = m.GetHistogram().GetSampleSum()
-			}
-		}
-	}
-	return got
-}
+	"github.com/kmipd/kmipd/testkit"
+)
 
 func TestCollectorCountsWrites(t *testing.T) {
 	b := openTest(t, t.TempDir())
@@ -73,7 +40,7 @@ func TestCollectorCountsWrites(t *testing.T) {
 	}
 	const writes = 32 + 4 + 4 + 1
 
-	got := gather(t, b)
+	got := testkit.Gather(t, b.Collector())
 	commits := got["kmipd_storage_commits_total"]
 	if commits < 1 || commits > writes {
 		t.Errorf("commits_total = %v, want 1..%d", commits, writes)
@@ -114,7 +81,7 @@ func TestCollectorSeesLevel0Tables(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		got := gather(t, b)
+		got := testkit.Gather(t, b.Collector())
 		if got["kmipd_storage_level0_tables"] >= 1 && got["kmipd_storage_lsm_bytes{level=0}"] > 0 {
 			return
 		}
@@ -133,7 +100,7 @@ func TestCollectorAfterClose(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	got := gather(t, b)
+	got := testkit.Gather(t, b.Collector())
 	if got["kmipd_storage_committed_writes_total"] != 1 {
 		t.Errorf("committed_writes_total = %v, want 1", got["kmipd_storage_committed_writes_total"])
 	}
