@@ -17,6 +17,7 @@ type entry struct {
 	owner   string
 	aead    cipher.AEAD
 	expires time.Time
+	gen     uint64 // which unwrapping this is (Keyring.KeyGeneration)
 }
 
 // flight is one in-progress load for an owner; later misses for the same
@@ -40,6 +41,7 @@ type cache struct {
 	byOwner map[string]*list.Element
 	flights map[string]*flight
 	evicted uint64
+	gens    uint64 // generations handed out
 }
 
 func newCache(ttl time.Duration, size int) *cache {
@@ -71,7 +73,8 @@ func (c *cache) putLocked(owner string, aead cipher.AEAD) {
 		c.removeLocked(el)
 	}
 	now := c.now()
-	c.byOwner[owner] = c.lru.PushFront(&entry{owner: owner, aead: aead, expires: now.Add(c.ttl)})
+	c.gens++
+	c.byOwner[owner] = c.lru.PushFront(&entry{owner: owner, aead: aead, expires: now.Add(c.ttl), gen: c.gens})
 	// Drop expired entries from the cold end, then enforce the bound.
 	for el := c.lru.Back(); el != nil && c.lru.Len() > 1; el = c.lru.Back() {
 		if c.lru.Len() <= c.size && now.Before(el.Value.(*entry).expires) {
@@ -94,6 +97,17 @@ func (c *cache) evict(owner string) {
 	if el, ok := c.byOwner[owner]; ok {
 		c.removeLocked(el)
 	}
+}
+
+// generation is the generation of owner's cached, fresh entry; like a
+// hit, it counts as a use for the LRU order.
+func (c *cache) generation(owner string) (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.getLocked(owner) == nil {
+		return 0, false
+	}
+	return c.byOwner[owner].Value.(*entry).gen, true
 }
 
 func (c *cache) len() (int, uint64) {

@@ -98,6 +98,15 @@ func (k *Keyring) Stats() Stats {
 // Evict drops owner's pKEK from the cache; the next use unwraps it again.
 func (k *Keyring) Evict(owner string) { k.cache.evict(owner) }
 
+// KeyGeneration names the cached unwrapping of owner's pKEK: the number
+// changes whenever the pKEK is unwrapped again (after its TTL, an Evict, or
+// an eviction by the size bound), and ok is false while none is cached and
+// fresh. It never calls the HSM. kmipops reuses an object it opened only
+// while the unwrapping that opened it is the cached one (kmipops.KeyGenerations).
+func (k *Keyring) KeyGeneration(owner string) (gen uint64, ok bool) {
+	return k.cache.generation(owner)
+}
+
 func objectAD(owner string, aad []byte) []byte {
 	b := make([]byte, 0, 14+len(owner)+len(aad))
 	b = append(b, "kmipd/obj/v1\x00"...)

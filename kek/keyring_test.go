@@ -30,6 +30,7 @@ func exerciseKeyring(t *testing.T, mk MasterKeys) {
 		{"ConcurrentFirstUse", testConcurrentFirstUse},
 		{"CacheHitNoCalls", testCacheHitNoCalls},
 		{"TTLExpiry", testTTLExpiry},
+		{"KeyGeneration", testKeyGeneration},
 		{"SizeBound", testSizeBound},
 		{"HSMErrorsPassThrough", testHSMErrors},
 		{"WaiterContext", testWaiterContext},

@@ -7,6 +7,7 @@ import (
 	"github.com/gemalto/kmip-go/kmip14"
 
 	"github.com/kmipd/kmipd/kmipops/tree"
+	"github.com/kmipd/kmipd/storage"
 )
 
 // In-process throughput of Process for the crypto hot path next to Create
@@ -53,11 +54,32 @@ func BenchmarkProcessEncryptGCM(b *testing.B) {
 		crParams(crMode(kmip14.BlockCipherModeGCM)), crData(make([]byte, 256)))))
 }
 
+// BenchmarkProcessGet gets one key over and over: served from the cache of
+// opened objects (reading the stored record in place, or through a store
+// that only copies), and with that cache off.
 func BenchmarkProcessGet(b *testing.B) {
-	e := newEnv(b, Options{})
-	uid := e.create(alice)
-	benchProcessEnv(b, e, reqMsg(e.v, item(kmip14.OperationGet, uidF(uid))))
+	for _, c := range []struct {
+		name     string
+		opts     Options
+		copyOnly bool
+	}{
+		{"cached", Options{}, false},
+		{"cached-copying-store", Options{}, true},
+		{"uncached", Options{ObjectCacheBytes: -1}, false},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			e := newEnv(b, c.opts)
+			if c.copyOnly {
+				e.p.st = copyingStore{e.st}
+			}
+			uid := e.create(alice)
+			benchProcessEnv(b, e, reqMsg(e.v, item(kmip14.OperationGet, uidF(uid))))
+		})
+	}
 }
+
+// copyingStore hides the store's storage.Viewer.
+type copyingStore struct{ storage.Store }
 
 func BenchmarkProcessCreate(b *testing.B) {
 	benchProcess(b, reqMsg(version{1, 4}, createAES(256)))

@@ -1,6 +1,7 @@
 package kmipops
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"errors"
@@ -48,9 +49,9 @@ type opKey struct {
 	pub  any
 }
 
-// wipe clears the symmetric key bytes. The object was decoded for this
-// request alone, so nothing else holds them; best effort, as Go may have
-// copied them while decoding.
+// wipe clears the symmetric key bytes: keyMaterial's own copy, since the
+// object's body may be shared with the cache of opened objects. Best
+// effort, as Go may have copied them elsewhere.
 func (k *opKey) wipe() {
 	if k != nil {
 		clear(k.sym)
@@ -137,6 +138,7 @@ func keyMaterial(o *object) (*opKey, error) {
 		if !ok || len(k.sym) == 0 {
 			return nil, Errorf(kmip14.ResultReasonInvalidField, "key has no key material")
 		}
+		k.sym = bytes.Clone(k.sym) // wipe must not clear the shared body
 		return k, nil
 	}
 	der, ok := km.BytesValue()

@@ -1,6 +1,7 @@
 package kmipops
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -184,23 +185,36 @@ func (p *Processor) load(ic *itemCtx, uid string) (*object, error) {
 	if !validUID(uid) {
 		return nil, errNotFound
 	}
-	sealed, err := p.st.Get(ic.ctx, objectKey(ic.caller.Identity, uid))
+	owner, key := ic.caller.Identity, objectKey(ic.caller.Identity, uid)
+	read := p.objects.begin(owner)
+	o, sealed, err := p.objects.fetch(ic.ctx, p.st, read, key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, errNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read object: %w", err)
 	}
-	plain, err := p.seal.OpenInPlace(ic.ctx, ic.caller.Identity, []byte(uid), sealed)
+	if o != nil {
+		return o, nil
+	}
+	var record []byte
+	if p.objects != nil {
+		record = bytes.Clone(sealed) // opening overwrites sealed
+	}
+	plain, err := p.seal.OpenInPlace(ic.ctx, owner, []byte(uid), sealed)
 	if err != nil {
 		return nil, fmt.Errorf("open object: %w", err)
 	}
-	o, err := decodeObject(uid, plain)
+	o, err = decodeObject(uid, plain)
 	clear(plain)
 	if err != nil {
 		return nil, fmt.Errorf("decode object record: %w", err)
 	}
-	return o, nil
+	if p.objects == nil {
+		return o, nil
+	}
+	p.objects.put(read, owner, key, record, o)
+	return o.clone(), nil
 }
 
 func (p *Processor) sealObject(ic *itemCtx, o *object) ([]byte, error) {
@@ -225,7 +239,9 @@ func (p *Processor) save(ic *itemCtx, o *object) error {
 	if err := p.undoBefore(ic, o.uid, false); err != nil {
 		return err
 	}
-	if err := p.st.Put(ic.ctx, objectKey(ic.caller.Identity, o.uid), sealed); err != nil {
+	key := objectKey(ic.caller.Identity, o.uid)
+	defer p.objects.drop(key) // also after a failed write, whose outcome is unknown
+	if err := p.st.Put(ic.ctx, key, sealed); err != nil {
 		return fmt.Errorf("write object: %w", err)
 	}
 	ic.undoAfter(o.uid, sealed)
@@ -266,7 +282,9 @@ func (p *Processor) remove(ic *itemCtx, uid string) error {
 	if err := p.undoBefore(ic, uid, false); err != nil {
 		return err
 	}
-	if err := p.st.Delete(ic.ctx, objectKey(ic.caller.Identity, uid)); err != nil {
+	key := objectKey(ic.caller.Identity, uid)
+	defer p.objects.drop(key)
+	if err := p.st.Delete(ic.ctx, key); err != nil {
 		return err
 	}
 	ic.undoAfter(uid, nil)

@@ -43,6 +43,11 @@ type Options struct {
 	// attribute and Obtain Lease grants it. Zero means DefaultLeaseTime. It
 	// is at most MaxLeaseTime (a KMIP Interval is 32 bits of seconds).
 	LeaseTime time.Duration
+	// ObjectCacheBytes bounds the cache of opened objects (objcache.go),
+	// used when the Sealer implements KeyGenerations. Zero means
+	// DefaultObjectCacheBytes; negative turns the cache off, so that every
+	// read opens its record.
+	ObjectCacheBytes int
 	// Now and Rand are for tests; they default to time.Now and crypto/rand.
 	Now  func() time.Time
 	Rand io.Reader
@@ -65,6 +70,7 @@ type Processor struct {
 	log     hclog.Logger
 	locks   *lockMap
 	streams *streamTable // open Encrypt/Decrypt/Sign/MAC streams, by Correlation Value
+	objects *objectCache // nil when off
 }
 
 // NewProcessor returns a Processor over st, sealing every record with s.
@@ -83,7 +89,8 @@ func NewProcessor(st storage.Store, s Sealer, opts Options, log hclog.Logger) *P
 		opts.LeaseTime = DefaultLeaseTime
 	}
 	opts.LeaseTime = min(opts.LeaseTime.Truncate(time.Second), MaxLeaseTime)
-	return &Processor{st: st, seal: s, opts: opts, log: log, locks: newLockMap(), streams: newStreamTable()}
+	return &Processor{st: st, seal: s, opts: opts, log: log, locks: newLockMap(), streams: newStreamTable(),
+		objects: newObjectCache(s, opts.ObjectCacheBytes)}
 }
 
 // version is a KMIP protocol version.

@@ -91,6 +91,7 @@ func (p *Processor) restore(ctx context.Context, owner string, ent *undoEntry) e
 	if !bytes.Equal(cur, ent.written) {
 		return fmt.Errorf("changed by another request since; left as it is")
 	}
+	defer p.objects.drop(key)
 	switch {
 	case ent.prior != nil:
 		return p.st.Put(ctx, key, ent.prior)

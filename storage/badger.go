@@ -217,6 +217,31 @@ func (b *Badger) Get(ctx context.Context, key string) ([]byte, error) {
 	if v, ok := b.cache.get(key); ok {
 		return v, nil
 	}
+	return b.read(key)
+}
+
+var _ Viewer = (*Badger)(nil)
+
+// View calls fn with the value at key: the cached slice itself when the
+// value cache holds it, else a copy read from badger (which fills the cache).
+func (b *Badger) View(ctx context.Context, key string, fn func(value []byte) error) error {
+	if err := b.begin(ctx, key); err != nil {
+		return err
+	}
+	defer b.leave()
+	v, ok := b.cache.peek(key)
+	if !ok {
+		var err error
+		if v, err = b.read(key); err != nil {
+			return err
+		}
+	}
+	return fn(v)
+}
+
+// read gets key's value from badger, filling the cache; the caller has
+// entered.
+func (b *Badger) read(key string) ([]byte, error) {
 	gen := b.cache.generation()
 	var v []byte
 	err := b.db.View(func(txn *badger.Txn) error {

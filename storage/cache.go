@@ -41,6 +41,19 @@ func (c *valueCache) get(key string) ([]byte, bool) {
 	return v, ok
 }
 
+// peek returns the cached value itself. Cached slices are never written
+// after they are stored (putLocked copies, set and remove replace), so the
+// caller may read it after the lock is released, but must not modify it.
+func (c *valueCache) peek(key string) ([]byte, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.RLock()
+	v, ok := c.m[key]
+	c.mu.RUnlock()
+	return v, ok
+}
+
 // generation is read before a miss goes to badger, and passed to fill.
 func (c *valueCache) generation() uint64 {
 	if c == nil {

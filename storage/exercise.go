@@ -33,6 +33,9 @@ func Exercise(t testing.TB, s Store) {
 	} {
 		run(t, c.name, func(t testing.TB) { c.fn(t, s) })
 	}
+	if v, ok := s.(Viewer); ok {
+		run(t, "View", func(t testing.TB) { exView(t, s, v) })
+	}
 }
 
 // run uses subtests when t is a *testing.T so failures name the case.
@@ -321,5 +324,46 @@ func exCancelled(t testing.TB, s Store) {
 	err = s.List(ctx2, "exercise/ctx/l/", func(string, []byte) error { n++; cancel2(); return nil })
 	if !errors.Is(err, context.Canceled) || n != 1 {
 		t.Fatalf("List cancelled mid-way = %d calls, %v; want 1, context.Canceled", n, err)
+	}
+}
+
+func exView(t testing.TB, s Store, v Viewer) {
+	ctx := context.Background()
+	called := false
+	if err := v.View(ctx, "exercise/view/missing", func([]byte) error { called = true; return nil }); !errors.Is(err, ErrNotFound) || called {
+		t.Fatalf("View(missing) = %v, fn called %v; want ErrNotFound, not called", err, called)
+	}
+	want := []byte("first value")
+	mustPut(t, s, "exercise/view/k", want)
+	// Twice: the first read may come from the backend, the second from a cache.
+	for i := range 2 {
+		var got []byte
+		if err := v.View(ctx, "exercise/view/k", func(b []byte) error { got = bytes.Clone(b); return nil }); err != nil {
+			t.Fatalf("View #%d: %v", i, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("View #%d saw %q, want %q", i, got, want)
+		}
+	}
+	mustPut(t, s, "exercise/view/k", []byte("second"))
+	var got []byte
+	if err := v.View(ctx, "exercise/view/k", func(b []byte) error { got = bytes.Clone(b); return nil }); err != nil || string(got) != "second" {
+		t.Fatalf("View after Put = %q, %v; want \"second\"", got, err)
+	}
+	mustGet(t, s, "exercise/view/k", []byte("second"))
+	sentinel := errors.New("from fn")
+	if err := v.View(ctx, "exercise/view/k", func([]byte) error { return sentinel }); err != sentinel {
+		t.Fatalf("View returned %v, want fn's error unchanged", err)
+	}
+	if err := s.Delete(ctx, "exercise/view/k"); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.View(ctx, "exercise/view/k", func([]byte) error { return nil }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("View after Delete = %v, want ErrNotFound", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := v.View(cctx, "exercise/view/k", func([]byte) error { t.Fatal("fn called with a cancelled ctx"); return nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("View with cancelled ctx = %v, want context.Canceled", err)
 	}
 }

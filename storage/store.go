@@ -57,3 +57,14 @@ type Store interface {
 	// idempotent.
 	Close() error
 }
+
+// Viewer is implemented by a Store that can show a value without copying
+// it, for readers that only compare or copy it themselves (kmipops checks a
+// record against the one it has already opened). Exercise covers it when s
+// implements it.
+type Viewer interface {
+	// View calls fn with the value at key, or returns ErrNotFound without
+	// calling it. fn must neither modify value nor keep it after it
+	// returns. View returns fn's error unchanged.
+	View(ctx context.Context, key string, fn func(value []byte) error) error
+}

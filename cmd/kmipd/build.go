@@ -22,6 +22,13 @@ import (
 	"github.com/kmipd/kmipd/storage"
 )
 
+// The keyring seals kmipd's objects, and reports its pKEK generations so the
+// processor can keep objects it has opened (kmipops/objcache.go).
+var (
+	_ kmipops.Sealer         = (*kek.Keyring)(nil)
+	_ kmipops.KeyGenerations = (*kek.Keyring)(nil)
+)
+
 // runtime is everything Build opened; Close releases it in reverse order.
 type runtime struct {
 	log       hclog.Logger
@@ -92,7 +99,11 @@ func Build(ctx context.Context, c *Config, log hclog.Logger) (_ *runtime, err er
 			return nil, err
 		}
 	}
-	opts := kmipops.Options{CheckCredentials: c.Listener.CheckCredentials, Observer: rt.metrics, LeaseTime: c.KMIP.LeaseTime}
+	opts := kmipops.Options{CheckCredentials: c.Listener.CheckCredentials, Observer: rt.metrics, LeaseTime: c.KMIP.LeaseTime,
+		ObjectCacheBytes: int(c.KEK.ObjectCacheBytes)}
+	if opts.ObjectCacheBytes == 0 {
+		opts.ObjectCacheBytes = -1 // kmipd.hcl's 0 means off; kmipops' 0 means the default
+	}
 	if c.Listener.CheckCredentials {
 		if opts.Credentials, err = loadCredentials(c.Listener.CredentialsFile); err != nil {
 			return nil, err

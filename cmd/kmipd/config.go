@@ -58,9 +58,12 @@ type StorageConfig struct {
 	SyncWrites bool
 }
 
+// KEKConfig tunes the pKEK cache (kek.Config) and the cache of objects opened
+// under cached pKEKs (kmipops.Options.ObjectCacheBytes; 0 turns it off).
 type KEKConfig struct {
-	CacheTTL  time.Duration
-	CacheSize int
+	CacheTTL         time.Duration
+	CacheSize        int
+	ObjectCacheBytes int64
 }
 
 // KMIPConfig is protocol policy: LeaseTime is the longest lease granted on a
@@ -115,7 +118,7 @@ func defaultConfig() Config {
 			MKEKLabel: "kmipd-mkek", HMACLabel: "kmipd-hmac",
 		},
 		Storage: StorageConfig{SyncWrites: true},
-		KEK:     KEKConfig{CacheTTL: 15 * time.Minute, CacheSize: 10000},
+		KEK:     KEKConfig{CacheTTL: 15 * time.Minute, CacheSize: 10000, ObjectCacheBytes: kmipops.DefaultObjectCacheBytes},
 		KMIP:    KMIPConfig{LeaseTime: kmipops.DefaultLeaseTime},
 		Log:     LogConfig{Level: "info", Format: "text"},
 	}
@@ -256,7 +259,7 @@ var schema = []struct {
 	{"hsm", true, []string{"!module", "token_label", "token_serial", "slot", "!pin", "max_sessions", "min_idle",
 		"session_wait_timeout", "idle_timeout", "mkek_label", "hmac_label"}},
 	{"storage", true, []string{"!path", "sync_writes"}},
-	{"kek", false, []string{"cache_ttl", "cache_size"}},
+	{"kek", false, []string{"cache_ttl", "cache_size", "object_cache_bytes"}},
 	{"kmip", false, []string{"lease_time"}},
 	{"log", false, []string{"level", "format"}},
 	{"telemetry", false, []string{"address"}},
@@ -328,7 +331,7 @@ func ParseConfig(src []byte, filename string) (*Config, error) {
 	if d.str(rl["min_tls_version"], "listener.min_tls_version", &tlsv, oneOf("1.2", "1.3")) {
 		l.MinTLSVersion = map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}[tlsv]
 	}
-	d.size(rl["max_message_size"], "listener.max_message_size", &l.MaxMessageSize, 1<<30)
+	d.size(rl["max_message_size"], "listener.max_message_size", &l.MaxMessageSize, 1, 1<<30)
 	d.duration(rl["read_timeout"], "listener.read_timeout", &l.ReadTimeout)
 	d.duration(rl["idle_timeout"], "listener.idle_timeout", &l.IdleTimeout)
 	d.duration(rl["write_timeout"], "listener.write_timeout", &l.WriteTimeout)
@@ -391,6 +394,7 @@ func ParseConfig(src []byte, filename string) (*Config, error) {
 	if k := blocks["kek"]; k != nil {
 		d.duration(k["cache_ttl"], "kek.cache_ttl", &c.KEK.CacheTTL)
 		d.integer(k["cache_size"], "kek.cache_size", &c.KEK.CacheSize, 1, math.MaxInt32)
+		d.size(k["object_cache_bytes"], "kek.object_cache_bytes", &c.KEK.ObjectCacheBytes, 0, 1<<40)
 	}
 	if k := blocks["kmip"]; k != nil {
 		d.duration(k["lease_time"], "kmip.lease_time", &c.KMIP.LeaseTime)

@@ -126,7 +126,8 @@ var sizeUnits = []struct {
 	mult   int64
 }{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
 
-func (d *decoder) size(a *hcl.Attribute, key string, dst *int64, max int64) {
+// size decodes a byte count between min (0 or 1) and max.
+func (d *decoder) size(a *hcl.Attribute, key string, dst *int64, min, max int64) {
 	v, ok := d.value(a, key, cty.String) // a number converts to its decimal string
 	if !ok {
 		return
@@ -135,8 +136,12 @@ func (d *decoder) size(a *hcl.Attribute, key string, dst *int64, max int64) {
 	switch {
 	case err != nil:
 		d.errf(a.Range, key+" does not parse as a size", "%v (use bytes, or e.g. \"512KiB\", \"1MiB\")", err)
-	case n <= 0 || n > max:
-		d.errf(a.Range, fmt.Sprintf("%s must be between 1 byte and %s", key, formatSize(max)), "")
+	case n < min || n > max:
+		lo := "0"
+		if min > 0 {
+			lo = "1 byte"
+		}
+		d.errf(a.Range, fmt.Sprintf("%s must be between %s and %s", key, lo, formatSize(max)), "")
 	default:
 		*dst = n
 	}

@@ -102,6 +102,18 @@ func TestValues(t *testing.T) {
 	if c.Listener.MaxMessageSize != 65536 || c.KEK.CacheSize != 20 || c.KEK.CacheTTL != time.Hour {
 		t.Errorf("%d %d %v", c.Listener.MaxMessageSize, c.KEK.CacheSize, c.KEK.CacheTTL)
 	}
+	if c.KEK.ObjectCacheBytes != 32<<20 {
+		t.Errorf("object cache default %d", c.KEK.ObjectCacheBytes)
+	}
+	for in, want := range map[string]int64{`"0"`: 0, `0`: 0, `"8MiB"`: 8 << 20} {
+		c, err := ParseConfig([]byte(minimal+"kek {\n object_cache_bytes = "+in+"\n}\n"), "k.hcl")
+		if err != nil || c.KEK.ObjectCacheBytes != want {
+			t.Errorf("object_cache_bytes %s: %v %v", in, c, err)
+		}
+	}
+	if _, err := ParseConfig([]byte(minimal+"kek {\n object_cache_bytes = \"-1\"\n}\n"), "k.hcl"); err == nil {
+		t.Error("a negative object_cache_bytes parsed")
+	}
 	for in, want := range map[string]int64{`"512KiB"`: 512 << 10, `"2 MiB"`: 2 << 20, `"1GiB"`: 1 << 30, `"10KB"`: 10000, `"100B"`: 100, `"4096"`: 4096} {
 		c, err := ParseConfig([]byte(set("listener", "max_message_size = "+in)), "k.hcl")
 		if err != nil || c.Listener.MaxMessageSize != want {

@@ -63,8 +63,9 @@ storage {
 }
 
 kek {
-  cache_ttl  = %s
-  cache_size = %d
+  cache_ttl          = %s
+  cache_size         = %d
+  object_cache_bytes = %s # opened objects kept while their pKEK is cached; 0: off
 }
 
 kmip {
@@ -77,7 +78,7 @@ log {
 }
 `, q(string(h.PIN)), h.MaxSessions, h.MinIdle, q(formatDuration(h.SessionWaitTimeout)), q(formatDuration(h.IdleTimeout)),
 		q(h.MKEKLabel), q(h.HMACLabel), q(c.Storage.Path), c.Storage.SyncWrites,
-		q(formatDuration(c.KEK.CacheTTL)), c.KEK.CacheSize, q(formatDuration(c.KMIP.LeaseTime)), q(c.Log.Level), q(c.Log.Format))
+		q(formatDuration(c.KEK.CacheTTL)), c.KEK.CacheSize, q(formatSize(c.KEK.ObjectCacheBytes)), q(formatDuration(c.KMIP.LeaseTime)), q(c.Log.Level), q(c.Log.Format))
 	if c.Telemetry != nil {
 		fmt.Fprintf(&b, "\ntelemetry {\n  address = %s # /metrics, /healthz, /readyz\n}\n", q(c.Telemetry.Address))
 	}
