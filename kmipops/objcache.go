@@ -26,9 +26,9 @@ type KeyGenerations interface {
 const DefaultObjectCacheBytes = 32 << 20
 
 // objectCache keeps objects already opened and decoded, so a Get or Encrypt
-// of a hot key skips the AES-GCM open and the record decode: together about
-// a sixth of the server's CPU on a Get-heavy load, and most of what a Get
-// allocated.
+// of a hot key skips the AES-GCM open and the record decode, which were half
+// of Process's time for a repeated Get (BenchmarkProcessGet: 4.9 against
+// 2.5 µs) and about an eighth of the server's CPU on a Get-heavy load.
 //
 // An entry is used only if both still hold:
 //   - the record in storage is byte for byte the one that was opened. The
