@@ -84,8 +84,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+free_ports() { # n: n loopback ports free a moment ago, bound together so they differ
+  "$PYTHON" -c 'import socket,sys; s=[socket.socket() for _ in range(int(sys.argv[1]))]; [x.bind(("127.0.0.1", 0)) for x in s]; print(" ".join(str(x.getsockname()[1]) for x in s))' "$1"
 }
 
 wait_port() { # port pid log: until the port accepts, or fail if pid died
@@ -101,7 +101,7 @@ wait_port() { # port pid log: until the port accepts, or fail if pid died
 }
 
 # kmipd: dev mode makes the token, the master keys and the PKI under TMP.
-KPORT="$(free_port)" TPORT="$(free_port)"
+read -r KPORT TPORT < <(free_ports 2)
 "$BIN" dev -dir "$TMP/kmipd" -addr "127.0.0.1:$KPORT" -telemetry-addr "127.0.0.1:$TPORT" \
   -log-level warn >"$TMP/kmipd.log" 2>&1 &
 KMIPD_PID=$!
@@ -113,7 +113,7 @@ echo "bench.sh: kmipd on 127.0.0.1:$KPORT (telemetry $TPORT), pid $KMIPD_PID" >&
 # identities (minted with -owners from PKI/ca.key) are valid on both.
 PPORT=""
 if [ -x "$PYKMIP_SERVER" ] && "$PYTHON" -c 'import kmip' 2>/dev/null; then
-  PPORT="$(free_port)"
+  PPORT="$(free_ports 1)" # kmipd holds its two already
   mkdir -p "$TMP/pykmip/policies"
   cat >"$TMP/pykmip/server.conf" <<EOF
 [server]

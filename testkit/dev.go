@@ -110,7 +110,8 @@ func StartDev(t testing.TB, opts DevOptions) *Dev {
 			d.Stop()
 		}
 	})
-	d.Addr, d.TelemetryAddr = freeAddr(t), freeAddr(t)
+	addrs := freeAddrs(t, 2)
+	d.Addr, d.TelemetryAddr = addrs[0], addrs[1]
 	d.launch(d.devArgs())
 	if opts.KEKCacheSize > 0 {
 		d.Stop()
@@ -150,14 +151,21 @@ func (d *Dev) setCacheSize(n int) {
 	}
 }
 
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testkit: no free port: %v", err)
+// freeAddrs returns n loopback addresses whose ports were free a moment
+// ago. They are held open together, so the ports differ: taken one after
+// another, the kernel may hand the same one out twice, and a server then
+// failed to bind its telemetry to its own KMIP port (seen once in CI).
+func freeAddrs(t testing.TB, n int) []string {
+	addrs := make([]string, n)
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testkit: no free port: %v", err)
+		}
+		defer l.Close()
+		addrs[i] = l.Addr().String()
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs
 }
 
 // spawn starts commands from one goroutine locked to its OS thread for the
