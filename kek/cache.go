@@ -55,6 +55,15 @@ func newCache(ttl time.Duration, size int) *cache {
 
 // getLocked returns the owner's AEAD if cached and fresh. c.mu must be held.
 func (c *cache) getLocked(owner string) cipher.AEAD {
+	if e := c.entryLocked(owner); e != nil {
+		return e.aead
+	}
+	return nil
+}
+
+// entryLocked returns the owner's entry if fresh, dropping an expired one,
+// and counts it as a use for the LRU order. c.mu must be held.
+func (c *cache) entryLocked(owner string) *entry {
 	el, ok := c.byOwner[owner]
 	if !ok {
 		return nil
@@ -65,7 +74,7 @@ func (c *cache) getLocked(owner string) cipher.AEAD {
 		return nil
 	}
 	c.lru.MoveToFront(el)
-	return e.aead
+	return e
 }
 
 func (c *cache) putLocked(owner string, aead cipher.AEAD) {
@@ -104,10 +113,10 @@ func (c *cache) evict(owner string) {
 func (c *cache) generation(owner string) (uint64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.getLocked(owner) == nil {
-		return 0, false
+	if e := c.entryLocked(owner); e != nil {
+		return e.gen, true
 	}
-	return c.byOwner[owner].Value.(*entry).gen, true
+	return 0, false
 }
 
 func (c *cache) len() (int, uint64) {

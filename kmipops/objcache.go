@@ -102,7 +102,7 @@ func (c *objectCache) begin(owner string) objectRead {
 // A hit reads the record in place when st is a storage.Viewer.
 func (c *objectCache) fetch(ctx context.Context, st storage.Store, r objectRead, key string) (*object, []byte, error) {
 	v, ok := st.(storage.Viewer)
-	if c == nil || !r.genOK || !ok {
+	if !c.mayKeep(r) || !ok {
 		sealed, err := st.Get(ctx, key)
 		if err != nil {
 			return nil, nil, err
@@ -123,7 +123,7 @@ func (c *objectCache) fetch(ctx context.Context, st storage.Store, r objectRead,
 // get returns a private copy of the object opened from sealed, if it is
 // cached under the unwrapping r saw.
 func (c *objectCache) get(r objectRead, key string, sealed []byte) *object {
-	if c == nil || !r.genOK {
+	if !c.mayKeep(r) {
 		return nil
 	}
 	c.mu.RLock()
@@ -136,13 +136,18 @@ func (c *objectCache) get(r objectRead, key string, sealed []byte) *object {
 	return e.o.clone()
 }
 
+// mayKeep reports whether the cache can serve or keep anything for a read
+// that began as r: not without a pKEK cached at its start, so such a read
+// need not copy the record or the object it opens.
+func (c *objectCache) mayKeep(r objectRead) bool { return c != nil && r.genOK }
+
 // put caches o, opened from sealed (which the cache now owns), unless it
 // could be stale: a drop since r (a write may have raced the read), or a
 // pKEK unwrapping other than r's around the open. A read that began with no
 // pKEK cached cannot tell which unwrapping opened the record, so it caches
 // nothing; the next read will.
 func (c *objectCache) put(r objectRead, owner, key string, sealed []byte, o *object) {
-	if c == nil || !r.genOK {
+	if !c.mayKeep(r) {
 		return
 	}
 	if gen, ok := c.keys.KeyGeneration(owner); !ok || gen != r.gen {

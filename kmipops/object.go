@@ -197,8 +197,9 @@ func (p *Processor) load(ic *itemCtx, uid string) (*object, error) {
 	if o != nil {
 		return o, nil
 	}
+	keep := p.objects.mayKeep(read)
 	var record []byte
-	if p.objects != nil {
+	if keep {
 		record = bytes.Clone(sealed) // opening overwrites sealed
 	}
 	plain, err := p.seal.OpenInPlace(ic.ctx, owner, []byte(uid), sealed)
@@ -210,7 +211,7 @@ func (p *Processor) load(ic *itemCtx, uid string) (*object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode object record: %w", err)
 	}
-	if p.objects == nil {
+	if !keep {
 		return o, nil
 	}
 	p.objects.put(read, owner, key, record, o)

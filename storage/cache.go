@@ -29,15 +29,10 @@ func newValueCache(maxBytes int) *valueCache {
 
 // get returns a copy of the cached value, which the caller owns.
 func (c *valueCache) get(key string) ([]byte, bool) {
-	if c == nil {
-		return nil, false
-	}
-	c.mu.RLock()
-	v, ok := c.m[key]
+	v, ok := c.peek(key)
 	if ok {
-		v = append(make([]byte, 0, len(v)), v...)
+		v = append(make([]byte, 0, len(v)), v...) // never nil, like badger's own copies
 	}
-	c.mu.RUnlock()
 	return v, ok
 }
 

@@ -154,7 +154,7 @@ func (d *Dev) setCacheSize(n int) {
 // freeAddrs returns n loopback addresses whose ports were free a moment
 // ago. They are held open together, so the ports differ: taken one after
 // another, the kernel may hand the same one out twice, and a server then
-// failed to bind its telemetry to its own KMIP port (seen once in CI).
+// failed to bind its telemetry to its own KMIP port (seen once in .ci/run).
 func freeAddrs(t testing.TB, n int) []string {
 	addrs := make([]string, n)
 	for i := range addrs {
