@@ -38,7 +38,11 @@ if [ -d "$cases" ]; then
     replay "${list[@]}"
   fi
   echo "== all OASIS v1.4 cases (for information)"
-  replay "$cases" | tail -n 1 || true
+  # Wrapped, so that a CI reading closing "N passed, N failed" lines does
+  # not take this count for a test result: CS-RNG-O-2..4 fail by design
+  # (they expect the RNG Seed Data Length their reference server kept; kmipd
+  # reports what it gave the kernel).
+  replay "$cases" | tail -n 1 | sed 's/.*/(for information: &)/' || true
 else
   echo "no shared test cases at $cases; skipped the OASIS suite"
 fi
