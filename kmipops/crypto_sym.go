@@ -291,10 +291,11 @@ func (ctrSession) held() int                                      { return 0 }
 const gcmMaxNonce = 256
 
 // gcmSession is GCM Encrypt or Decrypt. A single-part request is one
-// aesmodes.GCMSeal or GCMOpen call at the end (cipher.AEAD for a 96-bit
-// nonce; aesmodes' own GCM for the other nonce lengths of CS-BC-M-GCM-2). A streamed encryption releases ciphertext
-// part by part (stream); a streamed decryption holds the ciphertext and
-// releases plaintext only once the tag has been checked, never before.
+// aesmodes.GCMSeal or GCMOpen call at the end (Go's cipher.AEAD for a 96-bit
+// nonce, aesmodes' own GCM for the other lengths of CS-BC-M-GCM-2). A
+// streamed encryption releases ciphertext part by part (stream); a streamed
+// decryption holds the ciphertext and releases plaintext only once the tag
+// has been checked, never before.
 type gcmSession struct {
 	b        cipher.Block
 	iv, aad  []byte
