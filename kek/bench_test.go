@@ -3,10 +3,12 @@ package kek
 import (
 	"context"
 	"testing"
+
+	"github.com/kmipd/kmipd/kek/kektest"
 )
 
 func benchKeyring(b *testing.B) (*Keyring, []byte) {
-	f := newFixture(b, newSoftMK(b), Config{})
+	f := newFixture(b, kektest.NewMasterKeys(), Config{})
 	payload := make([]byte, 1024)
 	f.seal("alice", "uid", "warm") // pKEK cached: the benchmarks measure steady state
 	return f.k, payload

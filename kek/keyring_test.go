@@ -12,6 +12,7 @@ import (
 
 	"github.com/gemalto/kmip-go/kmip14"
 
+	"github.com/kmipd/kmipd/kek/kektest"
 	"github.com/kmipd/kmipd/storage"
 )
 
@@ -39,7 +40,7 @@ func exerciseKeyring(t *testing.T, mk MasterKeys) {
 	}
 }
 
-func TestKeyringSoftMK(t *testing.T) { exerciseKeyring(t, newSoftMK(t)) }
+func TestKeyringSoftMK(t *testing.T) { exerciseKeyring(t, kektest.NewMasterKeys()) }
 
 func testRoundTrip(t *testing.T, mk MasterKeys) {
 	f := newFixture(t, mk, Config{})

@@ -15,7 +15,7 @@ import (
 // Run: go test -run '^$' -bench 'BenchmarkProcess' ./kmipops/
 
 func benchProcess(b *testing.B, req *tree.Node) {
-	e := newEnv(b, Options{})
+	e := newRealEnv(b, Options{})
 	benchProcessEnv(b, e, req)
 }
 
@@ -48,7 +48,7 @@ func benchProcessEnv(b *testing.B, e *env, req *tree.Node) {
 // BenchmarkProcessEncryptGCM encrypts 256 bytes with AES-256-GCM under a
 // managed key, the server making the IV.
 func BenchmarkProcessEncryptGCM(b *testing.B) {
-	e := newEnv(b, Options{})
+	e := newRealEnv(b, Options{})
 	uid := e.crSym(alice, kmip14.CryptographicAlgorithmAES, make([]byte, 32))
 	benchProcessEnv(b, e, reqMsg(e.v, item(kmip14.OperationEncrypt, uidF(uid),
 		crParams(crMode(kmip14.BlockCipherModeGCM)), crData(make([]byte, 256)))))
@@ -68,7 +68,7 @@ func BenchmarkProcessGet(b *testing.B) {
 		{"uncached", Options{ObjectCacheBytes: -1}, false},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			e := newEnv(b, c.opts)
+			e := newRealEnv(b, c.opts)
 			if c.copyOnly {
 				e.p.st = copyingStore{e.st}
 			}

@@ -11,7 +11,7 @@ import (
 // Steady state, cryptographic operations make no PKCS#11 call: the key is
 // opened with the owner's cached pKEK and the cipher runs in Go.
 func TestCryptoMakesNoHSMCalls(t *testing.T) {
-	e := newEnv(t, Options{})
+	e := newRealEnv(t, Options{})
 	h := sharedHSM(t)
 	all := crMask(kmip14.CryptographicUsageMaskEncrypt, kmip14.CryptographicUsageMaskDecrypt,
 		kmip14.CryptographicUsageMaskMACGenerate, kmip14.CryptographicUsageMaskMACVerify)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gemalto/kmip-go/kmip14"
 
+	"github.com/kmipd/kmipd/internal/aesmodes"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
@@ -133,14 +134,14 @@ func startSymmetric(p *Processor, ic *itemCtx, k *opKey, cp cryptoParams, req *t
 			// carry the tag: GCM without it would be unverifiable.
 			return nil, nil, Errorf(kmip14.ResultReasonFeatureNotSupported, "GCM needs KMIP 1.4 (Authenticated Encryption Tag)")
 		}
-		if bs != gcmBlock {
+		if bs != aesmodes.BlockSize {
 			return nil, nil, Errorf(kmip14.ResultReasonInvalidField, "GCM needs a 128-bit block cipher")
 		}
-		if cp.tagLen != 0 && (cp.tagLen < gcmMinTag || cp.tagLen > gcmMaxTag) {
+		if cp.tagLen != 0 && (cp.tagLen < aesmodes.MinTagSize || cp.tagLen > aesmodes.MaxTagSize) {
 			// General Failure is what the OASIS CS-BC-M-GCM-1 case expects.
 			return nil, nil, Errorf(kmip14.ResultReasonGeneralFailure, "invalid GCM tag length %d", cp.tagLen)
 		}
-		genLen := gcmStdNonce
+		genLen := aesmodes.StdNonceSize
 		if cp.ivBits != 0 {
 			if cp.ivBits%8 != 0 || cp.ivBits < 64 || cp.ivBits/8 > gcmMaxNonce {
 				return nil, nil, Errorf(kmip14.ResultReasonInvalidField, "IV Length %d bits not supported for GCM", cp.ivBits)
@@ -153,7 +154,9 @@ func startSymmetric(p *Processor, ic *itemCtx, k *opKey, cp cryptoParams, req *t
 		}
 		g := &gcmSession{b: b, iv: v, aad: aad, tagLen: int(cp.tagLen), decrypt: decrypt, streamed: opensStream(req)}
 		if g.streamed && !decrypt {
-			g.stream = newGCMStream(b, v, aad)
+			if g.stream, err = aesmodes.NewGCMStream(b, v, aad); err != nil {
+				return nil, nil, err
+			}
 		}
 		return g, first, nil
 	case 0:
@@ -283,29 +286,37 @@ func (c ctrSession) update(data []byte) ([]byte, error) {
 func (ctrSession) final(*tree.Node) ([]byte, []*tree.Node, error) { return nil, nil, nil }
 func (ctrSession) held() int                                      { return 0 }
 
+// gcmMaxNonce bounds a GCM nonce, in bytes: anything longer is a client bug,
+// not a nonce.
+const gcmMaxNonce = 256
+
 // gcmSession is GCM Encrypt or Decrypt. A single-part request is one
-// cipher.AEAD call at the end. A streamed encryption releases ciphertext
-// part by part (stream); a streamed decryption holds the ciphertext and
-// releases plaintext only once the tag has been checked, never before.
+// aesmodes.GCMSeal or GCMOpen call at the end (Go's cipher.AEAD for a 96-bit
+// nonce, aesmodes' own GCM for the other lengths of CS-BC-M-GCM-2). A
+// streamed encryption releases ciphertext part by part (stream); a streamed
+// decryption holds the ciphertext and releases plaintext only once the tag
+// has been checked, never before.
 type gcmSession struct {
 	b        cipher.Block
 	iv, aad  []byte
 	tagLen   int // 0: 16 for Encrypt, the tag's length for Decrypt
 	decrypt  bool
 	streamed bool
-	stream   *gcmStream // streamed encryption
+	stream   *aesmodes.GCMStream // streamed encryption (CS-BC-M-GCM-3)
 	buf      []byte
 }
 
 func (g *gcmSession) update(data []byte) ([]byte, error) {
 	switch {
 	case g.stream != nil:
-		if g.stream.ctLen+uint64(len(data)) > gcmMaxBytes {
+		if g.stream.Len()+uint64(len(data)) > aesmodes.MaxBytes {
 			// Past this the 32-bit counter would wrap and reuse keystream.
-			return nil, Errorf(kmip14.ResultReasonPermissionDenied, "GCM message longer than %d bytes", uint64(gcmMaxBytes))
+			return nil, Errorf(kmip14.ResultReasonPermissionDenied, "GCM message longer than %d bytes", uint64(aesmodes.MaxBytes))
 		}
 		out := make([]byte, len(data))
-		g.stream.seal(out, data)
+		if err := g.stream.Seal(out, data); err != nil {
+			return nil, err
+		}
 		return out, nil
 	case g.streamed:
 		g.buf = append(g.buf, data...)
@@ -319,13 +330,16 @@ func (g *gcmSession) final(req *tree.Node) ([]byte, []*tree.Node, error) {
 	if !g.decrypt {
 		tl := g.tagLen
 		if tl == 0 {
-			tl = gcmMaxTag
+			tl = aesmodes.MaxTagSize
 		}
 		if g.stream != nil {
-			sum := g.stream.sum()
-			return nil, []*tree.Node{tree.Bytes(kmip14.TagAuthenticatedEncryptionTag, sum[:tl])}, nil
+			tag, err := g.stream.Tag(tl)
+			if err != nil {
+				return nil, nil, err
+			}
+			return nil, []*tree.Node{tree.Bytes(kmip14.TagAuthenticatedEncryptionTag, tag)}, nil
 		}
-		ct, tag, err := gcmSeal(g.b, g.iv, g.buf, g.aad, tl)
+		ct, tag, err := aesmodes.GCMSeal(g.b, g.iv, g.buf, g.aad, tl)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -341,10 +355,10 @@ func (g *gcmSession) final(req *tree.Node) ([]byte, []*tree.Node, error) {
 	if g.tagLen != 0 && len(tag) != g.tagLen {
 		return nil, nil, Errorf(kmip14.ResultReasonInvalidField, "Authenticated Encryption Tag is %d bytes, Tag Length says %d", len(tag), g.tagLen)
 	}
-	if len(tag) < gcmMinTag || len(tag) > gcmMaxTag {
+	if len(tag) < aesmodes.MinTagSize || len(tag) > aesmodes.MaxTagSize {
 		return nil, nil, errDecrypt
 	}
-	pt, err := gcmOpen(g.b, g.iv, g.buf, g.aad, tag)
+	pt, err := aesmodes.GCMOpen(g.b, g.iv, g.buf, g.aad, tag)
 	if err != nil {
 		return nil, nil, errDecrypt
 	}

@@ -14,12 +14,13 @@ import (
 	"github.com/kmipd/kmipd/hsm"
 	"github.com/kmipd/kmipd/hsm/hsmtest"
 	"github.com/kmipd/kmipd/kek"
+	"github.com/kmipd/kmipd/kek/kektest"
 	"github.com/kmipd/kmipd/kmipops/tree"
 	"github.com/kmipd/kmipd/storage"
 )
 
-// One SoftHSM token serves the whole test binary: tokens are slow to make,
-// and each env gets its own Badger directory and Keyring anyway.
+// One SoftHSM token serves the whole test binary (newRealEnv): tokens are
+// slow to make, and each env gets its own Badger directory and Keyring anyway.
 var (
 	hsmOnce sync.Once
 	theHSM  *hsm.HSM
@@ -56,14 +57,26 @@ var (
 
 type env struct {
 	t   testing.TB
-	dir string
-	st  *storage.Badger
+	dir string // the Badger directory of a newRealEnv
+	st  storage.Store
 	kr  *kek.Keyring
 	p   *Processor
 	v   version
 }
 
+// newEnv is the fixture for KMIP semantics: an in-memory store and software
+// master keys, each env its own.
 func newEnv(t testing.TB, opts Options) *env {
+	t.Helper()
+	st := storage.NewMemory()
+	t.Cleanup(func() { st.Close() })
+	return envOver(t, "", st, kektest.NewMasterKeys(), opts)
+}
+
+// newRealEnv runs the same over the real parts, the shared SoftHSM token
+// and Badger in a temporary directory, for tests of what those do: PKCS#11
+// calls made, bytes on disk, and the benchmarks.
+func newRealEnv(t testing.TB, opts Options) *env {
 	t.Helper()
 	h := sharedHSM(t)
 	dir := t.TempDir()
@@ -72,7 +85,11 @@ func newEnv(t testing.TB, opts Options) *env {
 		t.Fatalf("OpenBadger: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	kr := kek.New(h, st, kek.Config{}, hclog.NewNullLogger())
+	return envOver(t, dir, st, h, opts)
+}
+
+func envOver(t testing.TB, dir string, st storage.Store, mk kek.MasterKeys, opts Options) *env {
+	kr := kek.New(mk, st, kek.Config{}, hclog.NewNullLogger())
 	log := hclog.NewNullLogger()
 	if testing.Verbose() {
 		log = hclog.New(&hclog.LoggerOptions{Name: "kmipops", Level: hclog.Debug})

@@ -2,20 +2,20 @@ package kmipops
 
 import (
 	"crypto/aes"
-	"crypto/cipher"
-	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/ttlv"
 
+	"github.com/kmipd/kmipd/internal/aesmodes"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
 // Key wrapping on Get (KMIP 1.4 §2.1.5–2.1.6, §4.11): the client names one
 // of its own AES keys, and the served Key Value is encrypted under it with
 // AES Key Wrap (NIST SP 800-38F KW, RFC 3394) or AES Key Wrap with Padding
-// (KWP, RFC 5649). Only the Encrypt wrapping method is offered: MAC/sign
+// (KWP, RFC 5649), both in aesmodes. Only the Encrypt wrapping method is offered: MAC/sign
 // wrapping and TR-31 are refused as Feature Not Supported, never ignored.
 
 // wrapSpec is a parsed Key Wrapping Specification.
@@ -125,12 +125,7 @@ func (p *Processor) wrapBody(ic *itemCtx, o *object, body *tree.Node, ws *wrapSp
 		return nil, err
 	}
 	defer clear(plain)
-	var wrapped []byte
-	if mode == kmip14.BlockCipherModeAESKeyWrapPadding {
-		wrapped, err = rfc5649Wrap(k.sym, plain)
-	} else {
-		wrapped, err = rfc3394Wrap(k.sym, plain)
-	}
+	wrapped, err := wrapKey(mode, k.sym, plain)
 	if err != nil {
 		return nil, err
 	}
@@ -184,67 +179,24 @@ func wrapInput(o *object, kb *tree.Node, ws *wrapSpec) ([]byte, error) {
 	return b, nil
 }
 
-// rfc3394IV is the default initial value of AES Key Wrap (RFC 3394 §2.2.3.1).
-var rfc3394IV = [8]byte{0xa6, 0xa6, 0xa6, 0xa6, 0xa6, 0xa6, 0xa6, 0xa6}
-
-// rfc3394Wrap is AES Key Wrap: the input is whole 64-bit blocks, at least two.
-func rfc3394Wrap(kek, plain []byte) ([]byte, error) {
-	if len(plain) < 16 || len(plain)%8 != 0 {
-		return nil, Errorf(kmip14.ResultReasonInvalidField, "NIST Key Wrap needs a multiple of 8 bytes, at least 16 (got %d); use AESKeyWrapPadding", len(plain))
+// wrapKey wraps plain under the AES key kek with mode (NISTKeyWrap or
+// AESKeyWrapPadding), and says in KMIP terms why it cannot.
+func wrapKey(mode kmip14.BlockCipherMode, kek, plain []byte) ([]byte, error) {
+	wrap := aesmodes.Wrap
+	if mode == kmip14.BlockCipherModeAESKeyWrapPadding {
+		wrap = aesmodes.WrapPad
 	}
-	b, err := aes.NewCipher(kek)
-	if err != nil {
-		return nil, Errorf(kmip14.ResultReasonCryptographicFailure, "wrapping key is not a valid AES key")
-	}
-	return kwRounds(b, rfc3394IV, plain), nil
-}
-
-// rfc5649Wrap is AES Key Wrap with Padding: any non-empty input.
-func rfc5649Wrap(kek, plain []byte) ([]byte, error) {
-	if len(plain) == 0 || uint64(len(plain)) > 1<<32-1 {
+	wrapped, err := wrap(kek, plain)
+	var kse aes.KeySizeError
+	switch {
+	case err == nil:
+		return wrapped, nil
+	case errors.Is(err, aesmodes.ErrLength) && mode == kmip14.BlockCipherModeAESKeyWrapPadding:
 		return nil, Errorf(kmip14.ResultReasonInvalidField, "AES Key Wrap with Padding needs 1 to 2^32-1 bytes")
-	}
-	b, err := aes.NewCipher(kek)
-	if err != nil {
+	case errors.Is(err, aesmodes.ErrLength):
+		return nil, Errorf(kmip14.ResultReasonInvalidField, "NIST Key Wrap needs a multiple of 8 bytes, at least 16 (got %d); use AESKeyWrapPadding", len(plain))
+	case errors.As(err, &kse):
 		return nil, Errorf(kmip14.ResultReasonCryptographicFailure, "wrapping key is not a valid AES key")
 	}
-	var aiv [8]byte // RFC 5649 §3: A65959A6 then the 32-bit message length
-	binary.BigEndian.PutUint32(aiv[:4], 0xa65959a6)
-	binary.BigEndian.PutUint32(aiv[4:], uint32(len(plain)))
-	padded := make([]byte, (len(plain)+7)/8*8)
-	copy(padded, plain)
-	defer clear(padded)
-	if len(padded) == 8 {
-		// A single padded block is encrypted once, AIV first (§4.1).
-		out := make([]byte, 16)
-		copy(out, aiv[:])
-		copy(out[8:], padded)
-		b.Encrypt(out, out)
-		return out, nil
-	}
-	return kwRounds(b, aiv, padded), nil
-}
-
-// kwRounds is the wrapping function W of RFC 3394 §2.2.1 (index form), which
-// RFC 5649 reuses with its own initial value.
-func kwRounds(b cipher.Block, iv [8]byte, plain []byte) []byte {
-	n := len(plain) / 8
-	out := make([]byte, 8+len(plain))
-	copy(out[8:], plain)
-	var a [8]byte
-	a = iv
-	var buf [16]byte
-	for j := 0; j < 6; j++ {
-		for i := 1; i <= n; i++ {
-			copy(buf[:8], a[:])
-			copy(buf[8:], out[8*i:8*i+8])
-			b.Encrypt(buf[:], buf[:])
-			t := uint64(n*j + i)
-			binary.BigEndian.PutUint64(a[:], binary.BigEndian.Uint64(buf[:8])^t)
-			copy(out[8*i:8*i+8], buf[8:])
-		}
-	}
-	clear(buf[:])
-	copy(out[:8], a[:])
-	return out
+	return nil, err
 }

@@ -89,7 +89,7 @@ func TestMalformedItems(t *testing.T) {
 // TestNoPlaintextOnDisk registers a known secret and looks for it (and the
 // object's name) in every file Badger wrote.
 func TestNoPlaintextOnDisk(t *testing.T) {
-	e := newEnv(t, Options{})
+	e := newRealEnv(t, Options{})
 	secret := []byte("kmipd-known-secret-32-bytes!!!!!")
 	if len(secret) != 32 {
 		t.Fatal("secret length")
@@ -150,17 +150,8 @@ type reasonErr struct{}
 func (reasonErr) Error() string                     { return "hsm: CKR_DEVICE_ERROR at /dev/secret" }
 func (reasonErr) ResultReason() kmip14.ResultReason { return kmip14.ResultReasonCryptographicFailure }
 func (reasonErr) ClientMessage() string             { return "HSM unavailable" }
-func newStore(t *testing.T) storage.Store {
-	st, err := storage.OpenBadger(t.TempDir(), storage.BadgerOptions{GCInterval: -1}, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
 func TestPanicAndLowerErrors(t *testing.T) {
-	st := newStore(t)
+	st := storage.NewMemory()
 	e := &env{t: t, p: NewProcessor(st, panicSealer{}, Options{}, hclog.NewNullLogger()), v: version{1, 4}}
 	resp := e.do(alice, item(kmip14.OperationQuery), createAES(256))
 	okPayload(t, resp, 0)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gemalto/kmip-go/kmip14"
 
+	"github.com/kmipd/kmipd/internal/aesmodes"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
@@ -55,7 +56,11 @@ func startMAC(k *opKey, cp cryptoParams, verify bool) (cryptoSession, error) {
 		if err != nil {
 			return nil, Errorf(kmip14.ResultReasonInvalidField, "AES key must be 16, 24 or 32 bytes")
 		}
-		return &macSession{m: newCMAC(b), verifying: verify}, nil
+		m, err := aesmodes.NewCMAC(b)
+		if err != nil {
+			return nil, err
+		}
+		return &macSession{m: m, verifying: verify}, nil
 	}
 	if alg == 0 {
 		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "Cryptographic Algorithm is required for MAC")

@@ -1,6 +1,6 @@
 // Package storage is kmipd's key-value persistence layer: the Store interface
-// every backend implements, a Badger implementation, and Exercise, the exported
-// suite every Store must pass.
+// every backend implements, a Badger implementation, an in-memory one for
+// tests (NewMemory), and Exercise, the exported suite every Store must pass.
 //
 // Values are opaque to this layer. kmipd seals everything it stores (pKEK
 // records are HSM-wrapped and MACed, objects are AES-GCM sealed by kek), so the

@@ -2,91 +2,14 @@ package kek
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"errors"
 	"sync/atomic"
-	"testing"
 
+	"github.com/kmipd/kmipd/kek/kektest"
 	"github.com/kmipd/kmipd/storage"
 )
 
-// softMK is a software MasterKeys with real crypto under random in-memory
-// keys (AES-256-GCM wrap, HMAC-SHA256), for developing without an HSM.
-type softMK struct {
-	wrap   cipher.AEAD
-	macKey []byte
-}
-
-var _ MasterKeys = (*softMK)(nil)
-
-func newSoftMK(t testing.TB) *softMK {
-	k := make([]byte, 32)
-	m := make([]byte, 32)
-	rand.Read(k)
-	rand.Read(m)
-	b, err := aes.NewCipher(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := cipher.NewGCM(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &softMK{wrap: g, macKey: m}
-}
-
-func (s *softMK) Random(ctx context.Context, n int) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	b := make([]byte, n)
-	_, err := rand.Read(b)
-	return b, err
-}
-
-func (s *softMK) Wrap(ctx context.Context, pt, aad []byte) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, s.wrap.NonceSize())
-	rand.Read(nonce)
-	return s.wrap.Seal(nonce, nonce, pt, aad), nil
-}
-
-func (s *softMK) Unwrap(ctx context.Context, w, aad []byte) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	n := s.wrap.NonceSize()
-	if len(w) < n {
-		return nil, errors.New("softmk: short wrapped key")
-	}
-	return s.wrap.Open(nil, w[:n], w[n:], aad)
-}
-
-func (s *softMK) MAC(ctx context.Context, data []byte) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	h := hmac.New(sha256.New, s.macKey)
-	h.Write(data)
-	return h.Sum(nil), nil
-}
-
-func (s *softMK) VerifyMAC(ctx context.Context, data, mac []byte) error {
-	want, err := s.MAC(ctx, data)
-	if err != nil {
-		return err
-	}
-	if !hmac.Equal(want, mac) {
-		return errors.New("softmk: MAC mismatch")
-	}
-	return nil
-}
+// Software master keys for kek's tests live in kektest, beside kek.
+var _ MasterKeys = (*kektest.MasterKeys)(nil)
 
 // countingMK counts calls through to any MasterKeys.
 type countingMK struct {

@@ -1,14 +1,15 @@
-package kmipops
+package aesmodes
 
 import (
 	"crypto/cipher"
 	"crypto/subtle"
+	"fmt"
+	"hash"
 )
 
-// cmac is CMAC (NIST SP 800-38B; RFC 4493 for AES) as a hash.Hash, so MAC
-// sessions treat it like HMAC. Go's standard library has no CMAC and the
-// module takes no new dependency for 80 lines.
-type cmac struct {
+// CMAC is CMAC (NIST SP 800-38B; RFC 4493 for AES) as a hash.Hash, so MAC
+// code treats it like HMAC. Go's standard library has no CMAC.
+type CMAC struct {
 	b      cipher.Block
 	k1, k2 []byte
 	x      []byte // chaining value
@@ -16,19 +17,27 @@ type cmac struct {
 	n      int    // bytes in buf
 }
 
-// newCMAC returns CMAC over a 64- or 128-bit block cipher.
-func newCMAC(b cipher.Block) *cmac {
+var _ hash.Hash = (*CMAC)(nil)
+
+// NewCMAC returns CMAC over a 64- or 128-bit block cipher (TDEA or AES);
+// other block sizes are ErrLength.
+func NewCMAC(b cipher.Block) (*CMAC, error) {
 	bs := b.BlockSize()
-	rb := byte(0x87) // R128 of SP 800-38B
-	if bs == 8 {
+	var rb byte
+	switch bs {
+	case 16:
+		rb = 0x87 // R128 of SP 800-38B
+	case 8:
 		rb = 0x1b // R64
+	default:
+		return nil, fmt.Errorf("%w: CMAC needs a 64- or 128-bit block cipher, not %d bits", ErrLength, 8*bs)
 	}
 	l := make([]byte, bs)
 	b.Encrypt(l, l)
-	c := &cmac{b: b, k1: cmacDouble(l, rb), x: make([]byte, bs), buf: make([]byte, bs)}
+	c := &CMAC{b: b, k1: cmacDouble(l, rb), x: make([]byte, bs), buf: make([]byte, bs)}
 	c.k2 = cmacDouble(c.k1, rb)
 	clear(l)
-	return c
+	return c, nil
 }
 
 // cmacDouble is multiplication by x in GF(2^n): shift left, reduce by rb when the
@@ -44,7 +53,8 @@ func cmacDouble(in []byte, rb byte) []byte {
 	return out
 }
 
-func (c *cmac) Write(p []byte) (int, error) {
+// Write never fails.
+func (c *CMAC) Write(p []byte) (int, error) {
 	total := len(p)
 	bs := len(c.buf)
 	for len(p) > 0 {
@@ -62,7 +72,7 @@ func (c *cmac) Write(p []byte) (int, error) {
 }
 
 // Sum appends the tag; the state is left as is (hash.Hash semantics).
-func (c *cmac) Sum(in []byte) []byte {
+func (c *CMAC) Sum(in []byte) []byte {
 	bs := len(c.buf)
 	last := make([]byte, bs)
 	copy(last, c.buf[:c.n])
@@ -77,11 +87,15 @@ func (c *cmac) Sum(in []byte) []byte {
 	return append(in, last...)
 }
 
-func (c *cmac) Reset() {
+// Reset starts a new message under the same key.
+func (c *CMAC) Reset() {
 	clear(c.x)
 	clear(c.buf)
 	c.n = 0
 }
 
-func (c *cmac) Size() int      { return len(c.buf) }
-func (c *cmac) BlockSize() int { return len(c.buf) }
+// Size is the tag length: the block size.
+func (c *CMAC) Size() int { return len(c.buf) }
+
+// BlockSize is the cipher's block size.
+func (c *CMAC) BlockSize() int { return len(c.buf) }
