@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,8 +23,9 @@ type PostgresOptions struct {
 	URL string
 
 	// MaxConns bounds the pool (per kmipd replica; the server's
-	// max_connections must cover every replica's). 0 means pgx's default,
-	// or pool_max_conns in URL.
+	// max_connections must cover every replica's). Concurrent writes
+	// commit in parallel, one per connection. 0 means pool_max_conns in
+	// URL, else 16.
 	MaxConns int32
 
 	// RetryTimeout is how long one operation keeps retrying transient
@@ -41,6 +43,7 @@ type PostgresOptions struct {
 
 const (
 	defaultRetryTimeout = 15 * time.Second
+	defaultMaxConns     = 16
 	// listPage is how many records List reads per query: it holds no
 	// connection while fn runs, since fn may itself use the store.
 	listPage = 256
@@ -119,8 +122,11 @@ func poolConfig(opts PostgresOptions) (*pgxpool.Config, error) {
 		// pgx redacts the password from its parse errors.
 		return nil, fmt.Errorf("storage: postgres url: %w", err)
 	}
-	if opts.MaxConns > 0 {
+	switch {
+	case opts.MaxConns > 0:
 		cfg.MaxConns = opts.MaxConns
+	case !strings.Contains(opts.URL, "pool_max_conns"):
+		cfg.MaxConns = defaultMaxConns
 	}
 	rp := cfg.ConnConfig.RuntimeParams
 	if rp["application_name"] == "" {

@@ -333,4 +333,73 @@ func TestPostgresOptions(t *testing.T) {
 	if cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] != idleInTxTimeout {
 		t.Fatalf("runtime params %v", cfg.ConnConfig.RuntimeParams)
 	}
+	for url, want := range map[string]int32{
+		"postgres://h/db":                  defaultMaxConns,
+		"postgres://h/db?pool_max_conns=3": 3,
+	} {
+		cfg, err := poolConfig(PostgresOptions{URL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.MaxConns != want {
+			t.Fatalf("poolConfig(%s) max conns = %d, want %d", url, cfg.MaxConns, want)
+		}
+	}
+}
+
+// TestPostgresFailover: a URL naming two servers with
+// target_session_attrs=read-write. The store writes to the writable one;
+// when it stops and the other becomes writable (as a promoted standby
+// does), the same store carries on there by itself.
+func TestPostgresFailover(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const db = "kmipd_failover"
+	primary, standby := pgtest.New(t), pgtest.New(t)
+	for _, s := range []*pgtest.Server{primary, standby} {
+		if err := s.Exec(ctx, "postgres", "CREATE DATABASE "+db); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := MigratePostgres(ctx, s.URL(db)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setReadOnly := func(s *pgtest.Server, on bool) {
+		sql := "ALTER DATABASE " + db + " RESET default_transaction_read_only"
+		if on {
+			sql = "ALTER DATABASE " + db + " SET default_transaction_read_only = on"
+		}
+		if err := s.Exec(ctx, "postgres", sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setReadOnly(standby, true)
+	url := "postgres://postgres@" + standby.Addr() + "," + primary.Addr() + "/" + db +
+		"?sslmode=disable&target_session_attrs=read-write"
+	p := openPG(t, url, PostgresOptions{MaxConns: 2, RetryTimeout: time.Minute})
+	mustPut(t, p, "k", []byte("on the first primary"))
+	onServer := func(s *pgtest.Server) string {
+		q := openPG(t, s.URL(db), PostgresOptions{NoMigrate: true})
+		defer q.Close()
+		v, err := q.Get(ctx, "k")
+		if err != nil {
+			return err.Error()
+		}
+		return string(v)
+	}
+	if got := onServer(primary); got != "on the first primary" {
+		t.Fatalf("the first primary holds %q", got)
+	}
+
+	if err := primary.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	setReadOnly(standby, false)
+	if err := p.Create(ctx, "k", []byte("on the new primary")); err != nil {
+		t.Fatalf("Create after failover: %v", err)
+	}
+	mustGet(t, p, "k", []byte("on the new primary"))
+	if got := onServer(standby); got != "on the new primary" {
+		t.Fatalf("the new primary holds %q", got)
+	}
 }

@@ -200,9 +200,12 @@ logging_collector = off
 	return s.cred.own(path)
 }
 
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
 // URL is the server's address with database db.
 func (s *Server) URL(db string) string {
-	u := url.URL{Scheme: "postgres", User: url.User("postgres"), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)),
+	u := url.URL{Scheme: "postgres", User: url.User("postgres"), Host: s.Addr(),
 		Path: "/" + db, RawQuery: "sslmode=disable"}
 	return u.String()
 }
