@@ -36,6 +36,9 @@ func Exercise(t testing.TB, s Store) {
 	if v, ok := s.(Viewer); ok {
 		run(t, "View", func(t testing.TB) { exView(t, s, v) })
 	}
+	if sw, ok := s.(Swapper); ok {
+		run(t, "Swap", func(t testing.TB) { exSwap(t, s, sw) })
+	}
 }
 
 // run uses subtests when t is a *testing.T so failures name the case.

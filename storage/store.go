@@ -1,6 +1,7 @@
 // Package storage is kmipd's key-value persistence layer: the Store interface
-// every backend implements, a Badger implementation, an in-memory one for
-// tests (NewMemory), and Exercise, the exported suite every Store must pass.
+// every backend implements, a Badger implementation (one kmipd), a PostgreSQL
+// one (several kmipd replicas sharing a database), an in-memory one for tests
+// (NewMemory), and Exercise, the exported suite every Store must pass.
 //
 // Values are opaque to this layer. kmipd seals everything it stores (pKEK
 // records are HSM-wrapped and MACed, objects are AES-GCM sealed by kek), so the
@@ -50,7 +51,10 @@ type Store interface {
 	// List calls fn for every key that starts with prefix, in ascending byte
 	// order, with a copy of its value. It stops at the first error from fn and
 	// returns it unchanged; it checks ctx between keys and returns ctx.Err()
-	// (wrapped) if the context ends. The view is a consistent snapshot.
+	// (wrapped) if the context ends. Badger's view is one consistent
+	// snapshot; a backend may instead read in pages (Postgres), each a
+	// snapshot, so that every key is seen at most once, in order, with a
+	// value it held during the List.
 	List(ctx context.Context, prefix string, fn func(key string, value []byte) error) error
 
 	// Close releases the store. Later calls return ErrClosed; Close itself is
