@@ -8,7 +8,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/kmipd/kmipd/kmipops/tree"
+	"github.com/kmipd/kmipd/kmipmsg"
 )
 
 // maxResponse caps what a response may announce in its header before we
@@ -21,8 +21,8 @@ const maxResponse = 16 << 20
 // every client microsecond is one the server does not get.
 type conn struct {
 	tc  *tls.Conn
+	fr  kmipmsg.Reader
 	buf []byte
-	hdr [tree.HeaderLen]byte
 }
 
 // dial opens a mutual-TLS connection and completes the handshake, so a
@@ -39,7 +39,8 @@ func dial(ctx context.Context, addr string, cfg *tls.Config, timeout time.Durati
 	if err != nil {
 		return nil, err
 	}
-	return &conn{tc: c.(*tls.Conn)}, nil
+	tc := c.(*tls.Conn)
+	return &conn{tc: tc, fr: kmipmsg.Reader{R: tc, Max: maxResponse}}, nil
 }
 
 func (c *conn) Close() error { return c.tc.Close() }
@@ -57,26 +58,13 @@ func (c *conn) roundTrip(req []byte, timeout time.Duration) ([]byte, error) {
 	if _, err := c.tc.Write(req); err != nil {
 		return nil, fmt.Errorf("send: %w", err)
 	}
-	if _, err := io.ReadFull(c.tc, c.hdr[:]); err != nil {
-		if err == io.EOF {
-			return nil, fmt.Errorf("server closed the connection without a response")
-		}
-		return nil, fmt.Errorf("read response: %w", err)
+	msg, err := c.fr.Read(c.buf)
+	c.buf = msg[:0] // keeps a regrown buffer for the next response
+	if err == io.EOF {
+		return nil, fmt.Errorf("server closed the connection without a response")
 	}
-	n, err := tree.MessageLen(c.hdr[:])
 	if err != nil {
-		return nil, fmt.Errorf("response: %w", err)
-	}
-	if n > maxResponse {
-		return nil, fmt.Errorf("response of %d bytes exceeds the %d-byte cap", n, maxResponse)
-	}
-	if int64(cap(c.buf)) < n {
-		c.buf = make([]byte, n)
-	}
-	msg := c.buf[:n]
-	copy(msg, c.hdr[:])
-	if _, err := io.ReadFull(c.tc, msg[tree.HeaderLen:]); err != nil {
-		return nil, fmt.Errorf("read response body: %w", err)
+		return nil, fmt.Errorf("read response: %w", err)
 	}
 	return msg, nil
 }

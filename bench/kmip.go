@@ -7,6 +7,7 @@ import (
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/ttlv"
 
+	"github.com/kmipd/kmipd/kmipmsg"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
@@ -17,17 +18,15 @@ import (
 // PyKMIP implements fully and the first with Encrypt.
 
 // protoVersion is the Protocol Version sent in every request header.
-type protoVersion struct{ major, minor int32 }
+type protoVersion = kmipmsg.Version
 
 func parseProtoVersion(s string) (protoVersion, error) {
 	var v protoVersion
-	if _, err := fmt.Sscanf(s, "%d.%d", &v.major, &v.minor); err != nil || v.major != 1 || v.minor < 0 || v.minor > 4 {
+	if _, err := fmt.Sscanf(s, "%d.%d", &v.Major, &v.Minor); err != nil || v.Major != 1 || v.Minor < 0 || v.Minor > 4 {
 		return v, fmt.Errorf("KMIP version %q: want 1.0 … 1.4", s)
 	}
 	return v, nil
 }
-
-func (v protoVersion) String() string { return fmt.Sprintf("%d.%d", v.major, v.minor) }
 
 // opKind names one KMIP operation for the per-operation breakdown.
 type opKind int
@@ -53,19 +52,7 @@ var kindOperation = [numOpKinds]kmip14.Operation{
 
 // message wraps one operation's payload in a single-item RequestMessage.
 func message(v protoVersion, k opKind, payload ...*tree.Node) []byte {
-	return tree.MustEncode(tree.Struct(kmip14.TagRequestMessage,
-		tree.Struct(kmip14.TagRequestHeader,
-			tree.Struct(kmip14.TagProtocolVersion,
-				tree.Int(kmip14.TagProtocolVersionMajor, v.major),
-				tree.Int(kmip14.TagProtocolVersionMinor, v.minor),
-			),
-			tree.Int(kmip14.TagBatchCount, 1),
-		),
-		tree.Struct(kmip14.TagBatchItem,
-			tree.Enum(kmip14.TagOperation, uint32(kindOperation[k])),
-			tree.Struct(kmip14.TagRequestPayload, payload...),
-		),
-	))
+	return tree.MustEncode(kmipmsg.Request(v, kmipmsg.Options{}, kmipmsg.Item(kindOperation[k], payload...)))
 }
 
 func attr(name string, value *tree.Node) *tree.Node {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/kmipd/kmipd/kmipmsg"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
@@ -91,24 +92,12 @@ func (s *streamConn) RoundTrip(ctx context.Context, req *tree.Node) (*tree.Node,
 	if _, err := s.c.Write(b); err != nil {
 		return nil, fmt.Errorf("send: %w", err)
 	}
-	var hdr [tree.HeaderLen]byte
-	if _, err := io.ReadFull(s.c, hdr[:]); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("server closed the connection without a response")
-		}
+	resp, err := kmipmsg.ReadTree(s.c, MaxResponse, tree.DefaultLimits)
+	if errors.Is(err, io.EOF) {
+		return nil, errors.New("server closed the connection without a response")
+	}
+	if err != nil {
 		return nil, fmt.Errorf("read response: %w", err)
 	}
-	n, err := tree.MessageLen(hdr[:])
-	if err != nil {
-		return nil, fmt.Errorf("response: %w", err)
-	}
-	if n > MaxResponse {
-		return nil, fmt.Errorf("response of %d bytes exceeds the %d-byte cap", n, MaxResponse)
-	}
-	msg := make([]byte, n)
-	copy(msg, hdr[:])
-	if _, err := io.ReadFull(s.c, msg[tree.HeaderLen:]); err != nil {
-		return nil, fmt.Errorf("read response body: %w", err)
-	}
-	return tree.Decode(msg, tree.DefaultLimits)
+	return resp, nil
 }

@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/miekg/pkcs11"
 )
 
-// Class groups PKCS#11 return codes by what the pool must do about them.
+// Class groups PKCS#11 return codes by what the pool must do about them. It
+// is also all that callers learn of a failure's kind: package hsm knows no
+// KMIP, and kek maps classes to Result Reasons.
 type Class int
 
 const (
@@ -54,19 +55,13 @@ func (c Class) String() string {
 
 // Error is the hsm layer's error. Code is the PKCS#11 CKR_ value (0 when the
 // failure did not come from the module). Err is the cause, for the log; it
-// never contains key material.
+// never contains key material. ClientMessage is safe to show a client.
 type Error struct {
 	Op    string
 	Code  uint
 	Class Class
 	Err   error
 }
-
-var _ interface {
-	error
-	ResultReason() kmip14.ResultReason
-	ClientMessage() string
-} = (*Error)(nil)
 
 // Sentinels, usable with errors.Is: any *Error of the matching class matches.
 var (
@@ -105,14 +100,6 @@ func (e *Error) Is(target error) bool {
 		return e.Class == ClassUnavailable || e.Class == ClassDevice
 	}
 	return e == t
-}
-
-// ResultReason maps the error to the KMIP result reason a client sees.
-func (e *Error) ResultReason() kmip14.ResultReason {
-	if e.Class == ClassCrypto {
-		return kmip14.ResultReasonCryptographicFailure
-	}
-	return kmip14.ResultReasonGeneralFailure
 }
 
 // ClientMessage is text safe to send to a KMIP client.

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/miekg/pkcs11"
 
 	"github.com/kmipd/kmipd/hsm"
@@ -150,7 +149,7 @@ func TestWaitTimeoutIsBusy(t *testing.T) {
 		t.Fatalf("got %v, want ErrBusy", err)
 	}
 	var he *hsm.Error
-	if !errors.As(err, &he) || he.ResultReason() != kmip14.ResultReasonGeneralFailure || he.ClientMessage() != "HSM busy" {
+	if !errors.As(err, &he) || he.Class != hsm.ClassBusy || he.ClientMessage() != "HSM busy" {
 		t.Fatalf("busy error: %#v", err)
 	}
 	if el < 140*time.Millisecond || el > time.Second {

@@ -6,6 +6,9 @@ import (
 	"fmt"
 
 	"github.com/gemalto/kmip-go/kmip14"
+
+	"github.com/kmipd/kmipd/hsm"
+	"github.com/kmipd/kmipd/reason"
 )
 
 // Error is the kek layer's error. Reason and Msg are safe for the client; Err
@@ -16,11 +19,12 @@ type Error struct {
 	Err    error
 }
 
-var _ interface {
-	error
-	ResultReason() kmip14.ResultReason
-	ClientMessage() string
-} = (*Error)(nil)
+var (
+	_ reason.Reasoner  = (*Error)(nil)
+	_ reason.Messenger = (*Error)(nil)
+	// The HSM's client text passes through; its Result Reason is kek's to say.
+	_ reason.Messenger = (*hsm.Error)(nil)
+)
 
 func (e *Error) Error() string {
 	if e.Err != nil {
@@ -53,13 +57,11 @@ func integrityError(err error) *Error {
 // busy HSM still reads "HSM busy" and errors.As still finds the hsm.Error.
 func passThrough(what string, err error) *Error {
 	e := &Error{Reason: kmip14.ResultReasonGeneralFailure, Msg: "key hierarchy unavailable", Err: fmt.Errorf("%s: %w", what, err)}
-	var r interface{ ResultReason() kmip14.ResultReason }
-	if errors.As(err, &r) {
-		e.Reason = r.ResultReason()
+	if r, ok := lowerReason(err); ok {
+		e.Reason = r
 	}
-	var m interface{ ClientMessage() string }
-	if errors.As(err, &m) {
-		e.Msg = m.ClientMessage()
+	if m, ok := reason.Message(err); ok {
+		e.Msg = m
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		e.Msg = "request cancelled or timed out"
@@ -75,9 +77,33 @@ func isIntegrityFailure(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
-	var r interface{ ResultReason() kmip14.ResultReason }
-	if errors.As(err, &r) {
-		return r.ResultReason() == kmip14.ResultReasonCryptographicFailure
+	if r, ok := lowerReason(err); ok {
+		return r == kmip14.ResultReasonCryptographicFailure
 	}
 	return true
+}
+
+// lowerReason is the Result Reason a lower layer's failure states: that of
+// an error that knows its own (reason.Of), else the one kek gives an HSM
+// failure class, since package hsm knows no KMIP. False when neither.
+func lowerReason(err error) (kmip14.ResultReason, bool) {
+	if r, ok := reason.Of(err); ok {
+		return r, true
+	}
+	var he *hsm.Error
+	if errors.As(err, &he) {
+		return hsmReason(he.Class), true
+	}
+	return 0, false
+}
+
+// hsmReason maps an HSM failure class to what a KMIP client is told. A tag
+// or signature that did not verify is a Cryptographic Failure; a busy, lost
+// or broken HSM is the server's problem, a General Failure (the client
+// message says which: "HSM busy", "HSM unavailable").
+func hsmReason(c hsm.Class) kmip14.ResultReason {
+	if c == hsm.ClassCrypto {
+		return kmip14.ResultReasonCryptographicFailure
+	}
+	return kmip14.ResultReasonGeneralFailure
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/kmipd/kmipd/hsm"
@@ -59,7 +60,8 @@ func TestCachedOwnerMakesNoPKCS11Calls(t *testing.T) {
 }
 
 // TestClosedHSMPassesThrough: a real hsm.Error reaches the caller wrapped in a
-// kek.Error that keeps its reason and client text and is not an integrity alarm.
+// kek.Error that keeps its client text, states General Failure (the HSM is
+// unavailable, the client did nothing wrong) and is not an integrity alarm.
 func TestClosedHSMPassesThrough(t *testing.T) {
 	h := openSoftHSM(t)
 	f := newFixture(t, h, Config{})
@@ -74,9 +76,10 @@ func TestClosedHSMPassesThrough(t *testing.T) {
 		if !errors.As(err, &he) || !errors.As(err, &ke) {
 			t.Fatalf("%s: %v does not wrap both hsm.Error and kek.Error", owner, err)
 		}
-		if ke.ResultReason() != he.ResultReason() || ke.ClientMessage() != he.ClientMessage() {
-			t.Fatalf("%s: kek.Error says %v/%q, hsm.Error %v/%q", owner,
-				ke.ResultReason(), ke.ClientMessage(), he.ResultReason(), he.ClientMessage())
+		if ke.ResultReason() != kmip14.ResultReasonGeneralFailure || ke.ClientMessage() != he.ClientMessage() ||
+			he.ClientMessage() != "HSM unavailable" {
+			t.Fatalf("%s: kek.Error says %v/%q, hsm.Error (class %s) %q", owner,
+				ke.ResultReason(), ke.ClientMessage(), he.Class, he.ClientMessage())
 		}
 	}
 	if strings.Contains(f.logs.String(), "integrity") {

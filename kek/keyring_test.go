@@ -12,6 +12,7 @@ import (
 
 	"github.com/gemalto/kmip-go/kmip14"
 
+	"github.com/kmipd/kmipd/hsm"
 	"github.com/kmipd/kmipd/kek/kektest"
 	"github.com/kmipd/kmipd/storage"
 )
@@ -385,17 +386,10 @@ func testSizeBound(t *testing.T, mk MasterKeys) {
 	}
 }
 
-// hsmLikeError imitates hsm.Error: an operational failure with its own reason
-// and client message.
-type hsmLikeError struct{ msg string }
-
-func (e *hsmLikeError) Error() string                     { return "hsm: " + e.msg }
-func (e *hsmLikeError) ResultReason() kmip14.ResultReason { return kmip14.ResultReasonGeneralFailure }
-func (e *hsmLikeError) ClientMessage() string             { return e.msg }
-
 func testHSMErrors(t *testing.T, mk MasterKeys) {
 	ctx := context.Background()
-	busy := &hsmLikeError{msg: "HSM busy"}
+	// An operational HSM failure, as the session pool reports one.
+	busy := &hsm.Error{Op: "acquire session", Class: hsm.ClassBusy, Err: errors.New("no session")}
 	for _, method := range []string{"Random", "Wrap", "VerifyMAC", "Unwrap"} {
 		f := newFixture(t, mk, Config{})
 		if method == "VerifyMAC" || method == "Unwrap" {
@@ -403,7 +397,7 @@ func testHSMErrors(t *testing.T, mk MasterKeys) {
 		}
 		k := f.keyring(&failingMK{MasterKeys: f.mk, method: method, err: busy}, Config{})
 		_, err := k.Seal(ctx, "alice", []byte("uid"), []byte("x"))
-		var he *hsmLikeError
+		var he *hsm.Error
 		var ke *Error
 		if !errors.As(err, &he) || !errors.As(err, &ke) {
 			t.Fatalf("%s: error %v does not wrap both the HSM error and a kek.Error", method, err)

@@ -4,10 +4,11 @@
 package kmipops
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/gemalto/kmip-go/kmip14"
+
+	"github.com/kmipd/kmipd/reason"
 )
 
 // Error is kmipops' error: Reason and Msg go to the client, Err stays in the log.
@@ -24,39 +25,39 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", e.Reason, e.Msg)
 }
 
+var (
+	_ reason.Reasoner  = (*Error)(nil)
+	_ reason.Messenger = (*Error)(nil)
+)
+
 func (e *Error) Unwrap() error { return e.Err }
 
-// ResultReason lets every layer's error say what the client should see.
+// ResultReason is the KMIP result reason the client sees.
 func (e *Error) ResultReason() kmip14.ResultReason { return e.Reason }
+
+// ClientMessage is Msg, the text the client sees.
+func (e *Error) ClientMessage() string { return e.Msg }
 
 // Errorf builds an Error with a client-safe message.
 func Errorf(reason kmip14.ResultReason, format string, args ...any) *Error {
 	return &Error{Reason: reason, Msg: fmt.Sprintf(format, args...)}
 }
 
-// Reasoner is implemented by every layer's error type.
-type Reasoner interface{ ResultReason() kmip14.ResultReason }
-
 // ReasonOf finds the KMIP ResultReason for any error: the first error in the
-// chain that knows its reason, else General Failure.
+// chain that states one (reason.Of), else General Failure.
 func ReasonOf(err error) kmip14.ResultReason {
-	var r Reasoner
-	if errors.As(err, &r) {
-		return r.ResultReason()
+	if r, ok := reason.Of(err); ok {
+		return r
 	}
 	return kmip14.ResultReasonGeneralFailure
 }
 
-// ClientMessage is the text a client may see for err: a kmipops.Error's Msg,
-// or a generic text for anything else, so causes (paths, CKR codes) stay in logs.
+// ClientMessage is the text a client may see for err: the client message of
+// the first error in the chain that has one (reason.Message), else a generic
+// text, so causes (paths, CKR codes) stay in logs.
 func ClientMessage(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Msg
-	}
-	var m interface{ ClientMessage() string }
-	if errors.As(err, &m) {
-		return m.ClientMessage()
+	if m, ok := reason.Message(err); ok {
+		return m
 	}
 	return "internal error"
 }

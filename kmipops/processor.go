@@ -14,6 +14,7 @@ import (
 	"github.com/gemalto/kmip-go/ttlv"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/kmipd/kmipd/kmipmsg"
 	"github.com/kmipd/kmipd/kmipops/tree"
 	"github.com/kmipd/kmipd/storage"
 )
@@ -207,30 +208,15 @@ func (p *Processor) checkCredentials(hdr *tree.Node) error {
 	return deny
 }
 
+// parseVersion reads a Protocol Version structure (as kmipmsg does).
 func parseVersion(n *tree.Node) (version, bool) {
-	if n == nil || n.Type != ttlv.TypeStructure {
-		return version{}, false
-	}
-	maj, ok1 := n.Child(kmip14.TagProtocolVersionMajor).IntValue()
-	min, ok2 := n.Child(kmip14.TagProtocolVersionMinor).IntValue()
-	return version{maj, min}, ok1 && ok2
+	v, ok := kmipmsg.ParseVersion(n)
+	return version{v.Major, v.Minor}, ok
 }
 
-func (p *Processor) header(v version, count int) *tree.Node {
-	return tree.Struct(kmip14.TagResponseHeader,
-		tree.Struct(kmip14.TagProtocolVersion,
-			tree.Int(kmip14.TagProtocolVersionMajor, v.major),
-			tree.Int(kmip14.TagProtocolVersionMinor, v.minor),
-		),
-		tree.Time(kmip14.TagTimeStamp, p.opts.Now()),
-		tree.Int(kmip14.TagBatchCount, int32(count)),
-	)
-}
-
+// message is the Response Message of items, in protocol version v.
 func (p *Processor) message(v version, items []*tree.Node) *tree.Node {
-	m := tree.Struct(kmip14.TagResponseMessage, p.header(v, len(items)))
-	m.Add(items...)
-	return m
+	return kmipmsg.Response(kmipmsg.Version{Major: v.major, Minor: v.minor}, p.opts.Now(), items...)
 }
 
 // failMessage answers a message-level failure with one failed batch item.
@@ -243,11 +229,7 @@ func (p *Processor) failMessage(v version, reason kmip14.ResultReason, msg strin
 func failItem(req *tree.Node, reason kmip14.ResultReason, msg string) *tree.Node {
 	it := tree.Struct(kmip14.TagBatchItem)
 	echoItem(it, req)
-	return it.Add(
-		tree.Enum(kmip14.TagResultStatus, uint32(kmip14.ResultStatusOperationFailed)),
-		tree.Enum(kmip14.TagResultReason, uint32(reason)),
-		tree.Text(kmip14.TagResultMessage, msg),
-	)
+	return kmipmsg.AddFailure(it, reason, msg)
 }
 
 func echoItem(it, req *tree.Node) {
@@ -276,11 +258,7 @@ func (p *Processor) capResponse(v version, resp *tree.Node, items []*tree.Node, 
 				n.Add(c)
 			}
 		}
-		items[i] = n.Add(
-			tree.Enum(kmip14.TagResultStatus, uint32(kmip14.ResultStatusOperationFailed)),
-			tree.Enum(kmip14.TagResultReason, uint32(kmip14.ResultReasonResponseTooLarge)),
-			tree.Text(kmip14.TagResultMessage, "response exceeds Maximum Response Size"),
-		)
+		items[i] = kmipmsg.AddFailure(n, kmip14.ResultReasonResponseTooLarge, "response exceeds Maximum Response Size")
 	}
 	return p.message(v, items)
 }

@@ -8,13 +8,13 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/kmipd/kmipd/kmipmsg"
 	"github.com/kmipd/kmipd/kmipops"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
@@ -125,46 +125,53 @@ func (c *conn) serve() {
 	tc.Close()
 }
 
+// errDraining stops a message read that shutdown has cut short.
+var errDraining = errors.New("connection draining")
+
 // loop serves requests in order until the connection should end; it
 // returns how many it answered.
 func (c *conn) loop(tc *tls.Conn, caller kmipops.Caller) (served int) {
 	cfg := &c.s.cfg
-	var hdr [tree.HeaderLen]byte
+	fr := kmipmsg.Reader{R: tc, Max: cfg.MaxMessageSize, Started: func() error {
+		// From the first byte, the whole message must arrive within
+		// ReadTimeout, whatever pace the client drips it at.
+		if !c.setReadDeadline(time.Now().Add(cfg.ReadTimeout)) {
+			return errDraining
+		}
+		return nil
+	}}
 	for {
 		if !c.setReadDeadline(time.Now().Add(cfg.IdleTimeout)) {
 			return served
 		}
-		if _, err := io.ReadFull(tc, hdr[:1]); err != nil {
-			c.log.Debug("connection ended between messages", "error", err)
+		_, err := fr.Next()
+		var tooLarge *kmipmsg.TooLargeError
+		switch {
+		case err == nil:
+		case errors.Is(err, errDraining):
 			return served
-		}
-		// From the first byte, the whole message must arrive within
-		// ReadTimeout, whatever pace the client drips it at.
-		if !c.setReadDeadline(time.Now().Add(cfg.ReadTimeout)) {
-			return served
-		}
-		if _, err := io.ReadFull(tc, hdr[1:]); err != nil {
+		case errors.Is(err, kmipmsg.ErrTruncated):
 			c.readFailed(err)
 			return served
-		}
-		size, err := tree.MessageLen(hdr[:])
-		if err != nil {
+		case errors.Is(err, kmipmsg.ErrBadHeader):
 			// Without a trustworthy length there is no next message to find.
 			c.s.m.rejected("bad_header")
 			c.log.Debug("unparseable message header; closing", "error", err)
 			return served
-		}
-		if size > cfg.MaxMessageSize {
+		case errors.As(err, &tooLarge):
 			// Answer before closing so the client learns why; the claimed
 			// size is never allocated.
 			c.s.m.rejected("too_large")
-			c.log.Info("message too large; closing", "size", size, "max", cfg.MaxMessageSize)
-			c.write(tc, kmipops.ErrorMessage(kmip14.ResultReasonInvalidMessage,
+			c.log.Info("message too large; closing", "size", tooLarge.Size, "max", cfg.MaxMessageSize)
+			c.write(tc, kmipmsg.ErrorMessage(kmip14.ResultReasonInvalidMessage,
 				fmt.Sprintf("message exceeds %d bytes", cfg.MaxMessageSize)))
+			return served
+		default: // before the first byte: a close, an idle timeout, a reset
+			c.log.Debug("connection ended between messages", "error", err)
 			return served
 		}
 		buf := getBuf()
-		msg, err := readMessage(tc, (*buf)[:0], hdr[:], size)
+		msg, err := fr.Body((*buf)[:0])
 		if err != nil {
 			putBuf(buf, msg)
 			c.readFailed(err)
@@ -180,7 +187,7 @@ func (c *conn) loop(tc *tls.Conn, caller kmipops.Caller) (served int) {
 			// intact: answer the error and keep serving the connection.
 			c.s.m.rejected("malformed")
 			c.log.Debug("malformed message", "error", err)
-			resp = kmipops.ErrorMessage(kmip14.ResultReasonInvalidMessage, err.Error())
+			resp = kmipmsg.ErrorMessage(kmip14.ResultReasonInvalidMessage, err.Error())
 		} else {
 			// As context.WithTimeout, without its timer (reqctx.go).
 			rctx := newRequestContext(c.ctx, c.s.cfg.RequestTimeout)
@@ -235,47 +242,19 @@ func putBuf(b *[]byte, used []byte) {
 	bufPool.Put(b)
 }
 
-// readMessage reads the rest of a message of the given total size (already
-// checked against the cap) into buf, which it may regrow. The buffer grows
-// with the bytes that actually arrive, so a client that claims a large
-// message and sends nothing holds little memory while ReadTimeout runs. On
-// error it still returns the buffer, for putBuf.
-func readMessage(r io.Reader, buf, hdr []byte, size int64) ([]byte, error) {
-	const step = 64 << 10
-	n := int(size)
-	if cap(buf) < min(n, step) {
-		buf = make([]byte, 0, min(n, step))
-	}
-	buf = append(buf[:0], hdr...)
-	for len(buf) < n {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, min(n, 2*cap(buf))-len(buf))
-		}
-		m, err := r.Read(buf[len(buf):min(cap(buf), n)])
-		buf = buf[:len(buf)+m]
-		if err != nil && len(buf) < n {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return buf, err
-		}
-	}
-	return buf, nil
-}
-
 // write encodes and sends one response under WriteTimeout; false means the
 // connection is unusable. The whole message goes to tls.Conn in one Write,
 // which seals it into one record (responses are far below 16 KiB).
 func (c *conn) write(tc *tls.Conn, resp *tree.Node) bool {
 	if resp == nil {
 		c.log.Error("processor returned no response")
-		resp = kmipops.ErrorMessage(kmip14.ResultReasonGeneralFailure, "internal error")
+		resp = kmipmsg.ErrorMessage(kmip14.ResultReasonGeneralFailure, "internal error")
 	}
 	buf := getBuf()
 	b, err := tree.AppendEncode((*buf)[:0], resp)
 	if err != nil {
 		c.log.Error("cannot encode response", "error", err)
-		b = tree.MustEncode(kmipops.ErrorMessage(kmip14.ResultReasonGeneralFailure, "internal error"))
+		b = tree.MustEncode(kmipmsg.ErrorMessage(kmip14.ResultReasonGeneralFailure, "internal error"))
 	}
 	tc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 	_, err = tc.Write(b)

@@ -24,6 +24,7 @@ import (
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/kmipd/kmipd/kmipmsg"
 	"github.com/kmipd/kmipd/kmipops"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
@@ -183,13 +184,7 @@ func (p echoProc) Process(ctx context.Context, c kmipops.Caller, req *tree.Node)
 // so tests can check it never reaches the log.
 func request(batchCount int32) []byte {
 	return tree.MustEncode(tree.Struct(kmip14.TagRequestMessage,
-		tree.Struct(kmip14.TagRequestHeader,
-			tree.Struct(kmip14.TagProtocolVersion,
-				tree.Int(kmip14.TagProtocolVersionMajor, 1),
-				tree.Int(kmip14.TagProtocolVersionMinor, 4),
-			),
-			tree.Int(kmip14.TagBatchCount, batchCount),
-		),
+		kmipmsg.RequestHeader(kmipmsg.Version{Major: 1, Minor: 4}, batchCount, kmipmsg.Options{}),
 		tree.Struct(kmip14.TagBatchItem,
 			tree.Enum(kmip14.TagOperation, uint32(kmip14.OperationRegister)),
 			tree.Bytes(kmip14.TagKeyMaterial, []byte(secretMarker)),
@@ -328,20 +323,7 @@ func (e *env) mustDial(cert *issued) *tls.Conn {
 
 // readResponse reads one framed message.
 func readResponse(r io.Reader) (*tree.Node, error) {
-	hdr := make([]byte, tree.HeaderLen)
-	if _, err := io.ReadFull(r, hdr); err != nil {
-		return nil, err
-	}
-	n, err := tree.MessageLen(hdr)
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, n)
-	copy(b, hdr)
-	if _, err := io.ReadFull(r, b[tree.HeaderLen:]); err != nil {
-		return nil, err
-	}
-	return tree.Decode(b, tree.DefaultLimits)
+	return kmipmsg.ReadTree(r, 0, tree.DefaultLimits)
 }
 
 func roundTrip(c net.Conn, req []byte) (*tree.Node, error) {

@@ -1,17 +1,14 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
-	"io"
 	"net"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
-	"testing/iotest"
 	"time"
 
 	"github.com/gemalto/kmip-go/kmip14"
@@ -295,36 +292,6 @@ func waitGoroutines(t *testing.T, base int) {
 			t.Fatalf("%d goroutines, %d before:\n%s", n, base, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func TestReadMessageGrowsWithData(t *testing.T) {
-	full := request(1)
-	got, err := readMessage(iotest.OneByteReader(bytes.NewReader(full[8:])), nil, full[:8], int64(len(full)))
-	if err != nil || !bytes.Equal(got, full) {
-		t.Fatalf("readMessage = %v, %v", len(got), err)
-	}
-	// A large claim with little data allocates little.
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	_, err = readMessage(bytes.NewReader(make([]byte, 100)), nil, full[:8], 1<<20)
-	runtime.ReadMemStats(&after)
-	if !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Fatalf("err = %v", err)
-	}
-	if d := after.TotalAlloc - before.TotalAlloc; d > 256<<10 {
-		t.Fatalf("allocated %d bytes for 100 received", d)
-	}
-	// A pooled buffer is reused when it is big enough, and regrown when not.
-	pooled := make([]byte, 0, 4096)
-	got, err = readMessage(bytes.NewReader(full[8:]), pooled, full[:8], int64(len(full)))
-	if err != nil || !bytes.Equal(got, full) || &got[:1][0] != &pooled[:1][0] {
-		t.Fatalf("readMessage into a pooled buffer = %d bytes, %v (reused: %v)", len(got), err, &got[:1][0] == &pooled[:1][0])
-	}
-	big := bytes.Repeat([]byte{7}, 10000)
-	got, err = readMessage(bytes.NewReader(big), make([]byte, 0, 16), full[:8], 10008)
-	if err != nil || len(got) != 10008 || !bytes.Equal(got[8:], big) {
-		t.Fatalf("readMessage beyond the pooled buffer = %d bytes, %v", len(got), err)
 	}
 }
 

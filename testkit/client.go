@@ -13,6 +13,7 @@ import (
 	"github.com/gemalto/kmip-go/ttlv"
 
 	"github.com/kmipd/kmipd/conformance"
+	"github.com/kmipd/kmipd/kmipmsg"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
@@ -102,15 +103,7 @@ func (c *Client) release(cn conformance.Conn) {
 func (c *Client) Do(ctx context.Context, op kmip14.Operation, payload ...*tree.Node) (*tree.Node, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
-	req := tree.Struct(kmip14.TagRequestMessage,
-		tree.Struct(kmip14.TagRequestHeader,
-			tree.Struct(kmip14.TagProtocolVersion,
-				tree.Int(kmip14.TagProtocolVersionMajor, 1),
-				tree.Int(kmip14.TagProtocolVersionMinor, 4)),
-			tree.Int(kmip14.TagBatchCount, 1)),
-		tree.Struct(kmip14.TagBatchItem,
-			tree.Enum(kmip14.TagOperation, uint32(op)),
-			tree.Struct(kmip14.TagRequestPayload, payload...)))
+	req := kmipmsg.Request(kmipmsg.Version{Major: 1, Minor: 4}, kmipmsg.Options{}, kmipmsg.Item(op, payload...))
 	cn, err := c.conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("testkit: %s: dial %s: %w", op, c.addr, err)
@@ -128,29 +121,24 @@ func parseResponse(op kmip14.Operation, resp *tree.Node) (*tree.Node, error) {
 	if resp.Tag != kmip14.TagResponseMessage {
 		return nil, fmt.Errorf("testkit: %s: response is a %s, not a Response Message", op, resp.Tag)
 	}
-	items := resp.All(kmip14.TagBatchItem)
-	if len(items) != 1 {
-		return nil, fmt.Errorf("testkit: %s: %d batch items in the response, want 1", op, len(items))
+	rs := kmipmsg.Results(resp)
+	if len(rs) != 1 {
+		return nil, fmt.Errorf("testkit: %s: %d batch items in the response, want 1", op, len(rs))
 	}
-	it := items[0]
-	status, ok := it.Child(kmip14.TagResultStatus).EnumValue()
-	if !ok {
+	r := rs[0]
+	if r.Status == kmipmsg.NoStatus {
 		return nil, fmt.Errorf("testkit: %s: response item without a Result Status", op)
 	}
-	if kmip14.ResultStatus(status) != kmip14.ResultStatusSuccess {
-		reason, _ := it.Child(kmip14.TagResultReason).EnumValue()
-		msg, _ := it.Child(kmip14.TagResultMessage).TextValue()
-		return nil, &Error{Operation: op, ResultStatus: kmip14.ResultStatus(status),
-			ResultReason: kmip14.ResultReason(reason), ResultMessage: msg}
+	if !r.OK() {
+		return nil, &Error{Operation: op, ResultStatus: r.Status, ResultReason: r.Reason, ResultMessage: r.Message}
 	}
-	if got, ok := it.Child(kmip14.TagOperation).EnumValue(); ok && kmip14.Operation(got) != op {
-		return nil, fmt.Errorf("testkit: %s: response names operation %s", op, kmip14.Operation(got))
+	if r.Operation != 0 && r.Operation != op {
+		return nil, fmt.Errorf("testkit: %s: response names operation %s", op, r.Operation)
 	}
-	p := it.Child(kmip14.TagResponsePayload)
-	if p == nil {
+	if r.Payload == nil {
 		return nil, fmt.Errorf("testkit: %s: successful item without a Response Payload", op)
 	}
-	return p, nil
+	return r.Payload, nil
 }
 
 func attribute(name string, v *tree.Node) *tree.Node {

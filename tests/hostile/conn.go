@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kmipd/kmipd/kmipmsg"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
@@ -36,26 +37,11 @@ func (c *Conn) Send(b []byte) error {
 }
 
 // ReadResponse reads and decodes one response message. A connection the
-// server closed before the first byte gives io.EOF.
+// server closed before the first byte gives io.EOF; one closed mid-message
+// gives kmipmsg.ErrTruncated wrapping io.ErrUnexpectedEOF.
 func (c *Conn) ReadResponse() (*tree.Node, error) {
 	c.SetReadDeadline(time.Now().Add(c.Timeout))
-	var hdr [tree.HeaderLen]byte
-	if _, err := io.ReadFull(c, hdr[:]); err != nil {
-		return nil, err
-	}
-	n, err := tree.MessageLen(hdr[:])
-	if err != nil {
-		return nil, fmt.Errorf("response header: %w", err)
-	}
-	if n > MaxResponse {
-		return nil, fmt.Errorf("response of %d bytes", n)
-	}
-	msg := make([]byte, n)
-	copy(msg, hdr[:])
-	if _, err := io.ReadFull(c, msg[tree.HeaderLen:]); err != nil {
-		return nil, fmt.Errorf("response body: %w", err)
-	}
-	return tree.Decode(msg, tree.Limits{MaxDepth: 64, MaxItems: 1 << 24})
+	return kmipmsg.ReadTree(c, MaxResponse, tree.Limits{MaxDepth: 64, MaxItems: 1 << 24})
 }
 
 // RoundTripBytes sends raw bytes and reads one response.

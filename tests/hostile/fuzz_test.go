@@ -14,6 +14,7 @@ import (
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/kmipd/kmipd/kmipmsg"
 	"github.com/kmipd/kmipd/kmipops"
 	"github.com/kmipd/kmipd/kmipops/tree"
 	"github.com/kmipd/kmipd/server"
@@ -117,7 +118,8 @@ func FuzzDispatch(f *testing.F) {
 		}
 		b = bytes.Clone(b)
 		binary.BigEndian.PutUint32(b[4:8], uint32(len(b)-tree.HeaderLen))
-		if _, err := tree.MessageLen(b); err != nil {
+		fr := kmipmsg.Reader{R: bytes.NewReader(b), Max: server.DefaultMaxMessageSize}
+		if _, err := fr.Next(); err != nil {
 			return
 		}
 		req, err := tree.Decode(b, tree.DefaultLimits)
@@ -126,7 +128,7 @@ func FuzzDispatch(f *testing.F) {
 			if !errors.Is(err, tree.ErrMalformed) {
 				t.Fatalf("Decode error not ErrMalformed: %v", err)
 			}
-			resp = kmipops.ErrorMessage(kmip14.ResultReasonInvalidMessage, err.Error())
+			resp = kmipmsg.ErrorMessage(kmip14.ResultReasonInvalidMessage, err.Error())
 		} else {
 			resp = p.Process(ctx, bob, req)
 		}

@@ -2,26 +2,23 @@ package hostile
 
 import (
 	"bytes"
-	"fmt"
 	"testing"
 
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/ttlv"
 
+	"github.com/kmipd/kmipd/kmipmsg"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
-// Request builders. They build trees directly (not kmip-go structs) so a
-// test can put any tag, type or count anywhere.
+// Request builders, over kmipmsg's. They build trees (not kmip-go structs)
+// so a test can still put any tag, type or count anywhere, and send any
+// bytes with Conn.Send.
 
-// Header is a Request Header for protocol major.minor with batch count n.
+// Header is a Request Header for protocol major.minor with batch count n
+// (honest or not), then extra fields.
 func Header(major, minor, n int32, extra ...*tree.Node) *tree.Node {
-	h := tree.Struct(kmip14.TagRequestHeader,
-		tree.Struct(kmip14.TagProtocolVersion,
-			tree.Int(kmip14.TagProtocolVersionMajor, major),
-			tree.Int(kmip14.TagProtocolVersionMinor, minor)),
-		tree.Int(kmip14.TagBatchCount, n))
-	return h.Add(extra...)
+	return kmipmsg.RequestHeader(kmipmsg.Version{Major: major, Minor: minor}, n, kmipmsg.Options{}).Add(extra...)
 }
 
 // Request is a KMIP 1.4 Request Message with an honest Batch Count.
@@ -31,23 +28,19 @@ func Request(items ...*tree.Node) *tree.Node {
 
 // RequestV is Request in protocol major.minor.
 func RequestV(major, minor int32, items ...*tree.Node) *tree.Node {
-	m := tree.Struct(kmip14.TagRequestMessage, Header(major, minor, int32(len(items))))
-	return m.Add(items...)
+	return kmipmsg.Request(kmipmsg.Version{Major: major, Minor: minor}, kmipmsg.Options{}, items...)
 }
 
 // ContinueOnError is a Request whose header asks to run every item even
 // after a failure.
 func ContinueOnError(items ...*tree.Node) *tree.Node {
-	m := tree.Struct(kmip14.TagRequestMessage, Header(1, 4, int32(len(items)),
-		tree.Enum(kmip14.TagBatchErrorContinuationOption, uint32(kmip14.BatchErrorContinuationOptionContinue))))
-	return m.Add(items...)
+	return kmipmsg.Request(kmipmsg.Version{Major: 1, Minor: 4},
+		kmipmsg.Options{BatchErrorContinuation: kmip14.BatchErrorContinuationOptionContinue}, items...)
 }
 
 // Item is one Batch Item.
 func Item(op kmip14.Operation, fields ...*tree.Node) *tree.Node {
-	return tree.Struct(kmip14.TagBatchItem,
-		tree.Enum(kmip14.TagOperation, uint32(op)),
-		tree.Struct(kmip14.TagRequestPayload, fields...))
+	return kmipmsg.Item(op, fields...)
 }
 
 // Attr is an Attribute; v's tag is replaced by Attribute Value.
@@ -131,46 +124,10 @@ func Revoke(uid string) *tree.Node {
 }
 
 // Result is one response batch item.
-type Result struct {
-	Operation kmip14.Operation
-	Status    kmip14.ResultStatus
-	Reason    kmip14.ResultReason
-	Message   string
-	Payload   *tree.Node
-}
-
-func (r Result) String() string {
-	if r.Status == kmip14.ResultStatusSuccess {
-		return fmt.Sprintf("%s: Success", r.Operation)
-	}
-	return fmt.Sprintf("%s: %s: %s (%q)", r.Operation, r.Status, r.Reason, r.Message)
-}
-
-// OK reports success.
-func (r Result) OK() bool { return r.Status == kmip14.ResultStatusSuccess }
+type Result = kmipmsg.Result
 
 // Results returns every batch item of a response message.
-func Results(resp *tree.Node) []Result {
-	var out []Result
-	for _, it := range resp.All(kmip14.TagBatchItem) {
-		var r Result
-		if v, ok := it.Child(kmip14.TagOperation).EnumValue(); ok {
-			r.Operation = kmip14.Operation(v)
-		}
-		if v, ok := it.Child(kmip14.TagResultStatus).EnumValue(); ok {
-			r.Status = kmip14.ResultStatus(v)
-		} else {
-			r.Status = 0xffffffff
-		}
-		if v, ok := it.Child(kmip14.TagResultReason).EnumValue(); ok {
-			r.Reason = kmip14.ResultReason(v)
-		}
-		r.Message, _ = it.Child(kmip14.TagResultMessage).TextValue()
-		r.Payload = it.Child(kmip14.TagResponsePayload)
-		out = append(out, r)
-	}
-	return out
-}
+func Results(resp *tree.Node) []Result { return kmipmsg.Results(resp) }
 
 // Only returns the single batch item of resp, failing the test unless resp
 // is a Response Message with exactly one item and an honest Batch Count.
@@ -191,7 +148,7 @@ func CheckMessage(t testing.TB, resp *tree.Node) []Result {
 		t.Fatalf("not a Response Message: %v", resp)
 	}
 	rs := Results(resp)
-	if n, ok := resp.Path(kmip14.TagResponseHeader, kmip14.TagBatchCount).IntValue(); !ok || int(n) != len(rs) {
+	if n, ok := kmipmsg.BatchCount(resp); !ok || int(n) != len(rs) {
 		t.Fatalf("response Batch Count %d (ok=%v) but %d items", n, ok, len(rs))
 	}
 	return rs
@@ -219,10 +176,8 @@ func WantOK(t testing.TB, r Result) *tree.Node {
 
 // ResponseVersion is the protocol version a response is written in.
 func ResponseVersion(resp *tree.Node) (major, minor int32) {
-	v := resp.Path(kmip14.TagResponseHeader, kmip14.TagProtocolVersion)
-	major, _ = v.Child(kmip14.TagProtocolVersionMajor).IntValue()
-	minor, _ = v.Child(kmip14.TagProtocolVersionMinor).IntValue()
-	return major, minor
+	v, _ := kmipmsg.ResponseVersion(resp)
+	return v.Major, v.Minor
 }
 
 // UIDOf is the Unique Identifier text of a payload ("" if none).

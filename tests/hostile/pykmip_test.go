@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/kmipd/kmipd/certs"
 	"github.com/kmipd/kmipd/conformance"
+	"github.com/kmipd/kmipd/kmipmsg"
 	"github.com/kmipd/kmipd/kmipops/tree"
 	"github.com/kmipd/kmipd/testkit"
 )
@@ -84,8 +84,11 @@ func (r *recorder) serve(l net.Listener, upstream string, up *tls.Config) {
 				return
 			}
 			defer s.Close()
+			// Read(nil): each message gets its own buffer, as the recorder keeps them.
+			fromClient := kmipmsg.Reader{R: c, Max: 16 << 20}
+			fromServer := kmipmsg.Reader{R: s, Max: 16 << 20}
 			for {
-				req, err := readMessage(c)
+				req, err := fromClient.Read(nil)
 				if err != nil {
 					return
 				}
@@ -95,7 +98,7 @@ func (r *recorder) serve(l net.Listener, upstream string, up *tls.Config) {
 				if _, err := s.Write(req); err != nil {
 					return
 				}
-				resp, err := readMessage(s)
+				resp, err := fromServer.Read(nil)
 				if err != nil {
 					return
 				}
@@ -105,21 +108,6 @@ func (r *recorder) serve(l net.Listener, upstream string, up *tls.Config) {
 			}
 		}()
 	}
-}
-
-func readMessage(r io.Reader) ([]byte, error) {
-	hdr := make([]byte, tree.HeaderLen)
-	if _, err := io.ReadFull(r, hdr); err != nil {
-		return nil, err
-	}
-	n, err := tree.MessageLen(hdr)
-	if err != nil || n > 16<<20 {
-		return nil, fmt.Errorf("bad message header %x", hdr)
-	}
-	msg := make([]byte, n)
-	copy(msg, hdr)
-	_, err = io.ReadFull(r, msg[tree.HeaderLen:])
-	return msg, err
 }
 
 // TestPyKMIPCorpus runs a real PyKMIP 0.10 session against kmipd dev
@@ -186,9 +174,8 @@ func TestPyKMIPCorpus(t *testing.T) {
 			t.Fatalf("PyKMIP request %d does not decode: %v", i, err)
 		}
 		op, _ := n.Path(kmip14.TagBatchItem, kmip14.TagOperation).EnumValue()
-		maj, _ := n.Path(kmip14.TagRequestHeader, kmip14.TagProtocolVersion, kmip14.TagProtocolVersionMajor).IntValue()
-		min, _ := n.Path(kmip14.TagRequestHeader, kmip14.TagProtocolVersion, kmip14.TagProtocolVersionMinor).IntValue()
-		name := fmt.Sprintf("pykmip-%d.%d-%s", maj, min, kmip14.Operation(op))
+		v, _ := kmipmsg.ParseVersion(n.Path(kmip14.TagRequestHeader, kmip14.TagProtocolVersion))
+		name := fmt.Sprintf("pykmip-%s-%s", v, kmip14.Operation(op))
 		seen[name] = true
 		if os.Getenv("KMIPD_UPDATE_CORPUS") != "" {
 			for _, dir := range []string{"testdata/fuzz/FuzzDispatch", "../../kmipops/tree/testdata/fuzz/FuzzDecode"} {
