@@ -51,83 +51,59 @@ func TestObjectCacheServesRepeatedGets(t *testing.T) {
 	}
 }
 
-// After the pKEK leaves the keyring's cache, a cached object must not be
-// used: the next read opens the record again, unwrapping the pKEK through
-// the HSM, as it would without the object cache.
-func TestObjectCacheFollowsPKEKEviction(t *testing.T) {
-	e := newEnv(t, Options{})
-	key := crHex(t, aesOASIS)
-	uid := e.crSym(alice, kmip14.CryptographicAlgorithmAES, key)
-	e.getKey(alice, uid)
-	e.getKey(alice, uid)
-
-	e.kr.Evict(alice.Identity)
-	before, unwraps := e.opens(), e.kr.Stats().Unwraps
-	if got := e.getKey(alice, uid); !bytes.Equal(got, key) {
-		t.Fatalf("Get served %x, want %x", got, key)
-	}
-	if e.opens() == before {
-		t.Error("Get after the pKEK was evicted did not open the record")
-	}
-	if e.kr.Stats().Unwraps != unwraps+1 {
-		t.Errorf("unwraps %d, want %d: the pKEK was not unwrapped again", e.kr.Stats().Unwraps, unwraps+1)
-	}
-	// A pKEK unwrapped again by some other use (here a Register) is a new
-	// generation: entries made under the old one are not used.
-	e.getKey(alice, uid)
-	e.getKey(alice, uid) // cached again
-	e.kr.Evict(alice.Identity)
-	e.crSym(alice, kmip14.CryptographicAlgorithmAES, key)
-	before = e.opens()
-	e.getKey(alice, uid)
-	if e.opens() == before {
-		t.Error("an entry made under an evicted pKEK was used after the pKEK was unwrapped again")
-	}
-
-	// That Get began with no pKEK cached, so it cannot tell which
-	// unwrapping its open used and caches nothing; the next one does, and
-	// the one after is served from the cache.
-	e.getKey(alice, uid)
-	before = e.opens()
-	e.getKey(alice, uid)
-	if e.opens() != before {
-		t.Error("the cache serves nothing after a pKEK reload")
-	}
+// processGet runs a Get as c in process, without the encode/decode round
+// trip of e.do, and returns the served key block: the response's own tree.
+func (e *env) processGet(c Caller, uid string, fields ...*tree.Node) *tree.Node {
+	e.t.Helper()
+	resp := e.p.Process(context.Background(), c, reqMsg(e.v, item(kmip14.OperationGet, append([]*tree.Node{uidF(uid)}, fields...)...)))
+	return okPayload(e.t, resp, 0).Path(kmip14.TagSymmetricKey, kmip14.TagKeyBlock)
 }
 
-// A changed record is never served from an entry made before the change,
-// whoever wrote it.
-func TestObjectCacheSeesEveryWrite(t *testing.T) {
+// A served key is the response's own copy: a caller changing the response
+// tree in place (the server only encodes it, but nothing stops code that
+// holds it) cannot reach the cached object. Plain, converted and wrapped
+// Gets all serve copies, and the next Get still comes from the cache.
+func TestGetServesCopies(t *testing.T) {
 	e := newEnv(t, Options{})
-	uid := e.crSym(alice, kmip14.CryptographicAlgorithmAES, crHex(t, aesOASIS))
-	e.getKey(alice, uid)
-	e.getKey(alice, uid)
+	key := crHex(t, aesOASIS)
+	kekMat := bytes.Repeat([]byte{0x42}, 32)
+	kek := e.crSym(alice, kmip14.CryptographicAlgorithmAES, kekMat, crMask(kmip14.CryptographicUsageMaskWrapKey))
+	uid := e.crSym(alice, kmip14.CryptographicAlgorithmAES, key)
+	e.getKey(alice, uid) // turns Fresh false: a write
+	e.getKey(alice, uid) // caches the rewritten record
 
-	okPayload(t, e.do(alice, item(kmip14.OperationAddAttribute, uidF(uid), nameAttr("after"))), 0)
-	if got := e.getAttrs(alice, uid, "Name")["Name"]; len(got) != 1 {
-		t.Fatalf("Name after Add Attribute: %d instances, want 1", len(got))
-	}
+	before := e.opens()
+	kb := e.processGet(alice, uid)
+	clear(kb.Path(kmip14.TagKeyValue, kmip14.TagKeyMaterial).Bytes)
+	kb.Child(kmip14.TagKeyFormatType).Int = int64(kmip14.KeyFormatTypeOpaque)
+	kb.Child(kmip14.TagKeyValue).Children = nil
 
-	// A write straight to the store (as the undo of a failed batch does)
-	// is seen too: the entry is keyed by the record's bytes.
-	sk := objectKey(alice.Identity, uid)
-	prior, err := e.st.Get(context.Background(), sk)
-	if err != nil {
-		t.Fatal(err)
+	kb = e.processGet(alice, uid, tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypeTransparentSymmetricKey)))
+	tk := kb.Path(kmip14.TagKeyValue, kmip14.TagKeyMaterial, kmip14.TagKey)
+	if !bytes.Equal(tk.Bytes, key) {
+		t.Fatalf("Transparent Symmetric Key served %x", tk.Bytes)
 	}
-	okPayload(t, e.do(alice, item(kmip14.OperationModifyAttribute, uidF(uid), nameAttr("modified"))), 0)
-	e.getAttrs(alice, uid, "Name") // caches the modified record
-	if err := e.st.Put(context.Background(), sk, prior); err != nil {
-		t.Fatal(err)
+	clear(tk.Bytes)
+
+	kb = e.processGet(alice, uid, wrapSpecNode(kek))
+	if got := kwUnwrap(t, kekMat, kb.Child(kmip14.TagKeyValue).Bytes); !bytes.Contains(got, key) {
+		t.Fatalf("the wrapped Key Value does not hold the key: %x", got)
 	}
-	got := e.getAttrs(alice, uid, "Name")["Name"]
-	if len(got) != 1 || text(t, got[0], kmip14.TagNameValue) != "after" {
-		t.Fatalf("Name after the record was put back: %v, want \"after\"", got)
+	clear(kb.Child(kmip14.TagKeyValue).Bytes)
+	kb.Remove(kmip14.TagKeyWrappingData)
+
+	if got := e.getKey(alice, uid); !bytes.Equal(got, key) {
+		t.Fatalf("after changing served copies, Get served %x, want %x", got, key)
+	}
+	// The wrapping key was loaded too (and cached by its first use); the
+	// key served was not opened again.
+	if n := e.opens() - before; n > 1 {
+		t.Errorf("the Gets opened %d records; want at most the wrapping key's first open", n)
 	}
 }
 
 // Encrypt wipes the key bytes it used; with the body shared by the cache,
-// that must be a copy, or every later use of the key would see zeros.
+// those must be a copy, or every later use of the key would see zeros.
 func TestObjectCacheKeyOutlivesEncrypt(t *testing.T) {
 	e := newEnv(t, Options{})
 	key := crHex(t, aesOASIS)
@@ -146,73 +122,6 @@ func TestObjectCacheKeyOutlivesEncrypt(t *testing.T) {
 		if got := e.getKey(alice, uid); !bytes.Equal(got, key) {
 			t.Fatalf("after Encrypt %d, Get served %x, want %x", i, got, key)
 		}
-	}
-}
-
-// Destroy drops the entry holding the key material rather than leaving it
-// for eviction.
-func TestObjectCacheDropsDestroyedKey(t *testing.T) {
-	e := newEnv(t, Options{})
-	uid := e.crSym(alice, kmip14.CryptographicAlgorithmAES, crHex(t, aesOASIS))
-	e.getKey(alice, uid)
-	e.getKey(alice, uid)
-	sk := objectKey(alice.Identity, uid)
-	if cachedBody(e.p.objects, sk) == nil {
-		t.Fatal("the key is not cached after two Gets")
-	}
-	okPayload(t, e.do(alice, item(kmip14.OperationRevoke, uidF(uid),
-		tree.Struct(kmip14.TagRevocationReason, tree.Enum(kmip14.TagRevocationReasonCode, uint32(kmip14.RevocationReasonCodeCessationOfOperation))))), 0)
-	okPayload(t, e.do(alice, item(kmip14.OperationDestroy, uidF(uid))), 0)
-	if cachedBody(e.p.objects, sk) != nil {
-		t.Fatal("the destroyed key's material is still cached")
-	}
-	wantFail(t, e.do(alice, item(kmip14.OperationGet, uidF(uid))), 0, kmip14.ResultReasonItemNotFound)
-}
-
-func cachedBody(c *objectCache, key string) *tree.Node {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if ent := c.m[key]; ent != nil {
-		return ent.o.body
-	}
-	return nil
-}
-
-func TestObjectCacheOff(t *testing.T) {
-	e := newEnv(t, Options{ObjectCacheBytes: -1})
-	if e.p.objects != nil {
-		t.Fatal("ObjectCacheBytes -1 left the cache on")
-	}
-	key := crHex(t, aesOASIS)
-	uid := e.crSym(alice, kmip14.CryptographicAlgorithmAES, key)
-	e.getKey(alice, uid)
-	before := e.opens()
-	if got := e.getKey(alice, uid); !bytes.Equal(got, key) {
-		t.Fatalf("Get served %x", got)
-	}
-	if e.opens() == before {
-		t.Error("with the cache off, a Get did not open the record")
-	}
-}
-
-func TestObjectCacheBound(t *testing.T) {
-	const max = 64 << 10
-	e := newEnv(t, Options{ObjectCacheBytes: max})
-	for i := 0; i < 100; i++ {
-		uid := e.crSym(alice, kmip14.CryptographicAlgorithmAES, crHex(t, aesOASIS), nameAttr(fmt.Sprint("k", i)),
-			crMask(kmip14.CryptographicUsageMaskEncrypt, kmip14.CryptographicUsageMaskDecrypt))
-		e.getKey(alice, uid)
-		e.getKey(alice, uid)
-	}
-	c := e.p.objects
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	sum := 0
-	for _, ent := range c.m {
-		sum += ent.size
-	}
-	if c.size != sum || c.size > max || len(c.m) == 0 {
-		t.Fatalf("cache holds %d entries, size %d (sum %d), bound %d", len(c.m), c.size, sum, max)
 	}
 }
 
