@@ -102,7 +102,8 @@ func (k *Keyring) Evict(owner string) { k.cache.evict(owner) }
 // changes whenever the pKEK is unwrapped again (after its TTL, an Evict, or
 // an eviction by the size bound), and ok is false while none is cached and
 // fresh. It never calls the HSM. kmipops reuses an object it opened only
-// while the unwrapping that opened it is the cached one (kmipops.KeyGenerations).
+// while the unwrapping that opened it is the cached one
+// (kmipops/object.KeyGenerations).
 func (k *Keyring) KeyGeneration(owner string) (gen uint64, ok bool) {
 	return k.cache.generation(owner)
 }

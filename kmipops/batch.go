@@ -10,6 +10,7 @@ import (
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/ttlv"
 
+	"github.com/kmipd/kmipd/kmipops/object"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
@@ -65,8 +66,9 @@ type itemCtx struct {
 	// placeholder is the ID Placeholder: the Unique Identifier the previous
 	// item produced or acted on, used by items that omit theirs.
 	placeholder string
-	// undo, under the Undo option, logs what the batch wrote (undo.go).
-	undo *undoLog
+	// objects are the caller's objects; under the Undo option they log
+	// what the batch writes (undo.go).
+	objects object.Scope
 }
 
 type opFunc func(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
@@ -128,10 +130,11 @@ func init() {
 // Under Undo the same happens, and then everything the earlier items did is
 // undone and their answers become Operation Undone (undo.go).
 func (p *Processor) runBatch(ctx context.Context, c Caller, v version, bo batchOptions, items []*tree.Node) []*tree.Node {
-	ic := &itemCtx{ctx: ctx, caller: c, v: v}
+	var undo *object.UndoLog
 	if bo.undo && len(items) > 1 {
-		ic.undo = newUndoLog()
+		undo = object.NewUndoLog()
 	}
+	ic := &itemCtx{ctx: ctx, caller: c, v: v, objects: p.objects.Scope(c.Identity, undo)}
 	out := make([]*tree.Node, 0, len(items))
 	for i, it := range items {
 		if err := ctx.Err(); err != nil {
@@ -139,7 +142,7 @@ func (p *Processor) runBatch(ctx context.Context, c Caller, v version, bo batchO
 		}
 		resp, failed := p.runItem(ic, it)
 		out = append(out, resp)
-		if failed && ic.undo != nil {
+		if failed && ic.objects.Undoing() {
 			p.rollback(ic)
 			for i := range out[:len(out)-1] {
 				out[i] = undoneItem(out[i])
@@ -181,7 +184,7 @@ func (p *Processor) cancelRest(ic *itemCtx, bo batchOptions, out, rest []*tree.N
 		p.observe(op, kmip14.ResultReasonGeneralFailure.String(), now)
 		out = append(out, failItem(it, kmip14.ResultReasonGeneralFailure, msg))
 	}
-	if ic.undo != nil {
+	if ic.objects.Undoing() {
 		p.rollback(ic)
 		for i := range out[:len(out)-len(rest)] {
 			out[i] = undoneItem(out[i])
@@ -268,10 +271,11 @@ func (p *Processor) observe(op, result string, start time.Time) {
 func (p *Processor) logFailure(ic *itemCtx, op string, reason kmip14.ResultReason, err error) {
 	args := []any{"op", op, "reason", reason.String(), "caller", ic.caller.CommonName, "err", err}
 	var ke *Error
+	var oe *object.Error
 	switch {
 	case reason == kmip14.ResultReasonGeneralFailure:
 		p.log.Error("operation failed", args...)
-	case errors.As(err, &ke) && ke.Err == nil:
+	case errors.As(err, &ke) && ke.Err == nil, errors.As(err, &oe):
 		p.log.Debug("operation refused", args...)
 	default:
 		p.log.Warn("operation failed", args...)
@@ -302,10 +306,11 @@ func respUID(uid string, more ...*tree.Node) *tree.Node {
 }
 
 // updateResp is the tail of every operation that changes one object: it runs
-// fn on the object (see update), then makes uid the ID Placeholder and
-// answers it. Callers add any further response fields to the payload.
-func (p *Processor) updateResp(ic *itemCtx, uid string, fn func(o *object) (changed bool, err error)) (*tree.Node, error) {
-	if _, err := p.update(ic, uid, fn); err != nil {
+// fn on the object (see object.Scope.Update), then makes uid the ID
+// Placeholder and answers it. Callers add any further response fields to
+// the payload.
+func updateResp(ic *itemCtx, uid string, fn func(o *object.Object) (changed bool, err error)) (*tree.Node, error) {
+	if _, err := ic.objects.Update(ic.ctx, uid, fn); err != nil {
 		return nil, err
 	}
 	ic.placeholder = uid

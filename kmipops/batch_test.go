@@ -90,9 +90,11 @@ func TestBatchStopAndContinue(t *testing.T) {
 	okPayload(t, resp, 2)
 }
 
+// countObjects counts c's records in the store (obj/<owner>/<uid>, see
+// DEVELOPERS.md), destroyed objects included.
 func countObjects(t *testing.T, e *env, c Caller) int {
 	n := 0
-	if err := e.st.List(context.Background(), ownerPrefix(c.Identity), func(string, []byte) error { n++; return nil }); err != nil {
+	if err := e.st.List(context.Background(), "obj/"+c.Identity+"/", func(string, []byte) error { n++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return n

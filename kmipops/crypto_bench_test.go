@@ -70,7 +70,7 @@ func BenchmarkProcessGet(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			e := newRealEnv(b, c.opts)
 			if c.copyOnly {
-				e.p.st = copyingStore{e.st}
+				e.p = NewProcessor(copyingStore{e.st}, e.kr, c.opts, nil)
 			}
 			uid := e.create(alice)
 			benchProcessEnv(b, e, reqMsg(e.v, item(kmip14.OperationGet, uidF(uid))))

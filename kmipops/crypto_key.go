@@ -1,7 +1,6 @@
 package kmipops
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"errors"
@@ -9,10 +8,9 @@ import (
 
 	"github.com/gemalto/kmip-go/kmip14"
 
+	"github.com/kmipd/kmipd/kmipops/object"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
-
-const usageLimitsAttr = "Usage Limits"
 
 // keyUse is what an operation does with a key, for the checks of KMIP 1.4
 // §3.19 (Cryptographic Usage Mask), §3.22 (State), §3.25–3.26 (Process
@@ -40,7 +38,7 @@ var (
 // for one batch item (or one stream part): the object is loaded from the
 // store and opened with the owner's cached pKEK, so no HSM call is made.
 type opKey struct {
-	o   *object
+	o   *object.Object
 	alg kmip14.CryptographicAlgorithm
 	sym []byte // symmetric key material
 	// priv is *rsa.PrivateKey or *ecdsa.PrivateKey; pub is the public half
@@ -49,9 +47,9 @@ type opKey struct {
 	pub  any
 }
 
-// wipe clears the symmetric key bytes: keyMaterial's own copy, since the
-// object's body may be shared with the cache of opened objects. Best
-// effort, as Go may have copied them elsewhere.
+// wipe clears the symmetric key bytes: keyMaterial's own copy (the object's
+// body is read-only, and hands out copies). Best effort, as Go may have
+// copied them elsewhere.
 func (k *opKey) wipe() {
 	if k != nil {
 		clear(k.sym)
@@ -60,7 +58,7 @@ func (k *opKey) wipe() {
 
 // useKey loads the caller's key uid and checks that it may be used as u now.
 func (p *Processor) useKey(ic *itemCtx, uid string, u keyUse) (*opKey, error) {
-	o, err := p.load(ic, uid)
+	o, err := ic.objects.Load(ic.ctx, uid)
 	if err != nil {
 		return nil, err
 	}
@@ -73,19 +71,19 @@ func (p *Processor) useKey(ic *itemCtx, uid string, u keyUse) (*opKey, error) {
 // checkUsable applies the state, date and usage-mask rules. A refusal is
 // Permission Denied, as the OASIS CS-BC-M-14 and CS-AC-M-8 cases show (KMIP
 // 1.4 has no Incompatible Cryptographic Usage Mask reason; 2.0 added it).
-func checkUsable(o *object, u keyUse, now time.Time) error {
+func checkUsable(o *object.Object, u keyUse, now time.Time) error {
 	// The time-driven transition is applied in memory only: the hot path
 	// writes nothing, and the next Get or attribute read persists it.
-	o.advanceState(now)
-	if o.destroyed() || o.body == nil {
+	o.AdvanceState(now)
+	if o.Destroyed() || !o.Body().Present() {
 		return Errorf(kmip14.ResultReasonItemNotFound, "object has been destroyed")
 	}
-	switch o.typ {
+	switch o.Type() {
 	case kmip14.ObjectTypeSymmetricKey, kmip14.ObjectTypePrivateKey, kmip14.ObjectTypePublicKey:
 	default:
-		return Errorf(kmip14.ResultReasonInvalidField, "a %s is not a key for cryptographic operations", o.typ)
+		return Errorf(kmip14.ResultReasonInvalidField, "a %s is not a key for cryptographic operations", o.Type())
 	}
-	s := o.state()
+	s := o.State()
 	switch {
 	case s == kmip14.StateActive:
 	case !u.protect && (s == kmip14.StateDeactivated || s == kmip14.StateCompromised):
@@ -94,30 +92,31 @@ func checkUsable(o *object, u keyUse, now time.Time) error {
 		return Errorf(kmip14.ResultReasonPermissionDenied, "key is %s", s)
 	}
 	if u.protect {
-		if d, ok := o.timeAttr(attrProtectStopDate); ok && !now.Before(d) {
+		if d, ok := o.ProtectStopDate(); ok && !now.Before(d) {
 			return Errorf(kmip14.ResultReasonPermissionDenied, "key is past its Protect Stop Date")
 		}
-	} else if d, ok := o.timeAttr(attrProcessStartDate); ok && now.Before(d) {
+	} else if d, ok := o.ProcessStartDate(); ok && now.Before(d) {
 		return Errorf(kmip14.ResultReasonPermissionDenied, "key is before its Process Start Date")
 	}
-	if m, ok := o.intAttr(attrUsageMask); !ok || uint32(m)&uint32(u.mask) == 0 {
+	if m, ok := o.UsageMask(); !ok || m&u.mask == 0 {
 		return Errorf(kmip14.ResultReasonPermissionDenied, "Cryptographic Usage Mask does not allow %s", u.mask)
 	}
 	return nil
 }
 
-// keyMaterial extracts the usable key from the object's key block.
-func keyMaterial(o *object) (*opKey, error) {
-	kb := o.body.Child(kmip14.TagKeyBlock)
-	if kb == nil {
+// keyMaterial extracts the usable key from the object's key block. The key
+// bytes are copies (tree.View), so wipe clears nothing the object holds.
+func keyMaterial(o *object.Object) (*opKey, error) {
+	kb := o.Body().Child(kmip14.TagKeyBlock)
+	if !kb.Present() {
 		return nil, Errorf(kmip14.ResultReasonInvalidField, "object has no Key Block")
 	}
-	if kb.Child(kmip14.TagKeyWrappingData) != nil {
+	if kb.Child(kmip14.TagKeyWrappingData).Present() {
 		return nil, Errorf(kmip14.ResultReasonFeatureNotSupported, "key is stored wrapped and cannot be used")
 	}
 	k := &opKey{o: o}
-	if a, ok := o.enumAttr(attrCryptoAlgorithm); ok {
-		k.alg = kmip14.CryptographicAlgorithm(a)
+	if a, ok := o.CryptographicAlgorithm(); ok {
+		k.alg = a
 	} else if a, ok := kb.Child(kmip14.TagCryptographicAlgorithm).EnumValue(); ok {
 		k.alg = kmip14.CryptographicAlgorithm(a)
 	}
@@ -125,7 +124,7 @@ func keyMaterial(o *object) (*opKey, error) {
 	format := kmip14.KeyFormatType(f)
 	km := kb.Path(kmip14.TagKeyValue, kmip14.TagKeyMaterial)
 	unsupported := Errorf(kmip14.ResultReasonKeyFormatTypeNotSupported, "keys in %s format cannot be used for cryptographic operations", format)
-	if o.typ == kmip14.ObjectTypeSymmetricKey {
+	if o.Type() == kmip14.ObjectTypeSymmetricKey {
 		var ok bool
 		switch format {
 		case kmip14.KeyFormatTypeRaw:
@@ -138,14 +137,13 @@ func keyMaterial(o *object) (*opKey, error) {
 		if !ok || len(k.sym) == 0 {
 			return nil, Errorf(kmip14.ResultReasonInvalidField, "key has no key material")
 		}
-		k.sym = bytes.Clone(k.sym) // wipe must not clear the shared body
 		return k, nil
 	}
 	der, ok := km.BytesValue()
 	if !ok {
 		return nil, unsupported
 	}
-	key, err := parseAsymmetric(o.typ, format, der)
+	key, err := parseAsymmetric(o.Type(), format, der)
 	if errors.Is(err, errUnknownFormat) {
 		return nil, unsupported
 	}
@@ -178,11 +176,11 @@ func (k *opKey) isEC() bool  { _, ok := k.pub.(*ecdsa.PublicKey); return ok }
 // sealed object, so this is a locked read-modify-write; keys without limits
 // (the usual case) skip it and the hot path stays read-only.
 func (p *Processor) consumeUsage(ic *itemCtx, k *opKey, n int64, first bool) error {
-	if k.o.get(usageLimitsAttr) == nil {
+	if !k.o.UsageLimits().Present() {
 		return nil
 	}
-	_, err := p.update(ic, k.o.uid, func(o *object) (bool, error) {
-		ul := o.get(usageLimitsAttr)
+	_, err := ic.objects.Update(ic.ctx, k.o.UID(), func(o *object.Object) (bool, error) {
+		ul := o.UsageLimits()
 		total, ok := ul.Child(kmip14.TagUsageLimitsTotal).LongValue()
 		if !ok {
 			return false, Errorf(kmip14.ResultReasonPermissionDenied, "Usage Limits without a Usage Limits Total")
@@ -201,7 +199,7 @@ func (p *Processor) consumeUsage(ic *itemCtx, k *opKey, n int64, first bool) err
 		if n > count {
 			return false, Errorf(kmip14.ResultReasonPermissionDenied, "key Usage Limits exhausted")
 		}
-		o.set(usageLimitsAttr, tree.Struct(kmip14.TagAttributeValue,
+		o.Set(object.AttrUsageLimits, tree.Struct(kmip14.TagAttributeValue,
 			tree.Long(kmip14.TagUsageLimitsTotal, total),
 			tree.Long(kmip14.TagUsageLimitsCount, count-n),
 			tree.Enum(kmip14.TagUsageLimitsUnit, unit)))

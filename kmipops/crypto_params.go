@@ -10,6 +10,7 @@ import (
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/ttlv"
 
+	"github.com/kmipd/kmipd/kmipops/object"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
@@ -38,20 +39,20 @@ type cryptoParams struct {
 // parseCryptoParams reads a Cryptographic Parameters structure, from a
 // request or from the attribute value. Fields of the wrong type are Invalid
 // Field; unknown fields are ignored, as KMIP allows extensions.
-func parseCryptoParams(n *tree.Node) (cryptoParams, error) {
+func parseCryptoParams(n tree.View) (cryptoParams, error) {
 	var cp cryptoParams
-	if n == nil {
+	if !n.Present() {
 		return cp, nil
 	}
-	if n.Type != ttlv.TypeStructure {
+	if n.Type() != ttlv.TypeStructure {
 		return cp, Errorf(kmip14.ResultReasonInvalidField, "Cryptographic Parameters must be a structure")
 	}
-	bad := func(c *tree.Node, want ttlv.Type) error {
-		return Errorf(kmip14.ResultReasonInvalidField, "Cryptographic Parameters: %s must be of type %s", tree.TagName(c.Tag), want)
+	bad := func(c tree.View, want ttlv.Type) error {
+		return Errorf(kmip14.ResultReasonInvalidField, "Cryptographic Parameters: %s must be of type %s", tree.TagName(c.Tag()), want)
 	}
-	for _, c := range n.Children {
+	for c := range n.Children() {
 		var want ttlv.Type
-		switch c.Tag {
+		switch c.Tag() {
 		case kmip14.TagBlockCipherMode, kmip14.TagPaddingMethod, kmip14.TagHashingAlgorithm,
 			kmip14.TagKeyRoleType, kmip14.TagDigitalSignatureAlgorithm, kmip14.TagCryptographicAlgorithm,
 			kmip14.TagMaskGenerator, kmip14.TagMaskGeneratorHashingAlgorithm:
@@ -66,11 +67,22 @@ func parseCryptoParams(n *tree.Node) (cryptoParams, error) {
 		default:
 			continue
 		}
-		if c.Type != want {
+		if c.Type() != want {
 			return cp, bad(c, want)
 		}
-		v := uint32(c.Int)
-		switch c.Tag {
+		var v uint32
+		switch want {
+		case ttlv.TypeEnumeration:
+			v, _ = c.EnumValue()
+		case ttlv.TypeInteger:
+			i, _ := c.IntValue()
+			v = uint32(i)
+		case ttlv.TypeBoolean:
+			if b, _ := c.BoolValue(); b {
+				v = 1
+			}
+		}
+		switch c.Tag() {
 		case kmip14.TagBlockCipherMode:
 			cp.mode = kmip14.BlockCipherMode(v)
 		case kmip14.TagPaddingMethod:
@@ -86,21 +98,21 @@ func parseCryptoParams(n *tree.Node) (cryptoParams, error) {
 		case kmip14.TagMaskGeneratorHashingAlgorithm:
 			cp.mgfHash = kmip14.HashingAlgorithm(v)
 		case kmip14.TagRandomIV:
-			cp.randomIV = c.Int != 0
+			cp.randomIV = v != 0
 		case kmip14.TagIVLength:
-			cp.ivBits = int32(c.Int)
+			cp.ivBits = int32(v)
 		case kmip14.TagTagLength:
-			cp.tagLen = int32(c.Int)
+			cp.tagLen = int32(v)
 		case kmip14.TagSaltLength:
-			cp.salt, cp.hasSalt = int32(c.Int), true
+			cp.salt, cp.hasSalt = int32(v), true
 		case kmip14.TagCounterLength:
-			cp.ctrBits = int32(c.Int)
+			cp.ctrBits = int32(v)
 		case kmip14.TagInitialCounterValue:
 			cp.ctrInit = true
 		case kmip14.TagFixedFieldLength, kmip14.TagInvocationFieldLength:
 			cp.ivFields = true
 		case kmip14.TagPSource:
-			cp.pSource = c.Bytes
+			cp.pSource, _ = c.BytesValue()
 		}
 	}
 	return cp, nil
@@ -113,23 +125,14 @@ func parseCryptoParams(n *tree.Node) (cryptoParams, error) {
 // with the object SHALL be used"). The request's structure replaces the
 // object's whole rather than field by field: a client naming ECB must not
 // inherit the object's CBC padding or IV rules by accident.
-func effectiveParams(payload *tree.Node, o *object) (cryptoParams, error) {
+func effectiveParams(payload *tree.Node, o *object.Object) (cryptoParams, error) {
 	if n := payload.Child(kmip14.TagCryptographicParameters); n != nil {
-		return parseCryptoParams(n)
+		return parseCryptoParams(n.View())
 	}
 	if o == nil {
 		return cryptoParams{}, nil
 	}
-	var best *attr
-	for _, a := range o.all(attrCryptoParameters) {
-		if best == nil || a.index < best.index {
-			best = &a
-		}
-	}
-	if best == nil {
-		return cryptoParams{}, nil
-	}
-	return parseCryptoParams(best.value())
+	return parseCryptoParams(o.CryptographicParameters())
 }
 
 // kmipHashes maps KMIP hashing algorithms to Go's. MD2, MD4, MD5, RIPEMD-160,

@@ -11,6 +11,7 @@ import (
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/ttlv"
 
+	"github.com/kmipd/kmipd/kmipops/object"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
@@ -109,7 +110,7 @@ func (p *Processor) runCrypto(ic *itemCtx, payload *tree.Node, spec *cryptoOp) (
 		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "missing Data")
 	}
 	var k *opKey
-	var o *object
+	var o *object.Object
 	uid := ""
 	if spec.keyed {
 		if uid, err = uidArg(ic, payload); err != nil {

@@ -73,23 +73,23 @@ func marshalAsymmetric(ot kmip14.ObjectType, f kmip14.KeyFormatType, key any) ([
 	return b, err == nil
 }
 
-// convertFormat returns body with its key in format want: unchanged when it
-// already is, converted where that is a re-encoding (symmetric Raw ↔
-// Transparent Symmetric Key; RSA private PKCS#1 ↔ PKCS#8; RSA public PKCS#1 ↔
-// X.509; EC private PKCS#8 ↔ EC Private Key), else Key Format Type Not
-// Supported.
-func convertFormat(ot kmip14.ObjectType, body *tree.Node, want kmip14.KeyFormatType) (*tree.Node, error) {
+// convertFormat returns a copy of body with its key in format want: as it
+// is when it already is, converted where that is a re-encoding (symmetric
+// Raw ↔ Transparent Symmetric Key; RSA private PKCS#1 ↔ PKCS#8; RSA public
+// PKCS#1 ↔ X.509; EC private PKCS#8 ↔ EC Private Key), else Key Format Type
+// Not Supported.
+func convertFormat(ot kmip14.ObjectType, body tree.View, want kmip14.KeyFormatType) (*tree.Node, error) {
 	kb := body.Child(kmip14.TagKeyBlock)
-	haveN := kb.Child(kmip14.TagKeyFormatType)
-	if haveN == nil {
+	have32, ok := kb.Child(kmip14.TagKeyFormatType).EnumValue()
+	if !ok {
 		return nil, Errorf(kmip14.ResultReasonKeyFormatTypeNotSupported, "object has no key format")
 	}
-	have := kmip14.KeyFormatType(haveN.Int)
+	have := kmip14.KeyFormatType(have32)
 	if have == want {
-		return body, nil
+		return body.Clone(), nil
 	}
 	notSupported := Errorf(kmip14.ResultReasonKeyFormatTypeNotSupported, "cannot convert %s to %s", have, want)
-	if kb.Child(kmip14.TagKeyWrappingData) != nil {
+	if kb.Child(kmip14.TagKeyWrappingData).Present() {
 		return nil, notSupported
 	}
 	km := kb.Path(kmip14.TagKeyValue, kmip14.TagKeyMaterial)
@@ -97,8 +97,9 @@ func convertFormat(ot kmip14.ObjectType, body *tree.Node, want kmip14.KeyFormatT
 	switch ot {
 	case kmip14.ObjectTypeSymmetricKey:
 		switch {
-		case have == kmip14.KeyFormatTypeRaw && want == kmip14.KeyFormatTypeTransparentSymmetricKey && km.Type == ttlv.TypeByteString:
-			mat = tree.Struct(kmip14.TagKeyMaterial, tree.Bytes(kmip14.TagKey, km.Bytes))
+		case have == kmip14.KeyFormatTypeRaw && want == kmip14.KeyFormatTypeTransparentSymmetricKey && km.Type() == ttlv.TypeByteString:
+			k, _ := km.BytesValue()
+			mat = tree.Struct(kmip14.TagKeyMaterial, tree.Bytes(kmip14.TagKey, k))
 		case have == kmip14.KeyFormatTypeTransparentSymmetricKey && want == kmip14.KeyFormatTypeRaw:
 			k, ok := km.Child(kmip14.TagKey).BytesValue()
 			if !ok {

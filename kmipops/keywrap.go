@@ -9,6 +9,7 @@ import (
 	"github.com/gemalto/kmip-go/ttlv"
 
 	"github.com/kmipd/kmipd/internal/aesmodes"
+	"github.com/kmipd/kmipd/kmipops/object"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
@@ -86,18 +87,18 @@ func wrapMode(m kmip14.BlockCipherMode) bool {
 	return m == kmip14.BlockCipherModeNISTKeyWrap || m == kmip14.BlockCipherModeAESKeyWrapPadding
 }
 
-// wrapBody returns body (object o's, possibly format-converted) with its Key
-// Value wrapped as ws asks. The wrapping key must be the caller's, Active,
+// wrapBody returns a copy of body (object o's, possibly format-converted)
+// with its Key Value wrapped as ws asks. The wrapping key must be the caller's, Active,
 // with Wrap Key in its usage mask: the checks of every key use.
-func (p *Processor) wrapBody(ic *itemCtx, o *object, body *tree.Node, ws *wrapSpec) (*tree.Node, error) {
+func (p *Processor) wrapBody(ic *itemCtx, o *object.Object, body tree.View, ws *wrapSpec) (*tree.Node, error) {
 	kb := body.Child(kmip14.TagKeyBlock)
-	if kb == nil {
-		return nil, Errorf(kmip14.ResultReasonInvalidField, "a %s has no Key Block to wrap", o.typ)
+	if !kb.Present() {
+		return nil, Errorf(kmip14.ResultReasonInvalidField, "a %s has no Key Block to wrap", o.Type())
 	}
-	if kb.Child(kmip14.TagKeyWrappingData) != nil {
+	if kb.Child(kmip14.TagKeyWrappingData).Present() {
 		return nil, Errorf(kmip14.ResultReasonFeatureNotSupported, "the object is stored wrapped and cannot be wrapped again")
 	}
-	if ws.keyUID == o.uid {
+	if ws.keyUID == o.UID() {
 		return nil, Errorf(kmip14.ResultReasonInvalidField, "a key cannot wrap itself")
 	}
 	k, err := p.useKey(ic, ws.keyUID, keyUse{mask: kmip14.CryptographicUsageMaskWrapKey, protect: true})
@@ -113,8 +114,8 @@ func (p *Processor) wrapBody(ic *itemCtx, o *object, body *tree.Node, ws *wrapSp
 		// No mode asked: the wrapping key's own Cryptographic Parameters
 		// decide, and NIST Key Wrap is the default for an AES wrapping key.
 		mode = kmip14.BlockCipherModeNISTKeyWrap
-		for _, cp := range k.o.all(attrCryptoParameters) {
-			if v, ok := cp.value().Child(kmip14.TagBlockCipherMode).EnumValue(); ok && wrapMode(kmip14.BlockCipherMode(v)) {
+		for _, cp := range k.o.All(object.AttrCryptoParameters) {
+			if v, ok := cp.Value().Child(kmip14.TagBlockCipherMode).EnumValue(); ok && wrapMode(kmip14.BlockCipherMode(v)) {
 				mode = kmip14.BlockCipherMode(v)
 				break
 			}
@@ -154,9 +155,9 @@ func (p *Processor) wrapBody(ic *itemCtx, o *object, body *tree.Node, ws *wrapSp
 // wrapInput is what gets encrypted: the Key Value structure, TTLV-encoded,
 // with the attributes asked for (the default); or, with No Encoding, the Key
 // Material bytes alone, which leaves no room for attributes.
-func wrapInput(o *object, kb *tree.Node, ws *wrapSpec) ([]byte, error) {
+func wrapInput(o *object.Object, kb tree.View, ws *wrapSpec) ([]byte, error) {
 	kv := kb.Child(kmip14.TagKeyValue)
-	if kv == nil || kv.Type != ttlv.TypeStructure {
+	if kv.Type() != ttlv.TypeStructure {
 		return nil, Errorf(kmip14.ResultReasonKeyValueNotPresent, "the object has no Key Value to wrap")
 	}
 	if ws.encoding == kmip14.EncodingOptionNoEncoding {
@@ -168,8 +169,8 @@ func wrapInput(o *object, kb *tree.Node, ws *wrapSpec) ([]byte, error) {
 	}
 	v := kv.Clone()
 	for _, name := range ws.attrNames {
-		for _, a := range o.all(name) {
-			v.Add(a.attribute())
+		for _, a := range o.All(name) {
+			v.Add(a.Attribute())
 		}
 	}
 	b, err := tree.Encode(v)

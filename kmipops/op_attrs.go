@@ -3,6 +3,7 @@ package kmipops
 import (
 	"github.com/gemalto/kmip-go/kmip14"
 
+	"github.com/kmipd/kmipd/kmipops/object"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
@@ -11,12 +12,12 @@ import (
 // "modifiable/deletable by client" rules of §3, and the lifecycle dates
 // only while the state still allows them.
 
-func requestAttribute(payload *tree.Node) (attr, error) {
+func requestAttribute(payload *tree.Node) (object.Attr, error) {
 	n := payload.Child(kmip14.TagAttribute)
 	if n == nil {
-		return attr{}, Errorf(kmip14.ResultReasonInvalidMessage, "missing Attribute")
+		return object.Attr{}, Errorf(kmip14.ResultReasonInvalidMessage, "missing Attribute")
 	}
-	return parseAttribute(n)
+	return object.ParseAttribute(n)
 }
 
 func denied(format string, args ...any) error {
@@ -24,25 +25,29 @@ func denied(format string, args ...any) error {
 }
 
 // checkDateChange enforces when a client may set or change a lifecycle date.
-func checkDateChange(o *object, name string, old, v *tree.Node) error {
-	s := o.state()
+func checkDateChange(o *object.Object, name string, old, v tree.View) error {
+	s := o.State()
 	switch name {
-	case attrActivationDate, attrProcessStartDate:
+	case object.AttrActivationDate, object.AttrProcessStartDate:
 		if s != kmip14.StatePreActive {
 			return denied("%s can only change while Pre-Active", name)
 		}
-	case attrProtectStopDate, attrDeactivationDate:
+	case object.AttrProtectStopDate, object.AttrDeactivationDate:
 		if s != kmip14.StatePreActive && s != kmip14.StateActive {
 			return denied("%s can only change while Pre-Active or Active", name)
 		}
-	case attrSensitive:
+	case object.AttrSensitive:
 		// Sensitive may only be switched on, Extractable only off (§3.47/3.49).
-		if was, _ := old.BoolValue(); was && v.Int == 0 {
-			return denied("Sensitive cannot be turned off")
+		if was, _ := old.BoolValue(); was {
+			if now, _ := v.BoolValue(); !now {
+				return denied("Sensitive cannot be turned off")
+			}
 		}
-	case attrExtractable:
-		if was, ok := old.BoolValue(); ok && !was && v.Int != 0 {
-			return denied("Extractable cannot be turned back on")
+	case object.AttrExtractable:
+		if was, ok := old.BoolValue(); ok && !was {
+			if now, _ := v.BoolValue(); now {
+				return denied("Extractable cannot be turned back on")
+			}
 		}
 	}
 	return nil
@@ -57,28 +62,28 @@ func opAddAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, 
 	if err != nil {
 		return nil, err
 	}
-	def, known := attrDefs[a.name]
-	if known && def.rules&setClient == 0 {
-		return nil, denied("attribute %q is managed by the server", a.name)
+	def, known := object.Lookup(a.Name())
+	if known && !def.ClientSets() {
+		return nil, denied("attribute %q is managed by the server", a.Name())
 	}
-	var added attr
-	r, err := p.updateResp(ic, uid, func(o *object) (bool, error) {
-		o.advanceState(ic.now)
-		if known && !def.multi && o.get(a.name) != nil {
-			return false, Errorf(kmip14.ResultReasonIllegalOperation, "attribute %q already exists and has a single instance", a.name)
+	var added object.Attr
+	r, err := updateResp(ic, uid, func(o *object.Object) (bool, error) {
+		o.AdvanceState(ic.now)
+		if known && !def.Multi() && o.Has(a.Name()) {
+			return false, Errorf(kmip14.ResultReasonIllegalOperation, "attribute %q already exists and has a single instance", a.Name())
 		}
-		if err := checkDateChange(o, a.name, nil, a.value()); err != nil {
+		if err := checkDateChange(o, a.Name(), tree.View{}, a.Value()); err != nil {
 			return false, err
 		}
-		added = o.add(a.name, a.value())
-		o.touch(ic.now)
-		o.advanceState(ic.now)
+		added = o.Add(a.Name(), a.Value().Clone())
+		o.Touch(ic.now)
+		o.AdvanceState(ic.now)
 		return true, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return r.Add(added.attribute()), nil
+	return r.Add(added.Attribute()), nil
 }
 
 func opModifyAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
@@ -90,33 +95,29 @@ func opModifyAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Nod
 	if err != nil {
 		return nil, err
 	}
-	def, known := attrDefs[a.name]
-	if known && def.rules&modClient == 0 {
-		return nil, denied("attribute %q cannot be modified by a client", a.name)
+	def, known := object.Lookup(a.Name())
+	if known && !def.ClientModifies() {
+		return nil, denied("attribute %q cannot be modified by a client", a.Name())
 	}
-	var out attr
-	r, err := p.updateResp(ic, uid, func(o *object) (bool, error) {
-		o.advanceState(ic.now)
-		for i, cur := range o.attrs {
-			if cur.name != a.name || cur.index != a.index {
-				continue
-			}
-			if err := checkDateChange(o, a.name, cur.value(), a.value()); err != nil {
-				return false, err
-			}
-			a.value().Tag = kmip14.TagAttributeValue
-			o.attrs[i].setValue(a.value())
-			out = o.attrs[i]
-			o.touch(ic.now)
-			o.advanceState(ic.now)
-			return true, nil
+	var out object.Attr
+	r, err := updateResp(ic, uid, func(o *object.Object) (bool, error) {
+		o.AdvanceState(ic.now)
+		cur, ok := o.Instance(a.Name(), a.Index())
+		if !ok {
+			return false, Errorf(kmip14.ResultReasonItemNotFound, "object has no attribute %q with index %d", a.Name(), a.Index())
 		}
-		return false, Errorf(kmip14.ResultReasonItemNotFound, "object has no attribute %q with index %d", a.name, a.index)
+		if err := checkDateChange(o, a.Name(), cur.Value(), a.Value()); err != nil {
+			return false, err
+		}
+		out, _ = o.Modify(a.Name(), a.Index(), a.Value().Clone())
+		o.Touch(ic.now)
+		o.AdvanceState(ic.now)
+		return true, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return r.Add(out.attribute()), nil
+	return r.Add(out.Attribute()), nil
 }
 
 func opDeleteAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
@@ -138,23 +139,20 @@ func opDeleteAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Nod
 			return nil, Errorf(kmip14.ResultReasonInvalidField, "Attribute Index must be a non-negative integer")
 		}
 	}
-	if def, known := attrDefs[name]; known && def.rules&delClient == 0 {
+	if def, known := object.Lookup(name); known && !def.ClientDeletes() {
 		return nil, denied("attribute %q cannot be deleted by a client", name)
 	}
-	var gone attr
-	r, err := p.updateResp(ic, uid, func(o *object) (bool, error) {
-		for i, cur := range o.attrs {
-			if cur.name == name && cur.index == index {
-				gone = cur
-				o.attrs = append(o.attrs[:i:i], o.attrs[i+1:]...)
-				o.touch(ic.now)
-				return true, nil
-			}
+	var gone object.Attr
+	r, err := updateResp(ic, uid, func(o *object.Object) (bool, error) {
+		var ok bool
+		if gone, ok = o.Delete(name, index); !ok {
+			return false, Errorf(kmip14.ResultReasonItemNotFound, "object has no attribute %q with index %d", name, index)
 		}
-		return false, Errorf(kmip14.ResultReasonItemNotFound, "object has no attribute %q with index %d", name, index)
+		o.Touch(ic.now)
+		return true, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return r.Add(gone.attribute()), nil
+	return r.Add(gone.Attribute()), nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gemalto/kmip-go/kmip14"
 
+	"github.com/kmipd/kmipd/kmipops/object"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
@@ -87,38 +88,32 @@ func requireObjectType(payload *tree.Node) (kmip14.ObjectType, error) {
 }
 
 // algLength reads Cryptographic Algorithm and Length from client attributes.
-func algLength(l []attr) (alg kmip14.CryptographicAlgorithm, length int32, hasAlg, hasLen bool) {
+// The values' types were checked when they were parsed.
+func algLength(l []object.Attr) (alg kmip14.CryptographicAlgorithm, length int32, hasAlg, hasLen bool) {
 	for _, a := range l {
-		switch a.name {
-		case attrCryptoAlgorithm:
-			alg, hasAlg = kmip14.CryptographicAlgorithm(a.value().Int), true
-		case attrCryptoLength:
-			length, hasLen = int32(a.value().Int), true
+		switch a.Name() {
+		case object.AttrCryptoAlgorithm:
+			v, _ := a.Value().EnumValue()
+			alg, hasAlg = kmip14.CryptographicAlgorithm(v), true
+		case object.AttrCryptoLength:
+			length, _ = a.Value().IntValue()
+			hasLen = true
 		}
 	}
 	return
 }
 
-func hasAttr(l []attr, name string) bool {
-	for _, a := range l {
-		if a.name == name {
-			return true
-		}
-	}
-	return false
-}
-
 // withDefaults appends server-chosen values for what the client left out.
-func withDefaults(l []attr, alg kmip14.CryptographicAlgorithm, length int32, mask uint32) []attr {
-	out := append([]attr(nil), l...)
-	if !hasAttr(out, attrCryptoAlgorithm) {
-		out = append(out, attr{name: attrCryptoAlgorithm, node: tree.Enum(kmip14.TagAttributeValue, uint32(alg))})
+func withDefaults(l []object.Attr, alg kmip14.CryptographicAlgorithm, length int32, mask uint32) []object.Attr {
+	out := append([]object.Attr(nil), l...)
+	if !hasAttr(out, object.AttrCryptoAlgorithm) {
+		out = append(out, object.NewAttr(object.AttrCryptoAlgorithm, tree.Enum(0, uint32(alg))))
 	}
-	if !hasAttr(out, attrCryptoLength) {
-		out = append(out, attr{name: attrCryptoLength, node: tree.Int(kmip14.TagAttributeValue, length)})
+	if !hasAttr(out, object.AttrCryptoLength) {
+		out = append(out, object.NewAttr(object.AttrCryptoLength, tree.Int(0, length)))
 	}
-	if !hasAttr(out, attrUsageMask) {
-		out = append(out, attr{name: attrUsageMask, node: tree.Int(kmip14.TagAttributeValue, int32(mask))})
+	if !hasAttr(out, object.AttrUsageMask) {
+		out = append(out, object.NewAttr(object.AttrUsageMask, tree.Int(0, int32(mask))))
 	}
 	return out
 }
@@ -161,13 +156,13 @@ func opCreate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.insert(ic, o); err != nil {
+	if err := ic.objects.Insert(ic.ctx, o); err != nil {
 		return nil, err
 	}
-	ic.placeholder = o.uid
+	ic.placeholder = o.UID()
 	return tree.Struct(kmip14.TagResponsePayload,
 		tree.Enum(kmip14.TagObjectType, uint32(ot)),
-		tree.Text(kmip14.TagUniqueIdentifier, o.uid)), nil
+		tree.Text(kmip14.TagUniqueIdentifier, o.UID())), nil
 }
 
 func opCreateKeyPair(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
@@ -209,27 +204,27 @@ func opCreateKeyPair(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node,
 		return nil, err
 	}
 	// Each key links to the other, so both uids are needed first.
-	if priv.uid, err = p.newUID(); err != nil {
+	if err := p.objects.AssignUID(priv); err != nil {
 		return nil, err
 	}
-	if pub.uid, err = p.newUID(); err != nil {
+	if err := p.objects.AssignUID(pub); err != nil {
 		return nil, err
 	}
-	priv.add(attrLink, linkValue(kmip14.LinkTypePublicKeyLink, pub.uid))
-	pub.add(attrLink, linkValue(kmip14.LinkTypePrivateKeyLink, priv.uid))
-	if err := p.insertWithUID(ic, priv); err != nil {
+	priv.Add(object.AttrLink, linkValue(kmip14.LinkTypePublicKeyLink, pub.UID()))
+	pub.Add(object.AttrLink, linkValue(kmip14.LinkTypePrivateKeyLink, priv.UID()))
+	if err := ic.objects.Insert(ic.ctx, priv); err != nil {
 		return nil, err
 	}
-	if err := p.insertWithUID(ic, pub); err != nil {
-		if derr := p.remove(ic, priv.uid); derr != nil {
-			p.log.Error("could not roll back private key of failed key pair", "uid", priv.uid, "err", derr)
+	if err := ic.objects.Insert(ic.ctx, pub); err != nil {
+		if derr := ic.objects.Remove(ic.ctx, priv.UID()); derr != nil {
+			p.log.Error("could not roll back private key of failed key pair", "uid", priv.UID(), "err", derr)
 		}
 		return nil, err
 	}
-	ic.placeholder = priv.uid
+	ic.placeholder = priv.UID()
 	return tree.Struct(kmip14.TagResponsePayload,
-		tree.Text(kmip14.TagPrivateKeyUniqueIdentifier, priv.uid),
-		tree.Text(kmip14.TagPublicKeyUniqueIdentifier, pub.uid)), nil
+		tree.Text(kmip14.TagPrivateKeyUniqueIdentifier, priv.UID()),
+		tree.Text(kmip14.TagPublicKeyUniqueIdentifier, pub.UID())), nil
 }
 
 func linkValue(t kmip14.LinkType, uid string) *tree.Node {
@@ -247,7 +242,7 @@ type keyPair struct {
 
 // generateKeyPair makes the key material. RSA keys are stored as PKCS#1,
 // as the OASIS AKLC test cases show; EC keys as PKCS#8 and SubjectPublicKeyInfo.
-func generateKeyPair(p *Processor, alg kmip14.CryptographicAlgorithm, length int32, hasLen bool, privA []attr) (*keyPair, error) {
+func generateKeyPair(p *Processor, alg kmip14.CryptographicAlgorithm, length int32, hasLen bool, privA []object.Attr) (*keyPair, error) {
 	switch alg {
 	case kmip14.CryptographicAlgorithmRSA:
 		if !hasLen {
@@ -291,12 +286,12 @@ func generateKeyPair(p *Processor, alg kmip14.CryptographicAlgorithm, length int
 
 // curveFor picks the curve from Cryptographic Domain Parameters' Recommended
 // Curve, else from the length.
-func curveFor(length int32, hasLen bool, attrs []attr) (elliptic.Curve, error) {
+func curveFor(length int32, hasLen bool, attrs []object.Attr) (elliptic.Curve, error) {
 	for _, a := range attrs {
-		if a.name != attrCryptoDomainParameters {
+		if a.Name() != object.AttrCryptoDomainParameters {
 			continue
 		}
-		if rc, ok := a.value().Child(kmip14.TagRecommendedCurve).EnumValue(); ok {
+		if rc, ok := a.Value().Child(kmip14.TagRecommendedCurve).EnumValue(); ok {
 			switch kmip14.RecommendedCurve(rc) {
 			case kmip14.RecommendedCurveP_256:
 				length, hasLen = 256, true

@@ -35,7 +35,7 @@ func opDecrypt(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error
 
 func startCipher(p *Processor, ic *itemCtx, k *opKey, cp cryptoParams, req *tree.Node, decrypt bool) (cryptoSession, []*tree.Node, error) {
 	switch {
-	case k.o.typ == kmip14.ObjectTypeSymmetricKey:
+	case k.o.Type() == kmip14.ObjectTypeSymmetricKey:
 		return startSymmetric(p, ic, k, cp, req, decrypt)
 	case k.isRSA():
 		s, err := startRSA(k, cp, req, decrypt)

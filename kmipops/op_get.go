@@ -6,13 +6,14 @@ import (
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/ttlv"
 
+	"github.com/kmipd/kmipd/kmipops/object"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
 // view loads an object for reading, persisting a time-driven state change
 // (Activation or Deactivation Date reached) if one is due.
-func (p *Processor) view(ic *itemCtx, uid string) (*object, error) {
-	return p.update(ic, uid, func(o *object) (bool, error) { return o.advanceState(ic.now), nil })
+func (p *Processor) view(ic *itemCtx, uid string) (*object.Object, error) {
+	return ic.objects.Update(ic.ctx, uid, func(o *object.Object) (bool, error) { return o.AdvanceState(ic.now), nil })
 }
 
 func opGet(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
@@ -42,19 +43,21 @@ func opGet(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 	if payload.Child(kmip14.TagKeyCompressionType) != nil {
 		return nil, Errorf(kmip14.ResultReasonKeyCompressionTypeNotSupported, "key compression is not supported")
 	}
+	// The served body is always a copy of the object's: the response is
+	// the caller's to change, while the object's body may be shared with
+	// the cache of opened objects and other readers.
 	var body *tree.Node
-	o, err := p.update(ic, uid, func(o *object) (bool, error) {
-		changed := o.advanceState(ic.now)
-		if o.destroyed() || o.body == nil {
+	o, err := ic.objects.Update(ic.ctx, uid, func(o *object.Object) (bool, error) {
+		changed := o.AdvanceState(ic.now)
+		if o.Destroyed() || !o.Body().Present() {
 			return false, Errorf(kmip14.ResultReasonItemNotFound, "object has been destroyed")
 		}
-		if s, _ := o.get(attrSensitive).BoolValue(); s && ws == nil {
+		if o.Sensitive() && ws == nil {
 			return false, Errorf(kmip14.ResultReasonSensitive, "object is sensitive and can only be served wrapped")
 		}
-		if e, ok := o.get(attrExtractable).BoolValue(); ok && !e {
+		if !o.Extractable() {
 			return false, Errorf(kmip14.ResultReasonNotExtractable, "object is not extractable")
 		}
-		body = o.body
 		if want != nil {
 			var err error
 			if body, err = servedFormat(o, *want); err != nil {
@@ -64,14 +67,21 @@ func opGet(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 		if ws != nil {
 			// Inside the object's lock, so Fresh only turns false when the
 			// wrapped key is actually served.
+			src := o.Body()
+			if body != nil {
+				src = body.View()
+			}
 			var err error
-			if body, err = p.wrapBody(ic, o, body, ws); err != nil {
+			if body, err = p.wrapBody(ic, o, src, ws); err != nil {
 				return false, err
 			}
 		}
+		if body == nil {
+			body = o.CloneBody()
+		}
 		// Fresh turns false once the material has been served (§3.34).
-		if f, _ := o.get(attrFresh).BoolValue(); f {
-			o.set(attrFresh, tree.Bool(0, false))
+		if o.Fresh() {
+			o.Set(object.AttrFresh, tree.Bool(0, false))
 			changed = true
 		}
 		return changed, nil
@@ -80,22 +90,20 @@ func opGet(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 		return nil, err
 	}
 	ic.placeholder = uid
-	// body is not cloned: o was decoded for this request alone and has
-	// been saved already, so nothing else can see or change it.
 	return tree.Struct(kmip14.TagResponsePayload,
-		tree.Enum(kmip14.TagObjectType, uint32(o.typ)),
+		tree.Enum(kmip14.TagObjectType, uint32(o.Type())),
 		tree.Text(kmip14.TagUniqueIdentifier, uid),
 		body), nil
 }
 
-// servedFormat returns the body in the requested Key Format Type.
-func servedFormat(o *object, want kmip14.KeyFormatType) (*tree.Node, error) {
-	switch o.typ {
+// servedFormat returns a copy of the body in the requested Key Format Type.
+func servedFormat(o *object.Object, want kmip14.KeyFormatType) (*tree.Node, error) {
+	switch o.Type() {
 	case kmip14.ObjectTypeSymmetricKey, kmip14.ObjectTypePrivateKey, kmip14.ObjectTypePublicKey,
 		kmip14.ObjectTypeSecretData, kmip14.ObjectTypeSplitKey, kmip14.ObjectTypePGPKey:
-		return convertFormat(o.typ, o.body, want)
+		return convertFormat(o.Type(), o.Body(), want)
 	}
-	return nil, Errorf(kmip14.ResultReasonKeyFormatTypeNotSupported, "%s has no key format", o.typ)
+	return nil, Errorf(kmip14.ResultReasonKeyFormatTypeNotSupported, "%s has no key format", o.Type())
 }
 
 // attributeNames reads the Attribute Name fields of a request.
@@ -130,16 +138,16 @@ func opGetAttributes(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node,
 	}
 	r := respUID(uid)
 	if len(names) == 0 {
-		for _, a := range o.listing(ic.v, true) {
-			r.Add(a.attribute())
+		for _, a := range o.Listing(ic.v.minor, true) {
+			r.Add(a.Attribute())
 		}
 	} else {
 		// In the order asked; names the object lacks are simply absent.
 		for _, name := range names {
-			inst := o.all(name)
-			sort.SliceStable(inst, func(i, j int) bool { return inst[i].index < inst[j].index })
+			inst := o.All(name)
+			sort.SliceStable(inst, func(i, j int) bool { return inst[i].Index() < inst[j].Index() })
 			for _, a := range inst {
-				r.Add(a.attribute())
+				r.Add(a.Attribute())
 			}
 		}
 	}
@@ -158,10 +166,10 @@ func opGetAttributeList(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.No
 	}
 	r := respUID(uid)
 	seen := map[string]bool{}
-	for _, a := range o.listing(ic.v, false) {
-		if !seen[a.name] {
-			seen[a.name] = true
-			r.Add(tree.Text(kmip14.TagAttributeName, a.name))
+	for _, a := range o.Listing(ic.v.minor, false) {
+		if !seen[a.Name()] {
+			seen[a.Name()] = true
+			r.Add(tree.Text(kmip14.TagAttributeName, a.Name()))
 		}
 	}
 	ic.placeholder = uid

@@ -1,8 +1,6 @@
 package kmipops
 
 import (
-	"time"
-
 	"github.com/gemalto/kmip-go/kmip14"
 
 	"github.com/kmipd/kmipd/kmipops/tree"
@@ -42,19 +40,19 @@ func opObtainLease(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, e
 	if err != nil {
 		return nil, err
 	}
-	if !leasable(o.typ) {
-		return nil, denied("a %s is not a cryptographic object and takes no lease", o.typ)
+	if !leasable(o.Type()) {
+		return nil, denied("a %s is not a cryptographic object and takes no lease", o.Type())
 	}
-	if s := o.state(); s != kmip14.StateActive {
+	if s := o.State(); s != kmip14.StateActive {
 		return nil, denied("object is %s; only an Active object is leased", s)
 	}
 	lease := p.opts.LeaseTime
-	if v := o.get(attrLeaseTime); v != nil {
-		lease = min(lease, time.Duration(v.Int)*time.Second)
+	if v, ok := o.LeaseTime(); ok {
+		lease = min(lease, v)
 	}
-	lcd, ok := o.timeAttr(attrLastChangeDate)
+	lcd, ok := o.LastChangeDate()
 	if !ok {
-		lcd, _ = o.timeAttr(attrInitialDate)
+		lcd, _ = o.InitialDate()
 	}
 	ic.placeholder = uid
 	return respUID(uid,

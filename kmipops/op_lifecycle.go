@@ -3,31 +3,28 @@ package kmipops
 import (
 	"github.com/gemalto/kmip-go/kmip14"
 
+	"github.com/kmipd/kmipd/kmipops/object"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
 // The key state machine of KMIP 1.4 §3.22. Transitions are made by Activate,
 // Revoke and Destroy here, and by the Activation and Deactivation Dates
-// (advanceState). A refused transition answers Permission Denied, as the
-// OASIS SKLC/AKLC test cases show.
-
-func setState(o *object, s kmip14.State) {
-	o.set(attrState, tree.Enum(0, uint32(s)))
-}
+// (object.AdvanceState). A refused transition answers Permission Denied, as
+// the OASIS SKLC/AKLC test cases show.
 
 func opActivate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 	uid, err := uidArg(ic, payload)
 	if err != nil {
 		return nil, err
 	}
-	return p.updateResp(ic, uid, func(o *object) (bool, error) {
-		o.advanceState(ic.now)
-		if o.state() != kmip14.StatePreActive {
-			return false, Errorf(kmip14.ResultReasonPermissionDenied, "object is %s, not Pre-Active", o.state())
+	return updateResp(ic, uid, func(o *object.Object) (bool, error) {
+		o.AdvanceState(ic.now)
+		if o.State() != kmip14.StatePreActive {
+			return false, Errorf(kmip14.ResultReasonPermissionDenied, "object is %s, not Pre-Active", o.State())
 		}
-		setState(o, kmip14.StateActive)
-		o.set(attrActivationDate, tree.Time(0, ic.now))
-		o.touch(ic.now)
+		o.SetState(kmip14.StateActive)
+		o.Set(object.AttrActivationDate, tree.Time(0, ic.now))
+		o.Touch(ic.now)
 		return true, nil
 	})
 }
@@ -60,30 +57,29 @@ func opRevoke(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	}
 	compromise := kmip14.RevocationReasonCode(code) == kmip14.RevocationReasonCodeKeyCompromise ||
 		kmip14.RevocationReasonCode(code) == kmip14.RevocationReasonCodeCACompromise
-	return p.updateResp(ic, uid, func(o *object) (bool, error) {
-		o.advanceState(ic.now)
-		s := o.state()
+	return updateResp(ic, uid, func(o *object.Object) (bool, error) {
+		o.AdvanceState(ic.now)
+		s := o.State()
 		if compromise {
 			switch s {
 			case kmip14.StatePreActive, kmip14.StateActive, kmip14.StateDeactivated:
-				setState(o, kmip14.StateCompromised)
+				o.SetState(kmip14.StateCompromised)
 			case kmip14.StateDestroyed:
-				setState(o, kmip14.StateDestroyedCompromised)
+				o.SetState(kmip14.StateDestroyedCompromised)
 			default:
 				return false, Errorf(kmip14.ResultReasonPermissionDenied, "object is already %s", s)
 			}
-			o.set(attrCompromiseOccurrence, tree.Time(0, occurred))
-			o.set(attrCompromiseDate, tree.Time(0, ic.now))
+			o.Set(object.AttrCompromiseOccurrence, tree.Time(0, occurred))
+			o.Set(object.AttrCompromiseDate, tree.Time(0, ic.now))
 		} else {
 			if s != kmip14.StateActive && s != kmip14.StatePreActive {
 				return false, Errorf(kmip14.ResultReasonPermissionDenied, "object is %s and cannot be revoked", s)
 			}
-			setState(o, kmip14.StateDeactivated)
-			o.set(attrDeactivationDate, tree.Time(0, ic.now))
+			o.SetState(kmip14.StateDeactivated)
+			o.Set(object.AttrDeactivationDate, tree.Time(0, ic.now))
 		}
-		v := rr.Clone()
-		o.set(attrRevocationReason, v)
-		o.touch(ic.now)
+		o.Set(object.AttrRevocationReason, rr.Clone())
+		o.Touch(ic.now)
 		return true, nil
 	})
 }
@@ -95,21 +91,21 @@ func opDestroy(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error
 	if err != nil {
 		return nil, err
 	}
-	return p.updateResp(ic, uid, func(o *object) (bool, error) {
-		o.advanceState(ic.now)
-		switch o.state() {
+	return updateResp(ic, uid, func(o *object.Object) (bool, error) {
+		o.AdvanceState(ic.now)
+		switch o.State() {
 		case kmip14.StateDestroyed, kmip14.StateDestroyedCompromised:
 			return false, Errorf(kmip14.ResultReasonItemNotFound, "object has already been destroyed")
 		case kmip14.StateActive:
 			return false, Errorf(kmip14.ResultReasonPermissionDenied, "an Active object cannot be destroyed; revoke it first")
 		case kmip14.StateCompromised:
-			setState(o, kmip14.StateDestroyedCompromised)
+			o.SetState(kmip14.StateDestroyedCompromised)
 		default:
-			setState(o, kmip14.StateDestroyed)
+			o.SetState(kmip14.StateDestroyed)
 		}
-		o.body = nil
-		o.set(attrDestroyDate, tree.Time(0, ic.now))
-		o.touch(ic.now)
+		o.ClearBody()
+		o.Set(object.AttrDestroyDate, tree.Time(0, ic.now))
+		o.Touch(ic.now)
 		return true, nil
 	})
 }

@@ -1,15 +1,14 @@
 package kmipops
 
 import (
-	"bytes"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/ttlv"
 
+	"github.com/kmipd/kmipd/kmipops/object"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
@@ -64,30 +63,19 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 		active  bool
 	}
 	var hits []hit
-	prefix := ownerPrefix(ic.caller.Identity)
-	err = p.st.List(ic.ctx, prefix, func(key string, sealed []byte) error {
-		uid := strings.TrimPrefix(key, prefix)
-		plain, err := p.seal.OpenInPlace(ic.ctx, ic.caller.Identity, []byte(uid), sealed)
-		if err != nil {
-			return fmt.Errorf("open object: %w", err)
-		}
-		o, err := decodeObject(uid, plain)
-		clear(plain)
-		if err != nil {
-			return fmt.Errorf("decode object record: %w", err)
-		}
-		o.advanceState(ic.now)
+	err = ic.objects.Each(ic.ctx, func(o *object.Object) error {
+		o.AdvanceState(ic.now)
 		// Destroyed objects are found only when the search names a State
 		// (OASIS SKFF-M-5: Locate after Destroy finds nothing).
-		if o.destroyed() && !m.byState {
+		if o.Destroyed() && !m.byState {
 			return nil
 		}
-		if fresh, _ := o.get(attrFresh).BoolValue(); member == kmip14.ObjectGroupMemberGroupMemberFresh && !fresh {
+		if member == kmip14.ObjectGroupMemberGroupMemberFresh && !o.Fresh() {
 			return nil
 		}
 		if m.match(o) {
-			t, _ := o.timeAttr(attrInitialDate)
-			hits = append(hits, hit{uid, t, o.state() == kmip14.StateActive})
+			t, _ := o.InitialDate()
+			hits = append(hits, hit{o.UID(), t, o.State() == kmip14.StateActive})
 		}
 		return nil
 	})
@@ -148,26 +136,27 @@ func locateResponse(ic *itemCtx, uids []string, total int, count bool) *tree.Nod
 // the object's attribute of that name. Two values of one date attribute
 // give an inclusive range.
 type matcher struct {
-	exact   []attr
+	exact   []object.Attr
 	ranges  map[string][2]time.Time
 	byState bool
 }
 
-func newMatcher(crit []attr) *matcher {
+func newMatcher(crit []object.Attr) *matcher {
 	m := &matcher{ranges: map[string][2]time.Time{}}
-	byName := map[string][]attr{}
+	byName := map[string][]object.Attr{}
 	for _, a := range crit {
-		byName[a.name] = append(byName[a.name], a)
-		m.byState = m.byState || a.name == attrState
+		byName[a.Name()] = append(byName[a.Name()], a)
+		m.byState = m.byState || a.Name() == object.AttrState
 	}
 	for _, a := range crit {
-		l := byName[a.name]
-		if len(l) == 2 && a.value().Type == ttlv.TypeDateTime && l[1].value().Type == ttlv.TypeDateTime {
-			lo, hi := l[0].value().Time, l[1].value().Time
+		l := byName[a.Name()]
+		if len(l) == 2 && a.Value().Type() == ttlv.TypeDateTime && l[1].Value().Type() == ttlv.TypeDateTime {
+			lo, _ := l[0].Value().TimeValue()
+			hi, _ := l[1].Value().TimeValue()
 			if hi.Before(lo) {
 				lo, hi = hi, lo
 			}
-			m.ranges[a.name] = [2]time.Time{lo, hi}
+			m.ranges[a.Name()] = [2]time.Time{lo, hi}
 			continue
 		}
 		m.exact = append(m.exact, a)
@@ -175,11 +164,11 @@ func newMatcher(crit []attr) *matcher {
 	return m
 }
 
-func (m *matcher) match(o *object) bool {
+func (m *matcher) match(o *object.Object) bool {
 	for name, r := range m.ranges {
 		ok := false
-		for _, a := range o.all(name) {
-			if t, isT := a.value().TimeValue(); isT && !t.Before(r[0]) && !t.After(r[1]) {
+		for _, a := range o.All(name) {
+			if t, isT := a.Value().TimeValue(); isT && !t.Before(r[0]) && !t.After(r[1]) {
 				ok = true
 			}
 		}
@@ -189,43 +178,21 @@ func (m *matcher) match(o *object) bool {
 	}
 	for _, c := range m.exact {
 		ok := false
-		for _, a := range o.all(c.name) {
-			if c.name == attrUsageMask && a.value().Type == ttlv.TypeInteger {
+		want := c.Value()
+		for _, a := range o.All(c.Name()) {
+			have := a.Value()
+			if c.Name() == object.AttrUsageMask && have.Type() == ttlv.TypeInteger {
 				// A mask matches objects allowing at least those usages.
-				ok = ok || a.value().Int&c.value().Int == c.value().Int
+				hm, _ := have.IntValue()
+				wm, _ := want.IntValue()
+				ok = ok || hm&wm == wm
 				continue
 			}
-			ok = ok || sameValue(a.value(), c.value())
+			ok = ok || have.Equal(want)
 		}
 		if !ok {
 			return false
 		}
 	}
 	return true
-}
-
-// sameValue compares two values deeply, tags included below the top.
-func sameValue(a, b *tree.Node) bool {
-	if a.Type != b.Type || len(a.Children) != len(b.Children) {
-		return false
-	}
-	switch a.Type {
-	case ttlv.TypeStructure:
-		for i := range a.Children {
-			if a.Children[i].Tag != b.Children[i].Tag || !sameValue(a.Children[i], b.Children[i]) {
-				return false
-			}
-		}
-		return true
-	case ttlv.TypeTextString:
-		return a.Text == b.Text
-	case ttlv.TypeByteString:
-		return bytes.Equal(a.Bytes, b.Bytes)
-	case ttlv.TypeBigInteger:
-		return a.Big != nil && b.Big != nil && a.Big.Cmp(b.Big) == 0
-	case ttlv.TypeDateTime, ttlv.TypeDateTimeExtended:
-		return a.Time.Equal(b.Time)
-	default:
-		return a.Int == b.Int
-	}
 }

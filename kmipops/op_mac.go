@@ -38,7 +38,7 @@ func opMACVerify(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, err
 }
 
 func startMAC(k *opKey, cp cryptoParams, verify bool) (cryptoSession, error) {
-	if k.o.typ != kmip14.ObjectTypeSymmetricKey {
+	if k.o.Type() != kmip14.ObjectTypeSymmetricKey {
 		return nil, Errorf(kmip14.ResultReasonInvalidField, "MAC needs a symmetric key")
 	}
 	alg := cp.alg

@@ -1,11 +1,10 @@
 package kmipops
 
 import (
-	"crypto/sha256"
-
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/ttlv"
 
+	"github.com/kmipd/kmipd/kmipops/object"
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
@@ -46,16 +45,16 @@ func opRegister(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := p.insert(ic, o); err != nil {
+	if err := ic.objects.Insert(ic.ctx, o); err != nil {
 		return nil, err
 	}
-	ic.placeholder = o.uid
-	return respUID(o.uid), nil
+	ic.placeholder = o.UID()
+	return respUID(o.UID()), nil
 }
 
 // checkBody validates the object structure a client registers, enough that
 // Get can serve it back and key formats can be converted.
-func checkBody(ot kmip14.ObjectType, body *tree.Node, attrs []attr) error {
+func checkBody(ot kmip14.ObjectType, body *tree.Node, attrs []object.Attr) error {
 	if body.Type != ttlv.TypeStructure {
 		return Errorf(kmip14.ResultReasonInvalidField, "%s must be a structure", body.Tag)
 	}
@@ -91,7 +90,7 @@ func checkBody(ot kmip14.ObjectType, body *tree.Node, attrs []attr) error {
 	return checkKeyBlock(ot, body.Child(kmip14.TagKeyBlock), attrs)
 }
 
-func checkKeyBlock(ot kmip14.ObjectType, kb *tree.Node, attrs []attr) error {
+func checkKeyBlock(ot kmip14.ObjectType, kb *tree.Node, attrs []object.Attr) error {
 	fmtN := kb.Child(kmip14.TagKeyFormatType)
 	if _, ok := fmtN.EnumValue(); !ok {
 		return Errorf(kmip14.ResultReasonInvalidField, "Key Block needs a Key Format Type enumeration")
@@ -157,84 +156,15 @@ func checkKeyBlock(ot kmip14.ObjectType, kb *tree.Node, attrs []attr) error {
 	return nil
 }
 
-// newObject builds a new object: client attributes, then what the server
-// sets (KMIP 1.4 §3: Object Type, State, dates, Digest, Fresh, ...).
-func (p *Processor) newObject(ic *itemCtx, typ kmip14.ObjectType, body *tree.Node, client []attr, generated bool) (*object, error) {
-	o := &object{typ: typ, body: body}
-	if err := o.applyClientAttrs(client); err != nil {
-		return nil, err
-	}
-	now := ic.now
-	o.set(attrObjectType, tree.Enum(0, uint32(typ)))
-	o.set(attrState, tree.Enum(0, uint32(kmip14.StatePreActive)))
-	o.set(attrInitialDate, tree.Time(0, now))
-	o.set(attrLastChangeDate, tree.Time(0, now))
-	o.set(attrOriginalCreationDate, tree.Time(0, now))
-	kb := body.Child(kmip14.TagKeyBlock)
-	if a := kb.Child(kmip14.TagCryptographicAlgorithm); a != nil && o.get(attrCryptoAlgorithm) == nil {
-		o.set(attrCryptoAlgorithm, tree.Enum(0, uint32(a.Int)))
-	}
-	if l := kb.Child(kmip14.TagCryptographicLength); l != nil && o.get(attrCryptoLength) == nil {
-		o.set(attrCryptoLength, tree.Int(0, int32(l.Int)))
-	}
-	if typ == kmip14.ObjectTypeCertificate {
-		o.set(attrCertificateType, tree.Enum(0, uint32(body.Child(kmip14.TagCertificateType).Int)))
-		o.set(attrCertificateLength, tree.Int(0, int32(len(body.Child(kmip14.TagCertificateValue).Bytes))))
-	}
-	if d := digestOf(body); d != nil {
-		o.add(attrDigest, d)
-	}
-	sensitive, ok := o.get(attrSensitive).BoolValue()
-	if !ok {
-		o.set(attrSensitive, tree.Bool(0, false))
-	}
-	extractable, ok := o.get(attrExtractable).BoolValue()
-	if !ok {
-		extractable = true
-		o.set(attrExtractable, tree.Bool(0, true))
-	}
-	o.set(attrAlwaysSensitive, tree.Bool(0, sensitive))
-	o.set(attrNeverExtractable, tree.Bool(0, !extractable))
-	// Fresh: the key has not been served to a client yet; a registered
-	// object came from one.
-	o.set(attrFresh, tree.Bool(0, generated))
+// newObject builds a new object with the server's policy (lease, random
+// number generator); object.New sets the rest.
+func (p *Processor) newObject(ic *itemCtx, typ kmip14.ObjectType, body *tree.Node, client []object.Attr, generated bool) (*object.Object, error) {
+	s := object.Spec{Type: typ, Body: body, Attrs: client, Now: ic.now, Generated: generated}
 	if generated {
-		o.set(attrRNG, p.rngValue())
+		s.RNG = p.rngValue()
 	}
 	if leasable(typ) {
-		o.set(attrLeaseTime, tree.Interval(0, p.opts.LeaseTime))
+		s.LeaseTime = p.opts.LeaseTime
 	}
-	o.advanceState(now)
-	return o, nil
-}
-
-// digestOf is the Digest attribute (KMIP 1.4 §3.17): SHA-256 of the key
-// material as held (with its Key Format Type), of the certificate or of the
-// opaque data. Wrapped and transparent keys get none.
-func digestOf(body *tree.Node) *tree.Node {
-	var data []byte
-	var format *tree.Node
-	switch body.Tag {
-	case kmip14.TagCertificate:
-		data, _ = body.Child(kmip14.TagCertificateValue).BytesValue()
-	case kmip14.TagOpaqueObject:
-		data, _ = body.Child(kmip14.TagOpaqueDataValue).BytesValue()
-	default:
-		kb := body.Child(kmip14.TagKeyBlock)
-		if kb.Child(kmip14.TagKeyWrappingData) != nil {
-			return nil
-		}
-		data, _ = kb.Path(kmip14.TagKeyValue, kmip14.TagKeyMaterial).BytesValue()
-		if f := kb.Child(kmip14.TagKeyFormatType); f != nil {
-			format = tree.Enum(kmip14.TagKeyFormatType, uint32(f.Int))
-		}
-	}
-	if data == nil {
-		return nil
-	}
-	sum := sha256.Sum256(data)
-	return tree.Struct(kmip14.TagAttributeValue,
-		tree.Enum(kmip14.TagHashingAlgorithm, uint32(kmip14.HashingAlgorithmSHA_256)),
-		tree.Bytes(kmip14.TagDigestValue, sum[:]),
-		format)
+	return object.New(s)
 }

@@ -15,17 +15,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/kmipd/kmipd/kmipmsg"
+	"github.com/kmipd/kmipd/kmipops/object"
 	"github.com/kmipd/kmipd/kmipops/tree"
 	"github.com/kmipd/kmipd/storage"
 )
-
-// Sealer is what kmipops needs from kek (*kek.Keyring satisfies it): AEAD
-// sealing under the owner's key, with aad bound into the tag. OpenInPlace
-// may overwrite sealed (kmipops opens only the copies storage hands it).
-type Sealer interface {
-	Seal(ctx context.Context, owner string, aad, plaintext []byte) ([]byte, error)
-	OpenInPlace(ctx context.Context, owner string, aad, sealed []byte) ([]byte, error)
-}
 
 // Observer receives one call per batch item (metrics). Optional.
 type Observer interface {
@@ -44,15 +37,18 @@ type Options struct {
 	// attribute and Obtain Lease grants it. Zero means DefaultLeaseTime. It
 	// is at most MaxLeaseTime (a KMIP Interval is 32 bits of seconds).
 	LeaseTime time.Duration
-	// ObjectCacheBytes bounds the cache of opened objects (objcache.go),
-	// used when the Sealer implements KeyGenerations. Zero means
-	// DefaultObjectCacheBytes; negative turns the cache off, so that every
-	// read opens its record.
+	// ObjectCacheBytes bounds the cache of opened objects (see package
+	// object), used when the Sealer implements object.KeyGenerations. Zero
+	// means DefaultObjectCacheBytes; negative turns the cache off, so that
+	// every read opens its record.
 	ObjectCacheBytes int
 	// Now and Rand are for tests; they default to time.Now and crypto/rand.
 	Now  func() time.Time
 	Rand io.Reader
 }
+
+// DefaultObjectCacheBytes is Options.ObjectCacheBytes' default.
+const DefaultObjectCacheBytes = object.DefaultCacheBytes
 
 // DefaultLeaseTime is the lease kmipd grants when Options.LeaseTime is zero:
 // an hour, the value the OASIS reference server reports.
@@ -63,20 +59,17 @@ const MaxLeaseTime = time.Duration(1<<32-1) * time.Second
 
 // Processor executes KMIP request messages for one server. It is safe for
 // concurrent use: each object is one sealed record, and read-modify-write
-// operations hold a per-object lock.
+// operations hold a per-object lock (object.Repo).
 type Processor struct {
-	st      storage.Store
-	seal    Sealer
 	opts    Options
 	log     hclog.Logger
-	locks   *lockMap
+	objects *object.Repo
 	streams *streamTable // open Encrypt/Decrypt/Sign/MAC streams, by Correlation Value
-	objects *objectCache // nil when off
 }
 
-// NewProcessor returns a Processor over st, sealing every record with s.
-// log should be a named sub-logger (logger.Named("kmipops")).
-func NewProcessor(st storage.Store, s Sealer, opts Options, log hclog.Logger) *Processor {
+// NewProcessor returns a Processor over st, sealing every record with s
+// (*kek.Keyring). log should be a named sub-logger (logger.Named("kmipops")).
+func NewProcessor(st storage.Store, s object.Sealer, opts Options, log hclog.Logger) *Processor {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
@@ -90,8 +83,8 @@ func NewProcessor(st storage.Store, s Sealer, opts Options, log hclog.Logger) *P
 		opts.LeaseTime = DefaultLeaseTime
 	}
 	opts.LeaseTime = min(opts.LeaseTime.Truncate(time.Second), MaxLeaseTime)
-	return &Processor{st: st, seal: s, opts: opts, log: log, locks: newLockMap(), streams: newStreamTable(),
-		objects: newObjectCache(s, opts.ObjectCacheBytes)}
+	return &Processor{opts: opts, log: log, streams: newStreamTable(),
+		objects: object.NewRepo(st, s, opts.Rand, opts.ObjectCacheBytes)}
 }
 
 // version is a KMIP protocol version.

@@ -1,7 +1,6 @@
 package kmipops
 
 import (
-	"context"
 	"testing"
 
 	"github.com/gemalto/kmip-go/kmip14"
@@ -62,33 +61,4 @@ func TestBatchUndo(t *testing.T) {
 	resp = e.send(alice, undoMsg(e, createAES(128), item(kmip14.OperationGet)))
 	okPayload(t, resp, 0)
 	okPayload(t, resp, 1)
-}
-
-// Undo never overwrites a record another request changed after the batch.
-func TestUndoSparesLaterWrites(t *testing.T) {
-	e := newEnv(t, Options{})
-	uid := e.create(alice)
-	key := objectKey(alice.Identity, uid)
-	ctx := context.Background()
-	orig, err := e.st.Get(ctx, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	okPayload(t, e.do(alice, item(kmip14.OperationAddAttribute, uidF(uid), attrNode("x-later", tree.Text(0, "v")))), 0)
-	later, _ := e.st.Get(ctx, key)
-	// The batch's own write (not what is stored now) and the record before it.
-	ent := &undoEntry{uid: uid, prior: orig, written: []byte("what the batch wrote")}
-	if err := e.p.restore(ctx, alice.Identity, ent); err == nil {
-		t.Fatal("restore over a later write succeeded")
-	}
-	if now, _ := e.st.Get(ctx, key); string(now) != string(later) {
-		t.Fatal("later write clobbered")
-	}
-	ent.written = later
-	if err := e.p.restore(ctx, alice.Identity, ent); err != nil {
-		t.Fatal(err)
-	}
-	if e.getAttrs(alice, uid)["x-later"] != nil {
-		t.Fatal("not restored")
-	}
 }

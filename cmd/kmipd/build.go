@@ -18,15 +18,16 @@ import (
 	"github.com/kmipd/kmipd/hsm"
 	"github.com/kmipd/kmipd/kek"
 	"github.com/kmipd/kmipd/kmipops"
+	"github.com/kmipd/kmipd/kmipops/object"
 	"github.com/kmipd/kmipd/server"
 	"github.com/kmipd/kmipd/storage"
 )
 
 // The keyring seals kmipd's objects, and reports its pKEK generations so the
-// processor can keep objects it has opened (kmipops/objcache.go).
+// object repository can keep objects it has opened (kmipops/object/cache.go).
 var (
-	_ kmipops.Sealer         = (*kek.Keyring)(nil)
-	_ kmipops.KeyGenerations = (*kek.Keyring)(nil)
+	_ object.Sealer         = (*kek.Keyring)(nil)
+	_ object.KeyGenerations = (*kek.Keyring)(nil)
 )
 
 // runtime is everything Build opened; Close releases it in reverse order.

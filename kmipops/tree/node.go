@@ -171,27 +171,68 @@ func (n *Node) TimeValue() (time.Time, bool) {
 	return n.Time, true
 }
 
-// Clone returns a deep copy.
+// Clone returns a deep copy. Like Decode, it builds the copy out of three
+// slabs (nodes, child lists, byte strings) instead of allocating per node:
+// kmipops clones a stored key's body for every Get that serves it. Child
+// lists and byte strings are capped slices, so appending to one reallocates
+// rather than overwriting a neighbour.
 func (n *Node) Clone() *Node {
 	if n == nil {
 		return nil
 	}
-	c := *n
-	if n.Bytes != nil {
-		// Keep an empty value empty, not nil: the encoder drops a nil byte
-		// string, and an empty Data or AAD field is meaningful in KMIP.
-		c.Bytes = append(make([]byte, 0, len(n.Bytes)), n.Bytes...)
-	}
-	if n.Big != nil {
-		c.Big = new(big.Int).Set(n.Big)
-	}
-	if n.Children != nil {
-		c.Children = make([]*Node, len(n.Children))
-		for i, ch := range n.Children {
-			c.Children[i] = ch.Clone()
+	var c cloner
+	c.count(n)
+	c.nodes = make([]Node, c.nNodes)
+	c.kids = make([]*Node, c.nKids)
+	// Never nil, so an empty byte string stays empty rather than nil: the
+	// encoder drops a nil byte string, and an empty Data or AAD field is
+	// meaningful in KMIP.
+	c.bytes = make([]byte, 0, c.nBytes)
+	return c.clone(n)
+}
+
+type cloner struct {
+	nNodes, nKids, nBytes int
+	nodes                 []Node
+	kids                  []*Node
+	bytes                 []byte
+}
+
+func (c *cloner) count(n *Node) {
+	c.nNodes++
+	c.nBytes += len(n.Bytes)
+	c.nKids += len(n.Children)
+	for _, ch := range n.Children {
+		if ch != nil {
+			c.count(ch)
 		}
 	}
-	return &c
+}
+
+func (c *cloner) clone(n *Node) *Node {
+	out := &c.nodes[0]
+	c.nodes = c.nodes[1:]
+	*out = *n
+	if n.Bytes != nil {
+		start := len(c.bytes)
+		c.bytes = append(c.bytes, n.Bytes...)
+		out.Bytes = c.bytes[start:len(c.bytes):len(c.bytes)]
+	}
+	if n.Big != nil {
+		out.Big = new(big.Int).Set(n.Big)
+	}
+	if n.Children != nil {
+		k := len(n.Children)
+		kids := c.kids[:k:k]
+		c.kids = c.kids[k:]
+		for i, ch := range n.Children {
+			if ch != nil {
+				kids[i] = c.clone(ch)
+			}
+		}
+		out.Children = kids
+	}
+	return out
 }
 
 // TagName renders a tag by its KMIP 1.4 name for messages and logs.

@@ -1,9 +1,8 @@
-package kmipops
+package object
 
 import (
 	"bytes"
 	"context"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -15,20 +14,21 @@ import (
 // a number that changes each time the key is unwrapped again — or reports
 // false when none is cached and fresh. It must never block on the HSM.
 //
-// A Processor whose Sealer implements it keeps recently opened objects
-// (objectCache); with any other Sealer it opens every record it reads.
+// A Repo whose Sealer implements it keeps recently opened objects (cache);
+// with any other Sealer it opens every record it reads.
 type KeyGenerations interface {
 	KeyGeneration(owner string) (uint64, bool)
 }
 
-// DefaultObjectCacheBytes bounds the cache of opened objects when
-// Options.ObjectCacheBytes is zero.
-const DefaultObjectCacheBytes = 32 << 20
+// DefaultCacheBytes bounds the cache of opened objects when NewRepo is
+// given zero.
+const DefaultCacheBytes = 32 << 20
 
-// objectCache keeps objects already opened and decoded, so a Get or Encrypt
-// of a hot key skips the AES-GCM open and the record decode, which were half
-// of Process's time for a repeated Get (BenchmarkProcessGet: 4.9 against
-// 2.5 µs) and about an eighth of the server's CPU on a Get-heavy load.
+// cache keeps objects already opened and decoded, so a Get or Encrypt of a
+// hot key skips the AES-GCM open and the record decode, which were half of
+// Process's time for a repeated Get (kmipops' BenchmarkProcessGet: 4.9
+// against 2.5 µs) and about an eighth of the server's CPU on a Get-heavy
+// load.
 //
 // An entry is used only if both still hold:
 //   - the record in storage is byte for byte the one that was opened. The
@@ -45,54 +45,53 @@ const DefaultObjectCacheBytes = 32 << 20
 // drop the entry of the record they replace (drop), so a destroyed key's
 // material does not wait for eviction to leave memory.
 //
-// Sharing. get hands out a copy whose attribute slice is the caller's own;
-// the body and the encoded attribute values are shared with the cache and
-// with every other reader, and nothing may change them in place. Code that
-// derives a different body clones it first (convertFormat, wrapBody), and
-// keyMaterial copies the key bytes it will wipe.
-type objectCache struct {
+// Sharing. get hands out a copy whose attribute list is the caller's own;
+// the body and the attribute values are shared with the cache and with
+// every other reader. The Object API keeps them unchanged (see the package
+// comment): they are reachable only as tree.Views.
+type cache struct {
 	keys KeyGenerations
 
 	mu      sync.RWMutex
-	m       map[string]*openedObject
+	m       map[string]*opened
 	size    int
 	max     int
 	version atomic.Uint64 // bumped by every drop, under mu; see put
 }
 
-type openedObject struct {
+type opened struct {
 	sealed []byte // the record as stored
 	gen    uint64 // the pKEK unwrapping that opened it
-	o      *object
+	o      *Object
 	size   int
 }
 
-// newObjectCache returns nil (no caching) when maxBytes is negative or s
-// does not report key generations.
-func newObjectCache(s Sealer, maxBytes int) *objectCache {
+// newCache returns nil (no caching) when maxBytes is negative or s does not
+// report key generations.
+func newCache(s Sealer, maxBytes int) *cache {
 	keys, ok := s.(KeyGenerations)
 	if !ok || maxBytes < 0 {
 		return nil
 	}
 	if maxBytes == 0 {
-		maxBytes = DefaultObjectCacheBytes
+		maxBytes = DefaultCacheBytes
 	}
-	return &objectCache{keys: keys, m: make(map[string]*openedObject), max: maxBytes}
+	return &cache{keys: keys, m: make(map[string]*opened), max: maxBytes}
 }
 
-// objectRead is what a read notes before it reads the store: the cache's
+// cacheRead is what a read notes before it reads the store: the cache's
 // version, and which unwrapping of the owner's pKEK is cached.
-type objectRead struct {
+type cacheRead struct {
 	version uint64
 	gen     uint64
 	genOK   bool
 }
 
-func (c *objectCache) begin(owner string) objectRead {
+func (c *cache) begin(owner string) cacheRead {
 	if c == nil {
-		return objectRead{}
+		return cacheRead{}
 	}
-	r := objectRead{version: c.version.Load()}
+	r := cacheRead{version: c.version.Load()}
 	r.gen, r.genOK = c.keys.KeyGeneration(owner)
 	return r
 }
@@ -100,7 +99,7 @@ func (c *objectCache) begin(owner string) objectRead {
 // fetch reads key's record from st: either the cached object opened from it
 // (a private copy) or, on a miss, the record itself, which the caller owns.
 // A hit reads the record in place when st is a storage.Viewer.
-func (c *objectCache) fetch(ctx context.Context, st storage.Store, r objectRead, key string) (*object, []byte, error) {
+func (c *cache) fetch(ctx context.Context, st storage.Store, r cacheRead, key string) (*Object, []byte, error) {
 	v, ok := st.(storage.Viewer)
 	if !c.mayKeep(r) || !ok {
 		sealed, err := st.Get(ctx, key)
@@ -109,7 +108,7 @@ func (c *objectCache) fetch(ctx context.Context, st storage.Store, r objectRead,
 		}
 		return c.get(r, key, sealed), sealed, nil
 	}
-	var o *object
+	var o *Object
 	var sealed []byte
 	err := v.View(ctx, key, func(b []byte) error {
 		if o = c.get(r, key, b); o == nil {
@@ -122,7 +121,7 @@ func (c *objectCache) fetch(ctx context.Context, st storage.Store, r objectRead,
 
 // get returns a private copy of the object opened from sealed, if it is
 // cached under the unwrapping r saw.
-func (c *objectCache) get(r objectRead, key string, sealed []byte) *object {
+func (c *cache) get(r cacheRead, key string, sealed []byte) *Object {
 	if !c.mayKeep(r) {
 		return nil
 	}
@@ -139,14 +138,14 @@ func (c *objectCache) get(r objectRead, key string, sealed []byte) *object {
 // mayKeep reports whether the cache can serve or keep anything for a read
 // that began as r: not without a pKEK cached at its start, so such a read
 // need not copy the record or the object it opens.
-func (c *objectCache) mayKeep(r objectRead) bool { return c != nil && r.genOK }
+func (c *cache) mayKeep(r cacheRead) bool { return c != nil && r.genOK }
 
 // put caches o, opened from sealed (which the cache now owns), unless it
 // could be stale: a drop since r (a write may have raced the read), or a
 // pKEK unwrapping other than r's around the open. A read that began with no
 // pKEK cached cannot tell which unwrapping opened the record, so it caches
 // nothing; the next read will.
-func (c *objectCache) put(r objectRead, owner, key string, sealed []byte, o *object) {
+func (c *cache) put(r cacheRead, owner, key string, sealed []byte, o *Object) {
 	if !c.mayKeep(r) {
 		return
 	}
@@ -171,12 +170,12 @@ func (c *objectCache) put(r objectRead, owner, key string, sealed []byte, o *obj
 		}
 		c.removeLocked(k)
 	}
-	c.m[key] = &openedObject{sealed: sealed, gen: r.gen, o: o, size: size}
+	c.m[key] = &opened{sealed: sealed, gen: r.gen, o: o, size: size}
 	c.size += size
 }
 
 // drop forgets key's entry; every write of an object record calls it.
-func (c *objectCache) drop(key string) {
+func (c *cache) drop(key string) {
 	if c == nil {
 		return
 	}
@@ -186,7 +185,7 @@ func (c *objectCache) drop(key string) {
 	c.removeLocked(key)
 }
 
-func (c *objectCache) removeLocked(key string) {
+func (c *cache) removeLocked(key string) {
 	if e, ok := c.m[key]; ok {
 		c.size -= e.size
 		delete(c.m, key)
@@ -196,11 +195,3 @@ func (c *objectCache) removeLocked(key string) {
 // entrySize estimates what an entry holds: the record, the attribute values
 // decodeObject copies out of it, and the decoded body's nodes.
 func entrySize(sealed []byte) int { return 3*len(sealed) + 256 }
-
-// clone copies o deeply enough for a caller to change its attributes: the
-// slice is new, while the values and the body are shared (see objectCache).
-func (o *object) clone() *object {
-	c := *o
-	c.attrs = slices.Clone(o.attrs)
-	return &c
-}

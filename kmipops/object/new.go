@@ -1,0 +1,133 @@
+package object
+
+import (
+	"crypto/sha256"
+	"time"
+
+	"github.com/gemalto/kmip-go/kmip14"
+	"github.com/gemalto/kmip-go/ttlv"
+
+	"github.com/kmipd/kmipd/kmipops/tree"
+)
+
+// Spec is what a new object is made from.
+type Spec struct {
+	Type kmip14.ObjectType
+	// Body is the object structure. New takes it over: the caller must not
+	// change it afterwards.
+	Body *tree.Node
+	// Attrs are the client's attributes (Create and Register templates).
+	Attrs []Attr
+	Now   time.Time
+	// Generated says the server made the material: the object is Fresh
+	// (not served to a client yet), and RNG describes the generator. A
+	// registered object came from a client, so it is not Fresh.
+	Generated bool
+	RNG       *tree.Node
+	// LeaseTime, when positive, is recorded as the object's Lease Time.
+	LeaseTime time.Duration
+}
+
+// New builds a new object, without a uid until the repository inserts it:
+// the client attributes, then what the server sets (KMIP 1.4 §3: Object
+// Type, State, dates, Digest, Fresh, ...). Server-managed attributes among
+// the client's are refused, except an Object Type equal to the real one.
+func New(s Spec) (*Object, error) {
+	o := &Object{typ: s.Type, body: s.Body}
+	if err := o.applyClientAttrs(s.Attrs); err != nil {
+		return nil, err
+	}
+	now := s.Now
+	o.Set(AttrObjectType, tree.Enum(0, uint32(s.Type)))
+	o.SetState(kmip14.StatePreActive)
+	o.Set(AttrInitialDate, tree.Time(0, now))
+	o.Set(AttrLastChangeDate, tree.Time(0, now))
+	o.Set(AttrOriginalCreationDate, tree.Time(0, now))
+	kb := s.Body.Child(kmip14.TagKeyBlock)
+	if a := kb.Child(kmip14.TagCryptographicAlgorithm); a != nil && !o.Has(AttrCryptoAlgorithm) {
+		o.Set(AttrCryptoAlgorithm, tree.Enum(0, uint32(a.Int)))
+	}
+	if l := kb.Child(kmip14.TagCryptographicLength); l != nil && !o.Has(AttrCryptoLength) {
+		o.Set(AttrCryptoLength, tree.Int(0, int32(l.Int)))
+	}
+	if s.Type == kmip14.ObjectTypeCertificate {
+		o.Set(AttrCertificateType, tree.Enum(0, uint32(s.Body.Child(kmip14.TagCertificateType).Int)))
+		o.Set(AttrCertificateLength, tree.Int(0, int32(len(s.Body.Child(kmip14.TagCertificateValue).Bytes))))
+	}
+	if d := digestOf(s.Body); d != nil {
+		o.Add(AttrDigest, d)
+	}
+	sensitive, ok := o.Get(AttrSensitive).BoolValue()
+	if !ok {
+		o.Set(AttrSensitive, tree.Bool(0, false))
+	}
+	extractable, ok := o.Get(AttrExtractable).BoolValue()
+	if !ok {
+		extractable = true
+		o.Set(AttrExtractable, tree.Bool(0, true))
+	}
+	o.Set(AttrAlwaysSensitive, tree.Bool(0, sensitive))
+	o.Set(AttrNeverExtractable, tree.Bool(0, !extractable))
+	o.Set(AttrFresh, tree.Bool(0, s.Generated))
+	if s.Generated && s.RNG != nil {
+		o.Set(AttrRNG, s.RNG)
+	}
+	if s.LeaseTime > 0 {
+		o.Set(AttrLeaseTime, tree.Interval(0, s.LeaseTime))
+	}
+	o.AdvanceState(now)
+	return o, nil
+}
+
+// applyClientAttrs adds template attributes to a new object. Server-managed
+// attributes are refused, except an Object Type equal to the real one.
+func (o *Object) applyClientAttrs(l []Attr) error {
+	for _, a := range l {
+		d, known := defs[a.name]
+		if known && d.rules&setClient == 0 {
+			if v := a.value(); a.name == AttrObjectType && v.Type == ttlv.TypeEnumeration && kmip14.ObjectType(v.Int) == o.typ {
+				continue
+			}
+			return errorf(kmip14.ResultReasonInvalidField, "attribute %q is set by the server", a.name)
+		}
+		if known && !d.multi && o.Has(a.name) {
+			return errorf(kmip14.ResultReasonInvalidField, "attribute %q given more than once", a.name)
+		}
+		// The value is shared with the client's list, which may serve
+		// another object too (a key pair's common template): values never
+		// change in place, so that is safe.
+		o.attrs = append(o.attrs, Attr{name: a.name, index: o.nextIndex(a.name), node: a.value()})
+	}
+	return nil
+}
+
+// digestOf is the Digest attribute (KMIP 1.4 §3.17): SHA-256 of the key
+// material as held (with its Key Format Type), of the certificate or of the
+// opaque data. Wrapped and transparent keys get none.
+func digestOf(body *tree.Node) *tree.Node {
+	var data []byte
+	var format *tree.Node
+	switch body.Tag {
+	case kmip14.TagCertificate:
+		data, _ = body.Child(kmip14.TagCertificateValue).BytesValue()
+	case kmip14.TagOpaqueObject:
+		data, _ = body.Child(kmip14.TagOpaqueDataValue).BytesValue()
+	default:
+		kb := body.Child(kmip14.TagKeyBlock)
+		if kb.Child(kmip14.TagKeyWrappingData) != nil {
+			return nil
+		}
+		data, _ = kb.Path(kmip14.TagKeyValue, kmip14.TagKeyMaterial).BytesValue()
+		if f := kb.Child(kmip14.TagKeyFormatType); f != nil {
+			format = tree.Enum(kmip14.TagKeyFormatType, uint32(f.Int))
+		}
+	}
+	if data == nil {
+		return nil
+	}
+	sum := sha256.Sum256(data)
+	return tree.Struct(kmip14.TagAttributeValue,
+		tree.Enum(kmip14.TagHashingAlgorithm, uint32(kmip14.HashingAlgorithmSHA_256)),
+		tree.Bytes(kmip14.TagDigestValue, sum[:]),
+		format)
+}

@@ -1,0 +1,104 @@
+package object
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/kmipd/kmipd/storage"
+)
+
+// Undo, for the Batch Error Continuation Option Undo (KMIP 1.4 §6.7). Every
+// change to an object is one write of its sealed record (save, Insert,
+// Remove), so a batch under Undo logs each record's sealed content before
+// its first write, and undoing puts those back. The sealed bytes are
+// restored as they were, so no key is needed and nothing is re-encrypted.
+
+// UndoLog is the before-image of every record a batch wrote.
+type UndoLog struct {
+	entries []*undoEntry
+	byUID   map[string]*undoEntry
+}
+
+type undoEntry struct {
+	uid     string
+	prior   []byte // sealed record before the batch; nil: it did not exist
+	written []byte // what the batch last wrote; nil: it deleted the record
+}
+
+// NewUndoLog returns an empty log, for a Scope whose writes may be undone.
+func NewUndoLog() *UndoLog { return &UndoLog{byUID: map[string]*undoEntry{}} }
+
+// Undoing reports whether the scope logs its writes for Rollback.
+func (s *Scope) Undoing() bool { return s.undo != nil }
+
+// undoBefore records uid's current record, once per batch, ahead of a
+// write. fresh says the write creates the record, which therefore did not
+// exist.
+func (s *Scope) undoBefore(ctx context.Context, uid string, fresh bool) error {
+	if s.undo == nil || s.undo.byUID[uid] != nil {
+		return nil
+	}
+	ent := &undoEntry{uid: uid}
+	if !fresh {
+		prior, err := s.r.st.Get(ctx, objectKey(s.owner, uid))
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("read object for undo: %w", err)
+		}
+		ent.prior = prior
+	}
+	s.undo.byUID[uid] = ent
+	s.undo.entries = append(s.undo.entries, ent)
+	return nil
+}
+
+// undoAfter notes what a write left in uid's record.
+func (s *Scope) undoAfter(uid string, written []byte) {
+	if s.undo != nil {
+		if ent := s.undo.byUID[uid]; ent != nil {
+			ent.written = written
+		}
+	}
+}
+
+// Rollback restores every logged record, newest first, and reports each it
+// could not restore. A record someone else changed since the batch wrote it
+// (another connection of the same client) is left as it is and reported:
+// undoing must not destroy a later, independent write. It runs even if ctx
+// is cancelled (the request's time may be what ran out).
+func (s *Scope) Rollback(ctx context.Context, report func(uid string, err error)) {
+	if s.undo == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	for i := len(s.undo.entries) - 1; i >= 0; i-- {
+		ent := s.undo.entries[i]
+		if err := s.r.restore(ctx, s.owner, ent); err != nil {
+			report(ent.uid, err)
+		}
+	}
+}
+
+func (r *Repo) restore(ctx context.Context, owner string, ent *undoEntry) error {
+	defer r.locks.lock(owner, ent.uid)()
+	key := objectKey(owner, ent.uid)
+	cur, err := r.st.Get(ctx, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		cur, err = nil, nil
+	}
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(cur, ent.written) {
+		return fmt.Errorf("changed by another request since; left as it is")
+	}
+	defer r.cache.drop(key)
+	switch {
+	case ent.prior != nil:
+		return r.st.Put(ctx, key, ent.prior)
+	case cur != nil:
+		return r.st.Delete(ctx, key)
+	}
+	return nil
+}
