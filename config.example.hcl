@@ -110,14 +110,22 @@ kek {
 
   # Most keys cached at once (one per active client). Default 10000.
   cache_size = 10000
+}
 
+# The object layer: the KMIP managed objects (keys, secrets, certificates)
+# as kmipd opens them from their sealed records. Its own block because its
+# settings are about objects, not about the keys that seal them (kek) nor the
+# database that holds the sealed bytes (storage). Optional block.
+objects {
   # Memory for objects already opened (decrypted and decoded) under a cached
   # key, so that repeated Gets and Encrypts of the same key skip that work.
   # An object is reused only while its stored record is unchanged and the
   # key that opened it is still the cached one, so it lives no longer than
-  # cache_ttl; writes drop it at once. It holds key material in the clear,
-  # as the key cache does. 0 turns it off. Default "32MiB".
-  object_cache_bytes = "32MiB"
+  # kek.cache_ttl; writes drop it at once. It holds key material in the
+  # clear, as the key cache does. 0 turns it off. Default "32MiB".
+  # (Formerly kek.object_cache_bytes, still read with a warning; setting
+  # both is an error.)
+  cache_bytes = "32MiB"
 }
 
 # KMIP protocol policy. Optional block.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -13,16 +12,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/kmipd/kmipd/certs"
+	"github.com/kmipd/kmipd/daemon"
 	"github.com/kmipd/kmipd/hsm"
 	"github.com/kmipd/kmipd/hsm/hsmtest"
-	"github.com/kmipd/kmipd/kek"
-	"github.com/kmipd/kmipd/kmipops"
-	"github.com/kmipd/kmipd/server"
-	"github.com/kmipd/kmipd/storage"
 )
 
-// inProcess is kmipd wired as cmd/kmipd's Build wires it (SoftHSM, Badger
-// with synced writes, kek, kmipops, the TLS server) but inside the test
+// inProcess is kmipd built by daemon.Build from the dev configuration
+// (SoftHSM, Badger with synced writes, the dev PKI) but inside the test
 // binary, so `go test -bench InProcess -cpuprofile` sees the server's hot
 // paths without adding a profiling endpoint to the production binary.
 type inProcess struct {
@@ -50,30 +46,32 @@ func (l countingListener) Accept() (net.Conn, error) {
 
 func startInProcess(tb testing.TB) *inProcess {
 	tb.Helper()
+	hc := hsmtest.SoftHSM(tb)
+	dir := tb.TempDir()
+	pki := filepath.Join(dir, daemon.DevPKIDir)
+	if err := certs.Init(pki, certs.Options{}); err != nil {
+		tb.Fatal(err)
+	}
+	cfg := daemon.DevConfig(dir, "127.0.0.1:0", hc.ModulePath, 0) // 4 sessions, as kmipd dev
+	cfg.HSM.TokenLabel, cfg.HSM.PIN = hc.TokenLabel, daemon.Secret(hc.PIN)
 	ctx, cancel := context.WithCancel(context.Background())
-	log := hclog.NewNullLogger()
-	hcfg := hsmtest.SoftHSM(tb)
-	hcfg.MaxSessions = 4 // as kmipd dev
-	h, err := hsm.Open(ctx, hcfg, log)
+	d, err := daemon.Build(ctx, cfg, hclog.NewNullLogger())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	st, err := storage.OpenBadger(filepath.Join(tb.TempDir(), "data"), storage.BadgerOptions{}, log)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	kr := kek.New(h, st, kek.Config{}, log)
-	metrics := server.NewMetrics()
-	if err := metrics.Register(h.Collector()); err != nil {
-		tb.Fatal(err)
-	}
-	proc := kmipops.NewProcessor(st, kr, kmipops.Options{Observer: metrics}, log)
-
-	ca, err := certs.NewCA(certs.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srvCert, err := ca.IssueServer(nil)
+	accepted := new(atomic.Int64)
+	served := make(chan struct{})
+	go func() { defer close(served); _ = d.Serve(ctx, countingListener{l, accepted}) }()
+	tb.Cleanup(func() {
+		cancel()
+		<-served
+		d.Close()
+	})
+	ca, err := certs.LoadCA(pki, certs.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -81,42 +79,11 @@ func startInProcess(tb testing.TB) *inProcess {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	dir := tb.TempDir()
-	keyPEM, err := ca.KeyPEM()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			tb.Fatal(err)
-		}
-		return p
-	}
-	_ = write("ca.key", keyPEM)
-	stls, err := server.TLSConfig(write("server.crt", srvCert.CertPEM), write("server.key", srvCert.KeyPEM), write("ca.crt", ca.CertPEM), 0)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := server.New(server.Config{TLS: stls, Metrics: metrics}, proc, log)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	accepted := new(atomic.Int64)
-	served := make(chan struct{})
-	go func() { defer close(served); _ = srv.Serve(ctx, countingListener{l, accepted}) }()
-	tb.Cleanup(func() {
-		cancel()
-		<-served
-		st.Close()
-		h.Close()
-	})
 	// The client verifies the server's chain once, as `kmipd bench` does.
 	ctls := &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12,
 		Certificates: []tls.Certificate{cli.TLS()}}
 	v := verifyOnce(ctls)
-	return &inProcess{addr: l.Addr().String(), tls: ctls, hsm: h, accepted: accepted, verifier: v}
+	return &inProcess{addr: l.Addr().String(), tls: ctls, hsm: d.HSM(), accepted: accepted, verifier: v}
 }
 
 // TestWarmupIsNotMeasured: the server is sent the warm-up's requests, but

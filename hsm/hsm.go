@@ -60,6 +60,8 @@ type HSM struct {
 type keys struct{ mkek, hmac pkcs11.ObjectHandle }
 
 // Open opens the token cfg selects and checks that the master keys exist.
+// log should be a named sub-logger (logger.Named("hsm")); the session pool
+// logs under log.Named("pool").
 func Open(ctx context.Context, cfg Config, log hclog.Logger) (*HSM, error) {
 	return open(ctx, cfg, log, true)
 }

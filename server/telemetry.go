@@ -114,7 +114,8 @@ func (m *Metrics) rejected(reason string) {
 // TelemetryServer returns the HTTP server for /metrics (Prometheus, from m's
 // registry), /healthz (200 while the process serves) and /readyz (200 while
 // ready() is true, else 503). The caller runs it (ListenAndServe) and stops
-// it (Shutdown). m and ready may be nil: no metrics, always ready.
+// it (Shutdown). m and ready may be nil: no metrics, always ready. It logs
+// under log.Named("telemetry"), so pass the parent logger.
 func TelemetryServer(addr string, m *Metrics, ready func() bool, log hclog.Logger) *http.Server {
 	if log == nil {
 		log = hclog.NewNullLogger()

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/kmipd/kmipd/certs"
+	"github.com/kmipd/kmipd/daemon"
 	"github.com/kmipd/kmipd/hsm"
 )
 
@@ -72,11 +73,12 @@ func cmdHSM(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	hc, err := hsmConfig(c)
+	hc, err := c.HSMOptions()
 	if err != nil {
 		return err
 	}
-	log := newLogger(c.Log, stderr)
+	log := daemon.NewLogger(c.Log, stderr)
+	c.LogWarnings(log)
 	if sub == "init" {
 		created, err := hsm.InitMasterKeys(ctx, hc, log.Named("hsm"))
 		if err != nil {

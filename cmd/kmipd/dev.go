@@ -15,7 +15,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/kmipd/kmipd/certs"
+	"github.com/kmipd/kmipd/daemon"
 	"github.com/kmipd/kmipd/hsm"
 )
 
@@ -50,7 +53,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // prepareDev creates what is missing under dir and returns the config to serve.
 // idleTimeout 0 keeps the default.
-func prepareDev(ctx context.Context, dir, addr, module string, maxSessions int, idleTimeout time.Duration, telemetry, logLevel string) (*Config, error) {
+func prepareDev(ctx context.Context, dir, addr, module string, maxSessions int, idleTimeout time.Duration, telemetry, logLevel string) (*daemon.Config, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -59,7 +62,7 @@ func prepareDev(ctx context.Context, dir, addr, module string, maxSessions int, 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	pki := filepath.Join(dir, DevPKIDir)
+	pki := filepath.Join(dir, daemon.DevPKIDir)
 	if err := certs.Init(pki, certs.Options{}); err != nil {
 		return nil, fmt.Errorf("dev PKI: %w", err)
 	}
@@ -78,7 +81,7 @@ func prepareDev(ctx context.Context, dir, addr, module string, maxSessions int, 
 	if err := os.Setenv("SOFTHSM2_CONF", shConf); err != nil {
 		return nil, err
 	}
-	userPIN, err := secretFile(filepath.Join(dir, DevPINFile))
+	userPIN, err := secretFile(filepath.Join(dir, daemon.DevPINFile))
 	if err != nil {
 		return nil, err
 	}
@@ -86,11 +89,11 @@ func prepareDev(ctx context.Context, dir, addr, module string, maxSessions int, 
 	if err != nil {
 		return nil, err
 	}
-	if err := hsm.InitToken(module, DevTokenLabel, soPIN, userPIN); err != nil {
+	if err := hsm.InitToken(module, daemon.DevTokenLabel, soPIN, userPIN); err != nil {
 		return nil, fmt.Errorf("initialising the SoftHSM token: %w", err)
 	}
 
-	c := DevConfig(dir, addr, module, maxSessions)
+	c := daemon.DevConfig(dir, addr, module, maxSessions)
 	c.Log.Level = logLevel
 	if idleTimeout > 0 {
 		c.HSM.IdleTimeout = idleTimeout
@@ -99,20 +102,20 @@ func prepareDev(ctx context.Context, dir, addr, module string, maxSessions int, 
 		telemetry = nextPort(addr)
 	}
 	if telemetry != "off" && telemetry != "" {
-		c.Telemetry = &TelemetryConfig{Address: telemetry}
+		c.Telemetry = &daemon.TelemetryConfig{Address: telemetry}
 	}
-	hc, err := hsmConfig(c)
+	hc, err := c.HSMOptions()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := hsm.InitMasterKeys(ctx, hc, newLogger(c.Log, io.Discard)); err != nil {
+	if _, err := hsm.InitMasterKeys(ctx, hc, hclog.NewNullLogger()); err != nil {
 		return nil, fmt.Errorf("creating the master keys: %w", err)
 	}
 	var buf bytes.Buffer
 	if err := c.WriteHCL(&buf); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, DevConfigFile), buf.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, daemon.DevConfigFile), buf.Bytes(), 0o600); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -148,7 +151,7 @@ func nextPort(addr string) string {
 	return net.JoinHostPort(host, strconv.Itoa(p+1))
 }
 
-func printDevBanner(w io.Writer, c *Config) {
+func printDevBanner(w io.Writer, c *daemon.Config) {
 	pki := filepath.Dir(c.Listener.CertFile)
 	host, port, _ := net.SplitHostPort(c.Listener.Address)
 	fmt.Fprintf(w, `kmipd dev: KMIP on %s (mutual TLS)
@@ -159,9 +162,9 @@ func printDevBanner(w io.Writer, c *Config) {
   more clients: kmipd certs issue -dir %s -name NAME
   serve or check this folder without dev (SoftHSM finds its tokens through SOFTHSM2_CONF):
     SOFTHSM2_CONF=%s kmipd serve -config %s
-`, c.Listener.Address, filepath.Join(filepath.Dir(pki), DevConfigFile),
+`, c.Listener.Address, filepath.Join(filepath.Dir(pki), daemon.DevConfigFile),
 		filepath.Join(pki, "client.crt"), filepath.Join(pki, "client.key"), filepath.Join(pki, "ca.crt"), pki,
-		filepath.Join(filepath.Dir(pki), "softhsm2.conf"), filepath.Join(filepath.Dir(pki), DevConfigFile))
+		filepath.Join(filepath.Dir(pki), "softhsm2.conf"), filepath.Join(filepath.Dir(pki), daemon.DevConfigFile))
 	if c.Telemetry != nil {
 		fmt.Fprintf(w, "  telemetry:   http://%s/metrics /healthz /readyz\n", c.Telemetry.Address)
 	}

@@ -1,5 +1,6 @@
 // Command kmipd is a KMIP server that keeps an HSM behind one bounded pool of
-// PKCS#11 sessions. main only orchestrates: parse, build, serve, stop.
+// PKCS#11 sessions. main only orchestrates: parse flags, load the
+// configuration, build (package daemon), serve, reload on SIGHUP, stop.
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 
 	"github.com/kmipd/kmipd/bench"
 	"github.com/kmipd/kmipd/conformance"
+	"github.com/kmipd/kmipd/daemon"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -119,7 +121,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 
 // loadConfigFlag serves the subcommands whose one flag is -config FILE
 // (required): it parses args and loads that configuration.
-func loadConfigFlag(name, synopsis string, args []string, stderr io.Writer) (*Config, error) {
+func loadConfigFlag(name, synopsis string, args []string, stderr io.Writer) (*daemon.Config, error) {
 	fs := newFlagSet(name, synopsis, stderr)
 	path := fs.String("config", "", "path to the kmipd HCL configuration (required)")
 	if err := parseFlags(fs, args); err != nil {
@@ -129,5 +131,5 @@ func loadConfigFlag(name, synopsis string, args []string, stderr io.Writer) (*Co
 		fs.Usage()
 		return nil, errUsage
 	}
-	return LoadConfig(*path)
+	return daemon.LoadConfig(*path)
 }

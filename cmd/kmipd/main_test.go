@@ -6,20 +6,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kmipd/kmipd/daemon"
 )
 
 // A startup failure must be an error message and exit 1, never a panic, and
 // the error must not carry the PIN.
 func TestServeStartupErrorsAreClean(t *testing.T) {
 	dir := t.TempDir()
-	cfg := DevConfig(dir, "127.0.0.1:0", "/usr/lib/softhsm/libsofthsm2.so", 3)
+	cfg := daemon.DevConfig(dir, "127.0.0.1:0", "/usr/lib/softhsm/libsofthsm2.so", 3)
 	var buf bytes.Buffer
 	if err := cfg.WriteHCL(&buf); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "kmipd.hcl")
 	cases := map[string]string{
-		"unset pin env":    strings.Replace(buf.String(), "file:"+filepath.Join(dir, DevPINFile), "env:KMIPD_TEST_UNSET_PIN", 1),
+		"unset pin env":    strings.Replace(buf.String(), "file:"+filepath.Join(dir, daemon.DevPINFile), "env:KMIPD_TEST_UNSET_PIN", 1),
 		"missing pin file": buf.String(), // hsm.pin was never written
 	}
 	for name, src := range cases {

@@ -1,12 +1,12 @@
 // Package hostile is issue 7's in-process harness and hostile-client suite.
 //
-// StartServer builds the whole of kmipd in this process — SoftHSM token
-// (hsmtest), Badger store in a temporary folder, kek.Keyring,
-// kmipops.Processor and server.Server on 127.0.0.1:0 with mutual TLS from a
-// fresh certs.CA — so tests can reach the pieces (the store to tamper with,
-// the metrics to count connections, the log to scan for secrets) that a
-// subprocess would hide. It is ordinary Go, not a _test file, so the
-// isolation, crash and secrets suites can import it.
+// StartServer builds the whole of kmipd in this process with package daemon,
+// as `kmipd serve` does: the dev configuration over a fresh SoftHSM token
+// (hsmtest), a Badger store in a temporary folder and a dev PKI (certs.Init)
+// for mutual TLS, served on 127.0.0.1:0. Tests can reach the pieces (the
+// store to tamper with, the metrics to count connections, the log to scan
+// for secrets) that a subprocess would hide. It is ordinary Go, not a _test
+// file, so the isolation, crash and secrets suites can import it.
 package hostile
 
 import (
@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/kmipd/kmipd/certs"
+	"github.com/kmipd/kmipd/daemon"
 	"github.com/kmipd/kmipd/hsm"
 	"github.com/kmipd/kmipd/hsm/hsmtest"
 	"github.com/kmipd/kmipd/kek"
@@ -34,8 +36,9 @@ import (
 // Options tune StartServer. The zero value is two identities, the server's
 // default limits and a debug-level log kept in memory.
 type Options struct {
-	// Server overrides limits and timeouts; Address, TLS and Metrics are
-	// always set by the harness.
+	// Server replaces the listener's limits and timeouts (zero fields take
+	// server's defaults, as the dev configuration's do); Address, TLS and
+	// Metrics always come from the daemon.
 	Server server.Config
 	// Identities is the number of client identities (owners); default 2.
 	Identities int
@@ -44,9 +47,11 @@ type Options struct {
 	// LogOutput, if set, receives the log instead of the in-memory buffer
 	// (a fuzz run must not accumulate millions of lines).
 	LogOutput io.Writer
-	// Processor options (credentials, clock).
+	// Processor replaces the processor options (credentials, clock,
+	// randomness; zero fields take kmipops' defaults); Observer is always
+	// the daemon's metrics.
 	Processor kmipops.Options
-	// KEK tunes the pKEK cache.
+	// KEK tunes the pKEK cache; zero fields keep the configuration's.
 	KEK kek.Config
 }
 
@@ -54,24 +59,20 @@ type Options struct {
 type Env struct {
 	t    testing.TB
 	opts Options
+	cfg  *daemon.Config
 
 	CA      *certs.CA
-	Server  *certs.Issued   // the server certificate
 	Clients []*certs.Issued // one ClientAuth certificate per identity
 	Owners  []string        // kmipd's owner id of each client (server.Identity)
 
-	HSM     *hsm.HSM
-	DataDir string // the Badger folder; survives Stop for tampering
+	HSM     *hsm.HSM // opened once, so it outlives Stop and Start
+	DataDir string   // the Badger folder; survives Stop for tampering
 
 	log *LogBuffer
 
 	mu        sync.Mutex // guards the fields below across Stop/Start
 	addr      string
-	store     *storage.Badger
-	keyring   *kek.Keyring
-	proc      *kmipops.Processor
-	srv       *server.Server
-	metrics   *server.Metrics
+	d         *daemon.Daemon
 	cancel    context.CancelFunc
 	serveDone chan error
 }
@@ -87,12 +88,23 @@ func StartServer(t testing.TB, opts Options) *Env {
 		opts.LogLevel = hclog.Debug
 	}
 	e := &Env{t: t, opts: opts, log: &LogBuffer{}}
-	var err error
-	if e.CA, err = certs.NewCA(certs.Options{}); err != nil {
-		t.Fatalf("hostile: CA: %v", err)
+	hc := hsmtest.SoftHSM(t)
+	dir := t.TempDir()
+	e.cfg = daemon.DevConfig(dir, "127.0.0.1:0", hc.ModulePath, hc.MaxSessions)
+	if opts.KEK.CacheTTL > 0 {
+		e.cfg.KEK.CacheTTL = opts.KEK.CacheTTL
 	}
-	if e.Server, err = e.CA.IssueServer(nil); err != nil {
-		t.Fatalf("hostile: server certificate: %v", err)
+	if opts.KEK.CacheSize > 0 {
+		e.cfg.KEK.CacheSize = opts.KEK.CacheSize
+	}
+	e.DataDir = e.cfg.Storage.Path
+	pki := filepath.Join(dir, daemon.DevPKIDir)
+	var err error
+	if err = certs.Init(pki, certs.Options{}); err != nil {
+		t.Fatalf("hostile: PKI: %v", err)
+	}
+	if e.CA, err = certs.LoadCA(pki, certs.Options{}); err != nil {
+		t.Fatalf("hostile: CA: %v", err)
 	}
 	for i := range opts.Identities {
 		c, err := e.CA.IssueClient(fmt.Sprintf("id%d", i))
@@ -102,11 +114,9 @@ func StartServer(t testing.TB, opts Options) *Env {
 		e.Clients = append(e.Clients, c)
 		e.Owners = append(e.Owners, server.Identity(c.Cert))
 	}
-	cfg := hsmtest.SoftHSM(t)
-	if e.HSM, err = hsm.Open(context.Background(), cfg, e.Logger().Named("hsm")); err != nil {
+	if e.HSM, err = hsm.Open(context.Background(), hc, e.Logger().Named("hsm")); err != nil {
 		t.Fatalf("hostile: hsm.Open: %v", err)
 	}
-	e.DataDir = t.TempDir()
 	// Cleanups run last-in first-out: the server stops before the HSM closes.
 	t.Cleanup(func() { e.HSM.Close() })
 	t.Cleanup(e.Stop)
@@ -126,48 +136,44 @@ func (e *Env) Logger() hclog.Logger {
 // Logs returns everything logged so far.
 func (e *Env) Logs() string { return e.log.String() }
 
-// Start opens the store in DataDir and serves on a fresh loopback port. A
-// new Keyring means a cold pKEK cache: the next use of every owner reads and
-// verifies its pKEK record again.
+// Start builds kmipd over the open HSM, with the store in DataDir, and
+// serves on a fresh loopback port. A new Keyring means a cold pKEK cache: the
+// next use of every owner reads and verifies its pKEK record again.
 func (e *Env) Start() {
 	t := e.t
 	t.Helper()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.srv != nil {
+	if e.d != nil {
 		t.Fatalf("hostile: Start while running")
 	}
-	log := e.Logger()
-	st, err := storage.OpenBadger(e.DataDir, storage.BadgerOptions{GCInterval: -1}, log.Named("storage"))
+	d, err := daemon.BuildWith(context.Background(), e.cfg, e.Logger(), daemon.Hooks{
+		HSM: e.HSM,
+		Server: func(sc *server.Config) {
+			o := e.opts.Server
+			o.Address, o.TLS, o.Metrics = sc.Address, sc.TLS, sc.Metrics
+			*sc = o
+		},
+		Processor: func(po *kmipops.Options) {
+			o := e.opts.Processor
+			o.Observer = po.Observer
+			*po = o
+		},
+	})
 	if err != nil {
-		t.Fatalf("hostile: OpenBadger: %v", err)
+		t.Fatalf("hostile: daemon.Build: %v", err)
 	}
-	e.store = st
-	e.keyring = kek.New(e.HSM, st, e.opts.KEK, log.Named("kek"))
-	e.metrics = server.NewMetrics()
-	po := e.opts.Processor
-	po.Observer = e.metrics
-	e.proc = kmipops.NewProcessor(st, e.keyring, po, log.Named("kmip"))
-	sc := e.opts.Server
-	sc.Address = "127.0.0.1:0"
-	sc.Metrics = e.metrics
-	sc.TLS = &tls.Config{
-		Certificates: []tls.Certificate{e.Server.TLS()},
-		ClientCAs:    e.CA.Pool(),
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		MinVersion:   tls.VersionTLS12,
-	}
-	e.srv = server.New(sc, e.proc, log)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		d.Close()
 		t.Fatalf("hostile: listen: %v", err)
 	}
-	e.addr = l.Addr().String()
+	e.d, e.addr = d, l.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	done := make(chan error, 1)
 	e.serveDone = done
-	go func() { done <- e.srv.Serve(ctx, l) }()
+	go func() { done <- d.Serve(ctx, l) }()
 }
 
 // Stop shuts the server down and closes the store (the HSM stays open), so
@@ -175,7 +181,7 @@ func (e *Env) Start() {
 func (e *Env) Stop() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.srv == nil {
+	if e.d == nil {
 		return
 	}
 	e.cancel()
@@ -187,10 +193,10 @@ func (e *Env) Stop() {
 	case <-time.After(30 * time.Second):
 		e.t.Errorf("hostile: server did not stop within 30s")
 	}
-	if err := e.store.Close(); err != nil {
-		e.t.Errorf("hostile: closing the store: %v", err)
+	if err := e.d.Close(); err != nil {
+		e.t.Errorf("hostile: %v", err)
 	}
-	e.srv, e.store, e.keyring, e.proc = nil, nil, nil, nil
+	e.d = nil
 }
 
 // Restart is Stop then Start: same data, same HSM token, new port.
@@ -203,16 +209,20 @@ func (e *Env) Restart() {
 func (e *Env) Addr() string { e.mu.Lock(); defer e.mu.Unlock(); return e.addr }
 
 // Store is the running server's store.
-func (e *Env) Store() *storage.Badger { e.mu.Lock(); defer e.mu.Unlock(); return e.store }
+func (e *Env) Store() *storage.Badger { e.mu.Lock(); defer e.mu.Unlock(); return e.d.Store() }
 
 // Keyring is the running server's key hierarchy.
-func (e *Env) Keyring() *kek.Keyring { e.mu.Lock(); defer e.mu.Unlock(); return e.keyring }
+func (e *Env) Keyring() *kek.Keyring { e.mu.Lock(); defer e.mu.Unlock(); return e.d.Keyring() }
 
 // Processor is the running server's KMIP processor.
-func (e *Env) Processor() *kmipops.Processor { e.mu.Lock(); defer e.mu.Unlock(); return e.proc }
+func (e *Env) Processor() *kmipops.Processor {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.d.Processor()
+}
 
 // Metrics is the running server's metrics.
-func (e *Env) Metrics() *server.Metrics { e.mu.Lock(); defer e.mu.Unlock(); return e.metrics }
+func (e *Env) Metrics() *server.Metrics { e.mu.Lock(); defer e.mu.Unlock(); return e.d.Metrics() }
 
 // Caller is identity i as kmipops sees it, for driving the Processor
 // directly (fuzzing) with the same owner the TLS path would derive.

@@ -21,7 +21,7 @@ import (
 const (
 	tenantEnv      = "HSMFAULTS_TENANT_SESSIONS"
 	tenantSOEnv    = "HSMFAULTS_TENANT_SO"
-	devTokenLabel  = "kmipd-dev" // cmd/kmipd's DevTokenLabel
+	devTokenLabel  = "kmipd-dev" // daemon.DevTokenLabel
 	softHSMConfEnv = "SOFTHSM2_CONF"
 )
 

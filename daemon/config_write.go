@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"crypto/tls"
@@ -11,7 +11,8 @@ import (
 )
 
 // WriteHCL renders c as a complete kmipd.hcl that ParseConfig reads back to
-// an equal Config. A literal PIN is written as is: the file is the secret's
+// an equal Config, but for Warnings: deprecated keys are written under their
+// new names. A literal PIN is written as is: the file is the secret's
 // home then, so keep it private (DevConfig uses file: instead).
 func (c *Config) WriteHCL(w io.Writer) error {
 	var b strings.Builder
@@ -63,9 +64,12 @@ storage {
 }
 
 kek {
-  cache_ttl          = %s
-  cache_size         = %d
-  object_cache_bytes = %s # opened objects kept while their pKEK is cached; 0: off
+  cache_ttl  = %s
+  cache_size = %d
+}
+
+objects {
+  cache_bytes = %s # opened objects kept while their pKEK is cached; 0: off
 }
 
 kmip {
@@ -78,7 +82,7 @@ log {
 }
 `, q(string(h.PIN)), h.MaxSessions, h.MinIdle, q(formatDuration(h.SessionWaitTimeout)), q(formatDuration(h.IdleTimeout)),
 		q(h.MKEKLabel), q(h.HMACLabel), q(c.Storage.Path), c.Storage.SyncWrites,
-		q(formatDuration(c.KEK.CacheTTL)), c.KEK.CacheSize, q(formatSize(c.KEK.ObjectCacheBytes)), q(formatDuration(c.KMIP.LeaseTime)), q(c.Log.Level), q(c.Log.Format))
+		q(formatDuration(c.KEK.CacheTTL)), c.KEK.CacheSize, q(formatSize(c.Objects.CacheBytes)), q(formatDuration(c.KMIP.LeaseTime)), q(c.Log.Level), q(c.Log.Format))
 	if c.Telemetry != nil {
 		fmt.Fprintf(&b, "\ntelemetry {\n  address = %s # /metrics, /healthz, /readyz\n}\n", q(c.Telemetry.Address))
 	}

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-const examplePath = "../../config.example.hcl"
+const examplePath = "../config.example.hcl"
 
 // minimal is the smallest valid file; cases below append to or edit it.
 const minimal = `listener {
@@ -102,17 +102,18 @@ func TestValues(t *testing.T) {
 	if c.Listener.MaxMessageSize != 65536 || c.KEK.CacheSize != 20 || c.KEK.CacheTTL != time.Hour {
 		t.Errorf("%d %d %v", c.Listener.MaxMessageSize, c.KEK.CacheSize, c.KEK.CacheTTL)
 	}
-	if c.KEK.ObjectCacheBytes != 32<<20 {
-		t.Errorf("object cache default %d", c.KEK.ObjectCacheBytes)
+	if c.Objects.CacheBytes != 32<<20 || len(c.Warnings) != 0 {
+		t.Errorf("object cache default %d, warnings %v", c.Objects.CacheBytes, c.Warnings)
 	}
 	for in, want := range map[string]int64{`"0"`: 0, `0`: 0, `"8MiB"`: 8 << 20} {
-		c, err := ParseConfig([]byte(minimal+"kek {\n object_cache_bytes = "+in+"\n}\n"), "k.hcl")
-		if err != nil || c.KEK.ObjectCacheBytes != want {
-			t.Errorf("object_cache_bytes %s: %v %v", in, c, err)
+		c, err := ParseConfig([]byte(minimal+"objects {\n cache_bytes = "+in+"\n}\n"), "k.hcl")
+		if err != nil || c.Objects.CacheBytes != want || len(c.Warnings) != 0 {
+			t.Errorf("cache_bytes %s: %v %v", in, c, err)
 		}
 	}
-	if _, err := ParseConfig([]byte(minimal+"kek {\n object_cache_bytes = \"-1\"\n}\n"), "k.hcl"); err == nil {
-		t.Error("a negative object_cache_bytes parsed")
+	if _, err := ParseConfig([]byte(minimal+"objects {\n cache_bytes = \"-1\"\n}\n"), "k.hcl"); err == nil ||
+		!strings.Contains(err.Error(), "k.hcl:15,2-") || !strings.Contains(err.Error(), "objects.cache_bytes does not parse as a size") {
+		t.Errorf("a negative cache_bytes: %v", err)
 	}
 	for in, want := range map[string]int64{`"512KiB"`: 512 << 10, `"2 MiB"`: 2 << 20, `"1GiB"`: 1 << 30, `"10KB"`: 10000, `"100B"`: 100, `"4096"`: 4096} {
 		c, err := ParseConfig([]byte(set("listener", "max_message_size = "+in)), "k.hcl")
@@ -358,6 +359,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("listener {\n  address = \"${1 + 1}\"\n"))
 	f.Add([]byte("hsm { pin = [for x in [1] : x] }"))
 	f.Add([]byte(minimal + "log {\n level = null\n}\n"))
+	f.Add([]byte(minimal + "kek {\n object_cache_bytes = \"1MiB\"\n}\nobjects {}\n"))
 	f.Add([]byte{0xff, '{', '\n'})
 	f.Fuzz(func(t *testing.T, src []byte) {
 		c, err := ParseConfig(src, "fuzz.hcl")
@@ -373,6 +375,7 @@ func FuzzParseConfig(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-parse: %v\n%s", err, buf.String())
 		}
+		c.Warnings = nil // deprecated keys are written under their new names
 		if !reflect.DeepEqual(got, c) {
 			t.Fatalf("round trip differs\n%s", buf.String())
 		}
@@ -380,7 +383,7 @@ func FuzzParseConfig(f *testing.F) {
 }
 
 func TestCheckCredentialsNeedsFile(t *testing.T) {
-	src, err := os.ReadFile("../../config.example.hcl")
+	src, err := os.ReadFile(examplePath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,5 +436,46 @@ func TestLeaseTimeConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "kmip.lease_time") {
 			t.Errorf("%s: err = %v, want %q", src, err, want)
 		}
+	}
+}
+
+// TestObjectCacheKeys: objects.cache_bytes is the key; the deprecated
+// kek.object_cache_bytes still works, with a positioned warning naming the
+// new key; both at once is a positioned error.
+func TestObjectCacheKeys(t *testing.T) {
+	c, err := ParseConfig([]byte(minimal+"objects {\n  cache_bytes = \"4MiB\"\n}\n"), "kmipd.hcl")
+	if err != nil || c.Objects.CacheBytes != 4<<20 || len(c.Warnings) != 0 {
+		t.Fatalf("new key: %v %+v %v", err, c, c.Warnings)
+	}
+
+	old := minimal + "kek {\n  cache_size = 5\n  object_cache_bytes = \"2MiB\"\n}\n"
+	c, err = ParseConfig([]byte(old), "kmipd.hcl")
+	if err != nil || c.Objects.CacheBytes != 2<<20 || c.KEK.CacheSize != 5 {
+		t.Fatalf("deprecated key: %v %+v", err, c)
+	}
+	if len(c.Warnings) != 1 {
+		t.Fatalf("deprecated key: %d warnings, want 1", len(c.Warnings))
+	}
+	const want = "kmipd.hcl:16,3-30: kek.object_cache_bytes is deprecated; use objects.cache_bytes"
+	if got := diagString(c.Warnings[0]); !strings.HasPrefix(got, want) {
+		t.Errorf("warning %q, want %q…", got, want)
+	}
+	// The warning reaches the operator through the config logger.
+	var buf bytes.Buffer
+	c.LogWarnings(NewLogger(LogConfig{Level: "info"}, &buf))
+	if line := buf.String(); !strings.Contains(line, "[WARN]  kmipd.config: "+want) {
+		t.Errorf("logged %q", line)
+	}
+	// A bad old value is still a bad value.
+	if _, err := ParseConfig([]byte(strings.Replace(old, `"2MiB"`, `"lots"`, 1)), "kmipd.hcl"); err == nil ||
+		!strings.Contains(err.Error(), "kmipd.hcl:16,3-30: kek.object_cache_bytes does not parse as a size") {
+		t.Errorf("bad deprecated value: %v", err)
+	}
+
+	both := old + "objects {\n  cache_bytes = \"1MiB\"\n}\n"
+	_, err = ParseConfig([]byte(both), "kmipd.hcl")
+	if err == nil || !strings.Contains(err.Error(), "kmipd.hcl:16,3-30: kek.object_cache_bytes and objects.cache_bytes are both set") ||
+		!strings.Contains(err.Error(), "(at kmipd.hcl:19,3-") {
+		t.Errorf("both keys: %v", err)
 	}
 }

@@ -1,0 +1,297 @@
+// Package daemon builds a kmipd from its configuration. It parses and checks
+// kmipd.hcl (LoadConfig, ParseConfig, DevConfig, WriteHCL) and wires the parts
+// in one place (Build): the HSM session pool, the Badger store, the kek
+// keyring, the kmipops processor, the mutual-TLS server and telemetry.
+// cmd/kmipd and the in-process test harnesses both build through it, so
+// nothing is wired twice.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kmipd/kmipd/hsm"
+	"github.com/kmipd/kmipd/kek"
+	"github.com/kmipd/kmipd/kmipops"
+	"github.com/kmipd/kmipd/kmipops/object"
+	"github.com/kmipd/kmipd/server"
+	"github.com/kmipd/kmipd/storage"
+)
+
+// The keyring seals kmipd's objects, and reports its pKEK generations so the
+// object repository can keep objects it has opened (kmipops/object/cache.go).
+var (
+	_ object.Sealer         = (*kek.Keyring)(nil)
+	_ object.KeyGenerations = (*kek.Keyring)(nil)
+)
+
+// Hooks let a test build a kmipd around parts it holds. The zero value builds
+// what `kmipd serve` runs.
+type Hooks struct {
+	// HSM, if set, is used instead of opening cfg.HSM (whose keys are then
+	// not read); the caller closes it, so it may outlive several builds.
+	HSM *hsm.HSM
+	// Server, if set, adjusts the listener configuration Build derived from
+	// cfg, e.g. server.Config.HandshakeTimeout, which has no key in the file.
+	Server func(*server.Config)
+	// Processor, if set, adjusts the processor's options (a deterministic
+	// Rand, a clock).
+	Processor func(*kmipops.Options)
+}
+
+// Daemon is a built kmipd: the HSM and the store are open, nothing listens
+// yet. Serve or ListenAndServe it, then Close it.
+type Daemon struct {
+	cfg       *Config
+	log       hclog.Logger
+	hsm       *hsm.HSM
+	ownHSM    bool // opened by Build, so closed by Close
+	store     *storage.Badger
+	keyring   *kek.Keyring
+	processor *kmipops.Processor
+	metrics   *server.Metrics
+	server    *server.Server
+	telemetry *http.Server // nil: no telemetry block
+	telOnce   sync.Once
+}
+
+// NewLogger is the root logger the log block asks for, writing to w. Build
+// hands each part a sub-logger named after its package.
+func NewLogger(c LogConfig, w io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "kmipd",
+		Level:      hclog.LevelFromString(c.Level),
+		Output:     w,
+		JSONFormat: c.Format == "json",
+	})
+}
+
+// HSMOptions translates the hsm block into the hsm package's Config,
+// resolving the PIN.
+func (c *Config) HSMOptions() (hsm.Config, error) {
+	pin, err := c.ResolvePIN()
+	if err != nil {
+		return hsm.Config{}, err
+	}
+	return hsm.Config{
+		ModulePath:  c.HSM.Module,
+		TokenLabel:  c.HSM.TokenLabel,
+		TokenSerial: c.HSM.TokenSerial,
+		Slot:        c.HSM.Slot,
+		PIN:         pin,
+		MaxSessions: c.HSM.MaxSessions,
+		MinIdle:     c.HSM.MinIdle,
+		WaitTimeout: c.HSM.SessionWaitTimeout,
+		IdleTimeout: c.HSM.IdleTimeout,
+		MKEKLabel:   c.HSM.MKEKLabel,
+		HMACLabel:   c.HSM.HMACLabel,
+	}, nil
+}
+
+// LogWarnings logs each of c.Warnings, with its position, through
+// log.Named("config").
+func (c *Config) LogWarnings(log hclog.Logger) {
+	for _, w := range c.Warnings {
+		log.Named("config").Warn(diagString(w))
+	}
+}
+
+// Build opens the HSM and the store and wires the server; nothing listens
+// yet. It logs the configuration's warnings (deprecated keys) first.
+func Build(ctx context.Context, c *Config, log hclog.Logger) (*Daemon, error) {
+	return BuildWith(ctx, c, log, Hooks{})
+}
+
+// BuildWith is Build with the parts and adjustments h names.
+func BuildWith(ctx context.Context, c *Config, log hclog.Logger, h Hooks) (_ *Daemon, err error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	// d is not the named result: every early return sets that to nil, and
+	// the cleanup below must still see what was opened.
+	d := &Daemon{cfg: c, log: log, hsm: h.HSM, ownHSM: h.HSM == nil}
+	defer func() {
+		if err != nil {
+			_ = d.Close() // the build error says what went wrong
+		}
+	}()
+	c.LogWarnings(log)
+	if d.ownHSM {
+		hc, err := c.HSMOptions()
+		if err != nil {
+			return nil, err
+		}
+		if d.hsm, err = hsm.Open(ctx, hc, log.Named("hsm")); err != nil {
+			return nil, fmt.Errorf("opening the HSM: %w", err)
+		}
+	}
+	syncWrites := c.Storage.SyncWrites
+	if d.store, err = storage.OpenBadger(c.Storage.Path, storage.BadgerOptions{SyncWrites: &syncWrites}, log.Named("storage")); err != nil {
+		return nil, fmt.Errorf("opening the store: %w", err)
+	}
+	d.keyring = kek.New(d.hsm, d.store, kek.Config{CacheTTL: c.KEK.CacheTTL, CacheSize: c.KEK.CacheSize}, log.Named("kek"))
+	d.metrics = server.NewMetrics()
+	for _, c := range []prometheus.Collector{d.hsm.Collector(), d.store.Collector()} {
+		if err := d.metrics.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	opts := kmipops.Options{CheckCredentials: c.Listener.CheckCredentials, Observer: d.metrics, LeaseTime: c.KMIP.LeaseTime,
+		ObjectCacheBytes: int(c.Objects.CacheBytes)}
+	if opts.ObjectCacheBytes == 0 {
+		opts.ObjectCacheBytes = -1 // kmipd.hcl's 0 means off; kmipops' 0 means the default
+	}
+	if c.Listener.CheckCredentials {
+		if opts.Credentials, err = loadCredentials(c.Listener.CredentialsFile); err != nil {
+			return nil, err
+		}
+	}
+	if h.Processor != nil {
+		h.Processor(&opts)
+	}
+	d.processor = kmipops.NewProcessor(d.store, d.keyring, opts, log.Named("kmipops"))
+	tlsConf, err := tlsConfig(c.Listener)
+	if err != nil {
+		return nil, err
+	}
+	sc := server.Config{
+		Address:        c.Listener.Address,
+		TLS:            tlsConf,
+		MaxMessageSize: c.Listener.MaxMessageSize,
+		ReadTimeout:    c.Listener.ReadTimeout,
+		IdleTimeout:    c.Listener.IdleTimeout,
+		WriteTimeout:   c.Listener.WriteTimeout,
+		RequestTimeout: c.Listener.RequestTimeout,
+		MaxConns:       c.Listener.MaxConnections,
+		Metrics:        d.metrics,
+	}
+	if h.Server != nil {
+		h.Server(&sc)
+	}
+	d.server = server.New(sc, d.processor, log) // it names its logger "server"
+	if c.Telemetry != nil && c.Telemetry.Address != "" {
+		// TelemetryServer names its logger "telemetry" itself.
+		d.telemetry = server.TelemetryServer(c.Telemetry.Address, d.metrics, d.hsm.Ready, log)
+	}
+	return d, nil
+}
+
+func tlsConfig(l ListenerConfig) (*tls.Config, error) {
+	return server.TLSConfig(l.CertFile, l.KeyFile, l.ClientCAFile, l.MinTLSVersion)
+}
+
+// ListenAndServe listens on the listener block's address and serves KMIP,
+// and telemetry if configured, until ctx ends.
+func (d *Daemon) ListenAndServe(ctx context.Context) error {
+	d.startTelemetry()
+	return d.server.ListenAndServe(ctx)
+}
+
+// Serve serves KMIP on l (a test's 127.0.0.1:0, say), and telemetry if
+// configured, until ctx ends; then it lets in-flight requests finish and
+// returns nil.
+func (d *Daemon) Serve(ctx context.Context, l net.Listener) error {
+	d.startTelemetry()
+	return d.server.Serve(ctx, l)
+}
+
+func (d *Daemon) startTelemetry() {
+	if d.telemetry == nil {
+		return
+	}
+	d.telOnce.Do(func() {
+		go func() {
+			if err := d.telemetry.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("telemetry listener failed", "error", err)
+			}
+		}()
+	})
+}
+
+// ReloadTLS reads the listener's certificate, key and client CA files again
+// for new handshakes (SIGHUP); on error the old ones stay in use.
+func (d *Daemon) ReloadTLS() error {
+	t, err := tlsConfig(d.cfg.Listener)
+	if err != nil {
+		return err
+	}
+	d.server.SetTLSConfig(t)
+	return nil
+}
+
+// Close stops telemetry and closes the store, and the HSM unless Hooks.HSM
+// supplied it. Call it once serving has returned.
+func (d *Daemon) Close() error {
+	var errs []error
+	if d.telemetry != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = d.telemetry.Shutdown(sctx)
+		cancel()
+	}
+	if d.store != nil {
+		if err := d.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the store: %w", err))
+		}
+	}
+	if d.ownHSM && d.hsm != nil {
+		if err := d.hsm.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the HSM: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Addr is the KMIP address being served, or nil before serving started.
+func (d *Daemon) Addr() net.Addr { return d.server.Addr() }
+
+// HSM is the open HSM.
+func (d *Daemon) HSM() *hsm.HSM { return d.hsm }
+
+// Store is the open store.
+func (d *Daemon) Store() *storage.Badger { return d.store }
+
+// Keyring is the key hierarchy.
+func (d *Daemon) Keyring() *kek.Keyring { return d.keyring }
+
+// Processor executes KMIP requests; tests drive it directly (fuzzing).
+func (d *Daemon) Processor() *kmipops.Processor { return d.processor }
+
+// Metrics is the private Prometheus registry /metrics serves.
+func (d *Daemon) Metrics() *server.Metrics { return d.metrics }
+
+// loadCredentials reads "username:password" lines for check_credentials.
+// Errors name the file and line, never a password.
+func loadCredentials(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("credentials file: %w", err)
+	}
+	creds := map[string]string{}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		user, pass, ok := strings.Cut(line, ":")
+		if !ok || user == "" || pass == "" {
+			return nil, fmt.Errorf("%s:%d: want username:password", path, i+1)
+		}
+		creds[user] = pass
+	}
+	if len(creds) == 0 {
+		return nil, fmt.Errorf("%s: no credentials", path)
+	}
+	return creds, nil
+}

@@ -1,0 +1,212 @@
+package daemon
+
+import (
+	"crypto/tls"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/kmipd/kmipd/certs"
+	"github.com/kmipd/kmipd/kmipops"
+)
+
+// Config is the parsed, validated kmipd.hcl with defaults applied. It is plain
+// data: opening the HSM, store and listener is Build's job.
+type Config struct {
+	Listener  ListenerConfig
+	HSM       HSMConfig
+	Storage   StorageConfig
+	KEK       KEKConfig
+	Objects   ObjectsConfig
+	KMIP      KMIPConfig
+	Log       LogConfig
+	Telemetry *TelemetryConfig // nil: no telemetry listener
+
+	// Warnings are what the file should change but kmipd still accepts
+	// (deprecated keys), each with its position. Build logs them; a Config
+	// written by WriteHCL never has any.
+	Warnings hcl.Diagnostics
+}
+
+type ListenerConfig struct {
+	Address                                string
+	CertFile, KeyFile, ClientCAFile        string
+	MinTLSVersion                          uint16 // tls.VersionTLS12 or tls.VersionTLS13
+	MaxMessageSize                         int64  // bytes
+	ReadTimeout, IdleTimeout, WriteTimeout time.Duration
+	RequestTimeout                         time.Duration // work one request may cause
+	MaxConnections                         int
+	CheckCredentials                       bool
+	CredentialsFile                        string // "user:password" lines; required when CheckCredentials
+}
+
+type HSMConfig struct {
+	Module                          string
+	TokenLabel, TokenSerial         string // exactly one of these and Slot is set
+	Slot                            *uint
+	PIN                             Secret // literal, "env:NAME" or "file:PATH"; see ResolvePIN
+	MaxSessions, MinIdle            int    // MaxSessions counts the login session too
+	SessionWaitTimeout, IdleTimeout time.Duration
+	MKEKLabel, HMACLabel            string
+}
+
+type StorageConfig struct {
+	Path       string
+	SyncWrites bool
+}
+
+// KEKConfig tunes the pKEK cache (kek.Config).
+type KEKConfig struct {
+	CacheTTL  time.Duration
+	CacheSize int
+}
+
+// ObjectsConfig tunes the object layer (kmipops): CacheBytes bounds the
+// objects kept opened under cached pKEKs (kmipops.Options.ObjectCacheBytes;
+// 0 turns the cache off).
+type ObjectsConfig struct {
+	CacheBytes int64
+}
+
+// KMIPConfig is protocol policy: LeaseTime is the longest lease granted on a
+// cryptographic object, reported in its Lease Time attribute (kmipops.Options).
+type KMIPConfig struct{ LeaseTime time.Duration }
+
+type LogConfig struct{ Level, Format string } // trace|debug|info|warn|error; text|json
+
+type TelemetryConfig struct{ Address string }
+
+// Secret holds the PIN specification. Every fmt verb, and text marshalling,
+// prints a placeholder so a logged Config never leaks a literal PIN.
+type Secret string
+
+const redacted = "[redacted]"
+
+func (Secret) String() string                { return redacted }
+func (Secret) GoString() string              { return redacted }
+func (Secret) Format(f fmt.State, _ rune)    { _, _ = f.Write([]byte(redacted)) }
+func (Secret) MarshalText() ([]byte, error)  { return []byte(redacted), nil }
+func (c *Config) String() string             { return c.summary() }
+func (c *Config) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.summary())) }
+
+func (c *Config) summary() string {
+	tok := "label=" + c.HSM.TokenLabel
+	if c.HSM.TokenSerial != "" {
+		tok = "serial=" + c.HSM.TokenSerial
+	} else if c.HSM.Slot != nil {
+		tok = "slot=" + strconv.FormatUint(uint64(*c.HSM.Slot), 10)
+	}
+	return fmt.Sprintf("kmipd config: listener %s, hsm %s (%s, pin %s, %d sessions), storage %s",
+		c.Listener.Address, c.HSM.Module, tok, redacted, c.HSM.MaxSessions, c.Storage.Path)
+}
+
+const (
+	DevTokenLabel = "kmipd-dev"
+	DevPINFile    = "hsm.pin" // dev mode writes a random PIN here before opening the HSM
+	DevConfigFile = "kmipd.hcl"
+	DevPKIDir     = "pki" // certs.Init output, so clients find ca.crt, client.crt, client.key here
+)
+
+func defaultConfig() Config {
+	return Config{
+		Listener: ListenerConfig{
+			Address: "0.0.0.0:5696", MinTLSVersion: tls.VersionTLS12, MaxMessageSize: 1 << 20,
+			ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, WriteTimeout: 30 * time.Second,
+			RequestTimeout: 30 * time.Second,
+			MaxConnections: 10000,
+		},
+		HSM: HSMConfig{
+			MaxSessions: 4, SessionWaitTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second,
+			MKEKLabel: "kmipd-mkek", HMACLabel: "kmipd-hmac",
+		},
+		Storage: StorageConfig{SyncWrites: true},
+		KEK:     KEKConfig{CacheTTL: 15 * time.Minute, CacheSize: 10000},
+		Objects: ObjectsConfig{CacheBytes: kmipops.DefaultObjectCacheBytes},
+		KMIP:    KMIPConfig{LeaseTime: kmipops.DefaultLeaseTime},
+		Log:     LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+const defaultTelemetryAddress = "127.0.0.1:9696"
+
+// DevConfig is the configuration `kmipd dev` writes to DIR/kmipd.hcl: the
+// certs.Init files in DIR/pki, a SoftHSM token labelled DevTokenLabel whose PIN
+// is in DIR/hsm.pin, Badger in DIR/data. dir is made absolute so the rendered
+// file means the same wherever it is parsed from. maxSessions < 2 means the default.
+func DevConfig(dir, addr, module string, maxSessions int) *Config {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	c := defaultConfig()
+	if addr != "" {
+		c.Listener.Address = addr
+	}
+	c.Listener.CertFile = filepath.Join(dir, DevPKIDir, certs.ServerCertFile)
+	c.Listener.KeyFile = filepath.Join(dir, DevPKIDir, certs.ServerKeyFile)
+	c.Listener.ClientCAFile = filepath.Join(dir, DevPKIDir, certs.CACertFile)
+	c.HSM.Module = module
+	c.HSM.TokenLabel = DevTokenLabel
+	c.HSM.PIN = Secret("file:" + filepath.Join(dir, DevPINFile))
+	if maxSessions >= 2 {
+		c.HSM.MaxSessions = maxSessions
+	}
+	c.Storage.Path = filepath.Join(dir, "data")
+	return &c
+}
+
+// ResolvePIN returns the HSM user PIN: a literal, the value of environment
+// variable NAME ("env:NAME"), or the contents of PATH without its trailing
+// newline ("file:PATH"). Errors never contain the PIN.
+func (c *Config) ResolvePIN() (string, error) {
+	spec := string(c.HSM.PIN)
+	pin := spec
+	switch {
+	case strings.HasPrefix(spec, "env:"):
+		name := spec[len("env:"):]
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			return "", fmt.Errorf("hsm.pin: environment variable %s is not set", name)
+		}
+		pin = v
+	case strings.HasPrefix(spec, "file:"):
+		b, err := os.ReadFile(spec[len("file:"):])
+		if err != nil {
+			return "", fmt.Errorf("hsm.pin: reading PIN file: %w", err) // *PathError: path and errno only
+		}
+		pin = strings.TrimRight(string(b), "\r\n")
+	}
+	if pin == "" {
+		return "", fmt.Errorf("hsm.pin: the PIN is empty")
+	}
+	return pin, nil
+}
+
+// ConfigError carries every problem found in a file, each with its position.
+type ConfigError struct{ Diags hcl.Diagnostics }
+
+func (e *ConfigError) Unwrap() error { return e.Diags }
+
+func (e *ConfigError) Error() string {
+	lines := make([]string, 0, len(e.Diags))
+	for _, d := range e.Diags {
+		lines = append(lines, diagString(d))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// diagString is "file:line,col-col: summary: detail".
+func diagString(d *hcl.Diagnostic) string {
+	s := d.Summary
+	if d.Detail != "" {
+		s += ": " + d.Detail
+	}
+	if d.Subject != nil {
+		s = d.Subject.String() + ": " + s
+	}
+	return s
+}
