@@ -23,14 +23,19 @@ import (
 func TestWorkOfAGoneClientStops(t *testing.T) {
 	e := StartServer(t, Options{Server: server.Config{RequestTimeout: time.Second}})
 	c := e.Dial(0)
-	items := make([]*tree.Node, 200)
-	for i := range items {
-		items[i] = CreateAES(128)
+	// The 200 keys are made in batches of 20, so that setting them up stays
+	// well inside the 1 s bound on a loaded machine: only the Locate batch
+	// below is meant to meet it.
+	for range 10 {
+		items := make([]*tree.Node, 20)
+		for i := range items {
+			items[i] = CreateAES(128)
+		}
+		for _, r := range c.Do(t, Request(items...)) {
+			WantOK(t, r)
+		}
 	}
-	for _, r := range c.Do(t, Request(items...)) {
-		WantOK(t, r)
-	}
-	items = make([]*tree.Node, 2000)
+	items := make([]*tree.Node, 2000)
 	for i := range items {
 		items[i] = Item(kmip14.OperationLocate)
 	}
