@@ -1,5 +1,5 @@
 // Package derive holds the key-derivation primitives behind KMIP's Derive Key
-// operation (KMIP 1.4 §4.6, Derivation Parameters §2.1.12, Derivation Method
+// operation (KMIP 1.4 §4.6 with its Derivation Parameters, Derivation Method
 // enumeration §9.1.3.2.21): PBKDF2, HASH, HMAC, ENCRYPT and the three
 // NIST SP 800-108 KDFs (counter, feedback, double-pipeline iteration).
 //
@@ -101,7 +101,7 @@ type Params struct {
 	Salt       []byte
 	Iterations int
 	// IV is the Initialization Vector: ENCRYPT's IV, and K(0) of the feedback
-	// KDF. Nil means none was sent; both then use an empty one (§2.1.12).
+	// KDF. Nil means none was sent; both then use an empty one (§4.6).
 	IV []byte
 	// Hash is the Cryptographic Parameters' Hashing Algorithm: the hash of
 	// HASH, the HMAC hash of HMAC and of PBKDF2's PRF.

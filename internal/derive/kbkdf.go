@@ -66,7 +66,8 @@ func Counter(prf PRF, key, fixed []byte, n int, c CounterSpec) ([]byte, error) {
 
 // Feedback is the KDF in feedback mode (SP 800-108 §5.2):
 // K(0) = iv, K(i) = PRF(key, K(i-1) {|| [i]_r} || fixed).
-// A nil iv is the empty IV §2.1.12 says a server assumes.
+// A nil iv is the empty IV the Derivation Parameters table (§4.6) says a
+// server assumes.
 func Feedback(prf PRF, key, iv, fixed []byte, n int, c CounterSpec) ([]byte, error) {
 	if fixed == nil {
 		return nil, fmt.Errorf("%w: NIST800-108-F needs Derivation Data (the fixed input data)", ErrParameter)

@@ -83,7 +83,7 @@ func HKDFKey(newHash func() hash.Hash, key, salt, data []byte, n int) ([]byte, e
 
 // Encrypt is the ENCRYPT method: the Derivation Data encrypted under the
 // derivation key, truncated to n bytes. iv nil means the client sent none;
-// enc then gets an empty IV, as §2.1.12 says a server assumes.
+// enc then gets an empty IV, as the Derivation Parameters table (§4.6) says a server assumes.
 func Encrypt(enc Encrypter, key, iv, data []byte, n int) ([]byte, error) {
 	if enc == nil {
 		return nil, fmt.Errorf("%w: ENCRYPT needs an encryption algorithm and mode", ErrParameter)

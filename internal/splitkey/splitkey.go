@@ -12,7 +12,7 @@
 //   - GF(2^8): bytewise, GF(2)[x]/(x^8+x^4+x^3+x^2+1) (0x11D). The OASIS
 //     KMIP 1.2 cases TC-SJ-2/3-12 split 0102…10 into shares that interpolate
 //     to it under this polynomial, not under FIPS 197's (the tests check
-//     both); the text of §2.2.5 that kmipd could consult gives no other.
+//     both). The 1.2 text defining this method was not at hand to quote.
 //   - GF(2^16): as KMIP §2.2.5 defines it, GF(2^8)[y]/(y^2+y+m) over the
 //     FIPS 197 field GF(2)[x]/(x^8+x^4+x^3+x+1) with m = {3A}; an element
 //     uy+v is the two bytes u, v (in that order); the secret is shared in
