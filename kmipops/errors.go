@@ -1,6 +1,6 @@
-// Package kmipops implements KMIP operation semantics over the kek and
-// storage layers: message and batch handling, operations, objects and their
-// attributes.
+// Package kmipops implements KMIP's protocol and operations: message and
+// batch handling, dispatch, each operation's semantics and its cryptography.
+// What an object is and how it is stored is package kmipops/object.
 package kmipops
 
 import (
