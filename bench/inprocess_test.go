@@ -48,7 +48,9 @@ func (l countingListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
-func startInProcess(tb testing.TB) *inProcess {
+// startInProcess starts the server; each of with may change the processor's
+// options (the audit benchmark turns auditing on).
+func startInProcess(tb testing.TB, with ...func(*kmipops.Options)) *inProcess {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := hclog.NewNullLogger()
@@ -67,7 +69,11 @@ func startInProcess(tb testing.TB) *inProcess {
 	if err := metrics.Register(h.Collector()); err != nil {
 		tb.Fatal(err)
 	}
-	proc := kmipops.NewProcessor(st, kr, kmipops.Options{Observer: metrics}, log)
+	opts := kmipops.Options{Observer: metrics}
+	for _, f := range with {
+		f(&opts)
+	}
+	proc := kmipops.NewProcessor(st, kr, opts, log)
 
 	ca, err := certs.NewCA(certs.Options{})
 	if err != nil {

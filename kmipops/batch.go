@@ -67,6 +67,8 @@ type itemCtx struct {
 	placeholder string
 	// undo, under the Undo option, logs what the batch wrote (undo.go).
 	undo *undoLog
+	// audit gathers the batch's audit events; nil when auditing is off.
+	audit *auditBatch
 }
 
 type opFunc func(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
@@ -127,8 +129,8 @@ func init() {
 //
 // Under Undo the same happens, and then everything the earlier items did is
 // undone and their answers become Operation Undone (undo.go).
-func (p *Processor) runBatch(ctx context.Context, c Caller, v version, bo batchOptions, items []*tree.Node) []*tree.Node {
-	ic := &itemCtx{ctx: ctx, caller: c, v: v}
+func (p *Processor) runBatch(ctx context.Context, c Caller, v version, bo batchOptions, items []*tree.Node, ab *auditBatch) []*tree.Node {
+	ic := &itemCtx{ctx: ctx, caller: c, v: v, audit: ab}
 	if bo.undo && len(items) > 1 {
 		ic.undo = newUndoLog()
 	}
@@ -179,6 +181,7 @@ func (p *Processor) cancelRest(ic *itemCtx, bo batchOptions, out, rest []*tree.N
 			op = metricOpName(kmip14.Operation(v))
 		}
 		p.observe(op, kmip14.ResultReasonGeneralFailure.String(), now)
+		ic.audit.record(it, nil, now)
 		out = append(out, failItem(it, kmip14.ResultReasonGeneralFailure, msg))
 	}
 	if ic.undo != nil {
@@ -197,6 +200,9 @@ func (p *Processor) runItem(ic *itemCtx, it *tree.Node) (resp *tree.Node, failed
 	start := time.Now()
 	ic.now = p.opts.Now().UTC().Truncate(time.Second)
 	opName := "Unknown"
+	if ic.audit != nil {
+		defer func() { ic.audit.record(it, resp, start) }() // after the recover below
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			p.log.Error("panic in operation", "op", opName, "panic_type", fmt.Sprintf("%T", r), "caller", ic.caller.CommonName)
