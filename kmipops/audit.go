@@ -2,6 +2,7 @@ package kmipops
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -54,8 +55,10 @@ func (ab *auditBatch) record(it, resp *tree.Node, start time.Time) {
 	if v, ok := it.Child(kmip14.TagOperation).EnumValue(); ok {
 		a.op = metricOpName(kmip14.Operation(v))
 	}
-	if id := it.Child(kmip14.TagUniqueBatchItemID); id != nil && id.Type == ttlv.TypeByteString {
-		a.batchID = id.Bytes
+	if id := it.Child(kmip14.TagUniqueBatchItemID); id != nil && id.Type == ttlv.TypeByteString && len(id.Bytes) > 0 {
+		// A copy: the sink encodes it later, and the request's bytes are
+		// not promised to stay as they are once Process returns.
+		a.batchID = append([]byte(nil), id.Bytes[:min(len(id.Bytes), maxAuditBatchID)]...)
 	}
 	// One backing array for both lists.
 	uids := collectUIDs(it.Child(kmip14.TagRequestPayload), make([]string, 0, 2), &a.omitted)
@@ -64,6 +67,9 @@ func (ab *auditBatch) record(it, resp *tree.Node, start time.Time) {
 	a.reqUIDs, a.respUIDs = uids[:n:n], uids[n:]
 	ab.items = append(ab.items, a)
 }
+
+// maxAuditBatchID is as much of a Unique Batch Item ID as a line shows.
+const maxAuditBatchID = 64
 
 // uidTags are the fields that name an object. Attributes (the Unique
 // Identifier attribute too) are never read.
@@ -104,6 +110,10 @@ func (p *Processor) emitAudit(ctx context.Context, ab *auditBatch, c Caller, v v
 		return
 	}
 	defer func() {
+		// Process promises not to panic, and this runs after its recover.
+		if r := recover(); r != nil {
+			p.log.Error("panic while auditing; audit events of this request lost", "panic_type", fmt.Sprintf("%T", r), "caller", c.CommonName)
+		}
 		clear(ab.items) // nothing of this request stays reachable from the pool
 		ab.items = nil
 		auditBatches.Put(ab)

@@ -39,7 +39,8 @@ type Options struct {
 	CheckCredentials bool
 	Credentials      map[string]string
 	Observer         Observer
-	// Audit, when set, gets one event per batch item answered (audit.go).
+	// Audit, when set, gets one event per batch item answered, or one for
+	// a message refused as a whole (audit.go).
 	Audit audit.Logger
 	// LeaseTime is the longest lease kmipd grants on a cryptographic object
 	// (KMIP 1.4 §3.15): every such object reports it in its Lease Time

@@ -85,5 +85,5 @@ func describe(r audit.Report) string {
 	if !r.Closed {
 		end = "no close record at the end (still being written, or the writer stopped)"
 	}
-	return fmt.Sprintf("%d records, seq %d-%d, %s; %d open records; %s", r.Records, r.FirstSeq, r.LastSeq, from, r.Opens, end)
+	return fmt.Sprintf("%d records, seq %d-%d, %s; opened %d time(s); %s", r.Records, r.FirstSeq, r.LastSeq, from, r.Opens, end)
 }
