@@ -15,6 +15,7 @@ import (
 	"github.com/kmipd/kmipd/daemon"
 	"github.com/kmipd/kmipd/hsm"
 	"github.com/kmipd/kmipd/hsm/hsmtest"
+	"github.com/kmipd/kmipd/kmipops"
 )
 
 // inProcess is kmipd built by daemon.Build from the dev configuration
@@ -44,7 +45,9 @@ func (l countingListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
-func startInProcess(tb testing.TB) *inProcess {
+// startInProcess starts the server; each of with may change the processor's
+// options (the audit benchmark turns auditing on).
+func startInProcess(tb testing.TB, with ...func(*kmipops.Options)) *inProcess {
 	tb.Helper()
 	hc := hsmtest.SoftHSM(tb)
 	dir := tb.TempDir()
@@ -55,7 +58,11 @@ func startInProcess(tb testing.TB) *inProcess {
 	cfg := daemon.DevConfig(dir, "127.0.0.1:0", hc.ModulePath, 0) // 4 sessions, as kmipd dev
 	cfg.HSM.TokenLabel, cfg.HSM.PIN = hc.TokenLabel, daemon.Secret(hc.PIN)
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := daemon.Build(ctx, cfg, hclog.NewNullLogger())
+	d, err := daemon.BuildWith(ctx, cfg, hclog.NewNullLogger(), daemon.Hooks{Processor: func(o *kmipops.Options) {
+		for _, f := range with {
+			f(o)
+		}
+	}})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -69,6 +69,8 @@ type itemCtx struct {
 	// objects are the caller's objects; under the Undo option they log
 	// what the batch writes (undo.go).
 	objects object.Scope
+	// audit gathers the batch's audit events; nil when auditing is off.
+	audit *auditBatch
 }
 
 type opFunc func(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
@@ -129,12 +131,12 @@ func init() {
 //
 // Under Undo the same happens, and then everything the earlier items did is
 // undone and their answers become Operation Undone (undo.go).
-func (p *Processor) runBatch(ctx context.Context, c Caller, v version, bo batchOptions, items []*tree.Node) []*tree.Node {
+func (p *Processor) runBatch(ctx context.Context, c Caller, v version, bo batchOptions, items []*tree.Node, ab *auditBatch) []*tree.Node {
 	var undo *object.UndoLog
 	if bo.undo && len(items) > 1 {
 		undo = object.NewUndoLog()
 	}
-	ic := &itemCtx{ctx: ctx, caller: c, v: v, objects: p.objects.Scope(c.Identity, undo)}
+	ic := &itemCtx{ctx: ctx, caller: c, v: v, objects: p.objects.Scope(c.Identity, undo), audit: ab}
 	out := make([]*tree.Node, 0, len(items))
 	for i, it := range items {
 		if err := ctx.Err(); err != nil {
@@ -182,6 +184,7 @@ func (p *Processor) cancelRest(ic *itemCtx, bo batchOptions, out, rest []*tree.N
 			op = metricOpName(kmip14.Operation(v))
 		}
 		p.observe(op, kmip14.ResultReasonGeneralFailure.String(), now)
+		ic.audit.record(it, nil, now)
 		out = append(out, failItem(it, kmip14.ResultReasonGeneralFailure, msg))
 	}
 	if ic.objects.Undoing() {
@@ -200,6 +203,9 @@ func (p *Processor) runItem(ic *itemCtx, it *tree.Node) (resp *tree.Node, failed
 	start := time.Now()
 	ic.now = p.opts.Now().UTC().Truncate(time.Second)
 	opName := "Unknown"
+	if ic.audit != nil {
+		defer func() { ic.audit.record(it, resp, start) }() // after the recover below
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			p.log.Error("panic in operation", "op", opName, "panic_type", fmt.Sprintf("%T", r), "caller", ic.caller.CommonName)

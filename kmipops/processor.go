@@ -16,6 +16,7 @@ import (
 
 	"github.com/kmipd/kmipd/kmipmsg"
 	"github.com/kmipd/kmipd/kmipops/object"
+	"github.com/kmipd/kmipd/audit"
 	"github.com/kmipd/kmipd/kmipops/tree"
 	"github.com/kmipd/kmipd/storage"
 )
@@ -32,6 +33,9 @@ type Options struct {
 	CheckCredentials bool
 	Credentials      map[string]string
 	Observer         Observer
+	// Audit, when set, gets one event per batch item answered, or one for
+	// a message refused as a whole (audit.go).
+	Audit audit.Logger
 	// LeaseTime is the longest lease kmipd grants on a cryptographic object
 	// (KMIP 1.4 §3.15): every such object reports it in its Lease Time
 	// attribute and Obtain Lease grants it. Zero means DefaultLeaseTime. It
@@ -115,6 +119,12 @@ func (v version) answerVersion() version {
 // never panics and never returns nil.
 func (p *Processor) Process(ctx context.Context, c Caller, req *tree.Node) (resp *tree.Node) {
 	v := version{1, 0}
+	ab := p.newAuditBatch()
+	if ab != nil {
+		// Deferred first, so it runs last: after a recovered panic, with
+		// the answer the client gets.
+		defer func() { p.emitAudit(ctx, ab, c, v, resp) }()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			// The stack shows where; the panic value could quote request
@@ -160,7 +170,7 @@ func (p *Processor) Process(ctx context.Context, c Caller, req *tree.Node) (resp
 	if err != nil {
 		return p.failMessage(v, ReasonOf(err), ClientMessage(err))
 	}
-	out := p.runBatch(ctx, c, v, bo, items)
+	out := p.runBatch(ctx, c, v, bo, items, ab)
 	resp = p.message(v, out)
 	if bo.maxResponseSize > 0 {
 		resp = p.capResponse(v, resp, out, bo.maxResponseSize)

@@ -30,6 +30,7 @@ Usage:
   kmipd certs issue -dir DIR -name NAME
   kmipd hsm init -config FILE
   kmipd hsm check -config FILE
+  kmipd audit verify FILE...
   kmipd conformance -addr HOST:PORT -ca CA -cert CERT -key KEY [-json] PATH...
   kmipd bench -addr HOST:PORT -ca CA -cert CERT -key KEY -mode persistent|reconnect
               -workers N -duration D -mix get|create|create-get-destroy|register-get|encrypt
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCerts(args[1:], stdout, stderr)
 	case "hsm":
 		err = cmdHSM(ctx, args[1:], stdout, stderr)
+	case "audit":
+		err = cmdAudit(args[1:], stdout, stderr)
 	case "conformance":
 		return conformance.Main(args[1:], stdout, stderr)
 	case "bench":

@@ -1,0 +1,169 @@
+package kmipops
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gemalto/kmip-go/kmip14"
+	"github.com/gemalto/kmip-go/ttlv"
+
+	"github.com/kmipd/kmipd/audit"
+	"github.com/kmipd/kmipd/kmipops/tree"
+)
+
+// auditBatch gathers what one request's audit events need while its items
+// run. The events go out when the answers are final: Undo and Maximum
+// Response Size may still change an item's result after it ran.
+type auditBatch struct {
+	items []auditItem
+	one   [1]auditItem // items' first backing array: most batches have one item
+}
+
+// auditBatches recycles auditBatch: emitAudit copies everything out.
+var auditBatches = sync.Pool{New: func() any { return new(auditBatch) }}
+
+type auditItem struct {
+	op                string
+	start             time.Time
+	d                 time.Duration
+	batchID           []byte
+	reqUIDs, respUIDs []string
+	omitted           int
+}
+
+// newAuditBatch is nil when auditing is off, which every audit hook checks.
+func (p *Processor) newAuditBatch() *auditBatch {
+	if p.opts.Audit == nil {
+		return nil
+	}
+	ab := auditBatches.Get().(*auditBatch)
+	ab.items = ab.one[:0]
+	return ab
+}
+
+// record records batch item it, answered by resp (nil when it did not
+// run), which started at start. It reads identifiers only: the Unique
+// Identifier fields of the request and response payloads, never a key,
+// an attribute value or a message.
+func (ab *auditBatch) record(it, resp *tree.Node, start time.Time) {
+	if ab == nil {
+		return
+	}
+	a := auditItem{op: "Unknown", start: start, d: time.Since(start)}
+	if v, ok := it.Child(kmip14.TagOperation).EnumValue(); ok {
+		a.op = metricOpName(kmip14.Operation(v))
+	}
+	if id := it.Child(kmip14.TagUniqueBatchItemID); id != nil && id.Type == ttlv.TypeByteString && len(id.Bytes) > 0 {
+		// A copy: the sink encodes it later, and the request's bytes are
+		// not promised to stay as they are once Process returns.
+		a.batchID = append([]byte(nil), id.Bytes[:min(len(id.Bytes), maxAuditBatchID)]...)
+	}
+	// One backing array for both lists.
+	uids := collectUIDs(it.Child(kmip14.TagRequestPayload), make([]string, 0, 2), &a.omitted)
+	n := len(uids)
+	uids = collectUIDs(resp.Child(kmip14.TagResponsePayload), uids, &a.omitted)
+	a.reqUIDs, a.respUIDs = uids[:n:n], uids[n:]
+	ab.items = append(ab.items, a)
+}
+
+// maxAuditBatchID is as much of a Unique Batch Item ID as a line shows.
+const maxAuditBatchID = 64
+
+// uidTags are the fields that name an object. Attributes (the Unique
+// Identifier attribute too) are never read.
+var uidTags = [...]ttlv.Tag{kmip14.TagUniqueIdentifier, kmip14.TagPrivateKeyUniqueIdentifier, kmip14.TagPublicKeyUniqueIdentifier}
+
+// collectUIDs appends the text values of uidTags anywhere in n (a Get's
+// wrapping key sits in Key Wrapping Specification), out holding at most
+// 2*audit.MaxUIDs (request and response), and counts the rest in omitted.
+// The sink cuts each list to audit.MaxUIDs.
+func collectUIDs(n *tree.Node, out []string, omitted *int) []string {
+	if n == nil {
+		return out
+	}
+	for _, c := range n.Children {
+		switch {
+		case c.Tag == kmip14.TagAttribute || c.Tag == kmip14.TagKeyBlock:
+			// Attribute values and key material are not walked at all.
+		case c.Type == ttlv.TypeStructure:
+			out = collectUIDs(c, out, omitted)
+		case c.Type == ttlv.TypeTextString && (c.Tag == uidTags[0] || c.Tag == uidTags[1] || c.Tag == uidTags[2]):
+			if len(out) < 2*audit.MaxUIDs {
+				out = append(out, c.Text)
+			} else {
+				*omitted++
+			}
+		}
+	}
+	return out
+}
+
+// auditVersions avoids formatting the version for every event.
+var auditVersions = [...]string{"1.0", "1.1", "1.2", "1.3", "1.4"}
+
+// emitAudit sends one event per answered item, with the result the client got;
+// a message refused before its items ran is one event with BatchIndex -1.
+func (p *Processor) emitAudit(ctx context.Context, ab *auditBatch, c Caller, v version, resp *tree.Node) {
+	if ab == nil {
+		return
+	}
+	defer func() {
+		// Process promises not to panic, and this runs after its recover.
+		if r := recover(); r != nil {
+			p.log.Error("panic while auditing; audit events of this request lost", "panic_type", fmt.Sprintf("%T", r), "caller", c.CommonName)
+		}
+		clear(ab.items) // nothing of this request stays reachable from the pool
+		ab.items = nil
+		auditBatches.Put(ab)
+	}()
+	var ver string
+	if v.major == 1 && v.minor >= 0 && int(v.minor) < len(auditVersions) {
+		ver = auditVersions[v.minor]
+	} else {
+		ver = v.String()
+	}
+	base := audit.Event{Identity: c.Identity, CommonName: c.CommonName, Version: ver}
+	if len(ab.items) == 0 {
+		// Refused as a whole, before any item started: no duration
+		// is measured, which keeps a clock read off every request.
+		e := base
+		e.Time, e.BatchIndex = time.Now(), -1
+		e.Result, e.Reason = resultOf(resp.Child(kmip14.TagBatchItem))
+		p.sendAudit(ctx, e)
+		return
+	}
+	// The answers are in item order, one per recorded item.
+	answers := resp.Children
+	for i := range ab.items {
+		a := &ab.items[i]
+		e := base
+		e.Time, e.Duration, e.Operation, e.BatchIndex, e.BatchItemID = a.start, a.d, a.op, i, a.batchID
+		e.RequestUIDs, e.ResponseUIDs, e.UIDsOmitted = a.reqUIDs, a.respUIDs, a.omitted
+		for len(answers) > 0 && answers[0].Tag != kmip14.TagBatchItem {
+			answers = answers[1:]
+		}
+		if len(answers) > 0 {
+			e.Result, e.Reason = resultOf(answers[0])
+			answers = answers[1:]
+		}
+		p.sendAudit(ctx, e)
+	}
+}
+
+func resultOf(it *tree.Node) (status, reason string) {
+	if s, ok := it.Child(kmip14.TagResultStatus).EnumValue(); ok {
+		status = kmip14.ResultStatus(s).String()
+	}
+	if r, ok := it.Child(kmip14.TagResultReason).EnumValue(); ok {
+		reason = kmip14.ResultReason(r).String()
+	}
+	return status, reason
+}
+
+func (p *Processor) sendAudit(ctx context.Context, e audit.Event) {
+	if err := p.opts.Audit.Log(ctx, e); err != nil {
+		p.log.Error("audit event not recorded", "op", e.Operation, "caller", e.CommonName, "result", e.Result, "error", err)
+	}
+}
