@@ -164,8 +164,15 @@ func (s *Sink) Reopen() error {
 	return s.do(s.reopen)
 }
 
-// Flush writes what is buffered now.
-func (s *Sink) Flush() error { return s.do(s.flush) }
+// Flush writes every event logged before it was called.
+func (s *Sink) Flush() error { return s.do(s.flushQueued) }
+
+// flushQueued encodes what Log has queued and writes it: an event whose Log
+// returned before a Flush or Reopen goes to the file being written then.
+func (s *Sink) flushQueued() error {
+	s.drainWriting()
+	return s.flush()
+}
 
 // Close writes every queued event and a close record, then closes the file.
 // Log returns ErrClosed afterwards.
@@ -325,6 +332,10 @@ func lineCut(p []byte, limit int) int {
 }
 
 func (s *Sink) reopen() error {
+	// What was logged before the rotation belongs to the old file.
+	if err := s.flushQueued(); err != nil {
+		return fmt.Errorf("audit: writing before reopening %s: %w", s.path, err)
+	}
 	nf, err := os.OpenFile(s.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		s.log.Error("audit log reopen failed; still writing the old file", "path", s.path, "error", err)

@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kmipd/kmipd/audit"
 	"github.com/kmipd/kmipd/hsm"
 	"github.com/kmipd/kmipd/kek"
 	"github.com/kmipd/kmipd/kmipops"
@@ -64,6 +65,7 @@ type Daemon struct {
 	metrics   *server.Metrics
 	server    *server.Server
 	telemetry *http.Server // nil: no telemetry block
+	audit     *audit.Sink  // nil: no audit block
 	telOnce   sync.Once
 }
 
@@ -128,6 +130,12 @@ func BuildWith(ctx context.Context, c *Config, log hclog.Logger, h Hooks) (_ *Da
 		}
 	}()
 	c.LogWarnings(log)
+	if c.Audit != nil {
+		// Opened first: a kmipd that cannot keep its audit trail does not start.
+		if d.audit, err = audit.OpenTarget(c.Audit.File, audit.Options{}, log.Named("audit")); err != nil {
+			return nil, fmt.Errorf("opening the audit log: %w", err)
+		}
+	}
 	if d.ownHSM {
 		hc, err := c.HSMOptions()
 		if err != nil {
@@ -157,6 +165,9 @@ func BuildWith(ctx context.Context, c *Config, log hclog.Logger, h Hooks) (_ *Da
 		if opts.Credentials, err = loadCredentials(c.Listener.CredentialsFile); err != nil {
 			return nil, err
 		}
+	}
+	if d.audit != nil { // a nil *audit.Sink in the interface would not be nil
+		opts.Audit = d.audit
 	}
 	if h.Processor != nil {
 		h.Processor(&opts)
@@ -231,6 +242,15 @@ func (d *Daemon) ReloadTLS() error {
 	return nil
 }
 
+// ReopenAudit reopens the audit log file (SIGHUP, after logrotate moved it);
+// the new file's first line links to the old file's last.
+func (d *Daemon) ReopenAudit() error {
+	if d.audit == nil {
+		return nil
+	}
+	return d.audit.Reopen()
+}
+
 // Close stops telemetry and closes the store, and the HSM unless Hooks.HSM
 // supplied it. Call it once serving has returned.
 func (d *Daemon) Close() error {
@@ -239,6 +259,11 @@ func (d *Daemon) Close() error {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = d.telemetry.Shutdown(sctx)
 		cancel()
+	}
+	if d.audit != nil {
+		if err := d.audit.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the audit log: %w", err))
+		}
 	}
 	if d.store != nil {
 		if err := d.store.Close(); err != nil {

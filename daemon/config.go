@@ -26,6 +26,7 @@ type Config struct {
 	KMIP      KMIPConfig
 	Log       LogConfig
 	Telemetry *TelemetryConfig // nil: no telemetry listener
+	Audit     *AuditConfig     // nil: no audit log
 
 	// Warnings are what the file should change but kmipd still accepts
 	// (deprecated keys), each with its position. Build logs them; a Config
@@ -80,6 +81,10 @@ type KMIPConfig struct{ LeaseTime time.Duration }
 type LogConfig struct{ Level, Format string } // trace|debug|info|warn|error; text|json
 
 type TelemetryConfig struct{ Address string }
+
+// AuditConfig is the audit block: where the hash-chained audit log goes, a
+// path or "stderr" (audit.Stderr).
+type AuditConfig struct{ File string }
 
 // Secret holds the PIN specification. Every fmt verb, and text marshalling,
 // prints a placeholder so a logged Config never leaks a literal PIN.
@@ -156,6 +161,7 @@ func DevConfig(dir, addr, module string, maxSessions int) *Config {
 		c.HSM.MaxSessions = maxSessions
 	}
 	c.Storage.Path = filepath.Join(dir, "data")
+	c.Audit = &AuditConfig{File: filepath.Join(dir, "audit.log")}
 	return &c
 }
 

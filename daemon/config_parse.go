@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 
+	"github.com/kmipd/kmipd/audit"
 	"github.com/kmipd/kmipd/kmipops"
 )
 
@@ -83,6 +84,7 @@ var schema = []struct {
 	{"kmip", false, []string{"lease_time"}},
 	{"log", false, []string{"level", "format"}},
 	{"telemetry", false, []string{"address"}},
+	{"audit", false, []string{"!file"}},
 }
 
 // structure checks blocks and keys against schema and returns each present
@@ -230,6 +232,12 @@ func ParseConfig(src []byte, filename string) (*Config, error) {
 	if t, ok := blocks["telemetry"]; ok {
 		c.Telemetry = &TelemetryConfig{Address: defaultTelemetryAddress}
 		d.str(t["address"], "telemetry.address", &c.Telemetry.Address, checkHostPort)
+	}
+	if a, ok := blocks["audit"]; ok {
+		c.Audit = &AuditConfig{}
+		if d.str(a["file"], "audit.file", &c.Audit.File, nonEmpty) && c.Audit.File != audit.Stderr {
+			c.Audit.File = d.resolve(c.Audit.File)
+		}
 	}
 	if d.diags.HasErrors() {
 		return nil, configError(d.diags)

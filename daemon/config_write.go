@@ -86,6 +86,9 @@ log {
 	if c.Telemetry != nil {
 		fmt.Fprintf(&b, "\ntelemetry {\n  address = %s # /metrics, /healthz, /readyz\n}\n", q(c.Telemetry.Address))
 	}
+	if c.Audit != nil {
+		fmt.Fprintf(&b, "\naudit {\n  file = %s # hash-chained JSON lines; check with kmipd audit verify FILE\n}\n", q(c.Audit.File))
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

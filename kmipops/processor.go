@@ -14,9 +14,9 @@ import (
 	"github.com/gemalto/kmip-go/ttlv"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/kmipd/kmipd/audit"
 	"github.com/kmipd/kmipd/kmipmsg"
 	"github.com/kmipd/kmipd/kmipops/object"
-	"github.com/kmipd/kmipd/audit"
 	"github.com/kmipd/kmipd/kmipops/tree"
 	"github.com/kmipd/kmipd/storage"
 )

@@ -48,6 +48,9 @@ func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, d *daemon.Daemon,
 		case <-ctx.Done():
 			return
 		case <-hup:
+			if err := d.ReopenAudit(); err != nil {
+				log.Error("audit log reopen failed; still writing the old file", "error", err)
+			}
 			if err := d.ReloadTLS(); err != nil {
 				log.Error("certificate reload failed; keeping the old ones", "error", err)
 				continue
