@@ -48,3 +48,6 @@ func (h *HSM) LowerCapForTest(n int) {
 	h.pool.effCap = n
 	h.pool.raiseEvery, h.pool.raiseInterval = 1<<30, time.Hour
 }
+
+// DemandForTest is what the pool reports to its budget (it resets Want).
+func (h *HSM) DemandForTest() Demand { return h.pool.Demand() }

@@ -14,6 +14,10 @@
 // successes and 1s); a lost device makes callers fail fast with
 // ErrUnavailable while a goroutine re-initialises the module (C_Finalize +
 // C_Initialize under the module's write lock) with back-off 100ms..1s.
+//
+// With a Budget (WithBudget, share.go) the pool's cap is also bounded by the
+// share of a cluster-wide session budget, which can shrink, grow or be lost
+// (then every session, the login one included, is closed) at any time.
 package hsm
 
 import (
@@ -34,7 +38,8 @@ type HSM struct {
 	log         hclog.Logger
 	m           *module
 	pool        *Pool
-	requireKeys bool // false only while InitMasterKeys creates them
+	budget      Budget // nil: MaxSessions alone bounds the pool
+	requireKeys bool   // false only while InitMasterKeys creates them
 
 	stateMu  sync.Mutex
 	slot     uint
@@ -62,11 +67,11 @@ type keys struct{ mkek, hmac pkcs11.ObjectHandle }
 // Open opens the token cfg selects and checks that the master keys exist.
 // log should be a named sub-logger (logger.Named("hsm")); the session pool
 // logs under log.Named("pool").
-func Open(ctx context.Context, cfg Config, log hclog.Logger) (*HSM, error) {
-	return open(ctx, cfg, log, true)
+func Open(ctx context.Context, cfg Config, log hclog.Logger, opts ...Option) (*HSM, error) {
+	return open(ctx, cfg, log, true, opts)
 }
 
-func open(ctx context.Context, cfg Config, log hclog.Logger, requireKeys bool) (*HSM, error) {
+func open(ctx context.Context, cfg Config, log hclog.Logger, requireKeys bool, opts []Option) (*HSM, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -81,22 +86,31 @@ func open(ctx context.Context, cfg Config, log hclog.Logger, requireKeys bool) (
 	if err != nil {
 		return nil, err
 	}
-	h := &HSM{cfg: cfg, log: log, m: m, requireKeys: requireKeys, errs: map[uint]uint64{}, stop: make(chan struct{})}
-	first, maxCap, err := h.connect()
-	if err != nil {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	h := &HSM{cfg: cfg, log: log, m: m, budget: o.budget, requireKeys: requireKeys, errs: map[uint]uint64{}, stop: make(chan struct{})}
+	if h.budget == nil {
+		first, maxCap, err := h.connect()
+		if err != nil {
+			m.release()
+			return nil, err
+		}
+		h.pool = newPool(log.Named("pool"), cfg, maxCap, first)
+		h.pool.openFn = h.openSession
+		h.pool.closeFn = h.closeSession
+	} else if err := h.openBudgeted(ctx); err != nil {
 		m.release()
 		return nil, err
 	}
-	h.pool = newPool(log.Named("pool"), cfg, maxCap, first)
-	h.pool.openFn = h.openSession
-	h.pool.closeFn = h.closeSession
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
 		h.pool.reaper(h.stop)
 	}()
 	log.Info("HSM opened", "module", cfg.ModulePath, "token", cfg.tokenDesc(), "slot", h.slot,
-		"max_sessions", maxCap)
+		"max_sessions", h.Stats().MaxSessions, "budget", h.budget != nil)
 	return h, nil
 }
 
@@ -269,6 +283,15 @@ func (h *HSM) Close() error {
 			_ = h.m.p11.CloseSession(s.h)
 		}
 		h.m.mu.RUnlock()
+	}
+	if h.budget != nil {
+		// Every session we could close is closed: the budget may hand our
+		// share to another replica now.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := h.budget.Detach(ctx, h.pool); err != nil {
+			h.log.Warn("could not release the session budget share; it runs out with its lease", "error", err)
+		}
+		cancel()
 	}
 	h.m.release()
 	h.log.Info("HSM closed", "calls", h.calls.Load(), "reinitializations", h.reinits.Load())

@@ -184,8 +184,8 @@ func (h *HSM) Check(ctx context.Context) error {
 
 // InitMasterKeys creates the MKEK and the HMAC key on the token cfg selects
 // if they are absent (idempotent) and returns the labels it created.
-func InitMasterKeys(ctx context.Context, cfg Config, log hclog.Logger) (created []string, err error) {
-	h, err := open(ctx, cfg, log, false)
+func InitMasterKeys(ctx context.Context, cfg Config, log hclog.Logger, opts ...Option) (created []string, err error) {
+	h, err := open(ctx, cfg, log, false, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -12,12 +12,19 @@ type Stats struct {
 	Idle         int
 	Waiting      int
 	PeakOpen     int // highest Open ever seen
-	EffectiveCap int // the cap now in force (lowered on capacity errors)
+	EffectiveCap int // the cap now in force (lowered on capacity errors; within the budget's share)
 	MaxSessions  int // the configured cap, clamped to the token's limit
 	CapLowered   uint64
 	CapRaised    uint64
-	Calls        uint64 // PKCS#11 calls made
-	Reinits      uint64 // successful recoveries (C_Finalize + C_Initialize)
+	// With a session budget (WithBudget): Share is what it grants now (0
+	// while not granted or lost), ShareLost says the last grant ran out or
+	// was withdrawn, ShareLosses counts such losses.
+	Budgeted    bool
+	Share       int
+	ShareLost   bool
+	ShareLosses uint64
+	Calls       uint64 // PKCS#11 calls made
+	Reinits     uint64 // successful recoveries (C_Finalize + C_Initialize)
 	// ErrorsByCode counts PKCS#11 failures by CKR_ name.
 	ErrorsByCode map[string]uint64
 }
@@ -41,10 +48,14 @@ func (h *HSM) Stats() Stats {
 		Idle:         len(p.idle),
 		Waiting:      p.waiters.Len(),
 		PeakOpen:     p.peakOpen,
-		EffectiveCap: p.effCap,
+		EffectiveCap: p.capLocked(),
 		MaxSessions:  p.maxCap,
 		CapLowered:   p.capLowered,
 		CapRaised:    p.capRaised,
+		Budgeted:     p.budgeted,
+		Share:        p.share,
+		ShareLost:    p.shareLost,
+		ShareLosses:  p.shareLosses,
 	}
 	p.mu.Unlock()
 	s.Calls = h.calls.Load()
@@ -61,7 +72,7 @@ func (h *HSM) Stats() Stats {
 type collector struct {
 	h                                      *HSM
 	open, peak, inUse, idle, waiting       *prometheus.Desc
-	effCap                                 *prometheus.Desc
+	effCap, share, shareLosses             *prometheus.Desc
 	errors, reinits, calls, ready, maxSess *prometheus.Desc
 }
 
@@ -79,7 +90,10 @@ func (h *HSM) Collector() prometheus.Collector {
 		inUse:   d("sessions_in_use", "HSM sessions in use by an operation."),
 		idle:    d("sessions_idle", "HSM sessions idle in the pool."),
 		waiting: d("sessions_waiting", "Callers waiting for an HSM session."),
-		effCap:  d("sessions_effective_cap", "Session cap in force (lowered while the HSM is short of capacity)."),
+		effCap:  d("sessions_effective_cap", "Session cap in force (lowered while the HSM is short of capacity, and within the session budget's share)."),
+		share:   d("sessions_share", "Sessions this replica's share of the cluster session budget allows, the login session included (only with a budget)."),
+		shareLosses: d("share_losses_total",
+			"Times this replica's budget share ran out without renewal (or was withdrawn) and every session was closed (only with a budget)."),
 		maxSess: d("sessions_max", "Configured session cap (clamped to the token's limit)."),
 		ready:   d("ready", "1 when the HSM hands out sessions."),
 		errors:  d("errors_total", "PKCS#11 errors by return code.", "code"),
@@ -89,7 +103,8 @@ func (h *HSM) Collector() prometheus.Collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.open, c.peak, c.inUse, c.idle, c.waiting, c.effCap, c.maxSess, c.ready, c.errors, c.reinits, c.calls} {
+	for _, d := range []*prometheus.Desc{c.open, c.peak, c.inUse, c.idle, c.waiting, c.effCap, c.share, c.shareLosses,
+		c.maxSess, c.ready, c.errors, c.reinits, c.calls} {
 		ch <- d
 	}
 	c.h.pool.waitHist.Describe(ch)
@@ -106,6 +121,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	g(c.idle, s.Idle)
 	g(c.waiting, s.Waiting)
 	g(c.effCap, s.EffectiveCap)
+	if s.Budgeted {
+		g(c.share, s.Share)
+		ch <- prometheus.MustNewConstMetric(c.shareLosses, prometheus.CounterValue, float64(s.ShareLosses))
+	}
 	g(c.maxSess, s.MaxSessions)
 	ready := 0
 	if s.Ready {

@@ -46,7 +46,8 @@ type waiter struct {
 // included, counts toward the cap. Idle sessions are reused LIFO (so a
 // sequential caller keeps reusing one session and the pool never grows
 // under sequential load), a new session is opened only when none is idle
-// and the cap allows, and waiters are served FIFO.
+// and the cap allows, and waiters are served FIFO. With a Budget the cap is
+// also bounded by the share the budget grants (share.go).
 type Pool struct {
 	log     hclog.Logger
 	openFn  func(ctx context.Context) (*session, error)
@@ -77,8 +78,22 @@ type Pool struct {
 	noneInUse    chan struct{} // closed when inUse reaches 0
 	capLowered   uint64
 	capRaised    uint64
+
+	// A cluster-wide session budget (share.go); budgeted false: the cap is
+	// effCap alone, as without one.
+	budgeted    bool
+	share       int       // sessions granted, the login session included
+	shareUntil  time.Time // the grant's local deadline (monotonic clock)
+	shareLost   bool      // the deadline passed: every session is being closed
+	shareLosses uint64
+	fenceTimer  *time.Timer
+	roomCh      chan struct{} // closed when room may have appeared (waitRoom)
+	peakWant    int           // most sessions in use plus waiters since the last Demand
+	invalidate  func()        // forget the login state (HSM.invalidateState)
 }
 
+// newPool makes a pool around the open login session first; with first nil
+// it holds nothing and is not ready until restore hands it one.
 func newPool(log hclog.Logger, cfg Config, maxCap int, first *session) *Pool {
 	p := &Pool{
 		log:           log,
@@ -94,8 +109,11 @@ func newPool(log hclog.Logger, cfg Config, maxCap int, first *session) *Pool {
 		}),
 		effCap:     maxCap,
 		maxCap:     maxCap,
-		ready:      true,
+		ready:      first != nil,
 		lastAdjust: time.Now(),
+	}
+	if first == nil {
+		return p
 	}
 	first.login = true
 	first.last = time.Now()
@@ -128,13 +146,14 @@ func (p *Pool) takeIdle(fresh bool) *session {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := len(p.idle)
-	if !p.ready || p.waiters.Len() > 0 || n == 0 || (fresh && p.open < p.effCap) {
+	if !p.ready || p.waiters.Len() > 0 || n == 0 || (fresh && p.open < p.capLocked()) {
 		return nil
 	}
 	s := p.idle[n-1]
 	p.idle[n-1] = nil
 	p.idle = p.idle[:n-1]
 	p.inUse++
+	p.noteWantLocked()
 	return s
 }
 
@@ -147,16 +166,21 @@ func (p *Pool) takeSlow(ctx context.Context, fresh bool, deadline time.Time) (*s
 			p.mu.Unlock()
 			return nil, ErrUnavailable
 		}
+		if p.noShareLocked() {
+			p.mu.Unlock()
+			return nil, ErrNoShare
+		}
 		if p.waiters.Len() == 0 { // never overtake a waiter
-			if n := len(p.idle); n > 0 && !(fresh && p.open < p.effCap) {
+			if n := len(p.idle); n > 0 && !(fresh && p.open < p.capLocked()) {
 				s := p.idle[n-1]
 				p.idle[n-1] = nil
 				p.idle = p.idle[:n-1]
 				p.inUse++
+				p.noteWantLocked()
 				p.mu.Unlock()
 				return s, nil
 			}
-			if p.open < p.effCap {
+			if p.roomLocked() {
 				p.reserveLocked()
 				g.open = true
 			}
@@ -166,6 +190,7 @@ func (p *Pool) takeSlow(ctx context.Context, fresh bool, deadline time.Time) (*s
 		} else {
 			w := &waiter{ch: make(chan grant, 1)}
 			w.el = p.waiters.PushBack(w)
+			p.noteWantLocked()
 			p.mu.Unlock()
 			var err error
 			if g, err = p.wait(ctx, w, deadline); err != nil {
@@ -208,6 +233,37 @@ func (p *Pool) reserveLocked() {
 	if p.open > p.peakOpen {
 		p.peakOpen = p.open
 	}
+	p.noteWantLocked()
+}
+
+// capLocked is the cap in force: the AIMD cap, within the budget's share.
+func (p *Pool) capLocked() int {
+	if p.budgeted && p.share < p.effCap {
+		return p.share
+	}
+	return p.effCap
+}
+
+// roomLocked reports whether one more session may be opened now. With a
+// budget that needs a share whose deadline has not passed, even if the
+// fence timer has not fired yet: opening is what the others count on us
+// not to do after it.
+func (p *Pool) roomLocked() bool {
+	if p.open >= p.capLocked() {
+		return false
+	}
+	return !p.budgeted || time.Now().Before(p.shareUntil)
+}
+
+// noShareLocked: the budget grants nothing (lost, or never granted), so
+// callers fail fast instead of waiting for a session that cannot come.
+func (p *Pool) noShareLocked() bool { return p.budgeted && p.share == 0 }
+
+// noteWantLocked records demand for the budget (Demand.Want).
+func (p *Pool) noteWantLocked() {
+	if w := p.inUse + p.waiters.Len(); w > p.peakWant {
+		p.peakWant = w
+	}
 }
 
 // wait blocks until w is served, ctx ends or the deadline passes.
@@ -248,18 +304,24 @@ func (p *Pool) wait(ctx context.Context, w *waiter, deadline time.Time) (grant, 
 
 // serveLocked hands idle sessions, or room to open one, to waiters in order.
 func (p *Pool) serveLocked() {
+	if p.roomCh != nil { // waitRoom re-checks
+		close(p.roomCh)
+		p.roomCh = nil
+	}
 	for p.waiters.Len() > 0 {
 		var g grant
 		switch {
 		case !p.ready:
 			g.err = ErrUnavailable
+		case p.noShareLocked():
+			g.err = ErrNoShare
 		case len(p.idle) > 0:
 			n := len(p.idle)
 			g.s = p.idle[n-1]
 			p.idle[n-1] = nil
 			p.idle = p.idle[:n-1]
 			p.inUse++
-		case p.open < p.effCap:
+		case p.roomLocked():
 			p.reserveLocked()
 			g.open = true
 		default:
@@ -322,11 +384,12 @@ func (p *Pool) put(s *session, ok bool) {
 	switch {
 	case p.lost:
 		p.open-- // dead with the device; recovery re-initialises the module
-	case p.open-p.closing > p.effCap:
+	case p.open-p.closing > p.capLocked():
 		// Over a lowered cap: close one session, but never the login one
-		// (if it is the only one, a later put closes another).
+		// (if it is the only one, a later put closes another) unless the
+		// budget grants nothing: then every session goes.
 		toClose = s
-		if s.login {
+		if s.login && p.capLocked() > 0 {
 			toClose = nil
 			for i, v := range p.idle { // the least recently used other
 				if !v.login {

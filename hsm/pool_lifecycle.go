@@ -1,6 +1,7 @@
 package hsm
 
 import (
+	"errors"
 	"time"
 )
 
@@ -52,12 +53,18 @@ func (p *Pool) setLost() (open, inUse int, ok bool) {
 	return open, inUse, true
 }
 
-// restore puts the pool back in service after recovery with one logged-in session.
-func (p *Pool) restore(first *session, maxCap int) bool {
+// restore puts the pool (back) in service with one logged-in session, after
+// recovery or, with a budget, at Open. It refuses (errPoolClosed, or
+// ErrNoShare when a budget's share was lost while first was being opened)
+// and the caller closes first.
+func (p *Pool) restore(first *session, maxCap int) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return false
+		return errPoolClosed
+	}
+	if p.budgeted && (p.share == 0 || !time.Now().Before(p.shareUntil)) {
+		return ErrNoShare
 	}
 	first.login = true
 	first.last = time.Now()
@@ -65,15 +72,21 @@ func (p *Pool) restore(first *session, maxCap int) bool {
 	p.open = p.inUse + p.closing + 1 // closes in flight uncount themselves
 	p.maxCap, p.effCap = maxCap, maxCap
 	p.okSince, p.lastAdjust = 0, time.Now()
-	p.lost, p.ready = false, true
-	return true
+	p.lost, p.ready, p.loginMissing = false, true, false
+	p.serveLocked()
+	return nil
 }
+
+var errPoolClosed = &Error{Op: "restore session pool", Class: ClassUnavailable, Err: errors.New("HSM closed")}
 
 // close stops handing out sessions; drain then returns the idle ones.
 func (p *Pool) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed, p.ready = true, false
+	if p.fenceTimer != nil {
+		p.fenceTimer.Stop()
+	}
 	p.serveLocked()
 }
 

@@ -1,6 +1,8 @@
 package hsm
 
 import (
+	"context"
+	"errors"
 	"time"
 )
 
@@ -44,17 +46,15 @@ func (h *HSM) recover(gen uint64) {
 	for attempt := 1; ; attempt++ {
 		err := h.m.reinitialize(gen)
 		if err == nil {
-			var first *session
-			var maxCap int
-			first, maxCap, err = h.connect()
+			// Under a budget this first waits for room in the share.
+			err = h.reconnect(context.Background())
 			if err == nil {
-				if !h.pool.restore(first, maxCap) {
-					h.closeSession(first)
-					return
-				}
 				n := h.reinits.Add(1)
 				h.log.Info("HSM recovered", "attempts", attempt, "reinitializations", n,
-					"max_sessions", maxCap)
+					"max_sessions", h.Stats().MaxSessions)
+				return
+			}
+			if errors.Is(err, errPoolClosed) {
 				return
 			}
 		}
@@ -69,5 +69,36 @@ func (h *HSM) recover(gen uint64) {
 		// Every further attempt re-initialises again: many modules only
 		// rescan their slots in C_Initialize.
 		gen = h.m.gen.Load()
+	}
+}
+
+// reconnect opens and logs in a new login session and puts the pool (back)
+// in service with it. Under a budget it first waits for room in the share,
+// and starts over if the share is lost before the session is in the pool.
+func (h *HSM) reconnect(ctx context.Context) error {
+	for {
+		if h.budget != nil {
+			if err := h.pool.waitRoom(ctx, h.stop); err != nil {
+				return err
+			}
+		}
+		first, maxCap, err := h.connect()
+		if err != nil {
+			if h.budget != nil {
+				h.pool.unreserve()
+			}
+			return err
+		}
+		err = h.pool.restore(first, maxCap)
+		if err == nil {
+			return nil
+		}
+		h.closeSession(first)
+		if h.budget != nil {
+			h.pool.unreserve()
+		}
+		if !errors.Is(err, ErrNoShare) {
+			return err
+		}
 	}
 }

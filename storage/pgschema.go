@@ -37,7 +37,29 @@ var migrations = []migration{
 		// uncompressed).
 		`ALTER TABLE ` + recordsTable + ` ALTER COLUMN value SET STORAGE EXTERNAL`,
 	}},
+	// The cluster-wide HSM session budget's leases, one row per replica
+	// (package hsm/sessionbudget owns the table and documents it).
+	{2, "hsm session budget", []string{
+		`CREATE TABLE ` + BudgetTable + ` (
+			budget       text NOT NULL,
+			replica      text NOT NULL,
+			instance     text NOT NULL,
+			sessions     integer NOT NULL CHECK (sessions >= 0),
+			demand       integer NOT NULL,
+			max_sessions integer NOT NULL,
+			cluster_max  integer NOT NULL,
+			joined_at    timestamptz NOT NULL,
+			renewed_at   timestamptz NOT NULL,
+			expires_at   timestamptz NOT NULL,
+			renewals     bigint NOT NULL DEFAULT 0,
+			PRIMARY KEY (budget, replica)
+		)`,
+	}},
 }
+
+// BudgetTable holds the leases of hsm/sessionbudget: it lives in the
+// store's schema so that one migration list versions the whole database.
+const BudgetTable = "kmipd_hsm_budget"
 
 const (
 	schemaTable = "kmipd_schema_version"
