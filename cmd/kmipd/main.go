@@ -35,6 +35,7 @@ Usage:
   kmipd bench -addr HOST:PORT -ca CA -cert CERT -key KEY -mode persistent|reconnect
               -workers N -duration D -mix get|create|create-get-destroy|register-get|encrypt
               [-owners K -pki DIR] [-json]
+  kmipd client SUBCOMMAND [-dir DIR | -addr HOST:PORT -ca CA -cert CERT -key KEY] [-json] ...
   kmipd version
 
 Every command answers -h.
@@ -68,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return conformance.Main(args[1:], stdout, stderr)
 	case "bench":
 		return bench.Main(ctx, args[1:], stdout, stderr)
+	case "client":
+		return cmdClient(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "kmipd %s\n", version)
 		return 0
