@@ -266,6 +266,7 @@ func (h *HSM) Close() error {
 	h.pool.waitNoneInUse(nil, h.cfg.WaitTimeout)
 	idle, lost := h.pool.drain()
 	if !lost {
+		logout := !h.m.shared() // before m.mu: release takes registry.mu, then m.mu
 		h.m.mu.RLock()
 		gen := h.m.gen.Load()
 		live := idle[:0]
@@ -275,7 +276,7 @@ func (h *HSM) Close() error {
 			}
 		}
 		for i, s := range live {
-			if i == len(live)-1 {
+			if logout && i == len(live)-1 {
 				h.calls.Add(1)
 				_ = h.m.p11.Logout(s.h)
 			}

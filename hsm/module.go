@@ -66,6 +66,15 @@ func acquireModule(path string) (*module, error) {
 	return m, nil
 }
 
+// shared reports whether another HSM in this process holds the module too.
+// A login belongs to the application (the process) and the token, so C_Logout
+// by one would log out the others; closing its own sessions is enough.
+func (m *module) shared() bool {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	return m.refs > 1
+}
+
 // release drops one reference; the last one finalises and unloads.
 func (m *module) release() {
 	registry.mu.Lock()
