@@ -337,3 +337,32 @@ func TestRandomOutputsFromKeyParameters(t *testing.T) {
 		t.Errorf("Decrypt sent IV %x, not the server's IV", iv)
 	}
 }
+
+// TestAttributeIndexZeroNamed: an Attribute Index of 0 on one side and none
+// on the other name the same instance; any other index, or a badly typed
+// one, still fails.
+func TestAttributeIndexZeroNamed(t *testing.T) {
+	name := `<AttributeName type="TextString" value="Name"/>`
+	val := `<AttributeValue><NameValue type="TextString" value="k"/><NameType type="Enumeration" value="UninterpretedTextString"/></AttributeValue>`
+	idx := func(typ, v string) string { return `<AttributeIndex type="` + typ + `" value="` + v + `"/>` }
+	a := func(parts ...string) string { return "<Attribute>" + strings.Join(parts, "") + "</Attribute>" }
+	for _, c := range []struct {
+		name, exp, got, path string // path "" means accepted
+	}{
+		{"zero named", a(name, val), a(name, idx("Integer", "0"), val), ""},
+		{"zero named, both", a(name, idx("Integer", "0"), val), a(name, idx("Integer", "0"), val), ""},
+		{"index 1 for none", a(name, val), a(name, idx("Integer", "1"), val), "Attribute[0]/AttributeValue"},
+		{"zero as enumeration", a(name, val), a(name, idx("Enumeration", "0"), val), "Attribute[0]/AttributeValue"},
+		{"expected index missing", a(name, idx("Integer", "1"), val), a(name, val), "Attribute[0]/AttributeIndex"},
+		{"expected zero left out", a(name, idx("Integer", "0"), val), a(name, val), ""},
+		{"expected zero, got 2", a(name, idx("Integer", "0"), val), a(name, idx("Integer", "2"), val), "Attribute[0]/AttributeIndex"},
+	} {
+		m := compare(t, getAttrs("u", c.exp), getAttrs("u", c.got), NewBindings())
+		switch {
+		case c.path == "" && m != nil:
+			t.Errorf("%s rejected: %v", c.name, m)
+		case c.path != "" && (m == nil || !strings.HasSuffix(m.Path, c.path)):
+			t.Errorf("%s: mismatch %v, want one at …%s", c.name, m, c.path)
+		}
+	}
+}

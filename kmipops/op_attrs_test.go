@@ -25,3 +25,51 @@ func TestGetAttributesNameTwice(t *testing.T) {
 		t.Fatalf("1.0: %d attributes, want the one named", len(got))
 	}
 }
+
+// TestResponsesNameAttributeIndex: the Attribute structures of GetAttributes
+// and Add/Modify/Delete Attribute responses name their index, 0 included
+// (PyKMIP 0.10's suite reads it; KMIP 1.1+ §2.1.1 makes both forms mean the
+// same instance).
+func TestResponsesNameAttributeIndex(t *testing.T) {
+	e := newEnv(t, Options{})
+	uid := e.create(alice, nameAttr("first"))
+	index := func(p *tree.Node) int64 {
+		t.Helper()
+		n := p.Path(kmip14.TagAttribute, kmip14.TagAttributeIndex)
+		if n == nil {
+			t.Fatalf("no Attribute Index in %s", p)
+		}
+		return n.Int
+	}
+	for _, v := range []version{{1, 0}, {1, 2}, {1, 4}} {
+		e.v = v
+		p := okPayload(t, e.do(alice, item(kmip14.OperationGetAttributes, uidF(uid), tree.Text(kmip14.TagAttributeName, "Name"))), 0)
+		if index(p) != 0 {
+			t.Fatalf("%v GetAttributes %s", v, p)
+		}
+	}
+	name := func(s string, idx ...int32) *tree.Node {
+		a := tree.Struct(kmip14.TagAttribute, tree.Text(kmip14.TagAttributeName, "Name"))
+		for _, i := range idx {
+			a.Add(tree.Int(kmip14.TagAttributeIndex, i))
+		}
+		return a.Add(tree.Struct(kmip14.TagAttributeValue, tree.Text(kmip14.TagNameValue, s), tree.Enum(kmip14.TagNameType, 1)))
+	}
+	if i := index(okPayload(t, e.do(alice, item(kmip14.OperationModifyAttribute, uidF(uid), name("renamed", 0))), 0)); i != 0 {
+		t.Fatalf("Modify index %d", i)
+	}
+	if i := index(okPayload(t, e.do(alice, item(kmip14.OperationAddAttribute, uidF(uid), name("second"))), 0)); i != 1 {
+		t.Fatalf("Add index %d", i)
+	}
+	if i := index(okPayload(t, e.do(alice, item(kmip14.OperationModifyAttribute, uidF(uid), name("other"))), 0)); i != 0 {
+		t.Fatalf("Modify without index: index %d", i)
+	}
+	p := okPayload(t, e.do(alice, item(kmip14.OperationDeleteAttribute, uidF(uid), tree.Text(kmip14.TagAttributeName, "Name"), tree.Int(kmip14.TagAttributeIndex, 0))), 0)
+	if index(p) != 0 || p.Path(kmip14.TagAttribute, kmip14.TagAttributeValue, kmip14.TagNameValue).Text != "other" {
+		t.Fatalf("Delete response %s", p)
+	}
+	p = okPayload(t, e.do(alice, item(kmip14.OperationDeleteAttribute, uidF(uid), tree.Text(kmip14.TagAttributeName, "Name"), tree.Int(kmip14.TagAttributeIndex, 1))), 0)
+	if index(p) != 1 {
+		t.Fatalf("Delete response %s", p)
+	}
+}
