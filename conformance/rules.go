@@ -180,7 +180,20 @@ func (c *comparer) extraAllowed(g *tree.Node) bool {
 	} else if g.Tag != kmip14.TagAttributeName {
 		return false
 	}
-	return serverKept[name] || strings.HasPrefix(name, "y-")
+	return serverKept[name] || strings.HasPrefix(name, "y-") ||
+		(name == "Operation Policy Name" && c.answeredMinor() <= 2)
+}
+
+// answeredMinor is the minor protocol version of the response compared.
+// KMIP 1.0–1.2 §3.18: a server SHOULD give every new object an Operation
+// Policy Name, the client's or its own default; the OASIS reference server
+// did not, so its listings lack the server's default. (1.3 deprecated the
+// attribute.)
+func (c *comparer) answeredMinor() int64 {
+	if v := c.resp.Path(kmip14.TagResponseHeader, kmip14.TagProtocolVersion, kmip14.TagProtocolVersionMinor); v != nil {
+		return v.Int
+	}
+	return 4
 }
 
 // listsAllAttributes reports whether a request batch item asks for every

@@ -366,3 +366,37 @@ func TestAttributeIndexZeroNamed(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultPolicyNameAt12: in a listing of all attributes answered at KMIP
+// 1.0–1.2, an Operation Policy Name the case did not record may be there (the
+// server's default, §3.18); at 1.4, or when named attributes were asked, it
+// is an extra field.
+func TestDefaultPolicyNameAt12(t *testing.T) {
+	at := func(minor, s string) string {
+		return strings.ReplaceAll(s, `<ProtocolVersionMinor type="Integer" value="4"/>`, `<ProtocolVersionMinor type="Integer" value="`+minor+`"/>`)
+	}
+	state := attr("State", "Enumeration", "PreActive")
+	policy := attr("Operation Policy Name", "TextString", "default")
+	exp := getAttrs("$UNIQUE_IDENTIFIER_0", state)
+	all := request("GetAttributes", uidLit("u"))
+	named := request("GetAttributes", uidLit("u")+`<AttributeName type="TextString" value="State"/>`)
+	for _, c := range []struct {
+		name, minor, req string
+		ok               bool
+	}{
+		{"1.2 listing", "2", all, true},
+		{"1.0 listing", "0", all, true},
+		{"1.4 listing", "4", all, false},
+		{"1.2 named", "2", named, false},
+	} {
+		if m := compareReq(t, at(c.minor, c.req), at(c.minor, exp), at(c.minor, getAttrs("u", state, policy))); (m == nil) != c.ok {
+			t.Errorf("%s: mismatch %v", c.name, m)
+		}
+	}
+	list := at("1", request("GetAttributeList", uidLit("u")))
+	if m := compareReq(t, list, at("1", opResponse("GetAttributeList", uid0+`<AttributeName type="TextString" value="State"/>`)),
+		at("1", opResponse("GetAttributeList", uidLit("u")+`<AttributeName type="TextString" value="State"/>
+  <AttributeName type="TextString" value="Operation Policy Name"/>`))); m != nil {
+		t.Errorf("1.1 GetAttributeList with Operation Policy Name: %v", m)
+	}
+}

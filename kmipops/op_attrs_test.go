@@ -73,3 +73,39 @@ func TestResponsesNameAttributeIndex(t *testing.T) {
 		t.Fatalf("Delete response %s", p)
 	}
 }
+
+// TestDefaultOperationPolicyName: objects made by a KMIP 1.0–1.2 request get
+// the default Operation Policy Name unless the client named one (§3.18
+// "SHOULD be set"), so a 1.x client's Locate by policy finds them, as
+// PyKMIP's suite does; 1.3 deprecated the attribute, so 1.3+ requests get
+// none.
+func TestDefaultOperationPolicyName(t *testing.T) {
+	e := newEnv(t, Options{})
+	policy := func(uid string) []*tree.Node {
+		return e.getAttrs(alice, uid, "Operation Policy Name")["Operation Policy Name"]
+	}
+	e.v = version{1, 2}
+	made := e.create(alice)
+	pair := okPayload(t, e.do(alice, item(kmip14.OperationCreateKeyPair, template(kmip14.TagCommonTemplateAttribute,
+		attrNode("Cryptographic Algorithm", tree.Enum(0, uint32(kmip14.CryptographicAlgorithmEC))),
+		attrNode("Cryptographic Length", tree.Int(0, 256))))), 0)
+	registered := text(t, okPayload(t, e.do(alice, register(kmip14.ObjectTypeOpaqueObject, tree.Struct(kmip14.TagOpaqueObject,
+		tree.Enum(kmip14.TagOpaqueDataType, 0x80000001), tree.Bytes(kmip14.TagOpaqueDataValue, []byte("x"))))), 0), kmip14.TagUniqueIdentifier)
+	for _, uid := range []string{made, registered, text(t, pair, kmip14.TagPrivateKeyUniqueIdentifier), text(t, pair, kmip14.TagPublicKeyUniqueIdentifier)} {
+		if p := policy(uid); len(p) != 1 || p[0].Text != "default" {
+			t.Fatalf("1.2 object %s: Operation Policy Name %v", uid, p)
+		}
+	}
+	own := e.create(alice, attrNode("Operation Policy Name", tree.Text(0, "mine")))
+	if p := policy(own); len(p) != 1 || p[0].Text != "mine" {
+		t.Fatalf("client's policy name: %v", p)
+	}
+	loc := okPayload(t, e.do(alice, item(kmip14.OperationLocate, attrNode("Operation Policy Name", tree.Text(0, "default")))), 0)
+	if n := len(loc.All(kmip14.TagUniqueIdentifier)); n != 4 {
+		t.Fatalf("Locate by the default policy found %d objects, want 4", n)
+	}
+	e.v = version{1, 3}
+	if p := policy(e.create(alice)); p != nil {
+		t.Fatalf("1.3 object has Operation Policy Name %v", p)
+	}
+}

@@ -168,10 +168,24 @@ func checkKeyBlock(ot kmip14.ObjectType, kb *tree.Node, attrs []object.Attr) err
 	return nil
 }
 
+// defaultPolicy names kmipd's one operation policy, the Default Operation
+// Policy of KMIP 1.x §3.18.1 (an object is its creator's alone), by the name
+// the OASIS TC-111 cases and PyKMIP give it.
+const defaultPolicy = "default"
+
 // newObject builds a new object with the server's policy (lease, random
-// number generator); object.New sets the rest.
+// number generator, operation policy); object.New sets the rest.
+//
+// KMIP 1.0–1.2 §3.18: the Operation Policy Name "SHOULD be set when
+// operations that result in a new Managed Object on the server are
+// executed", explicitly or by a server default, so a client's Locate by
+// policy finds the objects it governs. KMIP 1.3 deprecated the attribute, so
+// requests of 1.3 and 1.4 leave it to the client.
 func (p *Processor) newObject(ic *itemCtx, typ kmip14.ObjectType, body *tree.Node, client []object.Attr, generated bool) (*object.Object, error) {
 	s := object.Spec{Type: typ, Body: body, Attrs: client, Now: ic.now, Generated: generated}
+	if ic.v.minor <= 2 {
+		s.PolicyName = defaultPolicy
+	}
 	if generated {
 		s.RNG = p.rngValue()
 	}
