@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gemalto/kmip-go/kmip14"
@@ -50,6 +51,25 @@ func (c *comparer) ignored(parent, tag ttlv.Tag) bool {
 		return ok
 	}
 	return false
+}
+
+// zeroIndexEither lets an Attribute name its index 0 or leave it out, on
+// either side: KMIP 1.1–1.4 §2.1.1 define an Attribute with no index as the
+// instance of index 0, and Add, Modify and Delete Attribute "MAY" omit an
+// index of 0 (§4.14–4.16), so the two forms name the same instance; the
+// OASIS cases record one of them. When exactly one side has an Integer index
+// of 0, it is dropped; any other index, or one of another type, is still
+// compared (and a missing or extra one fails).
+func zeroIndexEither(ec []*Node, gc []*tree.Node) ([]*Node, []*tree.Node) {
+	ei := slices.IndexFunc(ec, func(e *Node) bool { return e.Tag == kmip14.TagAttributeIndex })
+	gi := slices.IndexFunc(gc, func(g *tree.Node) bool { return g.Tag == kmip14.TagAttributeIndex })
+	switch {
+	case ei < 0 && gi >= 0 && gc[gi].Type == ttlv.TypeInteger && gc[gi].Int == 0:
+		gc = slices.Delete(slices.Clone(gc), gi, gi+1)
+	case gi < 0 && ei >= 0 && ec[ei].Lit != nil && ec[ei].Type == ttlv.TypeInteger && ec[ei].Lit.Int == 0:
+		ec = slices.Delete(slices.Clone(ec), ei, ei+1)
+	}
+	return ec, gc
 }
 
 // checkIgnored type-checks a child the comparison skips.
@@ -160,7 +180,20 @@ func (c *comparer) extraAllowed(g *tree.Node) bool {
 	} else if g.Tag != kmip14.TagAttributeName {
 		return false
 	}
-	return serverKept[name] || strings.HasPrefix(name, "y-")
+	return serverKept[name] || strings.HasPrefix(name, "y-") ||
+		(name == "Operation Policy Name" && c.answeredMinor() <= 2)
+}
+
+// answeredMinor is the minor protocol version of the response compared.
+// KMIP 1.0–1.2 §3.18: a server SHOULD give every new object an Operation
+// Policy Name, the client's or its own default; the OASIS reference server
+// did not, so its listings lack the server's default. (1.3 deprecated the
+// attribute.)
+func (c *comparer) answeredMinor() int64 {
+	if v := c.resp.Path(kmip14.TagResponseHeader, kmip14.TagProtocolVersion, kmip14.TagProtocolVersionMinor); v != nil {
+		return v.Int
+	}
+	return 4
 }
 
 // listsAllAttributes reports whether a request batch item asks for every

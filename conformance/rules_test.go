@@ -337,3 +337,66 @@ func TestRandomOutputsFromKeyParameters(t *testing.T) {
 		t.Errorf("Decrypt sent IV %x, not the server's IV", iv)
 	}
 }
+
+// TestAttributeIndexZeroNamed: an Attribute Index of 0 on one side and none
+// on the other name the same instance; any other index, or a badly typed
+// one, still fails.
+func TestAttributeIndexZeroNamed(t *testing.T) {
+	name := `<AttributeName type="TextString" value="Name"/>`
+	val := `<AttributeValue><NameValue type="TextString" value="k"/><NameType type="Enumeration" value="UninterpretedTextString"/></AttributeValue>`
+	idx := func(typ, v string) string { return `<AttributeIndex type="` + typ + `" value="` + v + `"/>` }
+	a := func(parts ...string) string { return "<Attribute>" + strings.Join(parts, "") + "</Attribute>" }
+	for _, c := range []struct {
+		name, exp, got, path string // path "" means accepted
+	}{
+		{"zero named", a(name, val), a(name, idx("Integer", "0"), val), ""},
+		{"zero named, both", a(name, idx("Integer", "0"), val), a(name, idx("Integer", "0"), val), ""},
+		{"index 1 for none", a(name, val), a(name, idx("Integer", "1"), val), "Attribute[0]/AttributeValue"},
+		{"zero as enumeration", a(name, val), a(name, idx("Enumeration", "0"), val), "Attribute[0]/AttributeValue"},
+		{"expected index missing", a(name, idx("Integer", "1"), val), a(name, val), "Attribute[0]/AttributeIndex"},
+		{"expected zero left out", a(name, idx("Integer", "0"), val), a(name, val), ""},
+		{"expected zero, got 2", a(name, idx("Integer", "0"), val), a(name, idx("Integer", "2"), val), "Attribute[0]/AttributeIndex"},
+	} {
+		m := compare(t, getAttrs("u", c.exp), getAttrs("u", c.got), NewBindings())
+		switch {
+		case c.path == "" && m != nil:
+			t.Errorf("%s rejected: %v", c.name, m)
+		case c.path != "" && (m == nil || !strings.HasSuffix(m.Path, c.path)):
+			t.Errorf("%s: mismatch %v, want one at …%s", c.name, m, c.path)
+		}
+	}
+}
+
+// TestDefaultPolicyNameAt12: in a listing of all attributes answered at KMIP
+// 1.0–1.2, an Operation Policy Name the case did not record may be there (the
+// server's default, §3.18); at 1.4, or when named attributes were asked, it
+// is an extra field.
+func TestDefaultPolicyNameAt12(t *testing.T) {
+	at := func(minor, s string) string {
+		return strings.ReplaceAll(s, `<ProtocolVersionMinor type="Integer" value="4"/>`, `<ProtocolVersionMinor type="Integer" value="`+minor+`"/>`)
+	}
+	state := attr("State", "Enumeration", "PreActive")
+	policy := attr("Operation Policy Name", "TextString", "default")
+	exp := getAttrs("$UNIQUE_IDENTIFIER_0", state)
+	all := request("GetAttributes", uidLit("u"))
+	named := request("GetAttributes", uidLit("u")+`<AttributeName type="TextString" value="State"/>`)
+	for _, c := range []struct {
+		name, minor, req string
+		ok               bool
+	}{
+		{"1.2 listing", "2", all, true},
+		{"1.0 listing", "0", all, true},
+		{"1.4 listing", "4", all, false},
+		{"1.2 named", "2", named, false},
+	} {
+		if m := compareReq(t, at(c.minor, c.req), at(c.minor, exp), at(c.minor, getAttrs("u", state, policy))); (m == nil) != c.ok {
+			t.Errorf("%s: mismatch %v", c.name, m)
+		}
+	}
+	list := at("1", request("GetAttributeList", uidLit("u")))
+	if m := compareReq(t, list, at("1", opResponse("GetAttributeList", uid0+`<AttributeName type="TextString" value="State"/>`)),
+		at("1", opResponse("GetAttributeList", uidLit("u")+`<AttributeName type="TextString" value="State"/>
+  <AttributeName type="TextString" value="Operation Policy Name"/>`))); m != nil {
+		t.Errorf("1.1 GetAttributeList with Operation Policy Name: %v", m)
+	}
+}

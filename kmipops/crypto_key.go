@@ -148,7 +148,8 @@ func keyMaterial(o *object.Object) (*opKey, error) {
 		return nil, unsupported
 	}
 	if err != nil {
-		// Register validated the material, so this is damage; the parse
+		// Register stores material as given, so a client may have
+		// registered bytes that are not what their format says; the parse
 		// error never quotes key bytes, but stays in the log anyway.
 		return nil, &Error{Reason: kmip14.ResultReasonCryptographicFailure, Msg: "key material does not parse", Err: err}
 	}

@@ -28,7 +28,7 @@ func blockCipher(k *opKey, cp cryptoParams) (cipher.Block, error) {
 	case kmip14.CryptographicAlgorithmAES:
 		b, err := aes.NewCipher(k.sym)
 		if err != nil {
-			return nil, Errorf(kmip14.ResultReasonInvalidField, "AES key must be 16, 24 or 32 bytes")
+			return nil, Errorf(kmip14.ResultReasonCryptographicFailure, "AES key must be 16, 24 or 32 bytes")
 		}
 		return b, nil
 	case kmip14.CryptographicAlgorithmDES3:
@@ -39,7 +39,7 @@ func blockCipher(k *opKey, cp cryptoParams) (cipher.Block, error) {
 		}
 		b, err := des.NewTripleDESCipher(key)
 		if err != nil {
-			return nil, Errorf(kmip14.ResultReasonInvalidField, "Triple DES key must be 16 or 24 bytes")
+			return nil, Errorf(kmip14.ResultReasonCryptographicFailure, "Triple DES key must be 16 or 24 bytes")
 		}
 		return b, nil
 	case 0:

@@ -113,8 +113,12 @@ func convertFormat(ot kmip14.ObjectType, body tree.View, want kmip14.KeyFormatTy
 			return nil, notSupported
 		}
 		key, err := parseAsymmetric(ot, have, der)
-		if err != nil {
+		if errors.Is(err, errUnknownFormat) {
 			return nil, notSupported
+		}
+		if err != nil {
+			// Registered bytes that are not what their format says.
+			return nil, &Error{Reason: kmip14.ResultReasonCryptographicFailure, Msg: "key material does not parse as " + have.String(), Err: err}
 		}
 		if b, ok := marshalAsymmetric(ot, want, key); ok {
 			mat = tree.Bytes(kmip14.TagKeyMaterial, b)

@@ -170,7 +170,7 @@ func wrapInput(o *object.Object, kb tree.View, ws *wrapSpec) ([]byte, error) {
 	v := kv.Clone()
 	for _, name := range ws.attrNames {
 		for _, a := range o.All(name) {
-			v.Add(a.Attribute())
+			v.Add(a.CompactAttribute())
 		}
 	}
 	b, err := tree.Encode(v)

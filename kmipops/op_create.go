@@ -25,56 +25,6 @@ const (
 	maskECPublic = uint32(kmip14.CryptographicUsageMaskVerify)
 )
 
-// hmacBits is the natural key length of each HMAC, used when none is given.
-var hmacBits = map[kmip14.CryptographicAlgorithm]int32{
-	kmip14.CryptographicAlgorithmHMAC_SHA1:   160,
-	kmip14.CryptographicAlgorithmHMAC_SHA224: 224,
-	kmip14.CryptographicAlgorithmHMAC_SHA256: 256,
-	kmip14.CryptographicAlgorithmHMAC_SHA384: 384,
-	kmip14.CryptographicAlgorithmHMAC_SHA512: 512,
-}
-
-// symmetricSpec decides the key size for Create: the bit length to record,
-// the bytes to generate and the default usage mask.
-func symmetricSpec(alg kmip14.CryptographicAlgorithm, length int32, given bool) (int32, int, uint32, error) {
-	bad := func() (int32, int, uint32, error) {
-		return 0, 0, 0, Errorf(kmip14.ResultReasonInvalidField, "Cryptographic Length %d not supported for %s", length, alg)
-	}
-	switch alg {
-	case kmip14.CryptographicAlgorithmAES:
-		if !given {
-			length = 256
-		}
-		if length != 128 && length != 192 && length != 256 {
-			return bad()
-		}
-		return length, int(length / 8), maskEncDec, nil
-	case kmip14.CryptographicAlgorithmDES3:
-		if !given {
-			return 0, 0, 0, Errorf(kmip14.ResultReasonInvalidField, "Cryptographic Length is required for TripleDES")
-		}
-		// KMIP counts key bits without parity (168 for three keys, as the
-		// OASIS SKFF cases do); 192/128 count them. Parity is not set.
-		switch length {
-		case 112, 128:
-			return length, 16, maskEncDec, nil
-		case 168, 192:
-			return length, 24, maskEncDec, nil
-		}
-		return bad()
-	}
-	if def, ok := hmacBits[alg]; ok {
-		if !given {
-			length = def
-		}
-		if length < 128 || length > 4096 || length%8 != 0 {
-			return bad()
-		}
-		return length, int(length / 8), maskMAC, nil
-	}
-	return 0, 0, 0, Errorf(kmip14.ResultReasonInvalidField, "Cryptographic Algorithm %s not supported for Create", alg)
-}
-
 func requireObjectType(payload *tree.Node) (kmip14.ObjectType, error) {
 	n := payload.Child(kmip14.TagObjectType)
 	if n == nil {

@@ -106,14 +106,19 @@ func servedFormat(o *object.Object, want kmip14.KeyFormatType) (*tree.Node, erro
 	return nil, Errorf(kmip14.ResultReasonKeyFormatTypeNotSupported, "%s has no key format", o.Type())
 }
 
-// attributeNames reads the Attribute Name fields of a request.
-func attributeNames(payload *tree.Node) ([]string, error) {
+// attributeNames reads the Attribute Name fields of a GetAttributes
+// request. From KMIP 1.1 on, a name may appear only once (§4.11, the OASIS
+// TC-171 cases: Invalid Message); a 1.0 request's repeats count once.
+func attributeNames(payload *tree.Node, minor int32) ([]string, error) {
 	var names []string
 	seen := map[string]bool{}
 	for _, n := range payload.All(kmip14.TagAttributeName) {
 		s, ok := n.TextValue()
 		if !ok {
 			return nil, Errorf(kmip14.ResultReasonInvalidField, "Attribute Name must be a text string")
+		}
+		if seen[s] && minor >= 1 {
+			return nil, Errorf(kmip14.ResultReasonInvalidMessage, "Attribute Name specified more than once: %s", s)
 		}
 		if !seen[s] {
 			seen[s] = true
@@ -128,7 +133,7 @@ func opGetAttributes(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node,
 	if err != nil {
 		return nil, err
 	}
-	names, err := attributeNames(payload)
+	names, err := attributeNames(payload, ic.v.minor)
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,7 @@ func startMAC(k *opKey, cp cryptoParams, verify bool) (cryptoSession, error) {
 	if alg == kmip14.CryptographicAlgorithmAES && (cp.mode == 0 || cp.mode == kmip14.BlockCipherModeCMAC) {
 		b, err := aes.NewCipher(k.sym)
 		if err != nil {
-			return nil, Errorf(kmip14.ResultReasonInvalidField, "AES key must be 16, 24 or 32 bytes")
+			return nil, Errorf(kmip14.ResultReasonCryptographicFailure, "AES key must be 16, 24 or 32 bytes")
 		}
 		m, err := aesmodes.NewCMAC(b)
 		if err != nil {

@@ -52,8 +52,12 @@ func opRegister(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, erro
 	return respUID(o.UID()), nil
 }
 
-// checkBody validates the object structure a client registers, enough that
-// Get can serve it back and key formats can be converted.
+// checkBody validates the structure of the object a client registers, so
+// that Get can serve it back. Register stores the key material as the
+// client gives it (KMIP 1.4 §4.3): a key registered for one purpose, such
+// as a base key for DeriveKey, need not suit another. Material that a later
+// operation cannot use (an AES key of 7 bytes, PKCS#1 bytes labelled
+// PKCS#8) is refused by that operation.
 func checkBody(ot kmip14.ObjectType, body *tree.Node, attrs []object.Attr) error {
 	if body.Type != ttlv.TypeStructure {
 		return Errorf(kmip14.ResultReasonInvalidField, "%s must be a structure", body.Tag)
@@ -130,36 +134,58 @@ func checkKeyBlock(ot kmip14.ObjectType, kb *tree.Node, attrs []object.Attr) err
 	if wrapped {
 		return nil
 	}
-	mat, isBytes := kv.Child(kmip14.TagKeyMaterial).BytesValue()
+	km := kv.Child(kmip14.TagKeyMaterial)
 	f, _ := fmtN.EnumValue()
-	kalg, _ := kb.Child(kmip14.TagCryptographicAlgorithm).EnumValue()
-	if !hasAlg {
-		alg = kmip14.CryptographicAlgorithm(kalg)
-	}
 	switch kmip14.KeyFormatType(f) {
 	case kmip14.KeyFormatTypeRaw, kmip14.KeyFormatTypeOpaque, kmip14.KeyFormatTypePKCS_1,
 		kmip14.KeyFormatTypePKCS_8, kmip14.KeyFormatTypeX_509, kmip14.KeyFormatTypeECPrivateKey:
-		if !isBytes {
+		if km.Type != ttlv.TypeByteString {
 			return Errorf(kmip14.ResultReasonInvalidField, "Key Material must be a byte string for %s", kmip14.KeyFormatType(f))
 		}
 	}
-	if ot == kmip14.ObjectTypeSymmetricKey && kmip14.KeyFormatType(f) == kmip14.KeyFormatTypeRaw && alg == kmip14.CryptographicAlgorithmAES {
-		if l := len(mat); l != 16 && l != 24 && l != 32 {
-			return Errorf(kmip14.ResultReasonInvalidField, "AES key material must be 16, 24 or 32 bytes")
-		}
+	if ot != kmip14.ObjectTypeSymmetricKey {
+		return nil
 	}
-	if isBytes && (ot == kmip14.ObjectTypePrivateKey || ot == kmip14.ObjectTypePublicKey) {
-		if _, err := parseAsymmetric(ot, kmip14.KeyFormatType(f), mat); err != nil && err != errUnknownFormat {
-			return Errorf(kmip14.ResultReasonInvalidField, "Key Material is not a valid %s %s", kmip14.KeyFormatType(f), ot)
-		}
+	// A Cryptographic Length that is not the length of the key material
+	// contradicts the request itself.
+	mat, ok := km.BytesValue()
+	if kmip14.KeyFormatType(f) == kmip14.KeyFormatTypeTransparentSymmetricKey {
+		mat, ok = km.Child(kmip14.TagKey).BytesValue()
+	}
+	if !ok {
+		return nil
+	}
+	if !hasAlg {
+		kalg, _ := kb.Child(kmip14.TagCryptographicAlgorithm).EnumValue()
+		alg = kmip14.CryptographicAlgorithm(kalg)
+	}
+	if !hasLen {
+		length, hasLen = kb.Child(kmip14.TagCryptographicLength).IntValue()
+	}
+	if n, ok := keyBytes(alg, length); hasLen && (!ok || n != len(mat)) {
+		return Errorf(kmip14.ResultReasonInvalidField, "Cryptographic Length %d does not match %d bytes of key material", length, len(mat))
 	}
 	return nil
 }
 
+// defaultPolicy names kmipd's one operation policy, the Default Operation
+// Policy of KMIP 1.x §3.18.1 (an object is its creator's alone), by the name
+// the OASIS TC-111 cases and PyKMIP give it.
+const defaultPolicy = "default"
+
 // newObject builds a new object with the server's policy (lease, random
-// number generator); object.New sets the rest.
+// number generator, operation policy); object.New sets the rest.
+//
+// KMIP 1.0–1.2 §3.18: the Operation Policy Name "SHOULD be set when
+// operations that result in a new Managed Object on the server are
+// executed", explicitly or by a server default, so a client's Locate by
+// policy finds the objects it governs. KMIP 1.3 deprecated the attribute, so
+// requests of 1.3 and 1.4 leave it to the client.
 func (p *Processor) newObject(ic *itemCtx, typ kmip14.ObjectType, body *tree.Node, client []object.Attr, generated bool) (*object.Object, error) {
 	s := object.Spec{Type: typ, Body: body, Attrs: client, Now: ic.now, Generated: generated}
+	if ic.v.minor <= 2 {
+		s.PolicyName = defaultPolicy
+	}
 	if generated {
 		s.RNG = p.rngValue()
 	}

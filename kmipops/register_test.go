@@ -123,8 +123,9 @@ func TestRegisterRefusals(t *testing.T) {
 		"no body":        {item(kmip14.OperationRegister, tree.Enum(kmip14.TagObjectType, uint32(kmip14.ObjectTypeSymmetricKey))), kmip14.ResultReasonInvalidMessage},
 		"body mismatch":  {register(kmip14.ObjectTypePrivateKey, aes), kmip14.ResultReasonInvalidMessage},
 		"template type":  {register(kmip14.ObjectTypeTemplate, tree.Struct(kmip14.TagTemplate)), kmip14.ResultReasonInvalidField},
-		"AES 7 bytes":    {register(kmip14.ObjectTypeSymmetricKey, keyBody(kmip14.TagSymmetricKey, kmip14.KeyFormatTypeRaw, kmip14.CryptographicAlgorithmAES, 56, make([]byte, 7))), kmip14.ResultReasonInvalidField},
-		"bad PKCS8":      {register(kmip14.ObjectTypePrivateKey, keyBody(kmip14.TagPrivateKey, kmip14.KeyFormatTypePKCS_8, kmip14.CryptographicAlgorithmRSA, 2048, []byte("junk"))), kmip14.ResultReasonInvalidField},
+		"length vs key":  {register(kmip14.ObjectTypeSymmetricKey, keyBody(kmip14.TagSymmetricKey, kmip14.KeyFormatTypeRaw, kmip14.CryptographicAlgorithmAES, 256, make([]byte, 16))), kmip14.ResultReasonInvalidField},
+		"template len":   {register(kmip14.ObjectTypeSymmetricKey, tree.Struct(kmip14.TagSymmetricKey, tree.Struct(kmip14.TagKeyBlock, tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypeRaw)), tree.Struct(kmip14.TagKeyValue, tree.Bytes(kmip14.TagKeyMaterial, make([]byte, 16))))), attrNode("Cryptographic Length", tree.Int(0, 192))), kmip14.ResultReasonInvalidField},
+		"PKCS8 as int":   {register(kmip14.ObjectTypePrivateKey, tree.Struct(kmip14.TagPrivateKey, tree.Struct(kmip14.TagKeyBlock, tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypePKCS_8)), tree.Struct(kmip14.TagKeyValue, tree.Int(kmip14.TagKeyMaterial, 1))))), kmip14.ResultReasonInvalidField},
 		"no key value":   {register(kmip14.ObjectTypeSymmetricKey, tree.Struct(kmip14.TagSymmetricKey, tree.Struct(kmip14.TagKeyBlock, tree.Enum(kmip14.TagKeyFormatType, 1)))), kmip14.ResultReasonInvalidMessage},
 		"format as int":  {register(kmip14.ObjectTypeSymmetricKey, tree.Struct(kmip14.TagSymmetricKey, tree.Struct(kmip14.TagKeyBlock, tree.Int(kmip14.TagKeyFormatType, 1)))), kmip14.ResultReasonInvalidField},
 		"alg conflict":   {register(kmip14.ObjectTypeSymmetricKey, aes, attrNode("Cryptographic Algorithm", tree.Enum(0, uint32(kmip14.CryptographicAlgorithmDES3)))), kmip14.ResultReasonInvalidField},
@@ -134,6 +135,37 @@ func TestRegisterRefusals(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) { wantFail(t, e.do(alice, c.req), 0, c.reason) })
 	}
+}
+
+// TestRegisterStoresWhatUseRefuses: Register keeps key material as the
+// client gives it (KMIP 1.4 §4.3), the way PyKMIP registers a 512-bit key
+// labelled AES as a DeriveKey base and an RSA key in PKCS#1 bytes labelled
+// PKCS#8. The operations that would use such a key refuse it instead.
+func TestRegisterStoresWhatUseRefuses(t *testing.T) {
+	e := newEnv(t, Options{})
+	for _, n := range []int{7, 64} {
+		body := keyBody(kmip14.TagSymmetricKey, kmip14.KeyFormatTypeRaw, kmip14.CryptographicAlgorithmAES, int32(n*8), bytes.Repeat([]byte{9}, n))
+		uid := e.crSym(alice, kmip14.CryptographicAlgorithmAES, bytes.Repeat([]byte{9}, n))
+		g := okPayload(t, e.do(alice, item(kmip14.OperationGet, uidF(uid))), 0)
+		if !g.Child(kmip14.TagSymmetricKey).View().Equal(body.View()) {
+			t.Fatalf("%d-byte AES key: Get returned %s", n, g.Child(kmip14.TagSymmetricKey))
+		}
+		if l := e.getAttrs(alice, uid, "Cryptographic Length")["Cryptographic Length"]; len(l) != 1 || l[0].Int != int64(n*8) {
+			t.Fatalf("%d-byte AES key: Cryptographic Length %v", n, l)
+		}
+		wantFail(t, e.crOne(alice, kmip14.OperationEncrypt, uidF(uid), crParams(crMode(kmip14.BlockCipherModeECB)), crData(make([]byte, 16))), 0, kmip14.ResultReasonCryptographicFailure)
+	}
+
+	rk, _ := crKeys(t)
+	pkcs1 := x509.MarshalPKCS1PrivateKey(rk)
+	uid := e.crAsym(alice, kmip14.ObjectTypePrivateKey, kmip14.KeyFormatTypePKCS_8, kmip14.CryptographicAlgorithmRSA, int32(rk.N.BitLen()), pkcs1,
+		crMask(kmip14.CryptographicUsageMaskSign))
+	g := okPayload(t, e.do(alice, item(kmip14.OperationGet, uidF(uid))), 0)
+	if m := g.Path(kmip14.TagPrivateKey, kmip14.TagKeyBlock, kmip14.TagKeyValue, kmip14.TagKeyMaterial); !bytes.Equal(m.Bytes, pkcs1) {
+		t.Fatal("Get did not return the registered bytes")
+	}
+	wantFail(t, e.do(alice, item(kmip14.OperationGet, uidF(uid), tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypePKCS_1)))), 0, kmip14.ResultReasonCryptographicFailure)
+	wantFail(t, e.crOne(alice, kmip14.OperationSign, uidF(uid), crParams(crPad(kmip14.PaddingMethodPKCS1V1_5), crHash(kmip14.HashingAlgorithmSHA_256)), crData([]byte("x"))), 0, kmip14.ResultReasonCryptographicFailure)
 }
 
 func TestGetFormats(t *testing.T) {

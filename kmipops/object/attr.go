@@ -65,9 +65,24 @@ func (a *Attr) stored() *tree.Node {
 }
 
 // Attribute renders the instance as a KMIP Attribute structure of the
-// caller's own (the value is copied). Index 0 is left out, as the OASIS
-// test cases show servers do.
+// caller's own (the value is copied), naming its Attribute Index, 0
+// included: what an operation's response returns. KMIP 1.1–1.4 §2.1.1 take
+// an absent index for 0, so both forms mean the same instance, and from 1.1
+// on Add, Modify and Delete Attribute "MAY" omit an index of 0 (§4.14–4.16);
+// KMIP 1.0 assumed 0 only for single-instance attributes. Naming it always
+// is correct in every version, and it is what 1.x clients that read the
+// index (PyKMIP 0.10's own suite does) expect.
 func (a *Attr) Attribute() *tree.Node {
+	return tree.Struct(kmip14.TagAttribute,
+		tree.Text(kmip14.TagAttributeName, a.name),
+		tree.Int(kmip14.TagAttributeIndex, a.index),
+		a.value().Clone())
+}
+
+// CompactAttribute is Attribute with an index of 0 left out, the form the
+// OASIS cases record: used where bytes must match theirs exactly, as in
+// attributes wrapped inside a Key Value.
+func (a *Attr) CompactAttribute() *tree.Node {
 	n := tree.Struct(kmip14.TagAttribute, tree.Text(kmip14.TagAttributeName, a.name))
 	if a.index != 0 {
 		n.Add(tree.Int(kmip14.TagAttributeIndex, a.index))

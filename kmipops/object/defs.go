@@ -42,6 +42,7 @@ const (
 	AttrAlwaysSensitive        = "Always Sensitive"
 	AttrExtractable            = "Extractable"
 	AttrNeverExtractable       = "Never Extractable"
+	AttrOperationPolicyName    = "Operation Policy Name"
 )
 
 // Who may do what with an attribute, per KMIP 1.4 §3 ("Initially set by",
@@ -103,7 +104,7 @@ var defs = map[string]Def{
 	"Certificate Issuer":               {typ: ttlv.TypeStructure},
 	"Digital Signature Algorithm":      {typ: ttlv.TypeEnumeration, multi: true, since: 1},
 	AttrDigest:                         {typ: ttlv.TypeStructure, multi: true},
-	"Operation Policy Name":            {typ: ttlv.TypeTextString, rules: clientAll},
+	AttrOperationPolicyName:            {typ: ttlv.TypeTextString, rules: clientAll},
 	AttrUsageMask:                      {typ: ttlv.TypeInteger, rules: setClient},
 	AttrLeaseTime:                      {typ: ttlv.TypeInterval},
 	AttrUsageLimits:                    {typ: ttlv.TypeStructure, rules: clientAll},

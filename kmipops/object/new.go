@@ -26,6 +26,9 @@ type Spec struct {
 	RNG       *tree.Node
 	// LeaseTime, when positive, is recorded as the object's Lease Time.
 	LeaseTime time.Duration
+	// PolicyName, when not empty, is recorded as the Operation Policy Name
+	// of an object whose client named none.
+	PolicyName string
 }
 
 // New builds a new object, without a uid until the repository inserts it:
@@ -74,6 +77,9 @@ func New(s Spec) (*Object, error) {
 	}
 	if s.LeaseTime > 0 {
 		o.Set(AttrLeaseTime, tree.Interval(0, s.LeaseTime))
+	}
+	if s.PolicyName != "" && !o.Has(AttrOperationPolicyName) {
+		o.Set(AttrOperationPolicyName, tree.Text(0, s.PolicyName))
 	}
 	o.AdvanceState(now)
 	return o, nil
