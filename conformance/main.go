@@ -16,7 +16,7 @@ import (
 )
 
 // Main implements `kmipd conformance -addr HOST:PORT -ca CA -cert CERT -key KEY
-// [-json] [-v] PATH...`. It returns the process exit code: 0 when every test
+// [-json] [-v] [-failures FILE] [-all-steps] [-max-clock-step D] PATH...`. It returns the process exit code: 0 when every test
 // case passed, 1 when any failed, 2 on a usage error.
 func Main(args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("conformance", flag.ContinueOnError)
@@ -28,8 +28,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	asJSON := fl.Bool("json", false, "print a JSON report instead of tables")
 	verbose := fl.Bool("v", false, "report each test case as it finishes and print reasons in full")
 	timeout := fl.Duration("timeout", 5*time.Minute, "time limit per test case")
+	maxClock := fl.Duration("max-clock-step", DefaultMaxClockStep, "longest recorded clock step (\"# TIME n\" in the KMIP 1.0-1.2 files) to wait out; 0 never waits")
+	failures := fl.String("failures", "", "also write each failing case and its whole first difference to `FILE`")
+	allSteps := fl.Bool("all-steps", false, "after a case's first failure, keep comparing and list each later step's difference (with -failures)")
 	fl.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kmipd conformance -addr HOST:PORT -ca CA -cert CERT -key KEY [-json] [-v] PATH...")
+		fmt.Fprintln(stderr, "usage: kmipd conformance -addr HOST:PORT -ca CA -cert CERT -key KEY [-json] [-v] [-failures FILE] PATH...")
 		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {
@@ -51,14 +54,21 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	dial := func(ctx context.Context) (Conn, error) { return DialTLS(ctx, *addr, cfg) }
 	var progress func(Result)
-	opts := Options{}
+	opts := Options{MaxClockStep: *maxClock, AllSteps: *allSteps}
+	if *maxClock == 0 {
+		opts.MaxClockStep = -1
+	}
 	if *verbose {
 		progress = func(r Result) {
 			status := "PASS"
 			if !r.Passed {
 				status = "FAIL " + r.Reason()
 			}
-			fmt.Fprintf(stderr, "%s: %s (%s)\n", r.Name, status, r.Duration.Round(time.Millisecond))
+			waited := ""
+			if r.Waited > 0 {
+				waited = fmt.Sprintf(", %s of it waiting out clock steps", r.Waited.Round(time.Second))
+			}
+			fmt.Fprintf(stderr, "%s: %s (%s%s)\n", r.Name, status, r.Duration.Round(time.Millisecond), waited)
 		}
 		opts.Trace = func(step int, req, _ *tree.Node, m *Mismatch) {
 			if m != nil {
@@ -67,6 +77,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	rep := NewReport(RunFiles(context.Background(), files, dial, *timeout, opts, progress))
+	if *failures != "" {
+		if err := writeFailures(*failures, rep); err != nil {
+			fmt.Fprintln(stderr, "conformance:", err)
+			return 2
+		}
+	}
 	if *asJSON {
 		if err := rep.WriteJSON(stdout); err != nil {
 			fmt.Fprintln(stderr, "conformance:", err)
@@ -79,6 +95,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+func writeFailures(path string, rep Report) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	rep.WriteFailures(f)
+	return f.Close()
 }
 
 // RunFiles parses and replays each file on a fresh connection. A file that
@@ -114,8 +139,9 @@ func runFile(ctx context.Context, f string, dial func(context.Context) (Conn, er
 	if err != nil {
 		return Result{Name: tc.Name, Profile: tc.Profile, Path: f, Steps: len(tc.Steps), Error: "connect: " + err.Error()}
 	}
-	defer c.Close()
-	return ReplayWith(ctx, c, tc, o)
+	rc := &redialConn{Conn: c, dial: dial}
+	defer rc.Close()
+	return ReplayWith(ctx, rc, tc, o)
 }
 
 // CollectFiles expands each path: a file as is, a folder into every *.xml

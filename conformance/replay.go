@@ -24,6 +24,17 @@ type Options struct {
 	Trace func(step int, req, resp *tree.Node, m *Mismatch)
 	// Memory is shared by the cases of one run; RunFiles makes one when nil.
 	Memory *Memory
+	// MaxClockStep is the longest recorded clock step ("# TIME n" in the
+	// KMIP 1.0-1.2 files) the replayer waits out; 0 means
+	// DefaultMaxClockStep, a negative value never waits (clock.go).
+	MaxClockStep time.Duration
+	// ReconnectIdle: after a clock-step wait at least this long, a
+	// Reconnecter conn is reconnected first; 0 means ReconnectIdle.
+	ReconnectIdle time.Duration
+	// AllSteps keeps comparing after a case's first failure and lists each
+	// later step's first difference in Result.Later. The verdict is the
+	// same; it shows what else a failing case needs.
+	AllSteps bool
 }
 
 // Result is the outcome of one test case.
@@ -37,6 +48,11 @@ type Result struct {
 	Mismatch *Mismatch     `json:"mismatch,omitempty"`
 	Error    string        `json:"error,omitempty"` // transport, parse or binding failure
 	Duration time.Duration `json:"duration_ns"`
+	// Waited is the time spent waiting out the case's clock steps.
+	Waited time.Duration `json:"waited_ns,omitempty"`
+	// Later lists the first difference of each step after the first failed
+	// one (Options.AllSteps); they may follow from the first.
+	Later []string `json:"later,omitempty"`
 }
 
 // Reason is the one-line explanation for a failure ("" when passed).
@@ -65,6 +81,12 @@ func ReplayWith(ctx context.Context, conn Conn, tc *TestCase, o Options) Result 
 	if o.TimeSlack == 0 {
 		o.TimeSlack = 2 * time.Minute
 	}
+	if o.MaxClockStep == 0 {
+		o.MaxClockStep = DefaultMaxClockStep
+	}
+	if o.ReconnectIdle == 0 {
+		o.ReconnectIdle = ReconnectIdle
+	}
 	begin := time.Now()
 	res := Result{Name: tc.Name, Profile: tc.Profile, Path: tc.Path, Steps: len(tc.Steps)}
 	b := NewBindings()
@@ -79,10 +101,28 @@ func ReplayWith(ctx context.Context, conn Conn, tc *TestCase, o Options) Result 
 			res.Error = err.Error()
 		}
 	}
+	var sent time.Time // when the previous request went out
 	for i, st := range tc.Steps {
+		if w := clockWait(tc.Steps, i, sent, time.Now(), o.MaxClockStep); w > 0 {
+			if err := sleepCtx(ctx, w); err != nil {
+				fail(i+1, nil, err)
+				break
+			}
+			res.Waited += w
+			if rc, ok := conn.(Reconnecter); ok && w >= o.ReconnectIdle {
+				if err := rc.Reconnect(ctx); err != nil {
+					fail(i+1, nil, fmt.Errorf("reconnecting after a %s clock step: %w", w.Round(time.Second), err))
+					break
+				}
+			}
+		}
 		start := time.Now()
+		sent = start
 		req, err := b.Resolve(st.Request, start)
 		if err != nil {
+			if res.Failed != 0 && o.AllSteps {
+				res.Later = append(res.Later, fmt.Sprintf("step %d: not sent: %v", i+1, err))
+			}
 			fail(i+1, nil, err)
 			continue // a later step may not depend on the missing value
 		}
@@ -94,6 +134,11 @@ func ReplayWith(ctx context.Context, conn Conn, tc *TestCase, o Options) Result 
 		b.Observe(resp)
 		b.learnParams(req, resp)
 		if res.Failed != 0 {
+			if o.AllSteps {
+				if m := CompareStep(req, st.Response, resp, b, begin, time.Now(), o.TimeSlack); m != nil {
+					res.Later = append(res.Later, fmt.Sprintf("step %d: %v", i+1, m))
+				}
+			}
 			b.bindLoose(st.Response, resp)
 			continue
 		}

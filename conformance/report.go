@@ -81,3 +81,18 @@ func (r Report) WriteJSON(w io.Writer) error {
 	e.SetIndent("", "  ")
 	return e.Encode(r)
 }
+
+// WriteFailures prints one line per failed case: its file and the whole
+// first difference (WriteTable shortens it), then, indented, the later
+// steps' differences when the run collected them (Options.AllSteps).
+func (r Report) WriteFailures(w io.Writer) {
+	for _, x := range r.Results {
+		if x.Passed {
+			continue
+		}
+		fmt.Fprintf(w, "%s\t%s\n", x.Path, strings.ReplaceAll(x.Reason(), "\n", " "))
+		for _, l := range x.Later {
+			fmt.Fprintf(w, "\t\tthen %s\n", strings.ReplaceAll(l, "\n", " "))
+		}
+	}
+}

@@ -40,6 +40,12 @@ type Node struct {
 type Step struct {
 	Request  *Node
 	Response *Node
+	// Clock is the "# TIME n" marker that precedes the request in the KMIP
+	// 1.0-1.2 files, if any (clock.go).
+	Clock *ClockMark
+	// Recorded is the Time Stamp of the expected response's header when it
+	// is a literal: the reference server's clock at this step.
+	Recorded time.Time
 }
 
 // TestCase is one parsed XML file.
@@ -73,16 +79,20 @@ func ParseFile(path string) (*TestCase, error) {
 }
 
 // ProfileOf derives the profile from a test-case name: "CS-BC-M-GCM-1-14" is
-// CS-BC. Names without -M-/-O- fall back to the text before the first '-'.
+// CS-BC; the KMIP 1.0-1.2 files' "AKLC_M_1_10_AsymmetricKey_1" is AKLC.
+// Other names fall back to the text before the first '-' or '_'
+// ("TC_41_10_Revoke_Scenario" is TC).
 func ProfileOf(name string) string {
-	i := strings.Index(name, "-M-")
-	if j := strings.Index(name, "-O-"); j >= 0 && (i < 0 || j < i) {
-		i = j
+	for _, sep := range []string{"-", "_"} {
+		i := strings.Index(name, sep+"M"+sep)
+		if j := strings.Index(name, sep+"O"+sep); j >= 0 && (i < 0 || j < i) {
+			i = j
+		}
+		if i > 0 {
+			return name[:i]
+		}
 	}
-	if i > 0 {
-		return name[:i]
-	}
-	if j := strings.IndexByte(name, '-'); j > 0 {
+	if j := strings.IndexAny(name, "-_"); j > 0 {
 		return name[:j]
 	}
 	return name
@@ -95,6 +105,7 @@ func Parse(r io.Reader) (*TestCase, error) {
 	p := &parser{d: d}
 	tc := &TestCase{}
 	inRoot := false
+	var mark *ClockMark // a "# TIME n" marker waiting for its request
 	for {
 		tok, err := d.Token()
 		if errors.Is(err, io.EOF) {
@@ -105,8 +116,15 @@ func Parse(r io.Reader) (*TestCase, error) {
 		}
 		se, ok := tok.(xml.StartElement)
 		if !ok {
-			if ee, ok := tok.(xml.EndElement); ok && ee.Name.Local == "KMIP" {
-				inRoot = false
+			switch t := tok.(type) {
+			case xml.EndElement:
+				if t.Name.Local == "KMIP" {
+					inRoot = false
+				}
+			case xml.CharData:
+				if m := clockMark(t, p.line()); inRoot && m != nil {
+					mark = m
+				}
 			}
 			continue
 		}
@@ -123,12 +141,14 @@ func Parse(r io.Reader) (*TestCase, error) {
 		}
 		switch n.Tag {
 		case kmip14.TagRequestMessage:
-			tc.Steps = append(tc.Steps, Step{Request: n})
+			tc.Steps = append(tc.Steps, Step{Request: n, Clock: mark})
+			mark = nil
 		case kmip14.TagResponseMessage:
 			if len(tc.Steps) == 0 || tc.Steps[len(tc.Steps)-1].Response != nil {
 				return nil, p.errf("ResponseMessage without a preceding RequestMessage")
 			}
 			tc.Steps[len(tc.Steps)-1].Response = n
+			tc.Steps[len(tc.Steps)-1].Recorded = recordedTime(n)
 		default:
 			return nil, p.errf("unexpected <%s> under <KMIP>", se.Name.Local)
 		}
@@ -192,6 +212,9 @@ func (p *parser) element(se xml.StartElement, attrTag ttlv.Tag) (*Node, error) {
 			enumTag := tag
 			if tag == kmip14.TagAttributeValue && attrTag != ttlv.TagNone {
 				enumTag = attrTag
+			}
+			if tag == kmip14.TagAttributeName {
+				valS = attributeName(valS)
 			}
 			if n.Lit, err = parseValue(tag, typ, enumTag, valS); err != nil {
 				return nil, p.errf("%s: %v", tagS, err)
