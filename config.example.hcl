@@ -136,6 +136,16 @@ kmip {
   # leases re-check an object this often. Whole seconds, at most
   # "4294967295s". Default "1h".
   lease_time = "1h"
+
+  # Bounds on one Derive Key request, which KMIP leaves to the server. PBKDF2
+  # runs its Iteration Count once per hash-length block of output, so this
+  # bounds iterations x blocks: 2000000 is about a second of one core, above
+  # OWASP's 2023 advice (600000 for HMAC-SHA-256). Default 2000000.
+  max_derive_iterations = 2000000
+
+  # The longest key or Secret Data object Derive Key makes, in bytes (its
+  # Cryptographic Length / 8). At most 1048576. Default 4096.
+  max_derive_bytes = 4096
 }
 
 # Optional block.

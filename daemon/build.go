@@ -157,7 +157,7 @@ func BuildWith(ctx context.Context, c *Config, log hclog.Logger, h Hooks) (_ *Da
 		}
 	}
 	opts := kmipops.Options{CheckCredentials: c.Listener.CheckCredentials, Observer: d.metrics, LeaseTime: c.KMIP.LeaseTime,
-		ObjectCacheBytes: int(c.Objects.CacheBytes)}
+		ObjectCacheBytes: int(c.Objects.CacheBytes), MaxDeriveIterations: c.KMIP.MaxDeriveIterations, MaxDeriveBytes: c.KMIP.MaxDeriveBytes}
 	if opts.ObjectCacheBytes == 0 {
 		opts.ObjectCacheBytes = -1 // kmipd.hcl's 0 means off; kmipops' 0 means the default
 	}

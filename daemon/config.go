@@ -74,9 +74,15 @@ type ObjectsConfig struct {
 	CacheBytes int64
 }
 
-// KMIPConfig is protocol policy: LeaseTime is the longest lease granted on a
-// cryptographic object, reported in its Lease Time attribute (kmipops.Options).
-type KMIPConfig struct{ LeaseTime time.Duration }
+// KMIPConfig is protocol policy (kmipops.Options): LeaseTime is the longest
+// lease granted on a cryptographic object, reported in its Lease Time
+// attribute; MaxDeriveIterations and MaxDeriveBytes bound one Derive Key
+// (PBKDF2's iterations × output blocks; the derived length in bytes).
+type KMIPConfig struct {
+	LeaseTime           time.Duration
+	MaxDeriveIterations int
+	MaxDeriveBytes      int
+}
 
 type LogConfig struct{ Level, Format string } // trace|debug|info|warn|error; text|json
 
@@ -132,8 +138,9 @@ func defaultConfig() Config {
 		Storage: StorageConfig{SyncWrites: true},
 		KEK:     KEKConfig{CacheTTL: 15 * time.Minute, CacheSize: 10000},
 		Objects: ObjectsConfig{CacheBytes: kmipops.DefaultObjectCacheBytes},
-		KMIP:    KMIPConfig{LeaseTime: kmipops.DefaultLeaseTime},
-		Log:     LogConfig{Level: "info", Format: "text"},
+		KMIP: KMIPConfig{LeaseTime: kmipops.DefaultLeaseTime,
+			MaxDeriveIterations: kmipops.DefaultMaxDeriveIterations, MaxDeriveBytes: kmipops.DefaultMaxDeriveBytes},
+		Log: LogConfig{Level: "info", Format: "text"},
 	}
 }
 

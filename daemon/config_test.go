@@ -439,6 +439,27 @@ func TestLeaseTimeConfig(t *testing.T) {
 	}
 }
 
+func TestDeriveBoundsConfig(t *testing.T) {
+	c, err := ParseConfig([]byte(minimal+"kmip {\n  max_derive_iterations = 100000\n  max_derive_bytes = 64\n}\n"), "kmipd.hcl")
+	if err != nil || c.KMIP.MaxDeriveIterations != 100000 || c.KMIP.MaxDeriveBytes != 64 {
+		t.Fatalf("bounds: %+v, %v", c, err)
+	}
+	if c.KMIP.LeaseTime != defaultConfig().KMIP.LeaseTime {
+		t.Errorf("lease_time %v, want the default", c.KMIP.LeaseTime)
+	}
+	for src, want := range map[string]string{
+		"max_derive_iterations = 0":   "kmip.max_derive_iterations must be between 1 and 2147483647",
+		"max_derive_iterations = 1.5": "kmip.max_derive_iterations must be a whole number",
+		"max_derive_bytes = 1048577":  "kmip.max_derive_bytes must be between 1 and 1048576",
+		`max_derive_bytes = "4KiB"`:   "kmip.max_derive_bytes",
+	} {
+		_, err := ParseConfig([]byte(minimal+"kmip {\n  "+src+"\n}\n"), "kmipd.hcl")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", src, err, want)
+		}
+	}
+}
+
 // TestObjectCacheKeys: objects.cache_bytes is the key; the deprecated
 // kek.object_cache_bytes still works, with a positioned warning naming the
 // new key; both at once is a positioned error.

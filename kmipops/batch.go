@@ -91,6 +91,7 @@ var operationOrder = []kmip14.Operation{
 	kmip14.OperationEncrypt, kmip14.OperationDecrypt, kmip14.OperationSign, kmip14.OperationSignatureVerify,
 	kmip14.OperationMAC, kmip14.OperationMACVerify, kmip14.OperationHash,
 	kmip14.OperationRNGRetrieve, kmip14.OperationRNGSeed,
+	kmip14.OperationDeriveKey, kmip14.OperationCreateSplitKey, kmip14.OperationJoinSplitKey,
 }
 
 func init() {
@@ -121,6 +122,9 @@ func init() {
 		kmip14.OperationHash:             opHash,
 		kmip14.OperationRNGRetrieve:      opRNGRetrieve,
 		kmip14.OperationRNGSeed:          opRNGSeed,
+		kmip14.OperationDeriveKey:        opDeriveKey,
+		kmip14.OperationCreateSplitKey:   opCreateSplitKey,
+		kmip14.OperationJoinSplitKey:     opJoinSplitKey,
 	}
 }
 

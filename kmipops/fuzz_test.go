@@ -15,6 +15,7 @@ import (
 func FuzzProcess(f *testing.F) {
 	e := newEnv(f, Options{})
 	uid := e.create(alice)
+	dk := e.crSym(alice, kmip14.CryptographicAlgorithmAES, make([]byte, 16), crMask(kmip14.CryptographicUsageMaskDeriveKey))
 	v := version{1, 4}
 	seeds := []*tree.Node{
 		reqMsg(v, item(kmip14.OperationQuery, tree.Enum(kmip14.TagQueryFunction, 1), tree.Enum(kmip14.TagQueryFunction, 3))),
@@ -34,6 +35,10 @@ func FuzzProcess(f *testing.F) {
 		reqMsg(v, item(kmip14.OperationLocate, tree.Int(kmip14.TagMaximumItems, 2), nameAttr("fuzz"))),
 		reqMsg(v, createAES(128), item(kmip14.OperationActivate), item(kmip14.OperationRevoke,
 			tree.Struct(kmip14.TagRevocationReason, tree.Enum(kmip14.TagRevocationReasonCode, 2))), item(kmip14.OperationDestroy)),
+		reqMsg(v, deriveItem(kmip14.ObjectTypeSecretData, []string{dk}, kmip14.DerivationMethodNIST800_108_C,
+			dvParams(crParams(crHash(kmip14.HashingAlgorithmSHA_256)), dvData([]byte("ctx"))), dvLength(256))),
+		reqMsg(v, splitItem(uid, 3, 2, kmip14.SplitKeyMethodPolynomialSharingGF2_8), item(kmip14.OperationGet),
+			joinItem(kmip14.ObjectTypeSymmetricKey, nil)),
 	}
 	for _, s := range seeds {
 		f.Add(tree.MustEncode(s))

@@ -87,6 +87,10 @@ func checkBody(ot kmip14.ObjectType, body *tree.Node, attrs []object.Attr) error
 		if err := need(kmip14.TagSecretDataType, ttlv.TypeEnumeration); err != nil {
 			return err
 		}
+	case kmip14.ObjectTypeSplitKey:
+		if err := checkSplitKeyFields(body); err != nil { // op_splitkey.go
+			return err
+		}
 	}
 	if err := need(kmip14.TagKeyBlock, ttlv.TypeStructure); err != nil {
 		return err

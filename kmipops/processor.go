@@ -46,6 +46,15 @@ type Options struct {
 	// means DefaultObjectCacheBytes; negative turns the cache off, so that
 	// every read opens its record.
 	ObjectCacheBytes int
+	// MaxDeriveIterations bounds the work of one PBKDF2 Derive Key: its
+	// Iteration Count times the hash-length blocks it produces (KMIP 1.4
+	// §4.6 leaves derivation limits to the server). Zero means
+	// DefaultMaxDeriveIterations.
+	MaxDeriveIterations int
+	// MaxDeriveBytes bounds the length of a derived key or Secret Data
+	// object, in bytes (its Cryptographic Length / 8). Zero means
+	// DefaultMaxDeriveBytes.
+	MaxDeriveBytes int
 	// Now and Rand are for tests; they default to time.Now and crypto/rand.
 	Now  func() time.Time
 	Rand io.Reader
@@ -87,6 +96,12 @@ func NewProcessor(st storage.Store, s object.Sealer, opts Options, log hclog.Log
 		opts.LeaseTime = DefaultLeaseTime
 	}
 	opts.LeaseTime = min(opts.LeaseTime.Truncate(time.Second), MaxLeaseTime)
+	if opts.MaxDeriveIterations <= 0 {
+		opts.MaxDeriveIterations = DefaultMaxDeriveIterations
+	}
+	if opts.MaxDeriveBytes <= 0 {
+		opts.MaxDeriveBytes = DefaultMaxDeriveBytes
+	}
 	return &Processor{opts: opts, log: log, streams: newStreamTable(),
 		objects: object.NewRepo(st, s, opts.Rand, opts.ObjectCacheBytes)}
 }

@@ -77,8 +77,9 @@ const (
 	// DefaultMaxLength bounds the derived length in bytes when Params.MaxLength
 	// is zero.
 	DefaultMaxLength = 64 << 10
-	// DefaultMaxIterations bounds PBKDF2's iteration count when
-	// Params.MaxIterations is zero (about a second of HMAC-SHA-256 on one core).
+	// DefaultMaxIterations bounds PBKDF2's work when Params.MaxIterations
+	// is zero: its iteration count times the hash-length blocks it produces
+	// (about a second of HMAC-SHA-256 on one core).
 	DefaultMaxIterations = 2_000_000
 )
 
@@ -116,7 +117,8 @@ type Params struct {
 	// Length is the number of bytes to derive (the template's Cryptographic
 	// Length / 8).
 	Length int
-	// MaxLength and MaxIterations override the package defaults when non-zero.
+	// MaxLength and MaxIterations override the package defaults when
+	// non-zero. MaxIterations bounds PBKDF2's iterations × output blocks.
 	MaxLength     int
 	MaxIterations int
 }
@@ -143,8 +145,16 @@ func Derive(p Params) ([]byte, error) {
 		if maxIter == 0 {
 			maxIter = DefaultMaxIterations
 		}
-		if p.Iterations > maxIter {
-			return nil, fmt.Errorf("%w: PBKDF2 iteration count %d exceeds this server's limit of %d", ErrParameter, p.Iterations, maxIter)
+		// PBKDF2 runs its iterations once per hash-length block of output,
+		// so the bound is on iterations × blocks: a long output must not
+		// multiply the work the iteration bound allows.
+		blocks := 1
+		if p.Hash != nil {
+			hl := p.Hash().Size()
+			blocks = (p.Length + hl - 1) / hl
+		}
+		if p.Iterations > maxIter/blocks {
+			return nil, fmt.Errorf("%w: PBKDF2 iteration count %d for %d output blocks exceeds this server's limit of %d iterations", ErrParameter, p.Iterations, blocks, maxIter)
 		}
 		return PBKDF2Key(p.Hash, p.Key, p.Salt, p.Iterations, p.Length)
 	case HASH:

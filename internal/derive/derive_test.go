@@ -165,6 +165,17 @@ func TestPBKDF2IterationBound(t *testing.T) {
 	if _, err := Derive(p); err != nil {
 		t.Errorf("4096 iterations with a bound of 4096: %v", err)
 	}
+	// RFC 6070's fifth case takes 25 bytes, two SHA-1 blocks: 4096
+	// iterations are 8192 of work, over a bound of 8191 and within 8192.
+	p = Params{Method: PBKDF2, Hash: sha1.New, Key: []byte("passwordPASSWORDpassword"), Salt: []byte("saltSALTsaltSALTsaltSALTsaltSALTsalt"),
+		Iterations: 4096, Length: 25, MaxIterations: 8191}
+	if _, err := Derive(p); !errors.Is(err, ErrParameter) {
+		t.Errorf("4096 iterations × 2 blocks with a bound of 8191: %v, want ErrParameter", err)
+	}
+	p.MaxIterations = 8192
+	if got, err := Derive(p); err != nil || !bytes.Equal(got, unhex(t, "3d2eec4fe41c849b80c8d83662c0e44a8b291a964cf2f07038")) {
+		t.Errorf("4096 iterations × 2 blocks with a bound of 8192: %x, %v", got, err)
+	}
 }
 
 // TestErrorsCarryNoSecrets: the refusal messages name parameters, never
