@@ -164,3 +164,11 @@ telemetry {
   # host:port. Default "127.0.0.1:9696".
   address = "127.0.0.1:9696"
 }
+
+# Optional block: without it there is no admin channel. `kmipd admin status |
+# backup | rotate-pkek -config FILE` talk to the running server through this
+# Unix socket, created with mode 0600: whoever can open it administers kmipd.
+# kmipd refuses to start if the path exists and is not a stale socket.
+admin {
+  socket = "/run/kmipd/admin.sock"
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kmipd/kmipd/admin"
 	"github.com/kmipd/kmipd/audit"
 	"github.com/kmipd/kmipd/hsm"
 	"github.com/kmipd/kmipd/kek"
@@ -64,8 +65,9 @@ type Daemon struct {
 	processor *kmipops.Processor
 	metrics   *server.Metrics
 	server    *server.Server
-	telemetry *http.Server // nil: no telemetry block
-	audit     *audit.Sink  // nil: no audit block
+	telemetry *http.Server  // nil: no telemetry block
+	audit     *audit.Sink   // nil: no audit block
+	admin     *admin.Server // nil: no admin block
 	telOnce   sync.Once
 }
 
@@ -192,6 +194,11 @@ func BuildWith(ctx context.Context, c *Config, log hclog.Logger, h Hooks) (_ *Da
 		h.Server(&sc)
 	}
 	d.server = server.New(sc, d.processor, log) // it names its logger "server"
+	if c.Admin != nil {
+		if err := d.startAdmin(); err != nil {
+			return nil, err
+		}
+	}
 	if c.Telemetry != nil && c.Telemetry.Address != "" {
 		// TelemetryServer names its logger "telemetry" itself.
 		d.telemetry = server.TelemetryServer(c.Telemetry.Address, d.metrics, d.hsm.Ready, log)
@@ -255,6 +262,9 @@ func (d *Daemon) ReopenAudit() error {
 // supplied it. Call it once serving has returned.
 func (d *Daemon) Close() error {
 	var errs []error
+	if d.admin != nil {
+		_ = d.admin.Close() // first: its handlers use the store and the HSM
+	}
 	if d.telemetry != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = d.telemetry.Shutdown(sctx)

@@ -27,6 +27,7 @@ type Config struct {
 	Log       LogConfig
 	Telemetry *TelemetryConfig // nil: no telemetry listener
 	Audit     *AuditConfig     // nil: no audit log
+	Admin     *AdminConfig     // nil: no admin socket
 
 	// Warnings are what the file should change but kmipd still accepts
 	// (deprecated keys), each with its position. Build logs them; a Config
@@ -92,6 +93,10 @@ type TelemetryConfig struct{ Address string }
 // path or "stderr" (audit.Stderr).
 type AuditConfig struct{ File string }
 
+// AdminConfig is the admin block: the Unix socket `kmipd admin` talks to
+// (daemon/admin.go), guarded by its file mode (0600) alone.
+type AdminConfig struct{ Socket string }
+
 // Secret holds the PIN specification. Every fmt verb, and text marshalling,
 // prints a placeholder so a logged Config never leaks a literal PIN.
 type Secret string
@@ -121,6 +126,7 @@ const (
 	DevPINFile    = "hsm.pin" // dev mode writes a random PIN here before opening the HSM
 	DevConfigFile = "kmipd.hcl"
 	DevPKIDir     = "pki" // certs.Init output, so clients find ca.crt, client.crt, client.key here
+	DevAdminSock  = "admin.sock"
 )
 
 func defaultConfig() Config {
@@ -169,6 +175,7 @@ func DevConfig(dir, addr, module string, maxSessions int) *Config {
 	}
 	c.Storage.Path = filepath.Join(dir, "data")
 	c.Audit = &AuditConfig{File: filepath.Join(dir, "audit.log")}
+	c.Admin = &AdminConfig{Socket: filepath.Join(dir, DevAdminSock)}
 	return &c
 }
 

@@ -85,6 +85,7 @@ var schema = []struct {
 	{"log", false, []string{"level", "format"}},
 	{"telemetry", false, []string{"address"}},
 	{"audit", false, []string{"!file"}},
+	{"admin", false, []string{"!socket"}},
 }
 
 // structure checks blocks and keys against schema and returns each present
@@ -242,6 +243,10 @@ func ParseConfig(src []byte, filename string) (*Config, error) {
 		if d.str(a["file"], "audit.file", &c.Audit.File, nonEmpty) && c.Audit.File != audit.Stderr {
 			c.Audit.File = d.resolve(c.Audit.File)
 		}
+	}
+	if a, ok := blocks["admin"]; ok {
+		c.Admin = &AdminConfig{}
+		d.path(a["socket"], "admin.socket", &c.Admin.Socket)
 	}
 	if d.diags.HasErrors() {
 		return nil, configError(d.diags)

@@ -44,6 +44,7 @@ func TestExampleParses(t *testing.T) {
 	want.HSM.Module, want.HSM.TokenLabel, want.HSM.PIN = "/usr/lib/softhsm/libsofthsm2.so", "kmipd", "env:KMIPD_HSM_PIN"
 	want.Storage.Path = "/var/lib/kmipd/badger"
 	want.Telemetry = &TelemetryConfig{Address: defaultTelemetryAddress}
+	want.Admin = &AdminConfig{Socket: "/run/kmipd/admin.sock"}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("example:\n got %#v\nwant %#v", *c, want)
 	}

@@ -89,6 +89,9 @@ log {
 	if c.Audit != nil {
 		fmt.Fprintf(&b, "\naudit {\n  file = %s # hash-chained JSON lines; check with kmipd audit verify FILE\n}\n", q(c.Audit.File))
 	}
+	if c.Admin != nil {
+		fmt.Fprintf(&b, "\nadmin {\n  socket = %s # kmipd admin -config FILE talks to this (mode 0600)\n}\n", q(c.Admin.Socket))
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

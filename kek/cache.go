@@ -3,7 +3,6 @@ package kek
 import (
 	"container/list"
 	"context"
-	"crypto/cipher"
 	"errors"
 	"sync"
 	"time"
@@ -15,7 +14,7 @@ import (
 // to wipe; dropping the last reference is the best available).
 type entry struct {
 	owner   string
-	aead    cipher.AEAD
+	aead    *keyset
 	expires time.Time
 	gen     uint64 // which unwrapping this is (Keyring.KeyGeneration)
 }
@@ -25,8 +24,9 @@ type entry struct {
 type flight struct {
 	create bool // whether the leader may create a missing pKEK
 	done   chan struct{}
-	aead   cipher.AEAD
+	aead   *keyset
 	err    error
+	stale  bool // evicted while loading: its result may predate a record change
 }
 
 // cache is an LRU bounded by size, with an absolute TTL per entry so that an
@@ -54,7 +54,7 @@ func newCache(ttl time.Duration, size int) *cache {
 }
 
 // getLocked returns the owner's AEAD if cached and fresh. c.mu must be held.
-func (c *cache) getLocked(owner string) cipher.AEAD {
+func (c *cache) getLocked(owner string) *keyset {
 	if e := c.entryLocked(owner); e != nil {
 		return e.aead
 	}
@@ -77,7 +77,7 @@ func (c *cache) entryLocked(owner string) *entry {
 	return e
 }
 
-func (c *cache) putLocked(owner string, aead cipher.AEAD) {
+func (c *cache) putLocked(owner string, aead *keyset) {
 	if el, ok := c.byOwner[owner]; ok {
 		c.removeLocked(el)
 	}
@@ -106,6 +106,9 @@ func (c *cache) evict(owner string) {
 	if el, ok := c.byOwner[owner]; ok {
 		c.removeLocked(el)
 	}
+	if f, ok := c.flights[owner]; ok {
+		f.stale = true
+	}
 }
 
 // generation is the generation of owner's cached, fresh entry; like a
@@ -130,8 +133,8 @@ func (c *cache) len() (int, uint64) {
 // create (create=true) does not accept the result of a non-creating load
 // that found nothing; it runs its own.
 func (c *cache) get(ctx context.Context, owner string, create bool,
-	load func(ctx context.Context, create bool) (cipher.AEAD, error),
-) (aead cipher.AEAD, hit bool, err error) {
+	load func(ctx context.Context, create bool) (*keyset, error),
+) (aead *keyset, hit bool, err error) {
 	for {
 		c.mu.Lock()
 		if a := c.getLocked(owner); a != nil {
@@ -144,6 +147,9 @@ func (c *cache) get(ctx context.Context, owner string, create bool,
 			case <-f.done:
 			case <-ctx.Done():
 				return nil, false, passThrough("waiting for pKEK load", ctx.Err())
+			}
+			if f.stale && ctx.Err() == nil {
+				continue // loaded before an Evict: load again
 			}
 			if f.err == nil {
 				return f.aead, false, nil
@@ -160,6 +166,9 @@ func (c *cache) get(ctx context.Context, owner string, create bool,
 		c.mu.Unlock()
 
 		c.lead(ctx, owner, f, load)
+		if f.stale && ctx.Err() == nil {
+			continue
+		}
 		return f.aead, false, f.err
 	}
 }
@@ -167,13 +176,13 @@ func (c *cache) get(ctx context.Context, owner string, create bool,
 // lead runs the load for a flight. The deferred cleanup releases waiters even
 // if load panics, so one bad request cannot wedge an owner forever.
 func (c *cache) lead(ctx context.Context, owner string, f *flight,
-	load func(ctx context.Context, create bool) (cipher.AEAD, error),
+	load func(ctx context.Context, create bool) (*keyset, error),
 ) {
 	f.err = errLoadPanicked
 	defer func() {
 		c.mu.Lock()
 		delete(c.flights, owner)
-		if f.err == nil {
+		if f.err == nil && !f.stale {
 			c.putLocked(owner, f.aead)
 		}
 		c.mu.Unlock()

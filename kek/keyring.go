@@ -9,10 +9,10 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,10 +44,10 @@ const (
 	defaultTTL  = 15 * time.Minute
 	defaultSize = 10000
 
-	sealV1    byte = 1
-	nonceLen       = 12
-	tagLen         = 16
-	sealedMin      = 1 + nonceLen + tagLen
+	sealV1   byte = 1 // version | nonce | ciphertext | tag: generation 0
+	sealV2   byte = 2 // version | generation (uint32 BE) | nonce | ciphertext | tag
+	nonceLen      = 12
+	tagLen        = 16
 )
 
 // Stats are counters since New; Size is the current number of cached owners.
@@ -66,6 +66,10 @@ type Keyring struct {
 	st    storage.Store
 	log   hclog.Logger
 	cache *cache
+	gate  gate
+
+	rotMu    sync.Mutex
+	rotating map[string]bool
 
 	hits, misses, created, unwraps atomic.Uint64
 }
@@ -82,7 +86,7 @@ func New(mk MasterKeys, st storage.Store, cfg Config, log hclog.Logger) *Keyring
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Keyring{mk: mk, st: st, log: log, cache: newCache(cfg.CacheTTL, cfg.CacheSize)}
+	return &Keyring{mk: mk, st: st, log: log, cache: newCache(cfg.CacheTTL, cfg.CacheSize), rotating: map[string]bool{}}
 }
 
 // Stats returns the Keyring's counters.
@@ -108,10 +112,19 @@ func (k *Keyring) KeyGeneration(owner string) (gen uint64, ok bool) {
 	return k.cache.generation(owner)
 }
 
-func objectAD(owner string, aad []byte) []byte {
-	b := make([]byte, 0, 14+len(owner)+len(aad))
-	b = append(b, "kmipd/obj/v1\x00"...)
-	b = append(b, owner...)
+// objectAD binds a sealed object to its owner, its aad (uid) and, from
+// generation 1 on, the pKEK generation that sealed it.
+func objectAD(owner string, gen uint32, aad []byte) []byte {
+	b := make([]byte, 0, 18+len(owner)+len(aad))
+	if gen == 0 {
+		b = append(b, "kmipd/obj/v1\x00"...)
+		b = append(b, owner...)
+	} else {
+		b = append(b, "kmipd/obj/v2\x00"...)
+		b = append(b, owner...)
+		b = append(b, 0)
+		b = append(b, genBytes(gen)...)
+	}
 	b = append(b, 0)
 	return append(b, aad...)
 }
@@ -132,25 +145,17 @@ func (k *Keyring) Seal(ctx context.Context, owner string, aad, plaintext []byte)
 	if err := checkOwner(owner); err != nil {
 		return nil, err
 	}
-	aead, err := k.aead(ctx, owner, true)
+	ks, err := k.aead(ctx, owner, true)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 1+nonceLen, 1+nonceLen+len(plaintext)+tagLen)
-	out[0] = sealV1
-	// The nonce comes from the OS, not the HSM: steady state makes no HSM
-	// call. Random 96-bit nonces are safe for far more than the 2^32
-	// objects one owner could plausibly seal under one pKEK.
-	if _, err := rand.Read(out[1:]); err != nil {
-		return nil, passThrough("nonce", err)
-	}
-	return aead.Seal(out, out[1:1+nonceLen], plaintext, objectAD(owner, aad)), nil
+	return sealWith(ks, owner, aad, plaintext)
 }
 
 // Open reverses Seal. Any failure to authenticate — wrong owner, wrong aad,
 // a flipped byte, an unknown version — is a CryptographicFailure kek.Error.
 func (k *Keyring) Open(ctx context.Context, owner string, aad, sealed []byte) ([]byte, error) {
-	return k.open(ctx, owner, aad, sealed, nil)
+	return k.open(ctx, owner, aad, sealed, false)
 }
 
 // OpenInPlace is Open for a caller that owns sealed and is done with it: the
@@ -158,39 +163,52 @@ func (k *Keyring) Open(ctx context.Context, owner string, aad, sealed []byte) ([
 // of it), which saves every object read a copy. sealed is overwritten
 // whether or not it opens.
 func (k *Keyring) OpenInPlace(ctx context.Context, owner string, aad, sealed []byte) ([]byte, error) {
-	if len(sealed) < sealedMin {
-		return k.open(ctx, owner, aad, sealed, nil)
-	}
-	return k.open(ctx, owner, aad, sealed, sealed[1+nonceLen:1+nonceLen])
+	return k.open(ctx, owner, aad, sealed, true)
 }
 
-// open decrypts into dst, which is nil or exactly the start of the
+// open decrypts into a new slice, or in place: into the start of the
 // ciphertext (the only overlap cipher.AEAD allows).
-func (k *Keyring) open(ctx context.Context, owner string, aad, sealed, dst []byte) ([]byte, error) {
+func (k *Keyring) open(ctx context.Context, owner string, aad, sealed []byte, inPlace bool) ([]byte, error) {
 	if err := checkOwner(owner); err != nil {
 		return nil, err
 	}
-	if len(sealed) < sealedMin || sealed[0] != sealV1 {
-		return nil, integrityError(errors.New("sealed object too short or of unknown version"))
+	gen, hdr, err := sealedGen(sealed)
+	if err != nil {
+		return nil, integrityError(err)
 	}
 	// Opening never creates a pKEK: an object whose owner has none cannot
 	// be genuine.
-	aead, err := k.aead(ctx, owner, false)
+	ks, err := k.aead(ctx, owner, false)
+	if err == nil && ks.get(gen) == nil {
+		// Sealed under a generation this key set lacks: the record may have
+		// changed since it was cached (another replica rotated). Look once
+		// more.
+		k.cache.evict(owner)
+		ks, err = k.aead(ctx, owner, false)
+	}
 	if err != nil {
 		if isNoPKEK(err) {
 			return nil, integrityError(err)
 		}
 		return nil, err
 	}
-	pt, err := aead.Open(dst, sealed[1:1+nonceLen], sealed[1+nonceLen:], objectAD(owner, aad))
+	aead := ks.get(gen)
+	if aead == nil {
+		return nil, integrityError(fmt.Errorf("sealed under pKEK generation %d, which the owner's record does not hold", gen))
+	}
+	var dst []byte
+	if inPlace {
+		dst = sealed[hdr+nonceLen : hdr+nonceLen]
+	}
+	pt, err := aead.Open(dst, sealed[hdr:hdr+nonceLen], sealed[hdr+nonceLen:], objectAD(owner, gen, aad))
 	if err != nil {
 		return nil, integrityError(err)
 	}
 	return pt, nil
 }
 
-func (k *Keyring) aead(ctx context.Context, owner string, create bool) (cipher.AEAD, error) {
-	a, hit, err := k.cache.get(ctx, owner, create, func(ctx context.Context, create bool) (cipher.AEAD, error) {
+func (k *Keyring) aead(ctx context.Context, owner string, create bool) (*keyset, error) {
+	a, hit, err := k.cache.get(ctx, owner, create, func(ctx context.Context, create bool) (*keyset, error) {
 		return k.load(ctx, owner, create)
 	})
 	if hit {
@@ -211,7 +229,7 @@ func isContextErr(err error) bool {
 }
 
 // load reads (or, if create, makes) owner's pKEK and returns its AEAD.
-func (k *Keyring) load(ctx context.Context, owner string, create bool) (cipher.AEAD, error) {
+func (k *Keyring) load(ctx context.Context, owner string, create bool) (*keyset, error) {
 	key := storageKey(owner)
 	rec, err := k.st.Get(ctx, key)
 	switch {
@@ -223,15 +241,19 @@ func (k *Keyring) load(ctx context.Context, owner string, create bool) (cipher.A
 		return nil, &Error{Reason: kmip14.ResultReasonGeneralFailure, Msg: "key hierarchy unavailable", Err: errNoPKEK}
 	}
 
-	aead, rec, err := k.newPKEK(ctx, owner)
+	aead, ent, err := k.newPKEK(ctx, owner, 0)
 	if err != nil {
 		return nil, err
+	}
+	rec, err = encodeRecord([]pkekEntry{ent})
+	if err != nil {
+		return nil, passThrough("encode pKEK record", err)
 	}
 	switch err := k.st.Create(ctx, key, rec); {
 	case err == nil:
 		k.created.Add(1)
 		k.log.Info("created pKEK", "owner", owner)
-		return aead, nil
+		return &keyset{gens: []uint32{0}, aeads: []cipher.AEAD{aead}}, nil
 	case errors.Is(err, storage.ErrExists):
 		// Another writer won the race; theirs is the owner's pKEK.
 		rec, err := k.st.Get(ctx, key)
@@ -244,61 +266,74 @@ func (k *Keyring) load(ctx context.Context, owner string, create bool) (cipher.A
 	}
 }
 
-// newPKEK draws, wraps and MACs a fresh pKEK, all inside the HSM.
-func (k *Keyring) newPKEK(ctx context.Context, owner string) (cipher.AEAD, []byte, error) {
+// newPKEK draws, wraps and MACs a fresh pKEK of generation gen, all inside
+// the HSM.
+func (k *Keyring) newPKEK(ctx context.Context, owner string, gen uint32) (cipher.AEAD, pkekEntry, error) {
 	raw, err := k.mk.Random(ctx, pkekLen)
 	if err != nil {
-		return nil, nil, passThrough("HSM random", err)
+		return nil, pkekEntry{}, passThrough("HSM random", err)
 	}
 	defer clear(raw)
 	if len(raw) != pkekLen {
-		return nil, nil, passThrough("HSM random", fmt.Errorf("got %d bytes, want %d", len(raw), pkekLen))
+		return nil, pkekEntry{}, passThrough("HSM random", fmt.Errorf("got %d bytes, want %d", len(raw), pkekLen))
 	}
-	wrapped, err := k.mk.Wrap(ctx, raw, pkekAAD(owner))
+	wrapped, err := k.mk.Wrap(ctx, raw, pkekAAD(owner, gen))
 	if err != nil {
-		return nil, nil, passThrough("HSM wrap pKEK", err)
+		return nil, pkekEntry{}, passThrough("HSM wrap pKEK", err)
 	}
-	mac, err := k.mk.MAC(ctx, macData(owner, wrapped))
+	mac, err := k.mk.MAC(ctx, macData(owner, gen, wrapped))
 	if err != nil {
-		return nil, nil, passThrough("HSM MAC pKEK", err)
-	}
-	rec, err := encodeRecord(wrapped, mac)
-	if err != nil {
-		return nil, nil, passThrough("encode pKEK record", err)
+		return nil, pkekEntry{}, passThrough("HSM MAC pKEK", err)
 	}
 	aead, err := newAEAD(raw)
 	if err != nil {
-		return nil, nil, err
+		return nil, pkekEntry{}, err
 	}
-	return aead, rec, nil
+	return aead, pkekEntry{gen: gen, wrapped: wrapped, mac: mac}, nil
 }
 
-// openRecord verifies a stored record's MAC, then unwraps it. The MAC comes
-// first so a tampered or moved record never reaches the unwrap.
-func (k *Keyring) openRecord(ctx context.Context, owner string, rec []byte) (cipher.AEAD, error) {
-	wrapped, mac, err := decodeRecord(rec)
+// openRecord verifies every generation in a stored record, MAC first so a
+// tampered or moved record never reaches the unwrap, then unwraps it.
+func (k *Keyring) openRecord(ctx context.Context, owner string, rec []byte) (*keyset, error) {
+	return openRecordWith(ctx, k.mk, owner, rec, func() { k.unwraps.Add(1) }, k.refuse)
+}
+
+func openRecordWith(ctx context.Context, mk MasterKeys, owner string, rec []byte, counted func(),
+	refuse func(owner, check string, err error) *Error,
+) (*keyset, error) {
+	entries, err := decodeRecord(rec)
 	if err != nil {
-		return nil, k.refuse(owner, "decode", err)
+		return nil, refuse(owner, "decode", err)
 	}
-	if err := k.mk.VerifyMAC(ctx, macData(owner, wrapped), mac); err != nil {
-		if !isIntegrityFailure(err) {
-			return nil, passThrough("HSM verify pKEK MAC", err)
+	ks := &keyset{}
+	for _, e := range entries {
+		if err := mk.VerifyMAC(ctx, macData(owner, e.gen, e.wrapped), e.mac); err != nil {
+			if !isIntegrityFailure(err) {
+				return nil, passThrough("HSM verify pKEK MAC", err)
+			}
+			return nil, refuse(owner, "MAC", err)
 		}
-		return nil, k.refuse(owner, "MAC", err)
-	}
-	k.unwraps.Add(1)
-	raw, err := k.mk.Unwrap(ctx, wrapped, pkekAAD(owner))
-	if err != nil {
-		if !isIntegrityFailure(err) {
-			return nil, passThrough("HSM unwrap pKEK", err)
+		counted()
+		raw, err := mk.Unwrap(ctx, e.wrapped, pkekAAD(owner, e.gen))
+		if err != nil {
+			if !isIntegrityFailure(err) {
+				return nil, passThrough("HSM unwrap pKEK", err)
+			}
+			return nil, refuse(owner, "unwrap", err)
 		}
-		return nil, k.refuse(owner, "unwrap", err)
+		if len(raw) != pkekLen {
+			clear(raw)
+			return nil, refuse(owner, "length", fmt.Errorf("unwrapped pKEK is %d bytes", len(raw)))
+		}
+		aead, err := newAEAD(raw)
+		clear(raw)
+		if err != nil {
+			return nil, err
+		}
+		ks.gens = append(ks.gens, e.gen)
+		ks.aeads = append(ks.aeads, aead)
 	}
-	defer clear(raw)
-	if len(raw) != pkekLen {
-		return nil, k.refuse(owner, "length", fmt.Errorf("unwrapped pKEK is %d bytes", len(raw)))
-	}
-	return newAEAD(raw)
+	return ks, nil
 }
 
 // refuse reports a pKEK record that failed a check: a security event (the

@@ -39,6 +39,9 @@ func Exercise(t testing.TB, s Store) {
 	if sw, ok := s.(Swapper); ok {
 		run(t, "Swap", func(t testing.TB) { exSwap(t, s, sw) })
 	}
+	if sn, ok := s.(Snapshotter); ok {
+		run(t, "Snapshot", func(t testing.TB) { exSnapshot(t, s, sn) })
+	}
 }
 
 // run uses subtests when t is a *testing.T so failures name the case.

@@ -31,6 +31,10 @@ Usage:
   kmipd hsm init -config FILE
   kmipd hsm check -config FILE
   kmipd audit verify FILE...
+  kmipd admin status -config FILE [-json]
+  kmipd admin backup -config FILE -out FILE
+  kmipd admin rotate-pkek -config FILE (-owner ID | -all) [-json]
+  kmipd restore -config FILE -in FILE
   kmipd conformance -addr HOST:PORT -ca CA -cert CERT -key KEY [-json] PATH...
   kmipd bench -addr HOST:PORT -ca CA -cert CERT -key KEY -mode persistent|reconnect
               -workers N -duration D -mix get|create|create-get-destroy|register-get|encrypt
@@ -50,6 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
+	daemon.Version = version
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -65,6 +70,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdHSM(ctx, args[1:], stdout, stderr)
 	case "audit":
 		err = cmdAudit(args[1:], stdout, stderr)
+	case "admin":
+		err = cmdAdmin(ctx, args[1:], stdout, stderr)
+	case "restore":
+		err = cmdRestore(ctx, args[1:], stdout, stderr)
 	case "conformance":
 		return conformance.Main(args[1:], stdout, stderr)
 	case "bench":

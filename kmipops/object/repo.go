@@ -24,6 +24,25 @@ type Sealer interface {
 	OpenInPlace(ctx context.Context, owner string, aad, sealed []byte) ([]byte, error)
 }
 
+// Gate is implemented by a Sealer whose keys may change while the
+// repository is in use (kek.Keyring rotates an owner's pKEK online). The
+// repository holds Enter from reading a sealed record to opening it, and
+// from sealing one to writing it, and never holds two at once; Reseal
+// brings a record read earlier (an undo's before-image) under the owner's
+// current key before it is written back.
+type Gate interface {
+	Enter(owner string) (leave func())
+	Reseal(ctx context.Context, owner string, aad, sealed []byte) ([]byte, error)
+}
+
+// enter holds the Sealer's Gate for owner, if it has one.
+func (r *Repo) enter(owner string) func() {
+	if g, ok := r.seal.(Gate); ok {
+		return g.Enter(owner)
+	}
+	return func() {}
+}
+
 // Repo stores objects: each one record at obj/<owner>/<uid>, sealed whole
 // under the owner's key with the uid as additional data, so nothing about
 // an object, not even its name, is on disk in the clear. It is safe for
@@ -82,6 +101,7 @@ func (s *Scope) Load(ctx context.Context, uid string) (*Object, error) {
 		return nil, ErrNotFound
 	}
 	r, key := s.r, objectKey(s.owner, uid)
+	defer r.enter(s.owner)()
 	read := r.cache.begin(s.owner)
 	o, sealed, err := r.cache.fetch(ctx, r.st, read, key)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -120,17 +140,42 @@ func (s *Scope) Each(ctx context.Context, fn func(o *Object) error) error {
 	prefix := ownerPrefix(s.owner)
 	return s.r.st.List(ctx, prefix, func(key string, sealed []byte) error {
 		uid := strings.TrimPrefix(key, prefix)
-		plain, err := s.r.seal.OpenInPlace(ctx, s.owner, []byte(uid), sealed)
-		if err != nil {
-			return fmt.Errorf("open object: %w", err)
-		}
-		o, err := decodeObject(uid, plain)
-		clear(plain)
-		if err != nil {
-			return fmt.Errorf("decode object record: %w", err)
+		o, err := s.openListed(ctx, uid, key, sealed)
+		if err != nil || o == nil {
+			return err
 		}
 		return fn(o)
 	})
+}
+
+// openListed opens a record List read. A rotation may have resealed it
+// since (the listing is a snapshot), so on failure it is read again, with
+// the gate held; nil, nil when it is gone by then.
+func (s *Scope) openListed(ctx context.Context, uid, key string, sealed []byte) (*Object, error) {
+	leave := s.r.enter(s.owner)
+	defer leave()
+	plain, err := s.r.seal.OpenInPlace(ctx, s.owner, []byte(uid), sealed)
+	if err != nil {
+		if _, gated := s.r.seal.(Gate); !gated {
+			return nil, fmt.Errorf("open object: %w", err)
+		}
+		fresh, gerr := s.r.st.Get(ctx, key)
+		if errors.Is(gerr, storage.ErrNotFound) {
+			return nil, nil
+		}
+		if gerr != nil {
+			return nil, fmt.Errorf("open object: %w", err)
+		}
+		if plain, err = s.r.seal.OpenInPlace(ctx, s.owner, []byte(uid), fresh); err != nil {
+			return nil, fmt.Errorf("open object: %w", err)
+		}
+	}
+	o, err := decodeObject(uid, plain)
+	clear(plain)
+	if err != nil {
+		return nil, fmt.Errorf("decode object record: %w", err)
+	}
+	return o, nil
 }
 
 // Update runs fn on object uid under its lock and saves the result when fn
@@ -171,6 +216,7 @@ func (s *Scope) sealObject(ctx context.Context, o *Object) ([]byte, error) {
 
 // save overwrites an existing object (the caller holds its lock).
 func (s *Scope) save(ctx context.Context, o *Object) error {
+	defer s.r.enter(s.owner)()
 	sealed, err := s.sealObject(ctx, o)
 	if err != nil {
 		return err
@@ -211,6 +257,7 @@ func (s *Scope) Insert(ctx context.Context, o *Object) error {
 		}
 	}
 	o.Set(AttrUniqueIdentifier, tree.Text(0, o.uid))
+	defer s.r.enter(s.owner)()
 	sealed, err := s.sealObject(ctx, o)
 	if err != nil {
 		return err

@@ -96,7 +96,15 @@ func (r *Repo) restore(ctx context.Context, owner string, ent *undoEntry) error 
 	defer r.cache.drop(key)
 	switch {
 	case ent.prior != nil:
-		return r.st.Put(ctx, key, ent.prior)
+		prior := ent.prior
+		if g, ok := r.seal.(Gate); ok {
+			// A pKEK rotation may have retired the key that sealed it.
+			defer g.Enter(owner)()
+			if prior, err = g.Reseal(ctx, owner, []byte(ent.uid), prior); err != nil {
+				return err
+			}
+		}
+		return r.st.Put(ctx, key, prior)
 	case cur != nil:
 		return r.st.Delete(ctx, key)
 	}

@@ -1,0 +1,175 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/kmipd/kmipd/admin"
+	"github.com/kmipd/kmipd/backup"
+	"github.com/kmipd/kmipd/kek"
+	"github.com/kmipd/kmipd/kmipops/object"
+)
+
+// The keyring orders object reads and writes against pKEK rotation.
+var _ object.Gate = (*kek.Keyring)(nil)
+
+// Version is reported by `kmipd admin status` and written into backups;
+// cmd/kmipd sets it from its build version.
+var Version = "dev"
+
+// objPrefix is where kmipops/object.Repo keeps an owner's objects:
+// obj/<owner>/<uid>, each sealed with its uid as additional data.
+const objPrefix = "obj/"
+
+// adminState is what the admin handlers share.
+type adminState struct {
+	d        *Daemon
+	mu       sync.Mutex
+	rotation string // the rotation running, "" if none
+}
+
+// startAdmin opens the admin socket the admin block names.
+func (d *Daemon) startAdmin() error {
+	st := &adminState{d: d}
+	s, err := admin.Listen(d.cfg.Admin.Socket, map[string]admin.Handler{
+		"status":      st.status,
+		"backup":      st.backup,
+		"rotate-pkek": st.rotatePKEK,
+	}, d.log.Named("admin"))
+	if err != nil {
+		return err
+	}
+	d.admin = s
+	return nil
+}
+
+func (a *adminState) status(ctx context.Context, _ json.RawMessage, _ *admin.Responder) (any, error) {
+	d := a.d
+	ti, hs, ks := d.hsm.TokenInfo(), d.hsm.Stats(), d.keyring.Stats()
+	s := &admin.Status{
+		Version:   Version,
+		Token:     admin.Token{Label: ti.Label, Serial: ti.Serial, Model: ti.Model, Slot: ti.Slot},
+		Sessions:  admin.Sessions{Open: hs.Open, InUse: hs.InUse, Idle: hs.Idle, Cap: hs.EffectiveCap, Max: hs.MaxSessions, Ready: hs.Ready},
+		MKEKLabel: d.cfg.HSM.MKEKLabel, HMACLabel: d.cfg.HSM.HMACLabel,
+		Cache: admin.CacheStatus{PKEKs: ks.Size, PKEKHits: ks.Hits, PKEKMisses: ks.Misses, Unwraps: ks.Unwraps,
+			ValueBytes: d.store.CacheBytes()},
+		Store: admin.StoreStatus{Path: d.cfg.Storage.Path},
+	}
+	s.Store.LSMBytes, s.Store.VLogBytes = d.store.Sizes()
+	a.mu.Lock()
+	s.Rotation = a.rotation
+	a.mu.Unlock()
+	owners := map[string]*admin.OwnerStatus{}
+	get := func(o string) *admin.OwnerStatus {
+		if owners[o] == nil {
+			owners[o] = &admin.OwnerStatus{Owner: o}
+		}
+		return owners[o]
+	}
+	err := d.store.Snapshot(ctx, []string{kek.RecordPrefix, objPrefix}, func(key string, v []byte) error {
+		if owner, ok := kek.IsRecordKey(key); ok {
+			o := get(owner)
+			o.Generation, o.Pending, _ = kek.RecordInfo(v)
+			return nil
+		}
+		if owner, _, ok := strings.Cut(strings.TrimPrefix(key, objPrefix), "/"); ok {
+			get(owner).Objects++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the store: %w", err)
+	}
+	for _, o := range owners {
+		s.Owners = append(s.Owners, *o)
+	}
+	return s, nil
+}
+
+// backup streams a consistent backup of the sealed records.
+func (a *adminState) backup(ctx context.Context, _ json.RawMessage, r *admin.Responder) (any, error) {
+	d := a.d
+	hdr, err := backup.NewHeader(ctx, d.hsm, Version, d.cfg.HSM.MKEKLabel, d.cfg.HSM.HMACLabel)
+	if err != nil {
+		return nil, err
+	}
+	w, err := r.Stream()
+	if err != nil {
+		return nil, err
+	}
+	n, err := backup.Write(ctx, w, d.store, hdr)
+	if err == nil {
+		d.log.Named("admin").Info("backup written", "records", n)
+	}
+	return nil, err
+}
+
+// RotatePKEKArgs are rotate-pkek's arguments: one owner, or all.
+type RotatePKEKArgs struct {
+	Owner string `json:"owner,omitempty"`
+	All   bool   `json:"all,omitempty"`
+}
+
+// RotatePKEKResult is rotate-pkek's answer.
+type RotatePKEKResult struct {
+	Owners []kek.RotateResult `json:"owners"`
+}
+
+func (a *adminState) rotatePKEK(ctx context.Context, raw json.RawMessage, r *admin.Responder) (any, error) {
+	var args RotatePKEKArgs
+	if err := admin.DecodeArgs(raw, &args); err != nil {
+		return nil, err
+	}
+	if (args.Owner == "") == !args.All {
+		return nil, fmt.Errorf("name one owner or all of them")
+	}
+	if strings.Contains(args.Owner, "/") {
+		return nil, fmt.Errorf("owner %q is not an owner identity", args.Owner)
+	}
+	a.mu.Lock()
+	if a.rotation != "" {
+		running := a.rotation
+		a.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s", admin.ErrBusy, running)
+	}
+	a.rotation = "rotate-pkek"
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.rotation = ""
+		a.mu.Unlock()
+	}()
+	d := a.d
+	owners := []string{args.Owner}
+	if args.All {
+		owners = nil
+		err := d.store.List(ctx, kek.RecordPrefix, func(key string, _ []byte) error {
+			if o, ok := kek.IsRecordKey(key); ok {
+				owners = append(owners, o)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("listing owners: %w", err)
+		}
+	} else if _, err := d.store.Get(ctx, kek.RecordPrefix+args.Owner); err != nil {
+		return nil, fmt.Errorf("owner %q has no pKEK: %w", args.Owner, err)
+	}
+	var res RotatePKEKResult
+	for i, owner := range owners {
+		prefix := objPrefix + owner + "/"
+		rr, err := d.keyring.RotatePKEK(ctx, owner, kek.Sealed{
+			Prefix: prefix,
+			AAD:    func(key string) []byte { return []byte(strings.TrimPrefix(key, prefix)) },
+		}, func(done, total int) { r.Progress("owner "+owner, int64(done), int64(total)) })
+		if err != nil {
+			return nil, fmt.Errorf("owner %q (%d of %d): %w", owner, i+1, len(owners), err)
+		}
+		res.Owners = append(res.Owners, rr)
+		r.Progress("owners", int64(i+1), int64(len(owners)))
+	}
+	return res, nil
+}
