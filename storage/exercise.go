@@ -39,6 +39,9 @@ func Exercise(t testing.TB, s Store) {
 	if sw, ok := s.(Swapper); ok {
 		run(t, "Swap", func(t testing.TB) { exSwap(t, s, sw) })
 	}
+	if b, ok := s.(Batcher); ok {
+		run(t, "Batch", func(t testing.TB) { exBatch(t, s, b) })
+	}
 }
 
 // run uses subtests when t is a *testing.T so failures name the case.
