@@ -164,6 +164,8 @@ func (a *adminState) rotatePKEK(ctx context.Context, raw json.RawMessage, r *adm
 		rr, err := d.keyring.RotatePKEK(ctx, owner, kek.Sealed{
 			Prefix: prefix,
 			AAD:    func(key string) []byte { return []byte(strings.TrimPrefix(key, prefix)) },
+			// The blind index is derived from the pKEK: rebuilt under the new one.
+			Derived: object.IndexPrefix(owner),
 		}, func(done, total int) { r.Progress("owner "+owner, int64(done), int64(total)) })
 		if err != nil {
 			return nil, fmt.Errorf("owner %q (%d of %d): %w", owner, i+1, len(owners), err)

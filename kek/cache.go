@@ -8,10 +8,11 @@ import (
 	"time"
 )
 
-// entry is one owner's unsealed pKEK. Only the AEAD is kept: the raw key
-// bytes are zeroed as soon as the cipher is built, so eviction has nothing
-// left to zero except what crypto/aes holds internally (which Go gives no way
-// to wipe; dropping the last reference is the best available).
+// entry is one owner's unsealed pKEK. Only the AEAD (an *ownerKey: the
+// cipher and the blind-index key derived from the pKEK) is kept: the raw
+// key bytes are zeroed as soon as the cipher is built, so eviction has
+// nothing left to zero except what crypto/aes holds internally (which Go
+// gives no way to wipe; dropping the last reference is the best available).
 type entry struct {
 	owner   string
 	aead    *keyset

@@ -349,6 +349,8 @@ func (k *Keyring) refuse(owner, check string, err error) *Error {
 	}
 }
 
+// newAEAD builds what the cache keeps of a pKEK: its AES-GCM AEAD and the
+// blind-index key derived from it (ownerKey). The caller clears key.
 func newAEAD(key []byte) (cipher.AEAD, error) {
 	block, err := aes.NewCipher(key)
 	if err != nil {
@@ -358,5 +360,5 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 	if err != nil {
 		return nil, passThrough("GCM", err)
 	}
-	return aead, nil
+	return &ownerKey{AEAD: aead, index: deriveIndexKey(key)}, nil
 }

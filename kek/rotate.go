@@ -110,6 +110,11 @@ var ErrRotationRunning = errors.New("a pKEK rotation of this owner is already ru
 type Sealed struct {
 	Prefix string
 	AAD    func(key string) []byte
+	// Derived, if set, is the prefix of records derived from the pKEK (the
+	// blind index, idx/<owner>/): they are deleted, under the gate, before
+	// the old generation goes, and their owner rebuilds them under the new
+	// key (kmipops/object rebuilds an index that has no built marker).
+	Derived string
 }
 
 // RotateResult says what RotatePKEK did.
@@ -283,9 +288,36 @@ func (k *Keyring) finishRotation(ctx context.Context, owner string, recs Sealed,
 		if err != nil {
 			return err
 		}
+		if err := k.dropDerived(ctx, recs); err != nil {
+			return err
+		}
 		return k.dropOld(ctx, owner, recs, cur)
 	}
+	if err := k.dropDerived(ctx, recs); err != nil {
+		return err
+	}
 	return k.dropOldLocked(ctx, owner)
+}
+
+// dropDerived deletes the records derived from the old pKEK; the caller
+// holds the gate, so no writer adds one meanwhile.
+func (k *Keyring) dropDerived(ctx context.Context, recs Sealed) error {
+	if recs.Derived == "" {
+		return nil
+	}
+	var keys []string
+	if err := k.st.List(ctx, recs.Derived, func(key string, _ []byte) error {
+		keys = append(keys, key)
+		return nil
+	}); err != nil {
+		return passThrough("list derived records", err)
+	}
+	for _, key := range keys {
+		if err := k.st.Delete(ctx, key); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return passThrough("delete derived record", err)
+		}
+	}
+	return nil
 }
 
 // dropOld re-checks from scratch (the gate was let go to reseal

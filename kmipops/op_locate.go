@@ -1,6 +1,7 @@
 package kmipops
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -13,8 +14,9 @@ import (
 )
 
 // opLocate searches the caller's objects (KMIP 1.4 §4.9). Every object is
-// sealed, so a search opens each of the caller's records; nothing about an
-// object is indexed in the clear. Any attribute may be a criterion, custom
+// sealed; the blind index (kmipops/object/index.go: keyed hashes, nothing
+// in the clear) names the candidates when a criterion is indexed, else
+// every record of the caller is opened. Any attribute may be a criterion, custom
 // (x-, y-) ones of any type included; Object Group Member narrows the
 // matches to Fresh objects, or to the group's default one.
 func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
@@ -63,22 +65,44 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 		active  bool
 	}
 	var hits []hit
-	err = ic.objects.Each(ic.ctx, func(o *object.Object) error {
+	check := func(o *object.Object) {
 		o.AdvanceState(ic.now)
 		// Destroyed objects are found only when the search names a State
 		// (OASIS SKFF-M-5: Locate after Destroy finds nothing).
 		if o.Destroyed() && !m.byState {
-			return nil
+			return
 		}
 		if member == kmip14.ObjectGroupMemberGroupMemberFresh && !o.Fresh() {
-			return nil
+			return
 		}
 		if m.match(o) {
 			t, _ := o.InitialDate()
 			hits = append(hits, hit{o.UID(), t, o.State() == kmip14.StateActive})
 		}
-		return nil
-	})
+	}
+	// The blind index names the candidates when it covers a criterion;
+	// each is opened and checked against them all.
+	cands, indexed, err := ic.objects.Lookup(ic.ctx, m.exact)
+	switch {
+	case err != nil:
+	case indexed:
+		for _, uid := range cands {
+			o, lerr := ic.objects.Load(ic.ctx, uid)
+			if errors.Is(lerr, object.ErrNotFound) {
+				continue // removed since the lookup
+			}
+			if lerr != nil {
+				err = lerr
+				break
+			}
+			check(o)
+		}
+	default:
+		err = ic.objects.Each(ic.ctx, func(o *object.Object) error {
+			check(o)
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("locate: %w", err)
 	}

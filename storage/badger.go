@@ -357,3 +357,26 @@ func (b *Badger) Close() error {
 	})
 	return b.closeErr
 }
+
+var _ Batcher = (*Badger)(nil)
+
+// Apply writes a batch through the committer as one operation: it goes
+// into one badger transaction whole (commit.go), and is durable with it.
+func (b *Badger) Apply(ctx context.Context, writes []Write) error {
+	if err := checkWrites(writes); err != nil {
+		return err
+	}
+	if err := b.enter(ctx); err != nil {
+		return err
+	}
+	defer b.leave()
+	if len(writes) == 0 {
+		return nil
+	}
+	start := time.Now()
+	op := &writeOp{kind: opBatch, batch: writes, done: make(chan error, 1)}
+	b.writes <- op
+	err := <-op.done
+	b.wm.wait.Observe(since(start))
+	return b.wrap("apply", writes[0].Key, err)
+}

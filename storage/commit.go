@@ -45,12 +45,14 @@ const (
 	opPut writeKind = iota
 	opCreate
 	opDelete
+	opBatch // batch: Batcher.Apply's writes, all or none
 )
 
 type writeOp struct {
 	kind  writeKind
 	key   []byte
 	value []byte     // owned by the caller, who is blocked until done
+	batch []Write    // opBatch's writes, owned like value
 	done  chan error // buffered: the committer never blocks on a caller
 	err   error      // the op's outcome before commit; nil means it wrote
 	wrote bool
@@ -76,7 +78,7 @@ func (b *Badger) commitLoop() {
 	var group []*writeOp
 	for op := range b.writes {
 		group = append(group[:0], op)
-		size := len(op.key) + len(op.value)
+		size := op.size()
 	drain:
 		for len(group) < maxGroupOps && size < maxGroupBytes {
 			select {
@@ -85,7 +87,7 @@ func (b *Badger) commitLoop() {
 					break drain
 				}
 				group = append(group, op)
-				size += len(op.key) + len(op.value)
+				size += op.size()
 			default:
 				break drain
 			}
@@ -108,7 +110,7 @@ func (b *Badger) safeCommitGroup(ops []*writeOp) {
 				if op == nil {
 					continue
 				}
-				b.cache.remove(string(op.key))
+				op.forKeys(func(key string, _ []byte, _ bool) { b.cache.remove(key) })
 				if !op.answered {
 					op.done <- fmt.Errorf("storage: internal error committing write: %v", r)
 				}
@@ -132,15 +134,16 @@ func (b *Badger) commitGroup(ops []*writeOp) {
 		b.wm.commit.Observe(since(start))
 		// The cache learns the outcome before any caller does (cache.go).
 		for _, op := range ops[:n] {
-			switch {
-			case !op.wrote:
-			case err != nil:
-				b.cache.remove(string(op.key))
-			case op.kind == opDelete:
-				b.cache.remove(string(op.key))
-			default:
-				b.cache.set(string(op.key), op.value)
+			if !op.wrote {
+				continue
 			}
+			op.forKeys(func(key string, value []byte, del bool) {
+				if err != nil || del {
+					b.cache.remove(key)
+				} else {
+					b.cache.set(key, value)
+				}
+			})
 		}
 		// Counted before anyone is answered, so that a caller who has its
 		// answer also sees its commit in the counters (tests, telemetry).
@@ -163,45 +166,133 @@ func (b *Badger) commitGroup(ops []*writeOp) {
 
 // commitPrefix applies the longest prefix of ops that fits one transaction
 // (at least one op) and commits it, returning how many ops it covered and
-// the commit's error.
+// the commit's error. A batch that fails part way through (too big for what
+// is left of the transaction, or a badger error) has left some of its
+// writes in the transaction: the transaction is dropped and the ops before
+// it are run again without it, so a batch is written whole or not at all.
 func (b *Badger) commitPrefix(ops []*writeOp) (int, error) {
-	txn := b.db.NewTransaction(true)
-	defer txn.Discard()
-	n := 0
-	for _, op := range ops {
-		err := op.apply(txn)
-		if errors.Is(err, badger.ErrTxnTooBig) && n > 0 {
-			break // this op starts the next transaction
+	for {
+		txn := b.db.NewTransaction(true)
+		n, redo := 0, false
+		for _, op := range ops {
+			partial, err := op.apply(txn)
+			if partial {
+				txn.Discard()
+				if n == 0 {
+					// Alone in its transaction and still failing:
+					// it fails, and nothing is committed.
+					op.err, op.wrote = err, false
+					return 1, nil
+				}
+				ops, redo = ops[:n], true
+				break
+			}
+			if errors.Is(err, badger.ErrTxnTooBig) && n > 0 {
+				break // this op starts the next transaction
+			}
+			op.err, op.wrote = err, err == nil
+			n++
 		}
-		op.err, op.wrote = err, err == nil
-		n++
-	}
-	if err := txn.Commit(); err != nil {
+		if redo {
+			continue
+		}
+		err := txn.Commit()
+		txn.Discard()
 		return n, err
 	}
-	return n, nil
 }
 
-// apply performs op inside txn: nil means it added a write; ErrExists or
-// ErrNotFound mean it decided not to; anything else is a failure.
-func (op *writeOp) apply(txn *badger.Txn) error {
+// size is what op adds to a group's bytes.
+func (op *writeOp) size() int {
+	n := len(op.key) + len(op.value)
+	for _, w := range op.batch {
+		n += len(w.Key) + len(w.Value)
+	}
+	return n
+}
+
+// forKeys calls fn with each key op writes: its value, or del for a delete.
+func (op *writeOp) forKeys(fn func(key string, value []byte, del bool)) {
+	if op.kind != opBatch {
+		fn(string(op.key), op.value, op.kind == opDelete)
+		return
+	}
+	for _, w := range op.batch {
+		v := w.Value
+		if v == nil {
+			v = []byte{}
+		}
+		fn(w.Key, v, w.Kind == WriteDelete)
+	}
+}
+
+// apply performs op inside txn: nil means it added its writes; ErrExists
+// or ErrNotFound mean it decided not to; anything else is a failure.
+// partial reports a failure after some of op's writes entered txn.
+func (op *writeOp) apply(txn *badger.Txn) (partial bool, err error) {
 	switch op.kind {
 	case opCreate:
 		_, err := txn.Get(op.key)
 		switch {
 		case err == nil:
-			return ErrExists
+			return false, ErrExists
 		case !errors.Is(err, badger.ErrKeyNotFound):
-			return err
+			return false, err
 		}
 	case opDelete:
 		if _, err := txn.Get(op.key); err != nil {
-			return err
+			return false, err
 		}
-		return txn.Delete(op.key)
+		return false, txn.Delete(op.key)
+	case opBatch:
+		return op.applyBatch(txn)
 	case opPut:
 	default:
-		return fmt.Errorf("storage: unknown write kind %d", op.kind)
+		return false, fmt.Errorf("storage: unknown write kind %d", op.kind)
 	}
-	return txn.Set(op.key, op.value)
+	return false, txn.Set(op.key, op.value)
+}
+
+// applyBatch checks every Create of the batch before it writes anything
+// (against the transaction, which reads its own pending writes, and the
+// batch's earlier writes), then makes them all.
+func (op *writeOp) applyBatch(txn *badger.Txn) (partial bool, err error) {
+	present := map[string]bool{} // what the batch's earlier writes left
+	for _, w := range op.batch {
+		switch w.Kind {
+		case WriteCreate:
+			exists, known := present[w.Key]
+			if !known {
+				_, err := txn.Get([]byte(w.Key))
+				if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+					return false, err
+				}
+				exists = err == nil
+			}
+			if exists {
+				return false, fmt.Errorf("create %q: %w", w.Key, ErrExists)
+			}
+			present[w.Key] = true
+		case WritePut:
+			present[w.Key] = true
+		case WriteDelete:
+			present[w.Key] = false
+		}
+	}
+	for i, w := range op.batch {
+		var err error
+		if w.Kind == WriteDelete {
+			err = txn.Delete([]byte(w.Key))
+		} else {
+			v := w.Value
+			if v == nil {
+				v = []byte{}
+			}
+			err = txn.Set([]byte(w.Key), v)
+		}
+		if err != nil {
+			return i > 0, err
+		}
+	}
+	return false, nil
 }

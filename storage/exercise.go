@@ -42,6 +42,9 @@ func Exercise(t testing.TB, s Store) {
 	if sn, ok := s.(Snapshotter); ok {
 		run(t, "Snapshot", func(t testing.TB) { exSnapshot(t, s, sn) })
 	}
+	if b, ok := s.(Batcher); ok {
+		run(t, "Batch", func(t testing.TB) { exBatch(t, s, b) })
+	}
 }
 
 // run uses subtests when t is a *testing.T so failures name the case.

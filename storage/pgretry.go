@@ -180,6 +180,13 @@ func (p *Postgres) writeOnce(ctx context.Context, op, sql string, args []any) (b
 		_, _ = c.Exec(ctx, "ROLLBACK") // on failure Release drops the connection
 		return false, nil
 	}
+	return p.commit(ctx, c, op, xid)
+}
+
+// commit sends COMMIT for transaction xid on c and, when its answer is
+// lost, settles whether it committed: it returns true, a definite error, or
+// an error marked notApplied.
+func (p *Postgres) commit(ctx context.Context, c *pgxpool.Conn, op, xid string) (bool, error) {
 	commit := p.commitHook
 	if commit == nil {
 		commit = func(ctx context.Context, c *pgxpool.Conn) (pgconn.CommandTag, error) { return c.Exec(ctx, "COMMIT") }

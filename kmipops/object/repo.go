@@ -54,14 +54,27 @@ type Repo struct {
 	rand  io.Reader
 	locks lockMap
 	cache *cache // nil when off
+
+	// The blind index (index.go), kept when st is a storage.Batcher and
+	// s an Indexer; both nil otherwise.
+	batch storage.Batcher
+	index Indexer
 }
 
 // NewRepo returns a repository over st, sealing with s and drawing uids
 // from rand. cacheBytes bounds the cache of opened objects, kept when s
 // implements KeyGenerations: zero means DefaultCacheBytes, negative turns
 // it off, so that every read opens its record.
+// An index of attribute values (index.go) is kept when st is a
+// storage.Batcher and s an Indexer.
 func NewRepo(st storage.Store, s Sealer, rand io.Reader, cacheBytes int) *Repo {
-	return &Repo{st: st, seal: s, rand: rand, cache: newCache(s, cacheBytes)}
+	r := &Repo{st: st, seal: s, rand: rand, cache: newCache(s, cacheBytes)}
+	b, isBatcher := st.(storage.Batcher)
+	ix, isIndexer := s.(Indexer)
+	if isBatcher && isIndexer {
+		r.batch, r.index = b, ix
+	}
+	return r
 }
 
 // Scope is one owner's objects as one batch sees them: another owner's uid
@@ -189,12 +202,13 @@ func (s *Scope) Update(ctx context.Context, uid string, fn func(o *Object) (chan
 	if err != nil {
 		return nil, err
 	}
+	before := o.clone() // values are never changed in place: this is cheap
 	changed, err := fn(o)
 	if err != nil {
 		return nil, err
 	}
 	if changed {
-		if err := s.save(ctx, o); err != nil {
+		if err := s.save(ctx, before, o); err != nil {
 			return nil, err
 		}
 	}
@@ -214,22 +228,40 @@ func (s *Scope) sealObject(ctx context.Context, o *Object) ([]byte, error) {
 	return sealed, nil
 }
 
-// save overwrites an existing object (the caller holds its lock).
-func (s *Scope) save(ctx context.Context, o *Object) error {
+// save overwrites an existing object, which was before (the caller holds
+// its lock), and moves its index entries.
+func (s *Scope) save(ctx context.Context, before, o *Object) error {
 	defer s.r.enter(s.owner)()
 	sealed, err := s.sealObject(ctx, o)
 	if err != nil {
 		return err
 	}
-	if err := s.undoBefore(ctx, o.uid, false); err != nil {
+	var oldKeys, newKeys []string
+	if s.r.indexed() && (s.undo != nil || !sameTerms(indexTerms(before), indexTerms(o))) {
+		// Most writes (a Get's Fresh, a usage count) touch no indexed
+		// value: those need no index key unless Undo must know them.
+		if oldKeys, err = s.indexKeys(ctx, before); err != nil {
+			return err
+		}
+		if newKeys, err = s.indexKeys(ctx, o); err != nil {
+			return err
+		}
+	}
+	if err := s.undoBefore(ctx, o.uid, false, oldKeys); err != nil {
 		return err
 	}
 	key := objectKey(s.owner, o.uid)
 	defer s.r.cache.drop(key) // also after a failed write, whose outcome is unknown
-	if err := s.r.st.Put(ctx, key, sealed); err != nil {
+	if s.r.indexed() {
+		w := append(make([]storage.Write, 0, 8), storage.Write{Kind: storage.WritePut, Key: key, Value: sealed})
+		err = s.r.batch.Apply(ctx, indexWrites(w, oldKeys, newKeys))
+	} else {
+		err = s.r.st.Put(ctx, key, sealed)
+	}
+	if err != nil {
 		return fmt.Errorf("write object: %w", err)
 	}
-	s.undoAfter(o.uid, sealed)
+	s.undoAfter(o.uid, sealed, newKeys)
 	return nil
 }
 
@@ -262,28 +294,59 @@ func (s *Scope) Insert(ctx context.Context, o *Object) error {
 	if err != nil {
 		return err
 	}
-	if err := s.undoBefore(ctx, o.uid, true); err != nil {
+	keys, err := s.indexKeys(ctx, o)
+	if err != nil {
 		return err
 	}
-	err = s.r.st.Create(ctx, objectKey(s.owner, o.uid), sealed)
+	if err := s.undoBefore(ctx, o.uid, true, nil); err != nil {
+		return err
+	}
+	key := objectKey(s.owner, o.uid)
+	if s.r.indexed() {
+		w := append(make([]storage.Write, 0, 8), storage.Write{Kind: storage.WriteCreate, Key: key, Value: sealed})
+		err = s.r.batch.Apply(ctx, indexWrites(w, nil, keys))
+	} else {
+		err = s.r.st.Create(ctx, key, sealed)
+	}
 	if err != nil {
 		return fmt.Errorf("create object: %w", err)
 	}
-	s.undoAfter(o.uid, sealed)
+	s.undoAfter(o.uid, sealed, keys)
 	return nil
 }
 
-// Remove deletes a stored object (used to roll back half a key pair).
+// Remove deletes a stored object (used to roll back half a key pair), and
+// its index entries.
 func (s *Scope) Remove(ctx context.Context, uid string) error {
-	if err := s.undoBefore(ctx, uid, false); err != nil {
+	var keys []string
+	if s.r.indexed() {
+		o, err := s.Load(ctx, uid)
+		if errors.Is(err, ErrNotFound) {
+			return storage.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if keys, err = s.indexKeys(ctx, o); err != nil {
+			return err
+		}
+	}
+	if err := s.undoBefore(ctx, uid, false, keys); err != nil {
 		return err
 	}
 	key := objectKey(s.owner, uid)
 	defer s.r.cache.drop(key)
-	if err := s.r.st.Delete(ctx, key); err != nil {
+	var err error
+	if s.r.indexed() {
+		w := append(make([]storage.Write, 0, 8), storage.Write{Kind: storage.WriteDelete, Key: key})
+		err = s.r.batch.Apply(ctx, indexWrites(w, keys, nil))
+	} else {
+		err = s.r.st.Delete(ctx, key)
+	}
+	if err != nil {
 		return err
 	}
-	s.undoAfter(uid, nil)
+	s.undoAfter(uid, nil, nil)
 	return nil
 }
 

@@ -25,6 +25,9 @@ type undoEntry struct {
 	uid     string
 	prior   []byte // sealed record before the batch; nil: it did not exist
 	written []byte // what the batch last wrote; nil: it deleted the record
+	// The record's index entries (index.go) before the batch and after
+	// its last write, which restoring swaps back.
+	priorIdx, writtenIdx []string
 }
 
 // NewUndoLog returns an empty log, for a Scope whose writes may be undone.
@@ -35,12 +38,12 @@ func (s *Scope) Undoing() bool { return s.undo != nil }
 
 // undoBefore records uid's current record, once per batch, ahead of a
 // write. fresh says the write creates the record, which therefore did not
-// exist.
-func (s *Scope) undoBefore(ctx context.Context, uid string, fresh bool) error {
+// exist; idx are its index entries now.
+func (s *Scope) undoBefore(ctx context.Context, uid string, fresh bool, idx []string) error {
 	if s.undo == nil || s.undo.byUID[uid] != nil {
 		return nil
 	}
-	ent := &undoEntry{uid: uid}
+	ent := &undoEntry{uid: uid, priorIdx: idx}
 	if !fresh {
 		prior, err := s.r.st.Get(ctx, objectKey(s.owner, uid))
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -53,11 +56,11 @@ func (s *Scope) undoBefore(ctx context.Context, uid string, fresh bool) error {
 	return nil
 }
 
-// undoAfter notes what a write left in uid's record.
-func (s *Scope) undoAfter(uid string, written []byte) {
+// undoAfter notes what a write left in uid's record and index entries.
+func (s *Scope) undoAfter(uid string, written []byte, idx []string) {
 	if s.undo != nil {
 		if ent := s.undo.byUID[uid]; ent != nil {
-			ent.written = written
+			ent.written, ent.writtenIdx = written, idx
 		}
 	}
 }
@@ -94,6 +97,16 @@ func (r *Repo) restore(ctx context.Context, owner string, ent *undoEntry) error 
 		return fmt.Errorf("changed by another request since; left as it is")
 	}
 	defer r.cache.drop(key)
+	if r.indexed() {
+		w := make([]storage.Write, 0, 8)
+		switch {
+		case ent.prior != nil:
+			w = append(w, storage.Write{Kind: storage.WritePut, Key: key, Value: ent.prior})
+		case cur != nil:
+			w = append(w, storage.Write{Kind: storage.WriteDelete, Key: key})
+		}
+		return r.batch.Apply(ctx, indexWrites(w, ent.writtenIdx, ent.priorIdx))
+	}
 	switch {
 	case ent.prior != nil:
 		prior := ent.prior

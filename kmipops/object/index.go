@@ -1,0 +1,433 @@
+package object
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/gemalto/kmip-go/kmip14"
+	"github.com/gemalto/kmip-go/ttlv"
+
+	"github.com/kmipd/kmipd/kmipops/tree"
+	"github.com/kmipd/kmipd/storage"
+)
+
+// The blind index.
+//
+// Locate would otherwise open every record of the caller. Each indexed
+// attribute value of an object is an empty entry
+//
+//	idx/<owner>/<hex(tag)>/<uid>,  tag = BlindIndex(owner, name NUL value)
+//
+// where the tag is a keyed hash under a key derived from the owner's pKEK
+// (kek.Keyring.BlindIndex), so the disk shows no value, only which of one
+// owner's objects share one (and the uid, which obj/<owner>/<uid> shows
+// already). Entries are written in the same storage transaction as the
+// record (storage.Batcher) by Insert, Update, Remove and Undo's restore; a
+// store that is no Batcher has no index and Locate scans. The marker
+// idx/<owner>/built says the owner's index is complete: Lookup rebuilds
+// an owner's index (RebuildIndex) before its first use, which covers
+// records written before the index existed.
+//
+// Indexed: Name, Object Type, State, Cryptographic Algorithm and Length,
+// Object Group, Link and custom (x-, y-) attributes, by exact value (the
+// value's canonical TTLV encoding, as tree.View.Equal compares). Dates and
+// big integers are not indexed: Locate checks them on the candidates.
+
+// Indexer is what the repository needs for its blind index
+// (*kek.Keyring satisfies it): one tag per term under owner's index key;
+// nil, nil when owner has no key yet (and so no object).
+type Indexer interface {
+	BlindIndex(ctx context.Context, owner string, terms [][]byte) ([][]byte, error)
+}
+
+// noIndex reports whether err says the index cannot be used now (the
+// owner's pKEK is rotating): writes then skip it and lookups scan.
+func noIndex(err error) bool {
+	var n interface{ NoIndex() bool }
+	return errors.As(err, &n) && n.NoIndex()
+}
+
+// IndexPrefix is where owner's index entries live: a pKEK rotation drops
+// them (they are derived from the old key) and they are rebuilt.
+func IndexPrefix(owner string) string { return indexPrefix(owner) }
+
+func indexPrefix(owner string) string { return "idx/" + owner + "/" }
+func indexMarker(owner string) string { return "idx/" + owner + "/built" }
+
+// buildingMarker names a rebuild in progress. A pKEK rotation that ends
+// meanwhile deletes it with the rest of idx/<owner>/ (the entries written
+// so far were under the old key), and the rebuild then does not mark the
+// index built.
+func buildingMarker(owner string) string { return "idx/" + owner + "/building" }
+func tagPrefix(owner string, tag []byte) string {
+	return indexPrefix(owner) + hex.EncodeToString(tag) + "/"
+}
+
+// indexedName reports whether attribute name is indexed.
+func indexedName(name string) bool {
+	switch name {
+	case AttrName, AttrObjectType, AttrState, AttrCryptoAlgorithm, AttrCryptoLength, AttrObjectGroup, AttrLink:
+		return true
+	}
+	return strings.HasPrefix(name, "x-") || strings.HasPrefix(name, "y-")
+}
+
+// indexTerm is the term of one attribute value, or false if it is not
+// indexed.
+func indexTerm(name string, v *tree.Node) ([]byte, bool) {
+	if v == nil || !indexedName(name) {
+		return nil, false
+	}
+	switch v.Type {
+	case ttlv.TypeDateTime, ttlv.TypeDateTimeExtended, ttlv.TypeBigInteger:
+		return nil, false
+	}
+	enc, err := tree.Encode(v)
+	if err != nil {
+		return nil, false
+	}
+	// The value's own tag is not part of it (Equal ignores it).
+	term := make([]byte, 0, len(name)+1+len(enc))
+	term = append(term, name...)
+	term = append(term, 0)
+	term = append(term, enc[3:]...)
+	return term, true
+}
+
+// indexTerms are o's terms, each once.
+func indexTerms(o *Object) [][]byte {
+	var terms [][]byte
+	for i := range o.attrs {
+		a := &o.attrs[i]
+		if !indexedName(a.name) {
+			continue
+		}
+		if t, ok := indexTerm(a.name, a.value()); ok && !slices.ContainsFunc(terms, func(b []byte) bool { return string(b) == string(t) }) {
+			terms = append(terms, t)
+		}
+	}
+	return terms
+}
+
+func sameTerms(a, b [][]byte) bool {
+	return slices.EqualFunc(a, b, func(x, y []byte) bool { return string(x) == string(y) })
+}
+
+// indexed reports whether the repository keeps an index.
+func (r *Repo) indexed() bool { return r.batch != nil && r.index != nil }
+
+// indexKeys are the index entries of o (nil without an index or object).
+func (s *Scope) indexKeys(ctx context.Context, o *Object) ([]string, error) {
+	if !s.r.indexed() || o == nil {
+		return nil, nil
+	}
+	terms := indexTerms(o)
+	if len(terms) == 0 {
+		return nil, nil
+	}
+	tags, err := s.r.index.BlindIndex(ctx, s.owner, terms)
+	if noIndex(err) {
+		return nil, nil // dropped and rebuilt when the rotation ends
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index object: %w", err)
+	}
+	if len(tags) != len(terms) {
+		return nil, fmt.Errorf("index object: no index key for the owner")
+	}
+	keys := make([]string, len(tags))
+	for i, t := range tags {
+		keys[i] = tagPrefix(s.owner, t) + o.uid
+	}
+	return keys, nil
+}
+
+// indexWrites appends what turns the entries old into new.
+func indexWrites(w []storage.Write, old, new []string) []storage.Write {
+	for _, k := range old {
+		if !slices.Contains(new, k) {
+			w = append(w, storage.Write{Kind: storage.WriteDelete, Key: k})
+		}
+	}
+	for _, k := range new {
+		if !slices.Contains(old, k) {
+			w = append(w, storage.Write{Kind: storage.WritePut, Key: k})
+		}
+	}
+	return w
+}
+
+// stateSources are the stored states an object in state s may have: the
+// time-driven transitions (AdvanceState) happen when the object is read,
+// not written.
+func stateSources(s kmip14.State) []kmip14.State {
+	switch s {
+	case kmip14.StateActive:
+		return []kmip14.State{kmip14.StateActive, kmip14.StatePreActive}
+	case kmip14.StateDeactivated:
+		return []kmip14.State{kmip14.StateDeactivated, kmip14.StateActive, kmip14.StatePreActive}
+	}
+	return []kmip14.State{s}
+}
+
+// Lookup returns the uids of the owner's objects that may match every one
+// of crit, exact criteria a matching object has an instance equal to (each
+// a Locate criterion without its date ranges). ok is false when the index
+// answers none of them (no indexed criterion, or no index on this store):
+// the caller then scans (Each). The candidates are a superset of the
+// matches, for the caller to check: it must Load each, and skip one that
+// is gone.
+func (s *Scope) Lookup(ctx context.Context, crit []Attr) (uids []string, ok bool, err error) {
+	if !s.r.indexed() {
+		return nil, false, nil
+	}
+	var sets [][][]byte // per criterion, the tags any of which qualifies
+	for i := range crit {
+		c := &crit[i]
+		v := c.value()
+		if c.name == AttrState && v != nil && v.Type == ttlv.TypeEnumeration {
+			var terms [][]byte
+			for _, st := range stateSources(kmip14.State(v.Int)) {
+				t, _ := indexTerm(AttrState, tree.Enum(kmip14.TagAttributeValue, uint32(st)))
+				terms = append(terms, t)
+			}
+			sets = append(sets, terms)
+			continue
+		}
+		if t, ok := indexTerm(c.name, v); ok {
+			sets = append(sets, [][]byte{t})
+		}
+	}
+	if len(sets) == 0 {
+		return nil, false, nil
+	}
+	if _, err := s.r.index.BlindIndex(ctx, s.owner, nil); noIndex(err) {
+		return nil, false, nil
+	}
+	if err := s.r.ensureIndex(ctx, s.owner); err != nil {
+		if noIndex(err) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	var all [][]byte
+	for _, terms := range sets {
+		all = append(all, terms...)
+	}
+	tags, err := s.r.index.BlindIndex(ctx, s.owner, all)
+	if noIndex(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("index lookup: %w", err)
+	}
+	if tags == nil {
+		return nil, true, nil // no key, so no object
+	}
+	var result map[string]bool
+	for _, terms := range sets {
+		set := map[string]bool{}
+		for range terms {
+			p := tagPrefix(s.owner, tags[0])
+			tags = tags[1:]
+			err := s.r.st.List(ctx, p, func(key string, _ []byte) error {
+				uid := key[len(p):]
+				if result == nil || result[uid] {
+					set[uid] = true
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, false, fmt.Errorf("index lookup: %w", err)
+			}
+		}
+		result = set
+		if len(result) == 0 {
+			break
+		}
+	}
+	uids = make([]string, 0, len(result))
+	for u := range result {
+		uids = append(uids, u)
+	}
+	slices.Sort(uids)
+	return uids, true, nil
+}
+
+// ensureIndex rebuilds owner's index unless it is marked complete.
+func (r *Repo) ensureIndex(ctx context.Context, owner string) error {
+	_, err := r.st.Get(ctx, indexMarker(owner))
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("index marker: %w", err)
+	}
+	return r.RebuildIndex(ctx, owner)
+}
+
+// rebuildWorkers bounds the writes a rebuild has in flight: enough for the
+// store to commit them in groups.
+const rebuildWorkers = 16
+
+// RebuildIndex derives owner's index from the records again: every entry
+// not due to a stored object goes, every due one is written, then the
+// owner is marked indexed. It is safe while the server runs: each object
+// is fixed under its own lock, in one transaction.
+func (r *Repo) RebuildIndex(ctx context.Context, owner string) error {
+	if !r.indexed() {
+		return errors.New("rebuild index: the store keeps no index")
+	}
+	token := make([]byte, 16)
+	if _, err := io.ReadFull(r.rand, token); err != nil {
+		return fmt.Errorf("rebuild index: %w", err)
+	}
+	if err := r.markBuilding(ctx, owner, token); err != nil {
+		return err
+	}
+	// What the index holds now, by uid, and which objects exist.
+	have := map[string][]string{}
+	p := indexPrefix(owner)
+	err := r.st.List(ctx, p, func(key string, _ []byte) error {
+		rest := key[len(p):]
+		if i := strings.IndexByte(rest, '/'); i > 0 {
+			have[rest[i+1:]] = append(have[rest[i+1:]], key)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild index: %w", err)
+	}
+	uids := make([]string, 0, len(have))
+	for u := range have {
+		uids = append(uids, u)
+	}
+	op := ownerPrefix(owner)
+	err = r.st.List(ctx, op, func(key string, _ []byte) error {
+		if u := key[len(op):]; have[u] == nil {
+			uids = append(uids, u)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild index: %w", err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  = make(chan string)
+	)
+	for range min(rebuildWorkers, len(uids)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for uid := range next {
+				if err := r.reindex(ctx, owner, uid, have[uid]); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, u := range uids {
+		next <- u
+	}
+	close(next)
+	wg.Wait()
+	if first != nil {
+		return fmt.Errorf("rebuild index: %w", first)
+	}
+	return r.markBuilt(ctx, owner, token)
+}
+
+// markBuilding records a rebuild under the gate, once no rotation holds
+// the owner's index (BlindIndex answers).
+func (r *Repo) markBuilding(ctx context.Context, owner string, token []byte) error {
+	defer r.enter(owner)()
+	if _, err := r.index.BlindIndex(ctx, owner, nil); err != nil {
+		return fmt.Errorf("rebuild index: %w", err)
+	}
+	if err := r.st.Put(ctx, buildingMarker(owner), token); err != nil {
+		return fmt.Errorf("rebuild index: %w", err)
+	}
+	return nil
+}
+
+// markBuilt marks the index built if the rebuild's own marker is still
+// there, under the gate: otherwise a rotation dropped what it wrote.
+func (r *Repo) markBuilt(ctx context.Context, owner string, token []byte) error {
+	defer r.enter(owner)()
+	got, err := r.st.Get(ctx, buildingMarker(owner))
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && string(got) != string(token)) {
+		return fmt.Errorf("rebuild index: %w", errRebuildOverrun)
+	}
+	if err != nil {
+		return fmt.Errorf("rebuild index: %w", err)
+	}
+	return r.batch.Apply(ctx, []storage.Write{
+		{Kind: storage.WritePut, Key: indexMarker(owner)},
+		{Kind: storage.WriteDelete, Key: buildingMarker(owner)},
+	})
+}
+
+// errRebuildOverrun: a pKEK rotation (or another rebuild) overtook this
+// rebuild; it reads as NoIndex, so the caller scans and a later Locate
+// rebuilds.
+var errRebuildOverrun = noIndexErr("the index changed under the rebuild")
+
+type noIndexErr string
+
+func (e noIndexErr) Error() string { return string(e) }
+func (noIndexErr) NoIndex() bool   { return true }
+
+// reindex makes uid's entries those of its record, under its lock; have
+// is what the index held for it when the rebuild began (any it gained since
+// came from a write under this lock, for the record as it now is).
+func (r *Repo) reindex(ctx context.Context, owner, uid string, have []string) error {
+	defer r.locks.lock(owner, uid)()
+	s := r.Scope(owner, nil)
+	o, err := s.Load(ctx, uid)
+	if errors.Is(err, ErrNotFound) || (err == nil && !validUID(uid)) {
+		o, err = nil, nil
+	}
+	if err != nil {
+		return fmt.Errorf("object %s: %w", uid, err)
+	}
+	// Tags computed and written under the gate, so a rotation cannot come
+	// between them; during one, the rebuild stops (NoIndex).
+	defer r.enter(owner)()
+	if _, err := r.index.BlindIndex(ctx, owner, nil); err != nil {
+		return err
+	}
+	want, err := s.indexKeys(ctx, o)
+	if err != nil {
+		return err
+	}
+	var w []storage.Write
+	for _, k := range have {
+		if !slices.Contains(want, k) {
+			w = append(w, storage.Write{Kind: storage.WriteDelete, Key: k})
+		}
+	}
+	for _, k := range want {
+		// One the index held at the start is there still: a write since
+		// that dropped it made a record without it, or put it back.
+		if !slices.Contains(have, k) {
+			w = append(w, storage.Write{Kind: storage.WritePut, Key: k})
+		}
+	}
+	if len(w) == 0 {
+		return nil
+	}
+	return r.batch.Apply(ctx, w)
+}

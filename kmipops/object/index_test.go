@@ -1,0 +1,264 @@
+package object
+
+import (
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gemalto/kmip-go/kmip14"
+
+	"github.com/kmipd/kmipd/kek"
+	"github.com/kmipd/kmipd/kmipops/tree"
+	"github.com/kmipd/kmipd/storage"
+)
+
+var _ Indexer = (*kek.Keyring)(nil)
+
+// indexEntries lists owner's index entries (the marker aside).
+func indexEntries(t testing.TB, st storage.Store, owner string) []string {
+	t.Helper()
+	var keys []string
+	err := st.List(ctx, indexPrefix(owner), func(k string, _ []byte) error {
+		if k != indexMarker(owner) {
+			keys = append(keys, k)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// named lists (by scanning every record) the uids of owner's objects with
+// a Name instance v.
+func named(t testing.TB, s Scope, v string) []string {
+	t.Helper()
+	var uids []string
+	want := nameValue(v).View()
+	err := s.Each(ctx, func(o *Object) error {
+		for _, a := range o.All(AttrName) {
+			if a.Value().Equal(want) {
+				uids = append(uids, o.UID())
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(uids)
+	return uids
+}
+
+// TestIndexMatchesRebuild runs random creates, attribute changes,
+// revocations, destructions, removals and undone batches (fixed seed), and
+// checks that the index kept by the writes is exactly what a rebuild from
+// the records makes, and that lookups by Name give exactly the objects a
+// scan finds.
+func TestIndexMatchesRebuild(t *testing.T) {
+	f := newFixture(t, 0)
+	rng := rand.New(rand.NewPCG(20, 1))
+	names := []string{"alpha", "beta", "gamma", "delta"}
+	groups := []string{"g1", "g2"}
+	// Marked built while empty, so no lookup below rebuilds it.
+	if err := f.r.RebuildIndex(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	var uids []string
+	pick := func() string { return uids[rng.IntN(len(uids))] }
+	bob := f.r.Scope("b0b", nil)
+	if err := bob.Insert(ctx, testObject()); err != nil {
+		t.Fatal(err)
+	}
+	bobIdx := indexEntries(t, f.st, "b0b")
+	if len(bobIdx) == 0 {
+		t.Fatalf("an inserted object has no index entries")
+	}
+
+	change := func(s Scope, uid string) {
+		t.Helper()
+		_, err := s.Update(ctx, uid, func(o *Object) (bool, error) {
+			switch rng.IntN(7) {
+			case 0:
+				o.Set(AttrName, nameValue(names[rng.IntN(len(names))]))
+			case 1:
+				o.Add(AttrName, nameValue(names[rng.IntN(len(names))]))
+			case 2:
+				o.Set(AttrObjectGroup, tree.Text(0, groups[rng.IntN(len(groups))]))
+			case 3:
+				o.Set(AttrState, tree.Enum(0, uint32(kmip14.StateDeactivated))) // revoke
+				o.Set(AttrRevocationReason, tree.Struct(0, tree.Enum(kmip14.TagRevocationReasonCode, 1)))
+			case 4:
+				o.Set(AttrState, tree.Enum(0, uint32(kmip14.StateDestroyed))) // destroy
+				o.ClearBody()
+			case 5:
+				o.Set("x-tag", tree.Int(0, int32(rng.IntN(3))))
+			case 6:
+				o.Set(AttrFresh, tree.Bool(0, false)) // no indexed value changes
+			}
+			return true, nil
+		})
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			t.Fatal(err)
+		}
+	}
+	create := func(s Scope) string {
+		t.Helper()
+		o := testObject()
+		o.uid = ""
+		o.Set(AttrName, nameValue(names[rng.IntN(len(names))]))
+		if err := s.Insert(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		return o.uid
+	}
+	for range 300 {
+		switch n := rng.IntN(10); {
+		case n < 3 || len(uids) == 0:
+			uids = append(uids, create(f.s))
+		case n < 7:
+			change(f.s, pick())
+		case n < 8:
+			u := pick()
+			if err := f.s.Remove(ctx, u); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				t.Fatal(err)
+			}
+		default:
+			// A batch under Undo, rolled back.
+			s := f.r.Scope(alice, NewUndoLog())
+			for range 1 + rng.IntN(4) {
+				switch rng.IntN(3) {
+				case 0:
+					uids = append(uids, create(s))
+				case 1:
+					change(s, pick())
+				case 2:
+					if err := s.Remove(ctx, pick()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+						t.Fatal(err)
+					}
+				}
+			}
+			s.Rollback(ctx, func(uid string, err error) { t.Fatalf("rollback %s: %v", uid, err) })
+		}
+	}
+
+	kept := indexEntries(t, f.st, alice)
+	// Lookups by Name answer exactly what a scan finds.
+	for _, v := range names {
+		got, ok, err := f.s.Lookup(ctx, []Attr{NewAttr(AttrName, nameValue(v))})
+		if err != nil || !ok {
+			t.Fatalf("Lookup(Name=%s) = %v, %v", v, ok, err)
+		}
+		if want := named(t, f.s, v); !slices.Equal(got, want) {
+			t.Fatalf("Lookup(Name=%s) = %v, a scan finds %v", v, got, want)
+		}
+	}
+
+	// Drop the index and derive it again from the records.
+	for _, k := range append(kept, indexMarker(alice)) {
+		if err := f.st.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.r.RebuildIndex(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt := indexEntries(t, f.st, alice)
+	if !slices.Equal(kept, rebuilt) {
+		t.Fatalf("index kept by the writes (%d entries) differs from a rebuild (%d entries)\nkept:    %v\nrebuilt: %v",
+			len(kept), len(rebuilt), kept, rebuilt)
+	}
+	if len(kept) < len(uids) {
+		t.Fatalf("only %d index entries for %d objects", len(kept), len(uids))
+	}
+	if !slices.Equal(bobIdx, indexEntries(t, f.st, "b0b")) {
+		t.Fatalf("another owner's index changed")
+	}
+	// Nothing in the clear: no entry names a value.
+	for _, k := range kept {
+		for _, v := range append(names, groups...) {
+			if strings.Contains(k, v) {
+				t.Fatalf("index entry %q holds %q", k, v)
+			}
+		}
+	}
+}
+
+// A State criterion finds objects whose stored state time has advanced.
+func TestIndexStateAdvances(t *testing.T) {
+	f := newFixture(t, 0)
+	o := testObject()
+	o.uid = ""
+	o.Set(AttrActivationDate, tree.Time(0, time.Unix(1, 0))) // stored Pre-Active, Active when read
+	if err := f.s.Insert(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []kmip14.State{kmip14.StateActive, kmip14.StatePreActive, kmip14.StateDeactivated} {
+		got, ok, err := f.s.Lookup(ctx, []Attr{NewAttr(AttrState, tree.Enum(0, uint32(st)))})
+		if err != nil || !ok || !slices.Equal(got, []string{o.uid}) {
+			t.Fatalf("Lookup(State=%v) = %v, %v, %v; want the object as a candidate", st, got, ok, err)
+		}
+	}
+	got, ok, err := f.s.Lookup(ctx, []Attr{NewAttr(AttrState, tree.Enum(0, uint32(kmip14.StateCompromised)))})
+	if err != nil || !ok || len(got) != 0 {
+		t.Fatalf("Lookup(State=Compromised) = %v, %v, %v; want none", got, ok, err)
+	}
+	// Criteria intersect; an unindexed one (a date) is left to the caller.
+	crit := []Attr{NewAttr(AttrName, nameValue("a")), NewAttr(AttrCryptoLength, tree.Int(0, 256)),
+		NewAttr(AttrInitialDate, tree.Time(0, time.Unix(5, 0)))}
+	if got, ok, err := f.s.Lookup(ctx, crit); err != nil || !ok || !slices.Equal(got, []string{o.uid}) {
+		t.Fatalf("Lookup(Name, Length, date) = %v, %v, %v", got, ok, err)
+	}
+	crit[1] = NewAttr(AttrCryptoLength, tree.Int(0, 128))
+	if got, ok, err := f.s.Lookup(ctx, crit); err != nil || !ok || len(got) != 0 {
+		t.Fatalf("Lookup(Name, wrong Length) = %v, %v, %v; want none", got, ok, err)
+	}
+	if _, ok, _ := f.s.Lookup(ctx, []Attr{NewAttr(AttrInitialDate, tree.Time(0, time.Unix(5, 0)))}); ok {
+		t.Fatalf("Lookup by a date alone claims to answer")
+	}
+}
+
+// plainStore hides the Batcher of the store it wraps.
+type plainStore struct{ storage.Store }
+
+// Records written without an index (a store that is no Batcher, or a
+// kmipd before the index) are found once a Repo with an index serves
+// Locate: its first lookup builds the owner's index.
+func TestIndexBuiltForOlderRecords(t *testing.T) {
+	f := newFixture(t, 0)
+	old := NewRepo(plainStore{f.st}, f.kr, crand.Reader, 0)
+	s := old.Scope(alice, nil)
+	var want []string
+	for i := range 5 {
+		o := testObject()
+		o.uid = ""
+		o.Set(AttrName, nameValue(fmt.Sprint("n", i%2)))
+		if err := s.Insert(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			want = append(want, o.uid)
+		}
+	}
+	slices.Sort(want)
+	if _, ok, _ := s.Lookup(ctx, []Attr{NewAttr(AttrName, nameValue("n0"))}); ok {
+		t.Fatalf("a Repo without an index claims to answer")
+	}
+	if n := len(indexEntries(t, f.st, alice)); n != 0 {
+		t.Fatalf("a store without Batcher got %d index entries", n)
+	}
+	got, ok, err := f.s.Lookup(ctx, []Attr{NewAttr(AttrName, nameValue("n0"))})
+	if err != nil || !ok || !slices.Equal(got, want) {
+		t.Fatalf("Lookup = %v, %v, %v; want %v", got, ok, err, want)
+	}
+	if _, err := f.st.Get(ctx, indexMarker(alice)); err != nil {
+		t.Fatalf("index not marked built: %v", err)
+	}
+}
