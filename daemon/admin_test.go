@@ -24,6 +24,7 @@ import (
 	"github.com/kmipd/kmipd/hsm"
 	"github.com/kmipd/kmipd/hsm/hsmtest"
 	"github.com/kmipd/kmipd/kmipops"
+	"github.com/kmipd/kmipd/kmipops/tree"
 	"github.com/kmipd/kmipd/storage"
 	"github.com/kmipd/kmipd/tests/hostile"
 )
@@ -130,6 +131,34 @@ func snapshotKeys(t *testing.T, d *daemon.Daemon, owners int) map[string][]byte 
 		}
 	}
 	return out
+}
+
+// checkLocateAll checks that a Locate by Object Type (an indexed criterion)
+// finds exactly c's stored objects.
+func checkLocateAll(t *testing.T, d *daemon.Daemon, c kmipops.Caller) {
+	t.Helper()
+	stored := map[string]bool{}
+	prefix := "obj/" + c.Identity + "/"
+	if err := d.Store().List(t.Context(), prefix, func(key string, _ []byte) error {
+		stored[strings.TrimPrefix(key, prefix)] = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := hostile.Results(d.Processor().Process(t.Context(), c, hostile.Request(hostile.Item(kmip14.OperationLocate,
+		hostile.Attr("Object Type", tree.Enum(0, uint32(kmip14.ObjectTypeSymmetricKey)))))))
+	if len(r) != 1 || !r[0].OK() {
+		t.Fatalf("Locate: %v", r)
+	}
+	found := r[0].Payload.All(kmip14.TagUniqueIdentifier)
+	if len(found) != len(stored) {
+		t.Fatalf("%s: Locate found %d objects, %d stored", c.Identity, len(found), len(stored))
+	}
+	for _, n := range found {
+		if uid, _ := n.TextValue(); !stored[uid] {
+			t.Fatalf("%s: Locate found %q, which is not stored", c.Identity, uid)
+		}
+	}
 }
 
 func TestAdminStatusAndErrors(t *testing.T) {
@@ -331,6 +360,9 @@ func TestAdminRotatePKEK(t *testing.T) {
 		}
 	}
 	before := snapshotKeys(t, e.d, owners)
+	for i := 0; i < owners; i++ {
+		checkLocateAll(t, e.d, caller(i)) // builds the index under the old pKEK
+	}
 	stop := make(chan struct{})
 	var failed atomic.Int64
 	errs := make(chan error, 1)
@@ -363,6 +395,11 @@ func TestAdminRotatePKEK(t *testing.T) {
 		if !bytes.Equal(after[id], k) {
 			t.Fatalf("%s changed or vanished in the rotation", id)
 		}
+	}
+	// The blind index is derived from the pKEK: after the rotation it is
+	// rebuilt under the new one, and Locate still finds every object.
+	for i := 0; i < owners; i++ {
+		checkLocateAll(t, e.d, caller(i))
 	}
 	// Every record now names generation 1.
 	var s admin.Status
