@@ -51,8 +51,14 @@ func New(s Spec) (*Object, error) {
 		o.Set(AttrCryptoLength, tree.Int(0, int32(l.Int)))
 	}
 	if s.Type == kmip14.ObjectTypeCertificate {
-		o.Set(AttrCertificateType, tree.Enum(0, uint32(s.Body.Child(kmip14.TagCertificateType).Int)))
+		ct := s.Body.Child(kmip14.TagCertificateType).Int
+		o.Set(AttrCertificateType, tree.Enum(0, uint32(ct)))
 		o.Set(AttrCertificateLength, tree.Int(0, int32(len(s.Body.Child(kmip14.TagCertificateValue).Bytes))))
+		if kmip14.CertificateType(ct) == kmip14.CertificateTypeX_509 {
+			if err := o.setCertificateAttrs(s.Body.Child(kmip14.TagCertificateValue).Bytes); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if d := digestOf(s.Body); d != nil {
 		o.Add(AttrDigest, d)
