@@ -42,6 +42,9 @@ type Options struct {
 	// means DefaultObjectCacheBytes; negative turns the cache off, so that
 	// every read opens its record.
 	ObjectCacheBytes int
+	// Issuer is the certification authority that signs the certificates of
+	// Certify and ReCertify (certify.go); nil: they are not offered.
+	Issuer Issuer
 	// Now and Rand are for tests; they default to time.Now and crypto/rand.
 	Now  func() time.Time
 	Rand io.Reader
