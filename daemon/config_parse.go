@@ -83,6 +83,7 @@ var schema = []struct {
 	{"kmip", false, []string{"lease_time"}},
 	{"log", false, []string{"level", "format"}},
 	{"telemetry", false, []string{"address"}},
+	{"certify", false, []string{"!ca_cert", "!ca_key", "validity", "ext_key_usage"}},
 }
 
 // structure checks blocks and keys against schema and returns each present
@@ -230,6 +231,13 @@ func ParseConfig(src []byte, filename string) (*Config, error) {
 	if t, ok := blocks["telemetry"]; ok {
 		c.Telemetry = &TelemetryConfig{Address: defaultTelemetryAddress}
 		d.str(t["address"], "telemetry.address", &c.Telemetry.Address, checkHostPort)
+	}
+	if b, ok := blocks["certify"]; ok {
+		c.Certify = defaultCertify()
+		d.path(b["ca_cert"], "certify.ca_cert", &c.Certify.CACert)
+		d.path(b["ca_key"], "certify.ca_key", &c.Certify.CAKey)
+		d.duration(b["validity"], "certify.validity", &c.Certify.Validity)
+		d.extKeyUsage(b["ext_key_usage"], "certify.ext_key_usage", &c.Certify.ExtKeyUsage)
 	}
 	if d.diags.HasErrors() {
 		return nil, configError(d.diags)
