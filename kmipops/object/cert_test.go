@@ -155,3 +155,22 @@ func asError(err error, target **Error) bool {
 	}
 	return ok
 }
+
+// A 1.0 rendering of Digest drops its Key Format Type from a copy: the
+// stored value keeps it.
+func TestAttributeAtVersion(t *testing.T) {
+	d := NewAttr(AttrDigest, tree.Struct(0,
+		tree.Enum(kmip14.TagHashingAlgorithm, uint32(kmip14.HashingAlgorithmSHA_256)),
+		tree.Bytes(kmip14.TagDigestValue, []byte{1, 2}),
+		tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypeRaw))))
+	if d.AttributeAt(0).Path(kmip14.TagAttributeValue, kmip14.TagKeyFormatType) != nil {
+		t.Error("1.0 Digest has a Key Format Type")
+	}
+	if d.AttributeAt(1).Path(kmip14.TagAttributeValue, kmip14.TagKeyFormatType) == nil || !d.Value().Child(kmip14.TagKeyFormatType).Present() {
+		t.Error("1.1 Digest, or the stored value, lost its Key Format Type")
+	}
+	n := NewAttr("x-digest-like", tree.Struct(0, tree.Enum(kmip14.TagKeyFormatType, 1)))
+	if n.AttributeAt(0).Path(kmip14.TagAttributeValue, kmip14.TagKeyFormatType) == nil {
+		t.Error("another attribute was changed")
+	}
+}
