@@ -3,6 +3,7 @@ package object
 import (
 	"bytes"
 	"encoding/hex"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gemalto/kmip-go/kmip14"
+	"github.com/gemalto/kmip-go/ttlv"
 
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
@@ -172,5 +174,45 @@ func TestAttributeAtVersion(t *testing.T) {
 	n := NewAttr("x-digest-like", tree.Struct(0, tree.Enum(kmip14.TagKeyFormatType, 1)))
 	if n.AttributeAt(0).Path(kmip14.TagAttributeValue, kmip14.TagKeyFormatType) == nil {
 		t.Error("another attribute was changed")
+	}
+}
+
+// The Digest of a transparent key is that of its Key Material's TTLV
+// encoding: the OASIS TC-181 (Transparent Symmetric Key) and TC-182
+// (Transparent RSA Private Key, testdata) known answers.
+func TestDigestOfTransparentKeys(t *testing.T) {
+	raw, _ := os.ReadFile(filepath.Join("testdata", "oasis-tc182-transparent-rsa.txt"))
+	rsaKM := tree.Struct(kmip14.TagKeyMaterial)
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		f := strings.Fields(line)
+		tag, err := ttlv.DefaultRegistry.ParseTag(f[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		rsaKM.Add(tree.Big(tag, new(big.Int).SetBytes(unhex(t, f[1]))))
+	}
+	for _, c := range []struct {
+		name   string
+		tag    ttlv.Tag
+		format kmip14.KeyFormatType
+		km     *tree.Node
+		want   string
+	}{
+		{"TC-181 symmetric", kmip14.TagSymmetricKey, kmip14.KeyFormatTypeTransparentSymmetricKey,
+			tree.Struct(kmip14.TagKeyMaterial, tree.Bytes(kmip14.TagKey, unhex(t, "0000111122223333444455556666777788889999aaaabbbbccccddddeeeeffff"))),
+			"499ce96ff6f5e19fe9fe7a2fe4c3e92b88db0001a4e8df28d9966856b6c4b87c"},
+		{"TC-182 RSA private", kmip14.TagPrivateKey, kmip14.KeyFormatTypeTransparentRSAPrivateKey, rsaKM,
+			"d73bbc51e83332935f912dbfc35c5efc3b7bf8021835ba86b8da4181f74244ac"},
+	} {
+		body := tree.Struct(c.tag, tree.Struct(kmip14.TagKeyBlock,
+			tree.Enum(kmip14.TagKeyFormatType, uint32(c.format)),
+			tree.Struct(kmip14.TagKeyValue, c.km)))
+		d := digestOf(body)
+		if v, _ := d.Child(kmip14.TagDigestValue).BytesValue(); !bytes.Equal(v, unhex(t, c.want)) {
+			t.Errorf("%s: digest %x, want %s", c.name, v, c.want)
+		}
+		if f, _ := d.Child(kmip14.TagKeyFormatType).EnumValue(); kmip14.KeyFormatType(f) != c.format {
+			t.Errorf("%s: Key Format Type %d", c.name, f)
+		}
 	}
 }

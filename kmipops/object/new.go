@@ -108,8 +108,9 @@ func (o *Object) applyClientAttrs(l []Attr) error {
 }
 
 // digestOf is the Digest attribute (KMIP 1.4 §3.17): SHA-256 of the key
-// material as held (with its Key Format Type), of the certificate or of the
-// opaque data. Wrapped and transparent keys get none.
+// material as held (with its Key Format Type; for a transparent format, of
+// the TTLV encoding of its Key Material structure), of the certificate or of
+// the opaque data. Wrapped keys get none.
 func digestOf(body *tree.Node) *tree.Node {
 	var data []byte
 	var format *tree.Node
@@ -123,7 +124,13 @@ func digestOf(body *tree.Node) *tree.Node {
 		if kb.Child(kmip14.TagKeyWrappingData) != nil {
 			return nil
 		}
-		data, _ = kb.Path(kmip14.TagKeyValue, kmip14.TagKeyMaterial).BytesValue()
+		km := kb.Path(kmip14.TagKeyValue, kmip14.TagKeyMaterial)
+		data, _ = km.BytesValue()
+		if km != nil && km.Type == ttlv.TypeStructure {
+			// The OASIS TC-181/182 cases' transparent keys show it: the
+			// digest of the Key Material structure's TTLV encoding.
+			data, _ = tree.Encode(km)
+		}
 		if f := kb.Child(kmip14.TagKeyFormatType); f != nil {
 			format = tree.Enum(kmip14.TagKeyFormatType, uint32(f.Int))
 		}
