@@ -172,3 +172,36 @@ telemetry {
 admin {
   socket = "/run/kmipd/admin.sock"
 }
+
+# The certification authority behind KMIP Certify and ReCertify: kmipd issues
+# X.509 certificates for its clients' public keys, signed by this issuing CA.
+# Optional block: without it Certify and ReCertify are not offered (Query does
+# not list them; a request is answered Operation Not Supported). `kmipd dev`
+# and `kmipd certs init` make a self-signed one (pki/issuer.crt, issuer.key).
+#
+# A client's request (a PKCS#10 Certificate Request, or an X.509 Certificate
+# Subject template attribute) chooses the subject and subject alternative
+# names, and its Cryptographic Usage Mask the key usage, within what the
+# public key's own mask allows; this block chooses the rest. Issued
+# certificates are never CAs. Use a CA dedicated to this: any client can have
+# any subject certified, so do not give this CA's certificates trust they
+# should not have (in particular, listener.client_ca_file should not list it
+# unless certified keys are meant to become kmipd clients).
+certify {
+  # The issuing CA's certificate (PEM; its first certificate, which must be a
+  # CA allowed to sign certificates) and private key (PEM PKCS#8, SEC 1 or
+  # PKCS#1, unencrypted; keep it mode 0600). Required in the block. Both are
+  # read again on SIGHUP.
+  ca_cert = "/etc/kmipd/issuer.crt"
+  ca_key  = "/etc/kmipd/issuer.key"
+
+  # How long an issued certificate is valid, from the request's time (less
+  # five minutes of clock-skew allowance); never beyond the CA's own
+  # certificate. Default "8760h" (a year).
+  validity = "8760h"
+
+  # Extended key usages of every issued certificate, from "client_auth",
+  # "server_auth", "email_protection", "code_signing", "time_stamping",
+  # "ocsp_signing" and "any"; [] for none. Default ["client_auth"].
+  ext_key_usage = ["client_auth"]
+}

@@ -134,6 +134,10 @@ func NewCA(opts Options) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newCA(opts, pkix.Name{CommonName: "kmipd CA", Organization: []string{"kmipd"}})
+}
+
+func newCA(opts Options, subject pkix.Name) (*CA, error) {
 	key, err := newKey(opts.Algorithm)
 	if err != nil {
 		return nil, err
@@ -145,7 +149,7 @@ func NewCA(opts Options) (*CA, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "kmipd CA", Organization: []string{"kmipd"}},
+		Subject:               subject,
 		NotBefore:             now.Add(-clockSkew),
 		NotAfter:              now.Add(opts.CAValidity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,

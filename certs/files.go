@@ -35,10 +35,17 @@ var initFiles = []string{CACertFile, CAKeyFile, ServerCertFile, ServerKeyFile, C
 var validName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
 // Init creates a CA, a server certificate and a first client certificate in
-// dir. It never overwrites: if all six files already exist it returns nil (so
-// dev mode can call it on every start); if only some exist it returns an error
-// naming them.
+// dir, and the issuing CA of KMIP Certify (InitIssuer). It never overwrites:
+// if all six files already exist it returns nil (so dev mode can call it on
+// every start); if only some exist it returns an error naming them.
 func Init(dir string, opts Options) error {
+	if err := initTLS(dir, opts); err != nil {
+		return err
+	}
+	return InitIssuer(dir, opts)
+}
+
+func initTLS(dir string, opts Options) error {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return err

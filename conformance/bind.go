@@ -22,6 +22,9 @@ type Bindings struct {
 	// key material on the server (Create, CreateKeyPair, ReKey…): its Digest is
 	// as random as the key, so the expected digest value cannot be compared.
 	Generated map[string]bool
+	// Issued marks identifiers bound by Certify or ReCertify: certificates
+	// the server's own CA signed (rules_certify.go).
+	Issued map[string]bool
 	// Seen lists, per tag, the values earlier responses carried in their
 	// payloads, in order. Some cases record a server output as a literal and
 	// refer to it later as a placeholder ($DATA_0, $MAC_DATA,
@@ -80,7 +83,7 @@ func (b *Bindings) remember() {
 
 // NewBindings returns empty bindings.
 func NewBindings() *Bindings {
-	return &Bindings{Values: map[string]*tree.Node{}, Generated: map[string]bool{}, Seen: map[ttlv.Tag][]*tree.Node{}, Params: map[string]*tree.Node{}}
+	return &Bindings{Values: map[string]*tree.Node{}, Generated: map[string]bool{}, Issued: map[string]bool{}, Seen: map[ttlv.Tag][]*tree.Node{}, Params: map[string]*tree.Node{}}
 }
 
 // placeholder splits "$NOW-3600" into name "NOW" and offset -3600s.
@@ -192,13 +195,14 @@ func (b *Bindings) Observe(resp *tree.Node) {
 }
 
 func (b *Bindings) clone() *Bindings {
-	return &Bindings{Values: maps.Clone(b.Values), Generated: maps.Clone(b.Generated), Seen: b.Seen, Params: b.Params, Run: b.Run}
+	return &Bindings{Values: maps.Clone(b.Values), Generated: maps.Clone(b.Generated), Issued: maps.Clone(b.Issued), Seen: b.Seen, Params: b.Params, Run: b.Run}
 }
 
 // merge adopts what a successful trial comparison bound.
 func (b *Bindings) merge(t *Bindings) {
 	maps.Copy(b.Values, t.Values)
 	maps.Copy(b.Generated, t.Generated)
+	maps.Copy(b.Issued, t.Issued)
 }
 
 // bindLoose walks a response that failed comparison and binds whatever

@@ -46,6 +46,7 @@ type comparer struct {
 	reqItem    *tree.Node        // its batch item matching the one being compared
 	op         uint32            // operation of the batch item being compared
 	generated  bool              // the batch item is about an object with server-made key material
+	issued     bool              // the batch item is about a certificate the server issued (rules_certify.go)
 	random     map[ttlv.Tag]bool // payload fields holding random server output (rules.go)
 	allAttrs   bool              // the batch item lists every attribute of an object
 	version    *Node             // the Protocol Version the response must carry, if known
@@ -124,6 +125,9 @@ func (c *comparer) node(path string, e *Node, g *tree.Node, enumTag ttlv.Tag) *M
 	if bound == nil && generates(c.op) && isIdentifier(e.Tag) {
 		c.b.Generated[name] = true
 	}
+	if bound == nil && issues(c.op) && isIdentifier(e.Tag) {
+		c.b.Issued[name] = true
+	}
 	return nil
 }
 
@@ -177,9 +181,10 @@ func (c *comparer) children(path string, exp *Node, got *tree.Node) *Mismatch {
 	var gc []*tree.Node
 	if exp.Tag == kmip14.TagBatchItem {
 		defer func(saved comparer) {
-			c.op, c.generated, c.allAttrs, c.random = saved.op, saved.generated, saved.allAttrs, saved.random
+			c.op, c.generated, c.allAttrs, c.random, c.issued = saved.op, saved.generated, saved.allAttrs, saved.random, saved.issued
 		}(*c)
 		c.op, c.generated = batchContext(exp, c.b)
+		c.issued = issuedItem(exp, c.b)
 		c.allAttrs = c.reqItem != nil && listsAllAttributes(c.op, c.reqItem)
 		c.random = c.randomOutputs(exp)
 	}
@@ -250,6 +255,11 @@ func (c *comparer) children(path string, exp *Node, got *tree.Node) *Mismatch {
 			m = checkRandom(p, e, g)
 		case exp.Tag == kmip14.TagAttribute && e.Tag == kmip14.TagAttributeValue && attrTag == kmip14.TagRandomNumberGenerator:
 			m = checkRNG(p, g)
+		case c.issued && exp.Tag == kmip14.TagCertificate && e.Tag == kmip14.TagCertificateValue && e.Placeholder == "" &&
+			e.Type == ttlv.TypeByteString && g.Type == ttlv.TypeByteString:
+			m = checkIssuedCertificate(p, e, g)
+		case c.issued && exp.Tag == kmip14.TagAttribute && e.Tag == kmip14.TagAttributeValue && issuerChosen[attrTag]:
+			m = sameShape(p, e, g)
 		case exp.Tag == kmip14.TagResponseMessage && e.Tag == kmip14.TagBatchItem:
 			c.reqItem = nil
 			if c.req != nil {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/kmipd/kmipd/admin"
 	"github.com/kmipd/kmipd/audit"
+	"github.com/kmipd/kmipd/certs"
 	"github.com/kmipd/kmipd/hsm"
 	"github.com/kmipd/kmipd/kek"
 	"github.com/kmipd/kmipd/kmipops"
@@ -37,6 +38,7 @@ import (
 var (
 	_ object.Sealer         = (*kek.Keyring)(nil)
 	_ object.KeyGenerations = (*kek.Keyring)(nil)
+	_ kmipops.Issuer        = (*certs.Issuer)(nil)
 )
 
 // Hooks let a test build a kmipd around parts it holds. The zero value builds
@@ -68,6 +70,7 @@ type Daemon struct {
 	telemetry *http.Server  // nil: no telemetry block
 	audit     *audit.Sink   // nil: no audit block
 	admin     *admin.Server // nil: no admin block
+	issuer    *certs.Issuer // nil: no certify block
 	telOnce   sync.Once
 }
 
@@ -171,6 +174,12 @@ func BuildWith(ctx context.Context, c *Config, log hclog.Logger, h Hooks) (_ *Da
 	if d.audit != nil { // a nil *audit.Sink in the interface would not be nil
 		opts.Audit = d.audit
 	}
+	if c.Certify != nil {
+		if d.issuer, err = loadIssuer(c.Certify); err != nil {
+			return nil, err
+		}
+		opts.Issuer = d.issuer
+	}
 	if h.Processor != nil {
 		h.Processor(&opts)
 	}
@@ -238,14 +247,37 @@ func (d *Daemon) startTelemetry() {
 	})
 }
 
+// loadIssuer loads the certify block's issuing CA.
+func loadIssuer(c *CertifyConfig) (*certs.Issuer, error) {
+	p := certs.Policy{Validity: c.Validity}
+	for _, n := range c.ExtKeyUsage {
+		u, ok := certs.ParseExtKeyUsage(n)
+		if !ok {
+			return nil, fmt.Errorf("certify: unknown extended key usage %q", n)
+		}
+		p.ExtKeyUsage = append(p.ExtKeyUsage, u)
+	}
+	iss, err := certs.LoadIssuer(c.CACert, c.CAKey, p)
+	if err != nil {
+		return nil, fmt.Errorf("certify: %w", err)
+	}
+	return iss, nil
+}
+
 // ReloadTLS reads the listener's certificate, key and client CA files again
-// for new handshakes (SIGHUP); on error the old ones stay in use.
+// for new handshakes (SIGHUP), and the certify block's issuing CA for new
+// certificates; on error the old ones stay in use.
 func (d *Daemon) ReloadTLS() error {
 	t, err := tlsConfig(d.cfg.Listener)
 	if err != nil {
 		return err
 	}
 	d.server.SetTLSConfig(t)
+	if d.issuer != nil {
+		if err := d.issuer.Reload(); err != nil {
+			return fmt.Errorf("certify: %w", err)
+		}
+	}
 	return nil
 }
 

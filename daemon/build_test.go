@@ -164,3 +164,29 @@ func TestBuildHooks(t *testing.T) {
 		t.Fatal("Close left the HSM Build opened in use")
 	}
 }
+
+// TestBuildCertify: the dev configuration's issuing CA (certs.Init writes it)
+// is loaded and offered to the processor; a certify block whose files are
+// missing stops Build with a message naming the block.
+func TestBuildCertify(t *testing.T) {
+	c, _ := testConfig(t)
+	var issuer kmipops.Issuer
+	d, err := daemon.BuildWith(t.Context(), c, nil, daemon.Hooks{Processor: func(o *kmipops.Options) { issuer = o.Issuer }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if issuer == nil {
+		t.Error("the dev configuration offers no Certify")
+	}
+	if err := d.ReloadTLS(); err != nil {
+		t.Errorf("reload: %v", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Certify.CAKey = filepath.Join(t.TempDir(), "absent.key")
+	c.Storage.Path = t.TempDir()
+	if _, err := daemon.Build(t.Context(), c, nil); err == nil || !strings.Contains(err.Error(), "certify:") {
+		t.Errorf("missing issuing CA key: %v", err)
+	}
+}

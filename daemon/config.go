@@ -28,6 +28,7 @@ type Config struct {
 	Telemetry *TelemetryConfig // nil: no telemetry listener
 	Audit     *AuditConfig     // nil: no audit log
 	Admin     *AdminConfig     // nil: no admin socket
+	Certify   *CertifyConfig   // nil: KMIP Certify and ReCertify are not offered
 
 	// Warnings are what the file should change but kmipd still accepts
 	// (deprecated keys), each with its position. Build logs them; a Config
@@ -97,6 +98,24 @@ type AuditConfig struct{ File string }
 // (daemon/admin.go), guarded by its file mode (0600) alone.
 type AdminConfig struct{ Socket string }
 
+// CertifyConfig is the issuing CA behind KMIP Certify and ReCertify
+// (certs.Issuer): its PEM certificate and key, how long the certificates it
+// issues are valid, and their extended key usages (certs.ParseExtKeyUsage
+// names; nil: none).
+type CertifyConfig struct {
+	CACert, CAKey string
+	Validity      time.Duration
+	ExtKeyUsage   []string
+}
+
+// defaultExtKeyUsage is certify.ext_key_usage's default: what KMIP clients
+// certify keys for is, mostly, authenticating to a server as a client.
+var defaultExtKeyUsage = []string{"client_auth"}
+
+func defaultCertify() *CertifyConfig {
+	return &CertifyConfig{Validity: certs.DefaultIssueValidity, ExtKeyUsage: append([]string(nil), defaultExtKeyUsage...)}
+}
+
 // Secret holds the PIN specification. Every fmt verb, and text marshalling,
 // prints a placeholder so a logged Config never leaks a literal PIN.
 type Secret string
@@ -153,7 +172,7 @@ func defaultConfig() Config {
 const defaultTelemetryAddress = "127.0.0.1:9696"
 
 // DevConfig is the configuration `kmipd dev` writes to DIR/kmipd.hcl: the
-// certs.Init files in DIR/pki, a SoftHSM token labelled DevTokenLabel whose PIN
+// certs.Init files in DIR/pki (the issuing CA of Certify among them), a SoftHSM token labelled DevTokenLabel whose PIN
 // is in DIR/hsm.pin, Badger in DIR/data. dir is made absolute so the rendered
 // file means the same wherever it is parsed from. maxSessions < 2 means the default.
 func DevConfig(dir, addr, module string, maxSessions int) *Config {
@@ -176,6 +195,10 @@ func DevConfig(dir, addr, module string, maxSessions int) *Config {
 	c.Storage.Path = filepath.Join(dir, "data")
 	c.Audit = &AuditConfig{File: filepath.Join(dir, "audit.log")}
 	c.Admin = &AdminConfig{Socket: filepath.Join(dir, DevAdminSock)}
+	// certs.Init writes the issuing CA beside the TLS files.
+	c.Certify = defaultCertify()
+	c.Certify.CACert = filepath.Join(dir, DevPKIDir, certs.IssuerCertFile)
+	c.Certify.CAKey = filepath.Join(dir, DevPKIDir, certs.IssuerKeyFile)
 	return &c
 }
 

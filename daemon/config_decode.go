@@ -14,6 +14,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/kmipd/kmipd/certs"
 )
 
 // decoder turns attributes into typed values, collecting one diagnostic per
@@ -119,6 +121,35 @@ func (d *decoder) boolean(a *hcl.Attribute, key string, dst *bool) {
 	if v, ok := d.value(a, key, cty.Bool); ok {
 		*dst = v.True()
 	}
+}
+
+// extKeyUsage decodes a list of extended key usage names (certs.ParseExtKeyUsage),
+// each at most once; an empty list stores nil (none).
+func (d *decoder) extKeyUsage(a *hcl.Attribute, key string, dst *[]string) {
+	v, ok := d.value(a, key, cty.List(cty.String))
+	if !ok {
+		return
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, e := range v.AsValueSlice() {
+		if e.IsNull() {
+			d.errf(a.Range, key+" must not hold null", "")
+			return
+		}
+		n := e.AsString()
+		if _, known := certs.ParseExtKeyUsage(n); !known {
+			d.errf(a.Range, fmt.Sprintf("%s has an unknown extended key usage %q", key, n), "use %s", strings.Join(certs.ExtKeyUsageNames(), ", "))
+			return
+		}
+		if seen[n] {
+			d.errf(a.Range, fmt.Sprintf("%s names %q twice", key, n), "")
+			return
+		}
+		seen[n] = true
+		out = append(out, n)
+	}
+	*dst = out
 }
 
 var sizeUnits = []struct {

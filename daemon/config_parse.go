@@ -86,6 +86,7 @@ var schema = []struct {
 	{"telemetry", false, []string{"address"}},
 	{"audit", false, []string{"!file"}},
 	{"admin", false, []string{"!socket"}},
+	{"certify", false, []string{"!ca_cert", "!ca_key", "validity", "ext_key_usage"}},
 }
 
 // structure checks blocks and keys against schema and returns each present
@@ -247,6 +248,13 @@ func ParseConfig(src []byte, filename string) (*Config, error) {
 	if a, ok := blocks["admin"]; ok {
 		c.Admin = &AdminConfig{}
 		d.path(a["socket"], "admin.socket", &c.Admin.Socket)
+	}
+	if b, ok := blocks["certify"]; ok {
+		c.Certify = defaultCertify()
+		d.path(b["ca_cert"], "certify.ca_cert", &c.Certify.CACert)
+		d.path(b["ca_key"], "certify.ca_key", &c.Certify.CAKey)
+		d.duration(b["validity"], "certify.validity", &c.Certify.Validity)
+		d.extKeyUsage(b["ext_key_usage"], "certify.ext_key_usage", &c.Certify.ExtKeyUsage)
 	}
 	if d.diags.HasErrors() {
 		return nil, configError(d.diags)

@@ -45,6 +45,8 @@ func TestExampleParses(t *testing.T) {
 	want.Storage.Path = "/var/lib/kmipd/badger"
 	want.Telemetry = &TelemetryConfig{Address: defaultTelemetryAddress}
 	want.Admin = &AdminConfig{Socket: "/run/kmipd/admin.sock"}
+	want.Certify = defaultCertify()
+	want.Certify.CACert, want.Certify.CAKey = "/etc/kmipd/issuer.crt", "/etc/kmipd/issuer.key"
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("example:\n got %#v\nwant %#v", *c, want)
 	}
@@ -499,5 +501,52 @@ func TestObjectCacheKeys(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "kmipd.hcl:16,3-30: kek.object_cache_bytes and objects.cache_bytes are both set") ||
 		!strings.Contains(err.Error(), "(at kmipd.hcl:19,3-") {
 		t.Errorf("both keys: %v", err)
+	}
+}
+
+// TestCertifyConfig: the certify block's keys, defaults and errors, each
+// pointing at its line.
+func TestCertifyConfig(t *testing.T) {
+	dir := t.TempDir()
+	c, err := ParseConfig([]byte(minimal+"certify {\n  ca_cert = \"pki/issuer.crt\"\n  ca_key = \"/keys/issuer.key\"\n}\n"), filepath.Join(dir, "kmipd.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Certify; got == nil || got.CACert != filepath.Join(dir, "pki/issuer.crt") || got.CAKey != "/keys/issuer.key" ||
+		got.Validity != 365*24*time.Hour || !reflect.DeepEqual(got.ExtKeyUsage, []string{"client_auth"}) {
+		t.Errorf("certify defaults: %+v", got)
+	}
+	if c, err := ParseConfig([]byte(minimal), "kmipd.hcl"); err != nil || c.Certify != nil {
+		t.Errorf("no certify block: %+v %v", c.Certify, err)
+	}
+	c, err = ParseConfig([]byte(minimal+"certify {\n  ca_cert = \"a\"\n  ca_key = \"b\"\n  validity = \"720h\"\n  ext_key_usage = [\"server_auth\", \"client_auth\"]\n}\n"), "kmipd.hcl")
+	if err != nil || c.Certify.Validity != 720*time.Hour || !reflect.DeepEqual(c.Certify.ExtKeyUsage, []string{"server_auth", "client_auth"}) {
+		t.Errorf("certify values: %+v %v", c.Certify, err)
+	}
+	c, err = ParseConfig([]byte(minimal+"certify {\n  ca_cert = \"a\"\n  ca_key = \"b\"\n  ext_key_usage = []\n}\n"), "kmipd.hcl")
+	if err != nil || c.Certify.ExtKeyUsage != nil {
+		t.Errorf("no extended key usage: %+v %v", c.Certify, err)
+	}
+	roundTrip(t, c, "kmipd.hcl")
+	for kv, want := range map[string]string{
+		`validity = "soon"`:                           "kmipd.hcl:17,3-20: certify.validity does not parse as a duration",
+		`validity = "-1h"`:                            "certify.validity must be a positive duration",
+		`ext_key_usage = ["client_auth", "teleport"]`: `kmipd.hcl:17,3-46: certify.ext_key_usage has an unknown extended key usage "teleport"`,
+		`ext_key_usage = ["any", "any"]`:              `certify.ext_key_usage names "any" twice`,
+		`ext_key_usage = "client_auth"`:               "certify.ext_key_usage must be a list of string",
+		`ca_cert = ""`:                                "certify.ca_cert must not be empty",
+	} {
+		key := strings.Fields(kv)[0]
+		body := "  ca_cert = \"a\"\n  ca_key = \"b\"\n"
+		if key == "ca_cert" {
+			body = "  ca_key = \"b\"\n"
+		}
+		_, err := ParseConfig([]byte(minimal+"certify {\n"+body+"  "+kv+"\n}\n"), "kmipd.hcl")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", kv, err, want)
+		}
+	}
+	if _, err := ParseConfig([]byte(minimal+"certify {\n  ca_cert = \"a\"\n}\n"), "kmipd.hcl"); err == nil || !strings.Contains(err.Error(), `"ca_key" is required`) {
+		t.Errorf("missing ca_key: %v", err)
 	}
 }

@@ -92,6 +92,20 @@ log {
 	if c.Admin != nil {
 		fmt.Fprintf(&b, "\nadmin {\n  socket = %s # kmipd admin -config FILE talks to this (mode 0600)\n}\n", q(c.Admin.Socket))
 	}
+	if ct := c.Certify; ct != nil {
+		eku := make([]string, len(ct.ExtKeyUsage))
+		for i, u := range ct.ExtKeyUsage {
+			eku[i] = q(u)
+		}
+		fmt.Fprintf(&b, `
+certify {
+  ca_cert       = %s # the issuing CA of KMIP Certify and ReCertify (PEM)
+  ca_key        = %s # its private key (PEM, unencrypted): keep it private
+  validity      = %s
+  ext_key_usage = [%s]
+}
+`, q(ct.CACert), q(ct.CAKey), q(formatDuration(ct.Validity)), strings.Join(eku, ", "))
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

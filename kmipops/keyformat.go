@@ -15,7 +15,17 @@ import (
 var errUnknownFormat = errors.New("key format not understood")
 
 // parseAsymmetric parses DER key material of the formats we convert between.
+// Well-formed material kmipd keeps without using (keyformat_stored.go) is
+// errUnknownFormat, as an unknown format is.
 func parseAsymmetric(ot kmip14.ObjectType, f kmip14.KeyFormatType, der []byte) (any, error) {
+	key, err := parseDER(ot, f, der)
+	if err != nil && err != errUnknownFormat && storedOnly(ot, f, der) {
+		return nil, errUnknownFormat
+	}
+	return key, err
+}
+
+func parseDER(ot kmip14.ObjectType, f kmip14.KeyFormatType, der []byte) (any, error) {
 	switch {
 	case ot == kmip14.ObjectTypePrivateKey && f == kmip14.KeyFormatTypePKCS_1:
 		return x509.ParsePKCS1PrivateKey(der)

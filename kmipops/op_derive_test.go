@@ -60,8 +60,8 @@ func (e *env) material(c Caller, uid string) []byte {
 	return nil
 }
 
-// links returns uid's Link attributes as type → linked identifiers.
-func (e *env) links(c Caller, uid string) map[kmip14.LinkType][]string {
+// linkMap returns uid's Link attributes as type → linked identifiers.
+func (e *env) linkMap(c Caller, uid string) map[kmip14.LinkType][]string {
 	e.t.Helper()
 	out := map[kmip14.LinkType][]string{}
 	for _, v := range e.getAttrs(c, uid, "Link")["Link"] {
@@ -101,10 +101,10 @@ func TestDeriveKeyOASIS(t *testing.T) {
 	if l, _ := kb.Child(kmip14.TagCryptographicLength).IntValue(); l != 128 {
 		t.Errorf("length %d", l)
 	}
-	if l := e.links(alice, derived); len(l[kmip14.LinkTypeDerivationBaseObjectLink]) != 1 || l[kmip14.LinkTypeDerivationBaseObjectLink][0] != base {
+	if l := e.linkMap(alice, derived); len(l[kmip14.LinkTypeDerivationBaseObjectLink]) != 1 || l[kmip14.LinkTypeDerivationBaseObjectLink][0] != base {
 		t.Errorf("derived key's links %v, want Derivation Base Object Link to %s", l, base)
 	}
-	if l := e.links(alice, base); len(l[kmip14.LinkTypeDerivedKeyLink]) != 1 || l[kmip14.LinkTypeDerivedKeyLink][0] != derived {
+	if l := e.linkMap(alice, base); len(l[kmip14.LinkTypeDerivedKeyLink]) != 1 || l[kmip14.LinkTypeDerivedKeyLink][0] != derived {
 		t.Errorf("base key's links %v, want Derived Key Link to %s", l, derived)
 	}
 	if s := e.state(alice, derived); s != kmip14.StatePreActive {
@@ -281,7 +281,7 @@ func TestDeriveKeyRefusals(t *testing.T) {
 	if n := countObjects(t, e, alice); n != before {
 		t.Errorf("%d objects after refused derivations, %d before", n, before)
 	}
-	if l := e.links(alice, key); len(l) != 0 {
+	if l := e.linkMap(alice, key); len(l) != 0 {
 		t.Errorf("refused derivations left links on the base: %v", l)
 	}
 }
@@ -338,7 +338,7 @@ func TestDeriveKeyUndo(t *testing.T) {
 	if n := countObjects(t, e, alice); n != before {
 		t.Errorf("%d objects after undo, %d before", n, before)
 	}
-	if l := e.links(alice, key); len(l) != 0 {
+	if l := e.linkMap(alice, key); len(l) != 0 {
 		t.Errorf("undone derivation left links on the base: %v", l)
 	}
 }

@@ -144,7 +144,7 @@ func opGetAttributes(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node,
 	r := respUID(uid)
 	if len(names) == 0 {
 		for _, a := range o.Listing(ic.v.minor, true) {
-			r.Add(a.Attribute())
+			r.Add(a.AttributeAt(ic.v.minor))
 		}
 	} else {
 		// In the order asked; names the object lacks are simply absent.
@@ -152,7 +152,7 @@ func opGetAttributes(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node,
 			inst := o.All(name)
 			sort.SliceStable(inst, func(i, j int) bool { return inst[i].Index() < inst[j].Index() })
 			for _, a := range inst {
-				r.Add(a.Attribute())
+				r.Add(a.AttributeAt(ic.v.minor))
 			}
 		}
 	}

@@ -61,7 +61,7 @@ func TestJoinOASISParts(t *testing.T) {
 	if l, _ := kb.Child(kmip14.TagCryptographicLength).IntValue(); l != 128 {
 		t.Errorf("length %d", l)
 	}
-	if l := e.links(alice, joined); len(l[kmip14.LinkTypeParentLink]) != 2 {
+	if l := e.linkMap(alice, joined); len(l[kmip14.LinkTypeParentLink]) != 2 {
 		t.Errorf("joined key's links %v, want a Parent Link to each part", l)
 	}
 	// TC-SJ-3-12 step 6: one part of a 2-of-4 split, no template.

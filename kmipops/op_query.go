@@ -36,7 +36,7 @@ func opQuery(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) 
 	r := tree.Struct(kmip14.TagResponsePayload)
 	if want[kmip14.QueryFunctionQueryOperations] {
 		for _, op := range operationOrder {
-			if opSince[op] <= ic.v.minor {
+			if opSince[op] <= ic.v.minor && p.offers(op) {
 				r.Add(tree.Enum(kmip14.TagOperation, uint32(op)))
 			}
 		}

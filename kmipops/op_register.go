@@ -26,7 +26,7 @@ func opRegister(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, erro
 		return nil, err
 	}
 	tag, ok := bodyTags[ot]
-	if !ok {
+	if !ok || (ot == kmip14.ObjectTypePGPKey && ic.v.minor < 2) { // PGP Key: KMIP 1.2 §2.2.9
 		return nil, Errorf(kmip14.ResultReasonInvalidField, "object type %s cannot be registered", ot)
 	}
 	attrs, err := parseTemplate(payload.Child(kmip14.TagTemplateAttribute))
@@ -89,6 +89,10 @@ func checkBody(ot kmip14.ObjectType, body *tree.Node, attrs []object.Attr) error
 		}
 	case kmip14.ObjectTypeSplitKey:
 		if err := checkSplitKeyFields(body); err != nil { // op_splitkey.go
+			return err
+		}
+	case kmip14.ObjectTypePGPKey:
+		if err := need(kmip14.TagPGPKeyVersion, ttlv.TypeInteger); err != nil {
 			return err
 		}
 	}

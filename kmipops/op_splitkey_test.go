@@ -116,11 +116,11 @@ func TestCreateSplitKeyMethods(t *testing.T) {
 				if k := crBytes(t, kb.Child(kmip14.TagKeyValue), kmip14.TagKeyMaterial); len(k) != c.partBytes || bytes.Equal(k, crHex(t, sjSecret)) {
 					t.Errorf("part %d: key material of %d bytes (equal to the secret: %v)", i+1, len(k), bytes.Equal(k, crHex(t, sjSecret)))
 				}
-				if l := e.links(alice, uid); len(l[kmip14.LinkTypeParentLink]) != 1 || l[kmip14.LinkTypeParentLink][0] != orig {
+				if l := e.linkMap(alice, uid); len(l[kmip14.LinkTypeParentLink]) != 1 || l[kmip14.LinkTypeParentLink][0] != orig {
 					t.Errorf("part %d: links %v, want a Parent Link to the original", i+1, l)
 				}
 			}
-			if l := e.links(alice, orig); len(l[kmip14.LinkTypeChildLink]) != len(parts) {
+			if l := e.linkMap(alice, orig); len(l[kmip14.LinkTypeChildLink]) != len(parts) {
 				t.Errorf("original's links %v, want a Child Link per part", l)
 			}
 			// The last k parts join back (any k do; these are not the first).
@@ -245,7 +245,7 @@ func TestCreateSplitKeyUndo(t *testing.T) {
 	if n := countObjects(t, e, alice); n != before {
 		t.Errorf("%d objects after undo, %d before", n, before)
 	}
-	if l := e.links(alice, orig); len(l) != 0 {
+	if l := e.linkMap(alice, orig); len(l) != 0 {
 		t.Errorf("undone split left links on the original: %v", l)
 	}
 }

@@ -14,7 +14,7 @@ import (
 )
 
 func TestQuery(t *testing.T) {
-	e := newEnv(t, Options{})
+	e := newEnv(t, Options{Issuer: testIssuer(t)}) // with a CA, every operation is offered (TestCertifyNotOffered)
 	p := okPayload(t, e.do(alice, item(kmip14.OperationQuery,
 		tree.Enum(kmip14.TagQueryFunction, uint32(kmip14.QueryFunctionQueryOperations)),
 		tree.Enum(kmip14.TagQueryFunction, uint32(kmip14.QueryFunctionQueryObjects)),

@@ -55,6 +55,9 @@ type Options struct {
 	// object, in bytes (its Cryptographic Length / 8). Zero means
 	// DefaultMaxDeriveBytes.
 	MaxDeriveBytes int
+	// Issuer is the certification authority that signs the certificates of
+	// Certify and ReCertify (certify.go); nil: they are not offered.
+	Issuer Issuer
 	// Now and Rand are for tests; they default to time.Now and crypto/rand.
 	Now  func() time.Time
 	Rand io.Reader

@@ -20,7 +20,7 @@ func cmdCerts(args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "init":
 		fs := newFlagSet("certs init", "certs init -dir DIR [-algorithm ecdsa-p256|rsa-2048]", stderr)
-		dir := fs.String("dir", "", "folder for ca.crt/key, server.crt/key, client.crt/key (required)")
+		dir := fs.String("dir", "", "folder for ca.crt/key, server.crt/key, client.crt/key and issuer.crt/key, the issuing CA of KMIP Certify (required)")
 		alg := fs.String("algorithm", "", "key algorithm (default ECDSA P-256)")
 		if err := parseFlags(fs, args[1:]); err != nil {
 			return err

@@ -90,6 +90,25 @@ func (a *Attr) CompactAttribute() *tree.Node {
 	return n.Add(a.value().Clone())
 }
 
+// AttributeAt is Attribute as a client of protocol version 1.minor reads
+// it: where an attribute's structure changed between versions, the fields a
+// version lacks are left out (asVersion).
+func (a *Attr) AttributeAt(minor int32) *tree.Node {
+	n := a.Attribute()
+	asVersion(minor, a.name, n.Child(kmip14.TagAttributeValue))
+	return n
+}
+
+// asVersion drops from v, a copy of attribute name's value, the fields that
+// KMIP 1.minor does not define. The one such change in 1.0–1.4: Digest
+// gained its Key Format Type in 1.1 (KMIP 1.1 §3.17), so a 1.0 Digest is
+// Hashing Algorithm and Digest Value alone.
+func asVersion(minor int32, name string, v *tree.Node) {
+	if minor < 1 && name == AttrDigest && v != nil {
+		v.Remove(kmip14.TagKeyFormatType)
+	}
+}
+
 // ParseAttribute reads one Attribute structure of a request and checks its
 // value against the attribute's definition. The instance holds a copy of
 // the value, so the request may be changed or dropped afterwards.

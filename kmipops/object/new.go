@@ -54,8 +54,14 @@ func New(s Spec) (*Object, error) {
 		o.Set(AttrCryptoLength, tree.Int(0, int32(l.Int)))
 	}
 	if s.Type == kmip14.ObjectTypeCertificate {
-		o.Set(AttrCertificateType, tree.Enum(0, uint32(s.Body.Child(kmip14.TagCertificateType).Int)))
+		ct := s.Body.Child(kmip14.TagCertificateType).Int
+		o.Set(AttrCertificateType, tree.Enum(0, uint32(ct)))
 		o.Set(AttrCertificateLength, tree.Int(0, int32(len(s.Body.Child(kmip14.TagCertificateValue).Bytes))))
+		if kmip14.CertificateType(ct) == kmip14.CertificateTypeX_509 {
+			if err := o.setCertificateAttrs(s.Body.Child(kmip14.TagCertificateValue).Bytes); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if d := digestOf(s.Body); d != nil {
 		o.Add(AttrDigest, d)
@@ -108,8 +114,9 @@ func (o *Object) applyClientAttrs(l []Attr) error {
 }
 
 // digestOf is the Digest attribute (KMIP 1.4 §3.17): SHA-256 of the key
-// material as held (with its Key Format Type), of the certificate or of the
-// opaque data. Wrapped and transparent keys get none.
+// material as held (with its Key Format Type; for a transparent format, of
+// the TTLV encoding of its Key Material structure), of the certificate or of
+// the opaque data. Wrapped keys get none.
 func digestOf(body *tree.Node) *tree.Node {
 	var data []byte
 	var format *tree.Node
@@ -123,7 +130,13 @@ func digestOf(body *tree.Node) *tree.Node {
 		if kb.Child(kmip14.TagKeyWrappingData) != nil {
 			return nil
 		}
-		data, _ = kb.Path(kmip14.TagKeyValue, kmip14.TagKeyMaterial).BytesValue()
+		km := kb.Path(kmip14.TagKeyValue, kmip14.TagKeyMaterial)
+		data, _ = km.BytesValue()
+		if km != nil && km.Type == ttlv.TypeStructure {
+			// The OASIS TC-181/182 cases' transparent keys show it: the
+			// digest of the Key Material structure's TTLV encoding.
+			data, _ = tree.Encode(km)
+		}
 		if f := kb.Child(kmip14.TagKeyFormatType); f != nil {
 			format = tree.Enum(kmip14.TagKeyFormatType, uint32(f.Int))
 		}

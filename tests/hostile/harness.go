@@ -157,6 +157,9 @@ func (e *Env) Start() {
 		Processor: func(po *kmipops.Options) {
 			o := e.opts.Processor
 			o.Observer = po.Observer
+			if o.Issuer == nil {
+				o.Issuer = po.Issuer // the dev configuration's issuing CA (certify block)
+			}
 			*po = o
 		},
 	})

@@ -2,6 +2,8 @@ package isolation_test
 
 import (
 	"bytes"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"maps"
 	"slices"
 	"testing"
@@ -73,7 +75,13 @@ var uidOps = map[kmip14.Operation]opCase{
 	kmip14.OperationSignatureVerify: simple(kmip14.OperationSignatureVerify, kindPublic, rsaSig, block, tree.Bytes(kmip14.TagSignatureData, make([]byte, 256))),
 	kmip14.OperationMAC:             simple(kmip14.OperationMAC, kindActive, hmacAlg, block),
 	kmip14.OperationMACVerify:       simple(kmip14.OperationMACVerify, kindActive, hmacAlg, block, tree.Bytes(kmip14.TagMACData, make([]byte, 32))),
+	kmip14.OperationCertify: simple(kmip14.OperationCertify, kindPublic, tree.Struct(kmip14.TagTemplateAttribute,
+		hostile.Attr("Certificate Type", tree.Enum(0, uint32(kmip14.CertificateTypeX_509))),
+		hostile.Attr("X.509 Certificate Subject", tree.Struct(0, tree.Bytes(kmip14.TagSubjectDistinguishedName, isolationSubject))))),
 }
+
+// isolationSubject is the DER subject CN=isolation, for Certify.
+var isolationSubject, _ = asn1.Marshal(pkix.Name{CommonName: "isolation"}.ToRDNSequence())
 
 // objectless operations act on no existing object of the caller's.
 var objectless = map[kmip14.Operation]bool{
