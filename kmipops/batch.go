@@ -86,6 +86,8 @@ var operationOrder = []kmip14.Operation{
 	kmip14.OperationModifyAttribute, kmip14.OperationDeleteAttribute,
 	kmip14.OperationActivate, kmip14.OperationRevoke, kmip14.OperationDestroy,
 	kmip14.OperationObtainLease,
+	kmip14.OperationReKey, kmip14.OperationReKeyKeyPair, kmip14.OperationCheck,
+	kmip14.OperationGetUsageAllocation, kmip14.OperationArchive, kmip14.OperationRecover,
 	kmip14.OperationEncrypt, kmip14.OperationDecrypt, kmip14.OperationSign, kmip14.OperationSignatureVerify,
 	kmip14.OperationMAC, kmip14.OperationMACVerify, kmip14.OperationHash,
 	kmip14.OperationRNGRetrieve, kmip14.OperationRNGSeed,
@@ -119,6 +121,14 @@ func init() {
 		kmip14.OperationHash:             opHash,
 		kmip14.OperationRNGRetrieve:      opRNGRetrieve,
 		kmip14.OperationRNGSeed:          opRNGSeed,
+
+		// Re-key, Check, usage allocation, archiving (issue 16).
+		kmip14.OperationReKey:              opReKey,
+		kmip14.OperationReKeyKeyPair:       opReKeyKeyPair,
+		kmip14.OperationCheck:              opCheck,
+		kmip14.OperationGetUsageAllocation: opGetUsageAllocation,
+		kmip14.OperationArchive:            opArchive,
+		kmip14.OperationRecover:            opRecover,
 	}
 }
 
@@ -256,6 +266,11 @@ func (p *Processor) dispatch(ic *itemCtx, it *tree.Node, opName *string) (*tree.
 			msg = "request exceeded the server's time limit"
 		}
 		return nil, &Error{Reason: kmip14.ResultReasonGeneralFailure, Msg: msg, Err: err}
+	}
+	if readsArchived[op] {
+		online := ic.objects
+		ic.objects = online.WithArchived()
+		defer func() { ic.objects = online }()
 	}
 	return fn(p, ic, payload)
 }

@@ -37,11 +37,13 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	if err != nil {
 		return nil, err
 	}
+	// Storage Status Mask (§4.9): on-line objects, unless it asks for
+	// archived ones too (op_archive.go).
+	storage := kmip14.StorageStatusMaskOnLineStorage
 	if mask, ok, err := intField(kmip14.TagStorageStatusMask); err != nil {
 		return nil, err
-	} else if ok && mask&1 == 0 {
-		// Only on-line objects exist here; a search for archived ones is empty.
-		return locateResponse(ic, nil, 0, false), nil
+	} else if ok {
+		storage = kmip14.StorageStatusMask(mask)
 	}
 	var member kmip14.ObjectGroupMember
 	if n := payload.Child(kmip14.TagObjectGroupMember); n != nil {
@@ -64,6 +66,10 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	}
 	var hits []hit
 	err = ic.objects.Each(ic.ctx, func(o *object.Object) error {
+		if o.Archived() && storage&kmip14.StorageStatusMaskArchivalStorage == 0 ||
+			!o.Archived() && storage&kmip14.StorageStatusMaskOnLineStorage == 0 {
+			return nil
+		}
 		o.AdvanceState(ic.now)
 		// Destroyed objects are found only when the search names a State
 		// (OASIS SKFF-M-5: Locate after Destroy finds nothing).
