@@ -136,6 +136,14 @@ kmip {
   # leases re-check an object this often. Whole seconds, at most
   # "4294967295s". Default "1h".
   lease_time = "1h"
+
+  # Whether kmipd may answer Locate, Archive and Recover asynchronously
+  # (Operation Pending, then Poll or Cancel) when a request's Asynchronous
+  # Indicator says the client accepts it; the operation is performed when
+  # the client polls for it, so Cancel really cancels it. Pending operations
+  # live in one kmipd's memory: with replicas behind a load balancer, where a
+  # Poll may reach another replica, set false. Default true.
+  asynchronous = true
 }
 
 # Optional block.

@@ -74,8 +74,13 @@ type ObjectsConfig struct {
 }
 
 // KMIPConfig is protocol policy: LeaseTime is the longest lease granted on a
-// cryptographic object, reported in its Lease Time attribute (kmipops.Options).
-type KMIPConfig struct{ LeaseTime time.Duration }
+// cryptographic object, reported in its Lease Time attribute; Asynchronous
+// lets kmipd answer kmipops.DefaultAsyncOperations asynchronously to clients
+// that accept it (kmipops.Options).
+type KMIPConfig struct {
+	LeaseTime    time.Duration
+	Asynchronous bool
+}
 
 type LogConfig struct{ Level, Format string } // trace|debug|info|warn|error; text|json
 
@@ -127,7 +132,7 @@ func defaultConfig() Config {
 		Storage: StorageConfig{SyncWrites: true},
 		KEK:     KEKConfig{CacheTTL: 15 * time.Minute, CacheSize: 10000},
 		Objects: ObjectsConfig{CacheBytes: kmipops.DefaultObjectCacheBytes},
-		KMIP:    KMIPConfig{LeaseTime: kmipops.DefaultLeaseTime},
+		KMIP:    KMIPConfig{LeaseTime: kmipops.DefaultLeaseTime, Asynchronous: true},
 		Log:     LogConfig{Level: "info", Format: "text"},
 	}
 }

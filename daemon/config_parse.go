@@ -80,7 +80,7 @@ var schema = []struct {
 	{"storage", true, []string{"!path", "sync_writes"}},
 	{"kek", false, []string{"cache_ttl", "cache_size", "object_cache_bytes"}}, // object_cache_bytes: deprecated, see objectCache
 	{"objects", false, []string{"cache_bytes"}},
-	{"kmip", false, []string{"lease_time"}},
+	{"kmip", false, []string{"lease_time", "asynchronous"}},
 	{"log", false, []string{"level", "format"}},
 	{"telemetry", false, []string{"address"}},
 }
@@ -222,6 +222,7 @@ func ParseConfig(src []byte, filename string) (*Config, error) {
 			d.errf(a.Range, "kmip.lease_time must be whole seconds, at most 4294967295s",
 				"a KMIP Lease Time is a 32-bit count of seconds")
 		}
+		d.boolean(k["asynchronous"], "kmip.asynchronous", &c.KMIP.Asynchronous)
 	}
 	if lg := blocks["log"]; lg != nil {
 		d.str(lg["level"], "log.level", &c.Log.Level, oneOf("trace", "debug", "info", "warn", "error"))

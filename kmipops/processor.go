@@ -42,6 +42,10 @@ type Options struct {
 	// means DefaultObjectCacheBytes; negative turns the cache off, so that
 	// every read opens its record.
 	ObjectCacheBytes int
+	// AsyncOperations are answered asynchronously (Operation Pending, then
+	// Poll) when the client's request accepts it; nil means
+	// DefaultAsyncOperations, an empty list none (op_async.go).
+	AsyncOperations []kmip14.Operation
 	// Now and Rand are for tests; they default to time.Now and crypto/rand.
 	Now  func() time.Time
 	Rand io.Reader
@@ -65,6 +69,10 @@ type Processor struct {
 	log     hclog.Logger
 	objects *object.Repo
 	streams *streamTable // open Encrypt/Decrypt/Sign/MAC streams, by Correlation Value
+	// asyncOps are the operations answered asynchronously when a client
+	// accepts it; pending holds those not yet polled (op_async.go).
+	asyncOps map[kmip14.Operation]bool
+	pending  *asyncTable
 }
 
 // NewProcessor returns a Processor over st, sealing every record with s
@@ -83,8 +91,16 @@ func NewProcessor(st storage.Store, s object.Sealer, opts Options, log hclog.Log
 		opts.LeaseTime = DefaultLeaseTime
 	}
 	opts.LeaseTime = min(opts.LeaseTime.Truncate(time.Second), MaxLeaseTime)
+	if opts.AsyncOperations == nil {
+		opts.AsyncOperations = DefaultAsyncOperations
+	}
+	async := map[kmip14.Operation]bool{}
+	for _, op := range opts.AsyncOperations {
+		async[op] = true
+	}
 	return &Processor{opts: opts, log: log, streams: newStreamTable(),
-		objects: object.NewRepo(st, s, opts.Rand, opts.ObjectCacheBytes)}
+		objects:  object.NewRepo(st, s, opts.Rand, opts.ObjectCacheBytes),
+		asyncOps: async, pending: newAsyncTable()}
 }
 
 // version is a KMIP protocol version.
