@@ -239,7 +239,12 @@ func (p *Processor) runItem(ic *itemCtx, it *tree.Node) (resp *tree.Node, failed
 		p.observe(opName, reason.String(), start)
 		// A failed item leaves no usable placeholder behind.
 		ic.placeholder = ""
-		return failItem(it, reason, ClientMessage(err)), true
+		fi := failItem(it, reason, ClientMessage(err))
+		var fp failurePayload
+		if errors.As(err, &fp) {
+			fi.Add(fp.FailurePayload())
+		}
+		return fi, true
 	}
 	if corr := ic.pending; corr != nil {
 		// Queued: what it will produce is not known yet.
@@ -253,6 +258,10 @@ func (p *Processor) runItem(ic *itemCtx, it *tree.Node) (resp *tree.Node, failed
 	r.Add(tree.Enum(kmip14.TagResultStatus, uint32(kmip14.ResultStatusSuccess)), payload)
 	return r, false
 }
+
+// failurePayload is an error whose failed item still carries a Response
+// Payload (Check's refused fields, op_check.go).
+type failurePayload interface{ FailurePayload() *tree.Node }
 
 // answerAs gives a Poll's answer the Operation of the operation it
 // performed (op_async.go).

@@ -17,11 +17,13 @@ import (
 // usages of a Cryptographic Usage Mask, under a lease of Lease Time. It
 // changes nothing. Allowed, it answers the Unique Identifier and leaves it
 // in the ID Placeholder, so that the batch goes on (typically to a Get).
-// Refused, it answers Permission Denied, whose message names each field
-// that was refused and why, and the placeholder is emptied: a failed item
-// is what stops a batch under Stop or Undo, the only options §4.10 allows
-// around a Check, and a failed item carries no payload in which to return
-// the refused fields themselves.
+// Refused, it answers Operation Failed / Permission Denied (§11.10), which
+// stops a batch under Stop or Undo, the only options §4.10 allows around a
+// Check, and empties the placeholder; and, as §4.10 says, "the operation
+// returns the set of attributes specified in the request that caused the
+// server policy denial": the failed item carries a Response Payload with
+// those fields as the request gave them, and no Unique Identifier. The
+// Result Message says why each was refused.
 
 // processUsages are the usages that process protected data; every other
 // usage applies protection or makes keys, which only an Active key may
@@ -83,32 +85,48 @@ func opCheck(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) 
 	if !leasable(o.Type()) {
 		return nil, Errorf(kmip14.ResultReasonIllegalOperation, "a %s is not a cryptographic object and cannot be checked", o.Type())
 	}
-	if refused := p.checkUse(o, req, ic.now); len(refused) > 0 {
-		return nil, denied("not allowed: %s", strings.Join(refused, "; "))
+	if refused, fields := p.checkUse(o, req, ic.now); len(refused) > 0 {
+		return nil, &checkRefusal{denied("not allowed: %s", strings.Join(refused, "; ")),
+			tree.Struct(kmip14.TagResponsePayload, fields...)}
 	}
 	ic.placeholder = uid
 	return respUID(uid), nil
 }
 
+// checkRefusal is Check's refusal: Permission Denied (err), with the
+// refused fields as the failed item's payload.
+type checkRefusal struct {
+	err     error
+	payload *tree.Node
+}
+
+var _ failurePayload = (*checkRefusal)(nil)
+
+func (e *checkRefusal) Error() string              { return e.err.Error() }
+func (e *checkRefusal) Unwrap() error              { return e.err }
+func (e *checkRefusal) FailurePayload() *tree.Node { return e.payload }
+
 // checkUse returns, for each field of req that o's state, attributes or
-// the server's lease policy refuse, why.
-func (p *Processor) checkUse(o *object.Object, req checkRequest, now time.Time) []string {
-	var refused []string
+// the server's lease policy refuse, why, and the field as asked. A
+// destroyed object refuses every field.
+func (p *Processor) checkUse(o *object.Object, req checkRequest, now time.Time) (refused []string, fields []*tree.Node) {
 	if o.Destroyed() {
-		return []string{"the object has been destroyed"}
+		return []string{"the object has been destroyed"}, req.fields(true, true, true)
 	}
 	s := o.State()
+	var badCount, badMask, badLease bool
 	if req.count != nil {
 		switch left, _, limited := o.UsageRemaining(); {
 		case !protectsNow(o, now):
-			refused = append(refused, fmt.Sprintf("Usage Limits Count: a %s object applies no protection", s))
+			refused, badCount = append(refused, fmt.Sprintf("Usage Limits Count: a %s object applies no protection", s)), true
 		case limited && *req.count > left:
-			refused = append(refused, fmt.Sprintf("Usage Limits Count %d exceeds the %d left", *req.count, left))
+			refused, badCount = append(refused, fmt.Sprintf("Usage Limits Count %d exceeds the %d left", *req.count, left)), true
 		}
 	}
 	if req.mask != nil {
 		have, _ := o.UsageMask()
 		protect, process := *req.mask&^processUsages, *req.mask&processUsages
+		badMask = true
 		switch {
 		case *req.mask&^have != 0:
 			refused = append(refused, fmt.Sprintf("Cryptographic Usage Mask: the object does not allow %s", *req.mask&^have))
@@ -116,14 +134,32 @@ func (p *Processor) checkUse(o *object.Object, req checkRequest, now time.Time) 
 			refused = append(refused, fmt.Sprintf("Cryptographic Usage Mask: a %s object cannot be used for %s", s, protect))
 		case process != 0 && !processesNow(o, now):
 			refused = append(refused, fmt.Sprintf("Cryptographic Usage Mask: a %s object cannot be used for %s", s, process))
+		default:
+			badMask = false
 		}
 	}
 	if req.lease != nil {
 		if grant := p.grantableLease(o); *req.lease > grant {
-			refused = append(refused, fmt.Sprintf("Lease Time %s exceeds the %s the server grants", *req.lease, grant))
+			refused, badLease = append(refused, fmt.Sprintf("Lease Time %s exceeds the %s the server grants", *req.lease, grant)), true
 		}
 	}
-	return refused
+	return refused, req.fields(badCount, badMask, badLease)
+}
+
+// fields renders the asked fields that are picked, as the request gave
+// them, in the order of Check's payload.
+func (r checkRequest) fields(count, mask, lease bool) []*tree.Node {
+	var out []*tree.Node
+	if count && r.count != nil {
+		out = append(out, tree.Long(kmip14.TagUsageLimitsCount, *r.count))
+	}
+	if mask && r.mask != nil {
+		out = append(out, tree.Int(kmip14.TagCryptographicUsageMask, int32(*r.mask)))
+	}
+	if lease && r.lease != nil {
+		out = append(out, tree.Interval(kmip14.TagLeaseTime, *r.lease))
+	}
+	return out
 }
 
 // protectsNow reports whether o may apply protection now: Active and

@@ -20,6 +20,22 @@ func maskF(m kmip14.CryptographicUsageMask) *tree.Node {
 
 func leaseF(d time.Duration) *tree.Node { return tree.Interval(kmip14.TagLeaseTime, d) }
 
+// checkRefused asserts item i is a refused Check: Operation Failed /
+// Permission Denied, with a payload of the refused fields and no uid.
+func checkRefused(t *testing.T, resp *tree.Node, i int) (msg string, refused *tree.Node) {
+	t.Helper()
+	it := batchItems(t, resp)[i]
+	s, _ := it.Child(kmip14.TagResultStatus).EnumValue()
+	r, _ := it.Child(kmip14.TagResultReason).EnumValue()
+	msg, _ = it.Child(kmip14.TagResultMessage).TextValue()
+	refused = it.Child(kmip14.TagResponsePayload)
+	if s != uint32(kmip14.ResultStatusOperationFailed) || kmip14.ResultReason(r) != kmip14.ResultReasonPermissionDenied ||
+		refused == nil || refused.Child(kmip14.TagUniqueIdentifier) != nil {
+		t.Fatalf("item %d: %s, want Permission Denied with the refused fields and no uid", i, it)
+	}
+	return msg, refused
+}
+
 // TestCheck: allowed, Check answers the uid and hands it to the next item;
 // refused, it is Permission Denied naming each refused field, and a batch
 // stops there. It changes nothing.
@@ -34,19 +50,24 @@ func TestCheck(t *testing.T) {
 	}
 	// Each refusal, alone and together; the batch ends at the Check.
 	for _, c := range []struct {
-		fields []*tree.Node
-		says   []string
+		fields  []*tree.Node
+		refused []*tree.Node // as the request gave them
+		says    []string
 	}{
-		{[]*tree.Node{countF(1001)}, []string{"Usage Limits Count"}},
-		{[]*tree.Node{maskF(kmip14.CryptographicUsageMaskSign)}, []string{"Cryptographic Usage Mask"}},
-		{[]*tree.Node{leaseF(time.Hour + time.Second)}, []string{"Lease Time"}},
+		{[]*tree.Node{countF(1001), leaseF(time.Minute)}, []*tree.Node{countF(1001)}, []string{"Usage Limits Count"}},
+		{[]*tree.Node{maskF(kmip14.CryptographicUsageMaskSign)}, []*tree.Node{maskF(kmip14.CryptographicUsageMaskSign)}, []string{"Cryptographic Usage Mask"}},
+		{[]*tree.Node{countF(1), leaseF(time.Hour + time.Second)}, []*tree.Node{leaseF(time.Hour + time.Second)}, []string{"Lease Time"}},
 		{[]*tree.Node{countF(5000), maskF(kmip14.CryptographicUsageMaskEncrypt | kmip14.CryptographicUsageMaskSign), leaseF(2 * time.Hour)},
+			[]*tree.Node{countF(5000), maskF(kmip14.CryptographicUsageMaskEncrypt | kmip14.CryptographicUsageMaskSign), leaseF(2 * time.Hour)},
 			[]string{"Usage Limits Count", "Cryptographic Usage Mask", "Lease Time"}},
 	} {
 		resp := e.do(alice, check(append([]*tree.Node{uidF(uid)}, c.fields...)...), item(kmip14.OperationGet))
-		msg := wantFail(t, resp, 0, kmip14.ResultReasonPermissionDenied)
+		msg, refused := checkRefused(t, resp, 0)
 		if len(batchItems(t, resp)) != 1 {
 			t.Errorf("the batch went on after a refused Check")
+		}
+		if want := tree.Struct(kmip14.TagResponsePayload, c.refused...); !refused.View().Equal(want.View()) {
+			t.Errorf("refused fields %s, want %s", refused, want)
 		}
 		for _, s := range c.says {
 			if !strings.Contains(msg, s) {
@@ -63,14 +84,19 @@ func TestCheck(t *testing.T) {
 	okPayload(t, e.do(alice, revoke(uid, kmip14.RevocationReasonCodeCessationOfOperation)), 0)
 	okPayload(t, e.do(alice, check(uidF(uid), maskF(kmip14.CryptographicUsageMaskDecrypt))), 0)
 	for _, f := range []*tree.Node{maskF(kmip14.CryptographicUsageMaskEncrypt), countF(1), leaseF(time.Second)} {
-		wantFail(t, e.do(alice, check(uidF(uid), f)), 0, kmip14.ResultReasonPermissionDenied)
+		checkRefused(t, e.do(alice, check(uidF(uid), f)), 0)
 	}
 	// A key without Usage Limits has no limit to exceed.
 	free := e.create(alice, crActive())
 	okPayload(t, e.do(alice, check(uidF(free), countF(1<<40))), 0)
 	// Pre-Active: no use at all, not even to process.
 	pre := e.create(alice)
-	wantFail(t, e.do(alice, check(uidF(pre), maskF(kmip14.CryptographicUsageMaskDecrypt))), 0, kmip14.ResultReasonPermissionDenied)
+	checkRefused(t, e.do(alice, check(uidF(pre), maskF(kmip14.CryptographicUsageMaskDecrypt))), 0)
+	// Destroyed: every field asked is refused.
+	okPayload(t, e.do(alice, item(kmip14.OperationDestroy, uidF(pre))), 0)
+	if _, f := checkRefused(t, e.do(alice, check(uidF(pre), countF(1), leaseF(0))), 0); len(f.Children) != 2 {
+		t.Errorf("refused for a destroyed key: %s", f)
+	}
 }
 
 // TestCheckDates: the Process Start and Protect Stop Dates bound the two
@@ -82,10 +108,10 @@ func TestCheckDates(t *testing.T) {
 		attrNode("Process Start Date", tree.Time(0, clock.Now().Add(time.Hour))),
 		attrNode("Protect Stop Date", tree.Time(0, clock.Now().Add(2*time.Hour))))
 	okPayload(t, e.do(alice, check(uidF(uid), maskF(kmip14.CryptographicUsageMaskEncrypt))), 0)
-	wantFail(t, e.do(alice, check(uidF(uid), maskF(kmip14.CryptographicUsageMaskDecrypt))), 0, kmip14.ResultReasonPermissionDenied)
+	checkRefused(t, e.do(alice, check(uidF(uid), maskF(kmip14.CryptographicUsageMaskDecrypt))), 0)
 	clock.Add(2 * time.Hour)
 	okPayload(t, e.do(alice, check(uidF(uid), maskF(kmip14.CryptographicUsageMaskDecrypt))), 0)
-	wantFail(t, e.do(alice, check(uidF(uid), maskF(kmip14.CryptographicUsageMaskEncrypt))), 0, kmip14.ResultReasonPermissionDenied)
+	checkRefused(t, e.do(alice, check(uidF(uid), maskF(kmip14.CryptographicUsageMaskEncrypt))), 0)
 }
 
 // TestCheckRefusals: ownership, object type, archiving and malformed
