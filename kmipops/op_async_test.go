@@ -110,6 +110,10 @@ func TestAsyncPolicy(t *testing.T) {
 	okPayload(t, e.send(alice, asyncMsg(e, item(kmip14.OperationGet, uidF(uid)))), 0) // not an asynchronous operation
 	off := newEnv(t, Options{AsyncOperations: []kmip14.Operation{}})
 	okPayload(t, off.send(alice, asyncMsg(off, locateByName("sync"))), 0)
+	// A Poll is never itself answered asynchronously, whatever the list.
+	odd := newEnv(t, Options{AsyncOperations: []kmip14.Operation{kmip14.OperationPoll, kmip14.OperationCancel, kmip14.OperationLocate}})
+	corr := pendingCorr(t, odd.send(alice, asyncMsg(odd, item(kmip14.OperationLocate))), 0)
+	okPayload(t, odd.send(alice, asyncMsg(odd, poll(corr))), 0)
 
 	undo := undoMsg(e, item(kmip14.OperationArchive, uidF(uid)), item(kmip14.OperationGet, uidF("no-such-object")))
 	undo.Child(kmip14.TagRequestHeader).Add(tree.Bool(kmip14.TagAsynchronousIndicator, true))

@@ -54,9 +54,9 @@ func replaceable(old *object.Object, t kmip14.ObjectType) error {
 // They are old's attributes that a client may give, custom ones included,
 // then the template's: a template value replaces a single-instance
 // attribute and adds an instance to a multi-instance one (Name). Not
-// copied: Link (the caller links the two keys) and the server-managed
-// attributes, so neither Destroy Date nor the compromise and revocation
-// attributes pass to the replacement. Usage Limits keeps its Total and
+// copied: Link (the caller links the two keys), Key Value Location and the
+// server-managed attributes, so neither Destroy Date nor the compromise and
+// revocation attributes pass to the replacement. Usage Limits keeps its Total and
 // Unit and starts again from the Total. The lifecycle dates are copied
 // unless an Offset is given; then the Activation Date is now + Offset and
 // the other dates keep their distance from it.
@@ -74,7 +74,10 @@ func replacementAttrs(old *object.Object, template []object.Attr, offset *time.D
 		if d, known := object.Lookup(name); known && !d.ClientSets() {
 			continue
 		}
-		if name == object.AttrLink || name == object.AttrUsageLimits || (offset != nil && isLifecycleDate(name)) {
+		// Key Value Location says where material kept off the server is;
+		// the replacement's is on the server.
+		if name == object.AttrLink || name == object.AttrUsageLimits || name == "Key Value Location" ||
+			(offset != nil && isLifecycleDate(name)) {
 			continue
 		}
 		out = append(out, a)

@@ -67,6 +67,8 @@ func TestReKey(t *testing.T) {
 	t0 := clock.Now()
 	old := e.create(alice, nameAttr("k"), nameAttr("k-alias"),
 		attrNode("Object Group", tree.Text(0, "g")), attrNode("x-app", tree.Text(0, "v")),
+		attrNode("Key Value Location", tree.Struct(0, tree.Text(kmip14.TagKeyValueLocationValue, "vault 7"),
+			tree.Enum(kmip14.TagKeyValueLocationType, uint32(kmip14.KeyValueLocationTypeUninterpretedTextString)))),
 		attrNode("Activation Date", tree.Time(0, t0.Add(-time.Hour))),
 		attrNode("Deactivation Date", tree.Time(0, t0.Add(time.Hour))), usageLimits(1000))
 	okPayload(t, e.do(alice, item(kmip14.OperationGetUsageAllocation, uidF(old), tree.Long(kmip14.TagUsageLimitsCount, 300))), 0)
@@ -102,6 +104,8 @@ func TestReKey(t *testing.T) {
 		t.Error("Digest is not the replacement's")
 	case a["Random Number Generator"] == nil:
 		t.Error("no Random Number Generator")
+	case a["Key Value Location"] != nil:
+		t.Error("the replacement, made on the server, says its key value is elsewhere")
 	}
 	if ty, to := e.links(alice, repl); len(ty) != 1 || ty[0] != kmip14.LinkTypeReplacedObjectLink || to[0] != old {
 		t.Errorf("replacement links %v %v", ty, to)

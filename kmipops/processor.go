@@ -96,7 +96,8 @@ func NewProcessor(st storage.Store, s object.Sealer, opts Options, log hclog.Log
 	}
 	async := map[kmip14.Operation]bool{}
 	for _, op := range opts.AsyncOperations {
-		async[op] = true
+		// A Poll's answer "SHALL NOT be asynchronous" (§4.27), nor a Cancel's.
+		async[op] = op != kmip14.OperationPoll && op != kmip14.OperationCancel
 	}
 	return &Processor{opts: opts, log: log, streams: newStreamTable(),
 		objects:  object.NewRepo(st, s, opts.Rand, opts.ObjectCacheBytes),
