@@ -146,6 +146,13 @@ kmip {
   # The longest key or Secret Data object Derive Key makes, in bytes (its
   # Cryptographic Length / 8). At most 1048576. Default 4096.
   max_derive_bytes = 4096
+  # Whether kmipd may answer Locate, Archive and Recover asynchronously
+  # (Operation Pending, then Poll or Cancel) when a request's Asynchronous
+  # Indicator says the client accepts it; the operation is performed when
+  # the client polls for it, so Cancel really cancels it. Pending operations
+  # live in one kmipd's memory: with replicas behind a load balancer, where a
+  # Poll may reach another replica, set false. Default true.
+  asynchronous = true
 }
 
 # Optional block.

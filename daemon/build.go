@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -165,6 +166,9 @@ func BuildWith(ctx context.Context, c *Config, log hclog.Logger, h Hooks) (_ *Da
 		ObjectCacheBytes: int(c.Objects.CacheBytes), MaxDeriveIterations: c.KMIP.MaxDeriveIterations, MaxDeriveBytes: c.KMIP.MaxDeriveBytes}
 	if opts.ObjectCacheBytes == 0 {
 		opts.ObjectCacheBytes = -1 // kmipd.hcl's 0 means off; kmipops' 0 means the default
+	}
+	if !c.KMIP.Asynchronous {
+		opts.AsyncOperations = []kmip14.Operation{} // nil would mean the default ones
 	}
 	if c.Listener.CheckCredentials {
 		if opts.Credentials, err = loadCredentials(c.Listener.CredentialsFile); err != nil {

@@ -190,3 +190,25 @@ func TestBuildCertify(t *testing.T) {
 		t.Errorf("missing issuing CA key: %v", err)
 	}
 }
+
+// kmip { asynchronous = false } reaches kmipops as no asynchronous
+// operations at all (nil there would mean the default ones).
+func TestBuildAsynchronousOff(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		c, _ := testConfig(t)
+		c.KMIP.Asynchronous = on
+		var got []kmip14.Operation
+		d, err := daemon.BuildWith(t.Context(), c, nil, daemon.Hooks{
+			Processor: func(o *kmipops.Options) { got = o.AsyncOperations },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if (got == nil) != on || len(got) != 0 {
+			t.Errorf("asynchronous = %v: AsyncOperations %v", on, got)
+		}
+	}
+}

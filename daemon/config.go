@@ -79,11 +79,14 @@ type ObjectsConfig struct {
 // KMIPConfig is protocol policy (kmipops.Options): LeaseTime is the longest
 // lease granted on a cryptographic object, reported in its Lease Time
 // attribute; MaxDeriveIterations and MaxDeriveBytes bound one Derive Key
-// (PBKDF2's iterations × output blocks; the derived length in bytes).
+// (PBKDF2's iterations × output blocks; the derived length in bytes);
+// Asynchronous lets kmipd answer kmipops.DefaultAsyncOperations
+// asynchronously to clients that accept it.
 type KMIPConfig struct {
 	LeaseTime           time.Duration
 	MaxDeriveIterations int
 	MaxDeriveBytes      int
+	Asynchronous        bool
 }
 
 type LogConfig struct{ Level, Format string } // trace|debug|info|warn|error; text|json
@@ -163,7 +166,7 @@ func defaultConfig() Config {
 		Storage: StorageConfig{SyncWrites: true},
 		KEK:     KEKConfig{CacheTTL: 15 * time.Minute, CacheSize: 10000},
 		Objects: ObjectsConfig{CacheBytes: kmipops.DefaultObjectCacheBytes},
-		KMIP: KMIPConfig{LeaseTime: kmipops.DefaultLeaseTime,
+		KMIP: KMIPConfig{LeaseTime: kmipops.DefaultLeaseTime, Asynchronous: true,
 			MaxDeriveIterations: kmipops.DefaultMaxDeriveIterations, MaxDeriveBytes: kmipops.DefaultMaxDeriveBytes},
 		Log: LogConfig{Level: "info", Format: "text"},
 	}

@@ -81,7 +81,7 @@ var schema = []struct {
 	{"storage", true, []string{"!path", "sync_writes"}},
 	{"kek", false, []string{"cache_ttl", "cache_size", "object_cache_bytes"}}, // object_cache_bytes: deprecated, see objectCache
 	{"objects", false, []string{"cache_bytes"}},
-	{"kmip", false, []string{"lease_time", "max_derive_iterations", "max_derive_bytes"}},
+	{"kmip", false, []string{"lease_time", "max_derive_iterations", "max_derive_bytes", "asynchronous"}},
 	{"log", false, []string{"level", "format"}},
 	{"telemetry", false, []string{"address"}},
 	{"audit", false, []string{"!file"}},
@@ -230,6 +230,7 @@ func ParseConfig(src []byte, filename string) (*Config, error) {
 		// Cryptographic Length in bits, and has to fit in a response.
 		d.integer(k["max_derive_iterations"], "kmip.max_derive_iterations", &c.KMIP.MaxDeriveIterations, 1, math.MaxInt32)
 		d.integer(k["max_derive_bytes"], "kmip.max_derive_bytes", &c.KMIP.MaxDeriveBytes, 1, 1<<20)
+		d.boolean(k["asynchronous"], "kmip.asynchronous", &c.KMIP.Asynchronous)
 	}
 	if lg := blocks["log"]; lg != nil {
 		d.str(lg["level"], "log.level", &c.Log.Level, oneOf("trace", "debug", "info", "warn", "error"))

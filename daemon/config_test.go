@@ -324,7 +324,7 @@ func TestDevConfigRoundTrip(t *testing.T) {
 	c.HSM.TokenLabel, c.HSM.Slot = "", &slot
 	c.Telemetry = &TelemetryConfig{Address: "[::1]:9696"}
 	c.Listener.MaxMessageSize, c.Listener.IdleTimeout, c.KEK.CacheTTL = 1000, 90*time.Second, 25*time.Hour
-	c.KMIP.LeaseTime = 90 * time.Minute
+	c.KMIP.LeaseTime, c.KMIP.Asynchronous = 90*time.Minute, false
 	c.HSM.PIN = Secret("a\"b\\c${x}%{y}\n\x01é")
 	c.Listener.MinTLSVersion, c.Listener.CheckCredentials, c.Storage.SyncWrites = tls.VersionTLS13, true, false
 	c.Listener.CredentialsFile = "/etc/kmipd/credentials"
@@ -548,5 +548,20 @@ func TestCertifyConfig(t *testing.T) {
 	}
 	if _, err := ParseConfig([]byte(minimal+"certify {\n  ca_cert = \"a\"\n}\n"), "kmipd.hcl"); err == nil || !strings.Contains(err.Error(), `"ca_key" is required`) {
 		t.Errorf("missing ca_key: %v", err)
+	}
+}
+
+// kmip.asynchronous is on by default and can be turned off.
+func TestAsynchronousConfig(t *testing.T) {
+	c, err := ParseConfig([]byte(minimal), "kmipd.hcl")
+	if err != nil || !c.KMIP.Asynchronous {
+		t.Fatalf("default: %v, %v", err, c)
+	}
+	c, err = ParseConfig([]byte(minimal+"kmip {\n  asynchronous = false\n}\n"), "kmipd.hcl")
+	if err != nil || c.KMIP.Asynchronous {
+		t.Fatalf("false: %v", err)
+	}
+	if _, err := ParseConfig([]byte(minimal+"kmip {\n  asynchronous = \"sometimes\"\n}\n"), "kmipd.hcl"); err == nil || !strings.Contains(err.Error(), "kmip.asynchronous") {
+		t.Fatalf("a non-boolean: %v", err)
 	}
 }

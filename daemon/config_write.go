@@ -73,7 +73,8 @@ objects {
 }
 
 kmip {
-  lease_time = %s # the Lease Time of every cryptographic object
+  lease_time   = %s # the Lease Time of every cryptographic object
+  asynchronous = %t # Locate, Archive, Recover pending until polled, if the client accepts
 }
 
 log {
@@ -82,7 +83,7 @@ log {
 }
 `, q(string(h.PIN)), h.MaxSessions, h.MinIdle, q(formatDuration(h.SessionWaitTimeout)), q(formatDuration(h.IdleTimeout)),
 		q(h.MKEKLabel), q(h.HMACLabel), q(c.Storage.Path), c.Storage.SyncWrites,
-		q(formatDuration(c.KEK.CacheTTL)), c.KEK.CacheSize, q(formatSize(c.Objects.CacheBytes)), q(formatDuration(c.KMIP.LeaseTime)), q(c.Log.Level), q(c.Log.Format))
+		q(formatDuration(c.KEK.CacheTTL)), c.KEK.CacheSize, q(formatSize(c.Objects.CacheBytes)), q(formatDuration(c.KMIP.LeaseTime)), c.KMIP.Asynchronous, q(c.Log.Level), q(c.Log.Format))
 	if c.Telemetry != nil {
 		fmt.Fprintf(&b, "\ntelemetry {\n  address = %s # /metrics, /healthz, /readyz\n}\n", q(c.Telemetry.Address))
 	}

@@ -18,6 +18,7 @@ type batchOptions struct {
 	continueOnError bool
 	undo            bool
 	maxResponseSize int32
+	async           bool // the client accepts asynchronous answers (op_async.go)
 }
 
 func parseBatchOptions(hdr *tree.Node) (batchOptions, error) {
@@ -46,13 +47,15 @@ func parseBatchOptions(hdr *tree.Node) (batchOptions, error) {
 	}
 	for _, t := range []ttlv.Tag{kmip14.TagAsynchronousIndicator, kmip14.TagBatchOrderOption} {
 		if n := hdr.Child(t); n != nil {
-			if _, ok := n.BoolValue(); !ok {
+			v, ok := n.BoolValue()
+			if !ok {
 				return bo, Errorf(kmip14.ResultReasonInvalidMessage, "%s must be a boolean", t)
 			}
+			bo.async = bo.async || (t == kmip14.TagAsynchronousIndicator && v)
 		}
 	}
 	// Asynchronous Indicator only says the client could accept a pending
-	// answer; answering synchronously is always allowed, so it is ignored.
+	// answer; the server chooses which operations get one (op_async.go).
 	// Batch Order Option: items are always executed in order.
 	return bo, nil
 }
@@ -71,6 +74,13 @@ type itemCtx struct {
 	objects object.Scope
 	// audit gathers the batch's audit events; nil when auditing is off.
 	audit *auditBatch
+	// async: the request accepts asynchronous answers. pending is the
+	// correlation value of the item just queued, queued those of every
+	// item of the batch; answerOp is the Operation a Poll answers as.
+	async    bool
+	pending  []byte
+	queued   [][]byte
+	answerOp kmip14.Operation
 }
 
 type opFunc func(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
@@ -88,6 +98,9 @@ var operationOrder = []kmip14.Operation{
 	kmip14.OperationModifyAttribute, kmip14.OperationDeleteAttribute,
 	kmip14.OperationActivate, kmip14.OperationRevoke, kmip14.OperationDestroy,
 	kmip14.OperationObtainLease, kmip14.OperationCertify, kmip14.OperationReCertify,
+	kmip14.OperationReKey, kmip14.OperationReKeyKeyPair, kmip14.OperationCheck,
+	kmip14.OperationGetUsageAllocation, kmip14.OperationArchive, kmip14.OperationRecover,
+	kmip14.OperationPoll, kmip14.OperationCancel,
 	kmip14.OperationEncrypt, kmip14.OperationDecrypt, kmip14.OperationSign, kmip14.OperationSignatureVerify,
 	kmip14.OperationMAC, kmip14.OperationMACVerify, kmip14.OperationHash,
 	kmip14.OperationRNGRetrieve, kmip14.OperationRNGSeed,
@@ -127,6 +140,16 @@ func init() {
 		kmip14.OperationDeriveKey:        opDeriveKey,
 		kmip14.OperationCreateSplitKey:   opCreateSplitKey,
 		kmip14.OperationJoinSplitKey:     opJoinSplitKey,
+
+		// Re-key, Check, usage allocation, archiving (issue 16).
+		kmip14.OperationReKey:              opReKey,
+		kmip14.OperationReKeyKeyPair:       opReKeyKeyPair,
+		kmip14.OperationCheck:              opCheck,
+		kmip14.OperationGetUsageAllocation: opGetUsageAllocation,
+		kmip14.OperationArchive:            opArchive,
+		kmip14.OperationRecover:            opRecover,
+		kmip14.OperationPoll:               opPoll,
+		kmip14.OperationCancel:             opCancel,
 	}
 }
 
@@ -142,7 +165,7 @@ func (p *Processor) runBatch(ctx context.Context, c Caller, v version, bo batchO
 	if bo.undo && len(items) > 1 {
 		undo = object.NewUndoLog()
 	}
-	ic := &itemCtx{ctx: ctx, caller: c, v: v, objects: p.objects.Scope(c.Identity, undo), audit: ab}
+	ic := &itemCtx{ctx: ctx, caller: c, v: v, objects: p.objects.Scope(c.Identity, undo), audit: ab, async: bo.async}
 	out := make([]*tree.Node, 0, len(items))
 	for i, it := range items {
 		if err := ctx.Err(); err != nil {
@@ -208,6 +231,7 @@ func (p *Processor) cancelRest(ic *itemCtx, bo batchOptions, out, rest []*tree.N
 func (p *Processor) runItem(ic *itemCtx, it *tree.Node) (resp *tree.Node, failed bool) {
 	start := time.Now()
 	ic.now = p.opts.Now().UTC().Truncate(time.Second)
+	ic.pending, ic.answerOp = nil, 0
 	opName := "Unknown"
 	if ic.audit != nil {
 		defer func() { ic.audit.record(it, resp, start) }() // after the recover below
@@ -220,19 +244,50 @@ func (p *Processor) runItem(ic *itemCtx, it *tree.Node) (resp *tree.Node, failed
 		}
 	}()
 	payload, err := p.dispatch(ic, it, &opName)
+	defer answerAs(&resp, ic)
 	if err != nil {
 		reason := ReasonOf(err)
 		p.logFailure(ic, opName, reason, err)
 		p.observe(opName, reason.String(), start)
 		// A failed item leaves no usable placeholder behind.
 		ic.placeholder = ""
-		return failItem(it, reason, ClientMessage(err)), true
+		fi := failItem(it, reason, ClientMessage(err))
+		var fp failurePayload
+		if errors.As(err, &fp) {
+			fi.Add(fp.FailurePayload())
+		}
+		return fi, true
+	}
+	if corr := ic.pending; corr != nil {
+		// Queued: what it will produce is not known yet.
+		ic.pending, ic.placeholder = nil, ""
+		p.observe(opName, "pending", start)
+		return pendingItem(it, corr), false
 	}
 	p.observe(opName, "success", start)
 	r := tree.Struct(kmip14.TagBatchItem)
 	echoItem(r, it)
 	r.Add(tree.Enum(kmip14.TagResultStatus, uint32(kmip14.ResultStatusSuccess)), payload)
 	return r, false
+}
+
+// failurePayload is an error whose failed item still carries a Response
+// Payload (Check's refused fields, op_check.go).
+type failurePayload interface{ FailurePayload() *tree.Node }
+
+// answerAs gives a Poll's answer the Operation of the operation it
+// performed (op_async.go).
+func answerAs(resp **tree.Node, ic *itemCtx) {
+	op := ic.answerOp
+	ic.answerOp = 0
+	if op == 0 || *resp == nil {
+		return
+	}
+	for _, c := range (*resp).Children {
+		if c.Tag == kmip14.TagOperation {
+			c.Int = int64(op)
+		}
+	}
 }
 
 func (p *Processor) dispatch(ic *itemCtx, it *tree.Node, opName *string) (*tree.Node, error) {
@@ -268,6 +323,20 @@ func (p *Processor) dispatch(ic *itemCtx, it *tree.Node, opName *string) (*tree.
 			msg = "request exceeded the server's time limit"
 		}
 		return nil, &Error{Reason: kmip14.ResultReasonGeneralFailure, Msg: msg, Err: err}
+	}
+	if queued, err := p.goAsync(ic, op, payload); queued || err != nil {
+		return nil, err
+	}
+	return p.call(ic, op, fn, payload)
+}
+
+// call runs op's handler fn, letting it see archived objects if op reads
+// them (op_archive.go).
+func (p *Processor) call(ic *itemCtx, op kmip14.Operation, fn opFunc, payload *tree.Node) (*tree.Node, error) {
+	if readsArchived[op] {
+		online := ic.objects
+		ic.objects = online.WithArchived()
+		defer func() { ic.objects = online }()
 	}
 	return fn(p, ic, payload)
 }

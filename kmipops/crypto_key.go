@@ -9,7 +9,6 @@ import (
 	"github.com/gemalto/kmip-go/kmip14"
 
 	"github.com/kmipd/kmipd/kmipops/object"
-	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
 // keyUse is what an operation does with a key, for the checks of KMIP 1.4
@@ -181,29 +180,19 @@ func (p *Processor) consumeUsage(ic *itemCtx, k *opKey, n int64, first bool) err
 		return nil
 	}
 	_, err := ic.objects.Update(ic.ctx, k.o.UID(), func(o *object.Object) (bool, error) {
-		ul := o.UsageLimits()
-		total, ok := ul.Child(kmip14.TagUsageLimitsTotal).LongValue()
+		_, unit, ok := o.UsageRemaining()
 		if !ok {
 			return false, Errorf(kmip14.ResultReasonPermissionDenied, "Usage Limits without a Usage Limits Total")
 		}
-		count, ok := ul.Child(kmip14.TagUsageLimitsCount).LongValue()
-		if !ok {
-			count = total // the server sets the count on first use
-		}
-		unit, _ := ul.Child(kmip14.TagUsageLimitsUnit).EnumValue()
-		if kmip14.UsageLimitsUnit(unit) == kmip14.UsageLimitsUnitObject {
+		if unit == kmip14.UsageLimitsUnitObject {
 			n = 0
 			if first {
 				n = 1
 			}
 		}
-		if n > count {
+		if !o.ConsumeUsage(n) {
 			return false, Errorf(kmip14.ResultReasonPermissionDenied, "key Usage Limits exhausted")
 		}
-		o.Set(object.AttrUsageLimits, tree.Struct(kmip14.TagAttributeValue,
-			tree.Long(kmip14.TagUsageLimitsTotal, total),
-			tree.Long(kmip14.TagUsageLimitsCount, count-n),
-			tree.Enum(kmip14.TagUsageLimitsUnit, unit)))
 		return true, nil
 	})
 	return err

@@ -59,7 +59,7 @@ func TestMalformedItems(t *testing.T) {
 		"no operation":      {tree.Struct(kmip14.TagBatchItem, tree.Struct(kmip14.TagRequestPayload)), kmip14.ResultReasonInvalidMessage},
 		"operation as int":  {tree.Struct(kmip14.TagBatchItem, tree.Int(kmip14.TagOperation, 10), tree.Struct(kmip14.TagRequestPayload)), kmip14.ResultReasonInvalidMessage},
 		"unknown operation": {item(kmip14.Operation(0x7777)), kmip14.ResultReasonOperationNotSupported},
-		"unsupported op":    {item(kmip14.OperationReKey, uidF(uid)), kmip14.ResultReasonOperationNotSupported},
+		"unsupported op":    {item(kmip14.OperationNotify, uidF(uid)), kmip14.ResultReasonOperationNotSupported},
 		"no payload":        {tree.Struct(kmip14.TagBatchItem, tree.Enum(kmip14.TagOperation, uint32(kmip14.OperationGet))), kmip14.ResultReasonInvalidMessage},
 		"payload as text":   {tree.Struct(kmip14.TagBatchItem, tree.Enum(kmip14.TagOperation, uint32(kmip14.OperationGet)), tree.Text(kmip14.TagRequestPayload, "x")), kmip14.ResultReasonInvalidMessage},
 		"batch id as text":  {tree.Struct(kmip14.TagBatchItem, tree.Enum(kmip14.TagOperation, uint32(kmip14.OperationQuery)), tree.Text(kmip14.TagUniqueBatchItemID, "1"), tree.Struct(kmip14.TagRequestPayload)), kmip14.ResultReasonInvalidMessage},

@@ -39,11 +39,13 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	if err != nil {
 		return nil, err
 	}
+	// Storage Status Mask (§4.9): on-line objects, unless it asks for
+	// archived ones too (op_archive.go).
+	storage := kmip14.StorageStatusMaskOnLineStorage
 	if mask, ok, err := intField(kmip14.TagStorageStatusMask); err != nil {
 		return nil, err
-	} else if ok && mask&1 == 0 {
-		// Only on-line objects exist here; a search for archived ones is empty.
-		return locateResponse(ic, nil, 0, false), nil
+	} else if ok {
+		storage = kmip14.StorageStatusMask(mask)
 	}
 	var member kmip14.ObjectGroupMember
 	if n := payload.Child(kmip14.TagObjectGroupMember); n != nil {
@@ -66,6 +68,10 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	}
 	var hits []hit
 	check := func(o *object.Object) {
+		if o.Archived() && storage&kmip14.StorageStatusMaskArchivalStorage == 0 ||
+			!o.Archived() && storage&kmip14.StorageStatusMaskOnLineStorage == 0 {
+			return
+		}
 		o.AdvanceState(ic.now)
 		// Destroyed objects are found only when the search names a State
 		// (OASIS SKFF-M-5: Locate after Destroy finds nothing).
@@ -86,8 +92,10 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	switch {
 	case err != nil:
 	case indexed:
+		// Archived candidates too: check filters by the Storage Status Mask.
+		all := ic.objects.WithArchived()
 		for _, uid := range cands {
-			o, lerr := ic.objects.Load(ic.ctx, uid)
+			o, lerr := all.Load(ic.ctx, uid)
 			if errors.Is(lerr, object.ErrNotFound) {
 				continue // removed since the lookup
 			}

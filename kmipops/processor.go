@@ -58,6 +58,10 @@ type Options struct {
 	// Issuer is the certification authority that signs the certificates of
 	// Certify and ReCertify (certify.go); nil: they are not offered.
 	Issuer Issuer
+	// AsyncOperations are answered asynchronously (Operation Pending, then
+	// Poll) when the client's request accepts it; nil means
+	// DefaultAsyncOperations, an empty list none (op_async.go).
+	AsyncOperations []kmip14.Operation
 	// Now and Rand are for tests; they default to time.Now and crypto/rand.
 	Now  func() time.Time
 	Rand io.Reader
@@ -81,6 +85,10 @@ type Processor struct {
 	log     hclog.Logger
 	objects *object.Repo
 	streams *streamTable // open Encrypt/Decrypt/Sign/MAC streams, by Correlation Value
+	// asyncOps are the operations answered asynchronously when a client
+	// accepts it; pending holds those not yet polled (op_async.go).
+	asyncOps map[kmip14.Operation]bool
+	pending  *asyncTable
 }
 
 // NewProcessor returns a Processor over st, sealing every record with s
@@ -105,8 +113,17 @@ func NewProcessor(st storage.Store, s object.Sealer, opts Options, log hclog.Log
 	if opts.MaxDeriveBytes <= 0 {
 		opts.MaxDeriveBytes = DefaultMaxDeriveBytes
 	}
+	if opts.AsyncOperations == nil {
+		opts.AsyncOperations = DefaultAsyncOperations
+	}
+	async := map[kmip14.Operation]bool{}
+	for _, op := range opts.AsyncOperations {
+		// A Poll's answer "SHALL NOT be asynchronous" (§4.27), nor a Cancel's.
+		async[op] = op != kmip14.OperationPoll && op != kmip14.OperationCancel
+	}
 	return &Processor{opts: opts, log: log, streams: newStreamTable(),
-		objects: object.NewRepo(st, s, opts.Rand, opts.ObjectCacheBytes)}
+		objects:  object.NewRepo(st, s, opts.Rand, opts.ObjectCacheBytes),
+		asyncOps: async, pending: newAsyncTable()}
 }
 
 // version is a KMIP protocol version.

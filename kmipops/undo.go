@@ -15,6 +15,7 @@ import (
 
 // rollback undoes what the batch wrote to its objects.
 func (p *Processor) rollback(ic *itemCtx) {
+	p.dropQueued(ic)
 	ic.objects.Rollback(ic.ctx, func(uid string, err error) {
 		p.log.Error("could not undo a batch item's change", "uid", uid, "caller", ic.caller.CommonName, "err", err)
 	})

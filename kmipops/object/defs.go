@@ -32,6 +32,7 @@ const (
 	AttrCompromiseOccurrence   = "Compromise Occurrence Date"
 	AttrCompromiseDate         = "Compromise Date"
 	AttrRevocationReason       = "Revocation Reason"
+	AttrArchiveDate            = "Archive Date"
 	AttrObjectGroup            = "Object Group"
 	AttrFresh                  = "Fresh"
 	AttrLink                   = "Link"
@@ -107,7 +108,7 @@ var defs = map[string]Def{
 	AttrOperationPolicyName:            {typ: ttlv.TypeTextString, rules: clientAll},
 	AttrUsageMask:                      {typ: ttlv.TypeInteger, rules: setClient},
 	AttrLeaseTime:                      {typ: ttlv.TypeInterval},
-	AttrUsageLimits:                    {typ: ttlv.TypeStructure, rules: clientAll},
+	AttrUsageLimits:                    {typ: ttlv.TypeStructure, rules: clientAll, fields: map[ttlv.Tag]ttlv.Type{kmip14.TagUsageLimitsTotal: ttlv.TypeLongInteger, kmip14.TagUsageLimitsUnit: ttlv.TypeEnumeration}},
 	AttrState:                          {typ: ttlv.TypeEnumeration},
 	AttrInitialDate:                    {typ: ttlv.TypeDateTime},
 	AttrActivationDate:                 {typ: ttlv.TypeDateTime, rules: setClient | modClient},
@@ -118,7 +119,7 @@ var defs = map[string]Def{
 	AttrCompromiseOccurrence:           {typ: ttlv.TypeDateTime},
 	AttrCompromiseDate:                 {typ: ttlv.TypeDateTime},
 	AttrRevocationReason:               {typ: ttlv.TypeStructure},
-	"Archive Date":                     {typ: ttlv.TypeDateTime},
+	AttrArchiveDate:                    {typ: ttlv.TypeDateTime},
 	AttrObjectGroup:                    {typ: ttlv.TypeTextString, multi: true, rules: clientAll},
 	AttrFresh:                          {typ: ttlv.TypeBoolean, since: 1},
 	AttrLink:                           {typ: ttlv.TypeStructure, multi: true, rules: clientAll, fields: map[ttlv.Tag]ttlv.Type{kmip14.TagLinkType: ttlv.TypeEnumeration, kmip14.TagLinkedObjectIdentifier: ttlv.TypeTextString}},
@@ -175,6 +176,9 @@ func checkValue(name string, v *tree.Node) error {
 		if c == nil || c.Type != typ {
 			return errorf(kmip14.ResultReasonInvalidField, "attribute %q needs %s of type %s", name, tag, typ)
 		}
+	}
+	if name == AttrUsageLimits {
+		return checkUsageLimits(v)
 	}
 	return nil
 }

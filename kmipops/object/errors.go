@@ -31,3 +31,7 @@ func errorf(reason kmip14.ResultReason, format string, args ...any) *Error {
 // objects are simply not under the caller's prefix, so they are not found
 // either.
 var ErrNotFound = errorf(kmip14.ResultReasonItemNotFound, "object not found")
+
+// ErrArchived answers an operation on an archived object (see
+// Scope.WithArchived): it is off-line until Recover brings it back.
+var ErrArchived = errorf(kmip14.ResultReasonObjectArchived, "object is archived")

@@ -395,7 +395,7 @@ func (noIndexErr) NoIndex() bool   { return true }
 // came from a write under this lock, for the record as it now is).
 func (r *Repo) reindex(ctx context.Context, owner, uid string, have []string) error {
 	defer r.locks.lock(owner, uid)()
-	s := r.Scope(owner, nil)
+	s := r.Scope(owner, nil).WithArchived() // archived objects are indexed too
 	o, err := s.Load(ctx, uid)
 	if errors.Is(err, ErrNotFound) || (err == nil && !validUID(uid)) {
 		o, err = nil, nil

@@ -108,7 +108,7 @@ func (o *Object) applyClientAttrs(l []Attr) error {
 		// The value is shared with the client's list, which may serve
 		// another object too (a key pair's common template): values never
 		// change in place, so that is safe.
-		o.attrs = append(o.attrs, Attr{name: a.name, index: o.nextIndex(a.name), node: a.value()})
+		o.attrs = append(o.attrs, Attr{name: a.name, index: o.nextIndex(a.name), node: withUsageCount(a.name, a.value())})
 	}
 	return nil
 }

@@ -129,7 +129,7 @@ func (o *Object) Set(name string, v *tree.Node) {
 // which it takes over, and returns it.
 func (o *Object) Add(name string, v *tree.Node) Attr {
 	v.Tag = kmip14.TagAttributeValue
-	a := Attr{name: name, index: o.nextIndex(name), node: v}
+	a := Attr{name: name, index: o.nextIndex(name), node: withUsageCount(name, v)}
 	o.attrs = append(o.attrs, a)
 	return a
 }
@@ -152,7 +152,7 @@ func (o *Object) Modify(name string, index int32, v *tree.Node) (Attr, bool) {
 		return Attr{}, false
 	}
 	v.Tag = kmip14.TagAttributeValue
-	o.attrs[i].setValue(v)
+	o.attrs[i].setValue(withUsageCount(name, v))
 	return o.attrs[i], true
 }
 

@@ -84,12 +84,22 @@ type Scope struct {
 	r     *Repo
 	owner string
 	undo  *UndoLog
+	// archived lets Load return archived objects; otherwise they are
+	// ErrArchived, so that no operation uses one by accident.
+	archived bool
 }
 
 // Scope returns owner's objects, logging writes in undo if it is not nil.
 // owner must be non-empty and free of '/'.
 func (r *Repo) Scope(owner string, undo *UndoLog) Scope {
 	return Scope{r: r, owner: owner, undo: undo}
+}
+
+// WithArchived returns the same objects, archived ones included: for the
+// few operations that work on an off-line object (its attributes, Recover).
+func (s Scope) WithArchived() Scope {
+	s.archived = true
+	return s
 }
 
 // validUID bounds what a client-supplied identifier may be before it goes
@@ -106,10 +116,19 @@ func validUID(uid string) bool {
 	return true
 }
 
-// Load reads and opens object uid (ErrNotFound if there is none). The
+// Load reads and opens object uid (ErrNotFound if there is none;
+// ErrArchived if it is archived, unless the scope is WithArchived). The
 // object is the caller's to change through its methods; its body and
 // values may be shared (see the package comment).
 func (s *Scope) Load(ctx context.Context, uid string) (*Object, error) {
+	o, err := s.load(ctx, uid)
+	if err == nil && !s.archived && o.Archived() {
+		return nil, ErrArchived
+	}
+	return o, err
+}
+
+func (s *Scope) load(ctx context.Context, uid string) (*Object, error) {
 	if !validUID(uid) {
 		return nil, ErrNotFound
 	}
@@ -367,11 +386,15 @@ func (r *Repo) newUID() (string, error) {
 type lockMap struct{ stripes [256]sync.Mutex }
 
 func (l *lockMap) lock(owner, uid string) func() {
+	m := &l.stripes[l.stripe(owner, uid)]
+	m.Lock()
+	return m.Unlock
+}
+
+func (l *lockMap) stripe(owner, uid string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(owner))
 	h.Write([]byte{0})
 	h.Write([]byte(uid))
-	m := &l.stripes[h.Sum32()%uint32(len(l.stripes))]
-	m.Lock()
-	return m.Unlock
+	return h.Sum32() % uint32(len(l.stripes))
 }

@@ -54,6 +54,11 @@ func (o *Object) Touch(now time.Time) {
 	o.Set(AttrLastChangeDate, tree.Time(0, now))
 }
 
+// Archived reports whether the object is archived (KMIP 1.4 §4.22): the
+// Archive Date that Archive sets and Recover deletes (§3.33) is the mark,
+// kept in the sealed record like every attribute.
+func (o *Object) Archived() bool { return o.Has(AttrArchiveDate) }
+
 // Sensitive reports the Sensitive attribute (false when absent): a
 // sensitive object is served only wrapped.
 func (o *Object) Sensitive() bool {
