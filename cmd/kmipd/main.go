@@ -25,11 +25,12 @@ const usage = `kmipd — a KMIP server over one bounded pool of HSM sessions
 
 Usage:
   kmipd serve -config FILE
-  kmipd dev [-dir DIR] [-addr HOST:PORT] [-hsm-module PATH] [-max-sessions N]
+  kmipd dev [-dir DIR] [-addr HOST:PORT] [-hsm-module PATH] [-max-sessions N] [-cluster N]
   kmipd certs init -dir DIR
   kmipd certs issue -dir DIR -name NAME
   kmipd hsm init -config FILE
   kmipd hsm check -config FILE
+  kmipd storage migrate -config FILE
   kmipd audit verify FILE...
   kmipd conformance -addr HOST:PORT -ca CA -cert CERT -key KEY [-json] PATH...
   kmipd bench -addr HOST:PORT -ca CA -cert CERT -key KEY -mode persistent|reconnect
@@ -65,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdHSM(ctx, args[1:], stdout, stderr)
 	case "audit":
 		err = cmdAudit(args[1:], stdout, stderr)
+	case "storage":
+		err = cmdStorage(ctx, args[1:], stdout, stderr)
 	case "conformance":
 		return conformance.Main(args[1:], stdout, stderr)
 	case "bench":
