@@ -202,7 +202,9 @@ func TestBudgetWiring(t *testing.T) {
 		if !found {
 			t.Errorf("replica %d serves no kmipd_hsm_budget_ metrics", i)
 		}
-		if _, ok := r.d.Store().(interface{ View(context.Context, string, func([]byte) error) error }); !ok {
+		if _, ok := r.d.Store().(interface {
+			View(context.Context, string, func([]byte) error) error
+		}); !ok {
 			t.Errorf("replica %d's store is %T, not PostgreSQL's Viewer", i, r.d.Store())
 		}
 	}
