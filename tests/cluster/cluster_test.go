@@ -12,6 +12,7 @@ import (
 
 	"github.com/kmipd/kmipd/kmipclient"
 	"github.com/kmipd/kmipd/kmipops/tree"
+	"github.com/kmipd/kmipd/storage"
 )
 
 var aes = kmipclient.KeySpec{Algorithm: kmip14.CryptographicAlgorithmAES, Length: 256,
@@ -202,9 +203,7 @@ func TestBudgetWiring(t *testing.T) {
 		if !found {
 			t.Errorf("replica %d serves no kmipd_hsm_budget_ metrics", i)
 		}
-		if _, ok := r.d.Store().(interface {
-			View(context.Context, string, func([]byte) error) error
-		}); !ok {
+		if _, ok := r.d.Store().(storage.Viewer); !ok {
 			t.Errorf("replica %d's store is %T, not PostgreSQL's Viewer", i, r.d.Store())
 		}
 	}
