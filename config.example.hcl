@@ -90,16 +90,40 @@ hsm {
   # token objects. Must differ. Defaults "kmipd-mkek" and "kmipd-hmac".
   mkek_label = "kmipd-mkek"
   hmac_label = "kmipd-hmac"
+
+  # Replicas on one PostgreSQL store (storage.backend = "postgres") sharing
+  # this HSM: the sessions open to it, summed over every replica, never
+  # exceed this; max_sessions then caps this replica's share. At least the
+  # number of replicas (each keeps its login session). Unset: no cluster
+  # budget. See deploy/cluster/README.md.
+  # cluster_max_sessions = 12
 }
 
-# Where sealed objects and wrapped per-client keys live (Badger).
+# Where sealed objects and wrapped per-client keys live.
 storage {
-  # Database directory. Required.
+  # "badger" (default): an embedded database for one kmipd. "postgres": a
+  # PostgreSQL database several kmipd replicas share (the postgres block).
+  backend = "badger"
+
+  # Badger's database directory. Required with badger.
   path = "/var/lib/kmipd/badger"
 
-  # fsync every write before answering. Default true; false loses the last
-  # writes on a power failure.
+  # Badger: fsync every write before answering. Default true; false loses
+  # the last writes on a power failure. (PostgreSQL's durability is the
+  # server's synchronous_commit.)
   sync_writes = true
+
+  # With backend = "postgres" (and no path or sync_writes):
+  # postgres {
+  #   # libpq URL or key=value string; several hosts with
+  #   # target_session_attrs=read-write follow a failover. Literal, env:NAME
+  #   # or file:PATH. Required.
+  #   url = "postgres://kmipd@db1,db2/kmipd?target_session_attrs=read-write"
+  #   # Replaces the url's password: literal, env:NAME or file:PATH.
+  #   password = "env:KMIPD_PG_PASSWORD"
+  #   # Connections of this replica. Default 16.
+  #   max_conns = 16
+  # }
 }
 
 # Per-client key-encryption keys, unwrapped by the HSM and cached in memory so

@@ -1,7 +1,8 @@
 // Package daemon builds a kmipd from its configuration. It parses and checks
 // kmipd.hcl (LoadConfig, ParseConfig, DevConfig, WriteHCL) and wires the parts
-// in one place (Build): the HSM session pool, the Badger store, the kek
-// keyring, the kmipops processor, the mutual-TLS server and telemetry.
+// in one place (Build): the HSM session pool (under a cluster-wide session
+// budget when replicas share PostgreSQL), the Badger or PostgreSQL store,
+// the kek keyring, the kmipops processor, the mutual-TLS server and telemetry.
 // cmd/kmipd and the in-process test harnesses both build through it, so
 // nothing is wired twice.
 package daemon
@@ -27,11 +28,11 @@ import (
 	"github.com/kmipd/kmipd/audit"
 	"github.com/kmipd/kmipd/certs"
 	"github.com/kmipd/kmipd/hsm"
+	"github.com/kmipd/kmipd/hsm/sessionbudget"
 	"github.com/kmipd/kmipd/kek"
 	"github.com/kmipd/kmipd/kmipops"
 	"github.com/kmipd/kmipd/kmipops/object"
 	"github.com/kmipd/kmipd/server"
-	"github.com/kmipd/kmipd/storage"
 )
 
 // The keyring seals kmipd's objects, and reports its pKEK generations so the
@@ -54,6 +55,9 @@ type Hooks struct {
 	// Processor, if set, adjusts the processor's options (a deterministic
 	// Rand, a clock).
 	Processor func(*kmipops.Options)
+	// Replica names this replica in the HSM session budget (default
+	// host-pid): replicas in one test process need distinct names.
+	Replica string
 }
 
 // Daemon is a built kmipd: the HSM and the store are open, nothing listens
@@ -62,8 +66,9 @@ type Daemon struct {
 	cfg       *Config
 	log       hclog.Logger
 	hsm       *hsm.HSM
-	ownHSM    bool // opened by Build, so closed by Close
-	store     *storage.Badger
+	ownHSM    bool                  // opened by Build, so closed by Close
+	budget    *sessionbudget.Client // nil: no hsm.cluster_max_sessions
+	store     Store
 	keyring   *kek.Keyring
 	processor *kmipops.Processor
 	metrics   *server.Metrics
@@ -143,21 +148,22 @@ func BuildWith(ctx context.Context, c *Config, log hclog.Logger, h Hooks) (_ *Da
 		}
 	}
 	if d.ownHSM {
-		hc, err := c.HSMOptions()
-		if err != nil {
+		// Under a session budget this migrates the PostgreSQL schema,
+		// which holds the budget's leases, before the store opens.
+		if err := d.openHSM(ctx, c, h.Replica); err != nil {
 			return nil, err
 		}
-		if d.hsm, err = hsm.Open(ctx, hc, log.Named("hsm")); err != nil {
-			return nil, fmt.Errorf("opening the HSM: %w", err)
-		}
 	}
-	syncWrites := c.Storage.SyncWrites
-	if d.store, err = storage.OpenBadger(c.Storage.Path, storage.BadgerOptions{SyncWrites: &syncWrites}, log.Named("storage")); err != nil {
+	if d.store, err = openStore(ctx, c, log.Named("storage")); err != nil {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
 	d.keyring = kek.New(d.hsm, d.store, kek.Config{CacheTTL: c.KEK.CacheTTL, CacheSize: c.KEK.CacheSize}, log.Named("kek"))
 	d.metrics = server.NewMetrics()
-	for _, c := range []prometheus.Collector{d.hsm.Collector(), d.store.Collector()} {
+	collectors := []prometheus.Collector{d.hsm.Collector(), d.store.Collector()}
+	if d.budget != nil {
+		collectors = append(collectors, d.budget.Collector())
+	}
+	for _, c := range collectors {
 		if err := d.metrics.Register(c); err != nil {
 			return nil, err
 		}
@@ -214,7 +220,7 @@ func BuildWith(ctx context.Context, c *Config, log hclog.Logger, h Hooks) (_ *Da
 	}
 	if c.Telemetry != nil && c.Telemetry.Address != "" {
 		// TelemetryServer names its logger "telemetry" itself.
-		d.telemetry = server.TelemetryServer(c.Telemetry.Address, d.metrics, d.hsm.Ready, log)
+		d.telemetry = server.TelemetryServer(c.Telemetry.Address, d.metrics, d.ready, log)
 	}
 	return d, nil
 }
@@ -294,8 +300,8 @@ func (d *Daemon) ReopenAudit() error {
 	return d.audit.Reopen()
 }
 
-// Close stops telemetry and closes the store, and the HSM unless Hooks.HSM
-// supplied it. Call it once serving has returned.
+// Close stops telemetry and closes the store, and the HSM (then its session
+// budget) unless Hooks.HSM supplied it. Call it once serving has returned.
 func (d *Daemon) Close() error {
 	var errs []error
 	if d.admin != nil {
@@ -321,6 +327,12 @@ func (d *Daemon) Close() error {
 			errs = append(errs, fmt.Errorf("closing the HSM: %w", err))
 		}
 	}
+	// After the HSM: closing its pool releases the share the budget holds.
+	if d.budget != nil {
+		if err := d.budget.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the HSM session budget: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -331,7 +343,7 @@ func (d *Daemon) Addr() net.Addr { return d.server.Addr() }
 func (d *Daemon) HSM() *hsm.HSM { return d.hsm }
 
 // Store is the open store.
-func (d *Daemon) Store() *storage.Badger { return d.store }
+func (d *Daemon) Store() Store { return d.store }
 
 // Keyring is the key hierarchy.
 func (d *Daemon) Keyring() *kek.Keyring { return d.keyring }

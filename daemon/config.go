@@ -56,11 +56,33 @@ type HSMConfig struct {
 	MaxSessions, MinIdle            int    // MaxSessions counts the login session too
 	SessionWaitTimeout, IdleTimeout time.Duration
 	MKEKLabel, HMACLabel            string
+	// ClusterMaxSessions, when positive, is the budget of sessions every
+	// replica sharing the PostgreSQL store holds on this HSM between them
+	// (hsm/sessionbudget); MaxSessions then caps this replica's share.
+	ClusterMaxSessions int
 }
 
+// Storage backends.
+const (
+	BackendBadger   = "badger"
+	BackendPostgres = "postgres"
+)
+
+// StorageConfig is the storage block: Badger in Path (one kmipd), or the
+// PostgreSQL database of Postgres (replicas sharing it).
 type StorageConfig struct {
-	Path       string
-	SyncWrites bool
+	Backend    string // BackendBadger (default) or BackendPostgres
+	Path       string // badger only
+	SyncWrites bool   // badger only
+	Postgres   *PostgresConfig
+}
+
+// PostgresConfig is storage.postgres. URL and Password are secrets: each is
+// a literal, "env:NAME" or "file:PATH" (see PostgresURL).
+type PostgresConfig struct {
+	URL      Secret
+	Password Secret // "": the URL's own (or libpq's PGPASSWORD, passfile)
+	MaxConns int    // per replica; 0: storage's default
 }
 
 // KEKConfig tunes the pKEK cache (kek.Config).
@@ -139,8 +161,12 @@ func (c *Config) summary() string {
 	} else if c.HSM.Slot != nil {
 		tok = "slot=" + strconv.FormatUint(uint64(*c.HSM.Slot), 10)
 	}
+	st := c.Storage.Path
+	if c.Storage.Backend == BackendPostgres {
+		st = "postgres (url " + redacted + ")"
+	}
 	return fmt.Sprintf("kmipd config: listener %s, hsm %s (%s, pin %s, %d sessions), storage %s",
-		c.Listener.Address, c.HSM.Module, tok, redacted, c.HSM.MaxSessions, c.Storage.Path)
+		c.Listener.Address, c.HSM.Module, tok, redacted, c.HSM.MaxSessions, st)
 }
 
 const (
@@ -163,7 +189,7 @@ func defaultConfig() Config {
 			MaxSessions: 4, SessionWaitTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second,
 			MKEKLabel: "kmipd-mkek", HMACLabel: "kmipd-hmac",
 		},
-		Storage: StorageConfig{SyncWrites: true},
+		Storage: StorageConfig{Backend: BackendBadger, SyncWrites: true},
 		KEK:     KEKConfig{CacheTTL: 15 * time.Minute, CacheSize: 10000},
 		Objects: ObjectsConfig{CacheBytes: kmipops.DefaultObjectCacheBytes},
 		KMIP: KMIPConfig{LeaseTime: kmipops.DefaultLeaseTime, Asynchronous: true,
@@ -209,27 +235,33 @@ func DevConfig(dir, addr, module string, maxSessions int) *Config {
 // variable NAME ("env:NAME"), or the contents of PATH without its trailing
 // newline ("file:PATH"). Errors never contain the PIN.
 func (c *Config) ResolvePIN() (string, error) {
-	spec := string(c.HSM.PIN)
-	pin := spec
+	return resolveSecret("hsm.pin", c.HSM.PIN)
+}
+
+// resolveSecret reads a literal, "env:NAME" or "file:PATH" secret named key.
+// Errors never contain the secret.
+func resolveSecret(key string, s Secret) (string, error) {
+	spec := string(s)
+	v := spec
 	switch {
 	case strings.HasPrefix(spec, "env:"):
 		name := spec[len("env:"):]
-		v, ok := os.LookupEnv(name)
+		e, ok := os.LookupEnv(name)
 		if !ok {
-			return "", fmt.Errorf("hsm.pin: environment variable %s is not set", name)
+			return "", fmt.Errorf("%s: environment variable %s is not set", key, name)
 		}
-		pin = v
+		v = e
 	case strings.HasPrefix(spec, "file:"):
 		b, err := os.ReadFile(spec[len("file:"):])
 		if err != nil {
-			return "", fmt.Errorf("hsm.pin: reading PIN file: %w", err) // *PathError: path and errno only
+			return "", fmt.Errorf("%s: reading the file: %w", key, err) // *PathError: path and errno only
 		}
-		pin = strings.TrimRight(string(b), "\r\n")
+		v = strings.TrimRight(string(b), "\r\n")
 	}
-	if pin == "" {
-		return "", fmt.Errorf("hsm.pin: the PIN is empty")
+	if v == "" {
+		return "", fmt.Errorf("%s: the value is empty", key)
 	}
-	return pin, nil
+	return v, nil
 }
 
 // ConfigError carries every problem found in a file, each with its position.

@@ -66,9 +66,10 @@ func checkShape(src []byte, filename string) error {
 	return nil
 }
 
-// schema lists every block and key; "!" marks a required key. Keys are kept
-// as *hcl.Attribute so each value is checked with a message that names the
-// key and points at its line; hcl itself rejects unknown keys and blocks.
+// schema lists every block and key; "!" marks a required key. A block
+// named "a.b" is a block b nested in block a. Keys are kept as
+// *hcl.Attribute so each value is checked with a message that names the key
+// and points at its line; hcl itself rejects unknown keys and blocks.
 var schema = []struct {
 	block    string
 	required bool
@@ -77,8 +78,9 @@ var schema = []struct {
 	{"listener", true, []string{"address", "!cert_file", "!key_file", "!client_ca_file", "min_tls_version",
 		"max_message_size", "read_timeout", "idle_timeout", "write_timeout", "request_timeout", "max_connections", "check_credentials", "credentials_file"}},
 	{"hsm", true, []string{"!module", "token_label", "token_serial", "slot", "!pin", "max_sessions", "min_idle",
-		"session_wait_timeout", "idle_timeout", "mkek_label", "hmac_label"}},
-	{"storage", true, []string{"!path", "sync_writes"}},
+		"session_wait_timeout", "idle_timeout", "mkek_label", "hmac_label", "cluster_max_sessions"}},
+	{"storage", true, []string{"backend", "path", "sync_writes"}}, // path: required by badger (decodeStorage)
+	{"storage.postgres", false, []string{"url", "password", "max_conns"}},
 	{"kek", false, []string{"cache_ttl", "cache_size", "object_cache_bytes"}}, // object_cache_bytes: deprecated, see objectCache
 	{"objects", false, []string{"cache_bytes"}},
 	{"kmip", false, []string{"lease_time", "max_derive_iterations", "max_derive_bytes", "asynchronous"}},
@@ -90,35 +92,54 @@ var schema = []struct {
 }
 
 // structure checks blocks and keys against schema and returns each present
-// block's attributes by name, and where each block begins.
+// block's attributes by (dotted) name, and where each block begins.
 func structure(body hcl.Body) (map[string]hcl.Attributes, map[string]hcl.Range, hcl.Diagnostics) {
-	root := &hcl.BodySchema{}
-	keys := map[string][]string{}
-	for _, s := range schema {
-		root.Blocks = append(root.Blocks, hcl.BlockHeaderSchema{Type: s.block})
-		keys[s.block] = s.keys
-	}
-	content, diags := body.Content(root)
 	out, at := map[string]hcl.Attributes{}, map[string]hcl.Range{}
-	first := map[string]*hcl.Block{}
-	for _, blk := range content.Blocks {
-		if prev := first[blk.Type]; prev != nil {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "duplicate " + blk.Type + " block",
-				Detail: "the first is at " + prev.DefRange.String(), Subject: blk.DefRange.Ptr()})
-			continue
+	var diags hcl.Diagnostics
+	// children returns the schema of the blocks nested in parent ("" for
+	// the file), with their keys.
+	children := func(parent string) ([]hcl.BlockHeaderSchema, map[string][]string) {
+		var hs []hcl.BlockHeaderSchema
+		keys := map[string][]string{}
+		for _, s := range schema {
+			name, ok := strings.CutPrefix(s.block, parent)
+			if !ok || strings.Contains(name, ".") {
+				continue
+			}
+			hs = append(hs, hcl.BlockHeaderSchema{Type: name})
+			keys[name] = s.keys
 		}
-		first[blk.Type], at[blk.Type] = blk, blk.DefRange
-		bs := &hcl.BodySchema{}
-		for _, k := range keys[blk.Type] {
-			name, req := strings.CutPrefix(k, "!")
-			bs.Attributes = append(bs.Attributes, hcl.AttributeSchema{Name: name, Required: req})
-		}
-		c, ds := blk.Body.Content(bs)
-		diags = append(diags, ds...)
-		out[blk.Type] = c.Attributes
+		return hs, keys
 	}
+	var walk func(prefix string, blocks hcl.Blocks, keys map[string][]string)
+	walk = func(prefix string, blocks hcl.Blocks, keys map[string][]string) {
+		first := map[string]*hcl.Block{}
+		for _, blk := range blocks {
+			name := prefix + blk.Type
+			if prev := first[blk.Type]; prev != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "duplicate " + name + " block",
+					Detail: "the first is at " + prev.DefRange.String(), Subject: blk.DefRange.Ptr()})
+				continue
+			}
+			first[blk.Type], at[name] = blk, blk.DefRange
+			nested, nestedKeys := children(name + ".")
+			bs := &hcl.BodySchema{Blocks: nested}
+			for _, k := range keys[blk.Type] {
+				key, req := strings.CutPrefix(k, "!")
+				bs.Attributes = append(bs.Attributes, hcl.AttributeSchema{Name: key, Required: req})
+			}
+			c, ds := blk.Body.Content(bs)
+			diags = append(diags, ds...)
+			out[name] = c.Attributes
+			walk(name+".", c.Blocks, nestedKeys)
+		}
+	}
+	top, keys := children("")
+	content, ds := body.Content(&hcl.BodySchema{Blocks: top})
+	diags = append(diags, ds...)
+	walk("", content.Blocks, keys)
 	for _, s := range schema {
-		if s.required && first[s.block] == nil {
+		if _, ok := at[s.block]; s.required && !ok {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "missing " + s.block + " block",
 				Detail: "a " + s.block + " block is required", Subject: body.MissingItemRange().Ptr()})
 		}
@@ -213,8 +234,7 @@ func ParseConfig(src []byte, filename string) (*Config, error) {
 		d.errf(rh["hmac_label"].Range, "hsm.hmac_label must differ from mkek_label", "")
 	}
 
-	d.path(blocks["storage"]["path"], "storage.path", &c.Storage.Path)
-	d.boolean(blocks["storage"]["sync_writes"], "storage.sync_writes", &c.Storage.SyncWrites)
+	d.decodeStorage(&c, blocks, at)
 	if k := blocks["kek"]; k != nil {
 		d.duration(k["cache_ttl"], "kek.cache_ttl", &c.KEK.CacheTTL)
 		d.integer(k["cache_size"], "kek.cache_size", &c.KEK.CacheSize, 1, math.MaxInt32)

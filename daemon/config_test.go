@@ -212,7 +212,7 @@ func TestStructureErrors(t *testing.T) {
 		{minimal + "\nbogus {\n}\n", "kmipd.hcl:15,1-6: Unsupported block type"},
 		{minimal + "\ntelemetry {\n  port = 9\n}\n", `kmipd.hcl:16,3-7: Unsupported argument: An argument named "port"`},
 		{strings.Replace(minimal, "storage {", "storage {\n  paht = 1", 1), `kmipd.hcl:12,3-7: Unsupported argument: An argument named "paht"`},
-		{strings.Replace(minimal, `  path = "data"`, "", 1), `Missing required argument: The argument "path" is required`},
+		{strings.Replace(minimal, `  path = "data"`, "", 1), "kmipd.hcl:11,1-8: storage.path is required"}, // the badger backend's
 		{strings.Replace(minimal, "storage {\n  path = \"data\"\n}\n", "", 1), "missing storage block"},
 		{"top = 1\n" + minimal, "kmipd.hcl:1,1-4: Unsupported argument"},
 		{minimal + "log \"x\" {\n}\n", "Extraneous label for log"},

@@ -56,13 +56,9 @@ hsm {
   idle_timeout         = %s
   mkek_label           = %s
   hmac_label           = %s
-}
+%s}
 
-storage {
-  path        = %s
-  sync_writes = %t
-}
-
+%s
 kek {
   cache_ttl  = %s
   cache_size = %d
@@ -82,7 +78,7 @@ log {
   format = %s # text | json
 }
 `, q(string(h.PIN)), h.MaxSessions, h.MinIdle, q(formatDuration(h.SessionWaitTimeout)), q(formatDuration(h.IdleTimeout)),
-		q(h.MKEKLabel), q(h.HMACLabel), q(c.Storage.Path), c.Storage.SyncWrites,
+		q(h.MKEKLabel), q(h.HMACLabel), clusterLine(h.ClusterMaxSessions), storageBlock(c.Storage, q),
 		q(formatDuration(c.KEK.CacheTTL)), c.KEK.CacheSize, q(formatSize(c.Objects.CacheBytes)), q(formatDuration(c.KMIP.LeaseTime)), c.KMIP.Asynchronous, q(c.Log.Level), q(c.Log.Format))
 	if c.Telemetry != nil {
 		fmt.Fprintf(&b, "\ntelemetry {\n  address = %s # /metrics, /healthz, /readyz\n}\n", q(c.Telemetry.Address))
@@ -155,6 +151,34 @@ func formatSize(n int64) string {
 		}
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// clusterLine renders cluster_max_sessions only when set.
+func clusterLine(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("  cluster_max_sessions = %d # summed over every replica sharing the PostgreSQL store\n", n)
+}
+
+// storageBlock renders the storage block of either backend.
+func storageBlock(s StorageConfig, q func(string) string) string {
+	if s.Backend != BackendPostgres || s.Postgres == nil {
+		return fmt.Sprintf("storage {\n  backend     = %s\n  path        = %s\n  sync_writes = %t\n}\n",
+			q(BackendBadger), q(s.Path), s.SyncWrites)
+	}
+	p := s.Postgres
+	var b strings.Builder
+	fmt.Fprintf(&b, "storage {\n  backend = %s\n  postgres {\n    url       = %s # literal, env:NAME or file:PATH\n",
+		q(BackendPostgres), q(string(p.URL)))
+	if p.Password != "" {
+		fmt.Fprintf(&b, "    password  = %s # replaces the url's; literal, env:NAME or file:PATH\n", q(string(p.Password)))
+	}
+	if p.MaxConns > 0 {
+		fmt.Fprintf(&b, "    max_conns = %d # connections of this replica\n", p.MaxConns)
+	}
+	b.WriteString("  }\n}\n")
+	return b.String()
 }
 
 // credentialsLine renders credentials_file only when set, so the dev config

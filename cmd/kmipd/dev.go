@@ -27,7 +27,7 @@ const defaultSoftHSM = "/usr/lib/softhsm/libsofthsm2.so"
 // cmdDev runs kmipd on its embedded default: a SoftHSM token, a dev PKI and a
 // Badger store in one folder, created on first start and reused afterwards.
 func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("dev", "dev [-dir DIR] [-addr HOST:PORT] [-hsm-module PATH] [-max-sessions N] [-hsm-idle-timeout D]", stderr)
+	fs := newFlagSet("dev", "dev [-dir DIR] [-addr HOST:PORT] [-hsm-module PATH] [-max-sessions N] [-hsm-idle-timeout D] [-cluster N]", stderr)
 	dir := fs.String("dir", "./kmipd-dev", "folder holding the token, PKI, store and kmipd.hcl")
 	addr := fs.String("addr", "127.0.0.1:5696", "KMIP listen address")
 	module := fs.String("hsm-module", defaultSoftHSM, "PKCS#11 module")
@@ -36,8 +36,16 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	logLevel := fs.String("log-level", "info", "trace, debug, info, warn or error")
 	// Tests of the idle reaper need seconds, not the 30s default.
 	idleTimeout := fs.Duration("hsm-idle-timeout", 0, "close an idle HSM session beyond min_idle after this (default 30s)")
+	cluster := fs.Int("cluster", 0, "run N replicas on a private PostgreSQL (DIR/pg) sharing the HSM; -max-sessions is then the cluster-wide budget")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *cluster < 0 || *cluster > 16 {
+		fmt.Fprintln(stderr, "-cluster must be between 0 and 16")
+		return errUsage
+	}
+	if *cluster > 0 {
+		return runDevCluster(ctx, *cluster, *dir, *addr, *module, *maxSessions, *logLevel, stdout, stderr)
 	}
 	if *idleTimeout < 0 {
 		fmt.Fprintln(stderr, "-hsm-idle-timeout must not be negative")

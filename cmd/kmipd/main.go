@@ -25,11 +25,12 @@ const usage = `kmipd — a KMIP server over one bounded pool of HSM sessions
 
 Usage:
   kmipd serve -config FILE
-  kmipd dev [-dir DIR] [-addr HOST:PORT] [-hsm-module PATH] [-max-sessions N]
+  kmipd dev [-dir DIR] [-addr HOST:PORT] [-hsm-module PATH] [-max-sessions N] [-cluster N]
   kmipd certs init -dir DIR
   kmipd certs issue -dir DIR -name NAME
   kmipd hsm init -config FILE
   kmipd hsm check -config FILE
+  kmipd storage migrate -config FILE
   kmipd audit verify FILE...
   kmipd admin status -config FILE [-json]
   kmipd admin backup -config FILE -out FILE
@@ -74,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdAdmin(ctx, args[1:], stdout, stderr)
 	case "restore":
 		err = cmdRestore(ctx, args[1:], stdout, stderr)
+	case "storage":
+		err = cmdStorage(ctx, args[1:], stdout, stderr)
 	case "conformance":
 		return conformance.Main(args[1:], stdout, stderr)
 	case "bench":

@@ -212,7 +212,7 @@ func (e *Env) Restart() {
 func (e *Env) Addr() string { e.mu.Lock(); defer e.mu.Unlock(); return e.addr }
 
 // Store is the running server's store.
-func (e *Env) Store() *storage.Badger { e.mu.Lock(); defer e.mu.Unlock(); return e.d.Store() }
+func (e *Env) Store() storage.Store { e.mu.Lock(); defer e.mu.Unlock(); return e.d.Store() }
 
 // Keyring is the running server's key hierarchy.
 func (e *Env) Keyring() *kek.Keyring { e.mu.Lock(); defer e.mu.Unlock(); return e.d.Keyring() }
