@@ -103,6 +103,7 @@ func runDevCluster(ctx context.Context, n int, dir, addr, module string, maxSess
 		rc.HSM.MaxSessions = max(maxSessions, 2) // each replica's cap on its share
 		rc.HSM.ClusterMaxSessions = maxSessions
 		rc.Audit = &daemon.AuditConfig{File: filepath.Join(dir, fmt.Sprintf("audit-%d.log", i))}
+		rc.Admin = &daemon.AdminConfig{Socket: filepath.Join(dir, fmt.Sprintf("admin-%d.sock", i))}
 		cfgPath := filepath.Join(dir, fmt.Sprintf("replica-%d.hcl", i))
 		var buf bytes.Buffer
 		if err := rc.WriteHCL(&buf); err != nil {

@@ -61,6 +61,7 @@ func startCluster(t *testing.T, n, budget int) *cluster {
 		cfg.Storage = daemon.StorageConfig{Backend: daemon.BackendPostgres, Postgres: &daemon.PostgresConfig{URL: daemon.Secret(url), MaxConns: 8}}
 		cfg.HSM.ClusterMaxSessions = budget
 		cfg.Audit = nil
+		cfg.Admin = &daemon.AdminConfig{Socket: filepath.Join(dir, fmt.Sprintf("admin-%d.sock", i))}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		d, err := daemon.BuildWith(ctx, cfg, hclog.NewNullLogger(), daemon.Hooks{Replica: fmt.Sprintf("r%d", i)})
 		cancel()

@@ -105,12 +105,21 @@ func session(t *testing.T, c *hostile.Conn, v *vault) []string {
 	badTag := append([]byte{}, tag...)
 	badTag[0] ^= 1
 	fails := do(
-		hostile.RegisterAES(bad[:17]), // not an AES key size
+		// Register keeps material it will only refuse at use (KMIP §4.3), but
+		// not a Cryptographic Length that contradicts it, nor material of the
+		// wrong type.
+		hostile.Item(kmip14.OperationRegister, tree.Enum(kmip14.TagObjectType, uint32(kmip14.ObjectTypeSymmetricKey)),
+			tree.Struct(kmip14.TagTemplateAttribute),
+			tree.Struct(kmip14.TagSymmetricKey, tree.Struct(kmip14.TagKeyBlock,
+				tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypeRaw)),
+				tree.Struct(kmip14.TagKeyValue, tree.Bytes(kmip14.TagKeyMaterial, bad[:17])),
+				tree.Enum(kmip14.TagCryptographicAlgorithm, uint32(kmip14.CryptographicAlgorithmAES)),
+				tree.Int(kmip14.TagCryptographicLength, 256)))), // 17 bytes are not 256 bits
 		hostile.Item(kmip14.OperationRegister, tree.Enum(kmip14.TagObjectType, uint32(kmip14.ObjectTypePrivateKey)),
 			tree.Struct(kmip14.TagTemplateAttribute),
 			tree.Struct(kmip14.TagPrivateKey, tree.Struct(kmip14.TagKeyBlock,
 				tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypePKCS_8)),
-				tree.Struct(kmip14.TagKeyValue, tree.Bytes(kmip14.TagKeyMaterial, bad)),
+				tree.Struct(kmip14.TagKeyValue, tree.Text(kmip14.TagKeyMaterial, hex.EncodeToString(bad))), // PKCS#8 is a Byte String
 				tree.Enum(kmip14.TagCryptographicAlgorithm, uint32(kmip14.CryptographicAlgorithmRSA)),
 				tree.Int(kmip14.TagCryptographicLength, 2048)))),
 		hostile.Item(kmip14.OperationRegister, tree.Enum(kmip14.TagObjectType, uint32(kmip14.ObjectTypeSecretData)),
