@@ -39,6 +39,8 @@ func (d *Daemon) startAdmin() error {
 		"status":      st.status,
 		"backup":      st.backup,
 		"rotate-pkek": st.rotatePKEK,
+		"rotate-mkek": st.rotateMKEK,
+		"rotate-hmac": st.rotateHMAC,
 	}, d.log.Named("admin"))
 	if err != nil {
 		return err

@@ -49,6 +49,7 @@ type HSM struct {
 	keysGen  uint64 // module generation the key handles belong to
 	mkek     pkcs11.ObjectHandle
 	hmac     pkcs11.ObjectHandle
+	byLabel  labelCache // master keys other than the configured ones (rotation)
 
 	calls   atomic.Uint64
 	reinits atomic.Uint64
@@ -301,10 +302,11 @@ func (h *HSM) Close() error {
 
 // opCtx is what an operation gets: the module, a session and the key handles.
 type opCtx struct {
-	h  *HSM
-	p  *pkcs11.Ctx
-	sh pkcs11.SessionHandle
-	k  keys
+	h   *HSM
+	p   *pkcs11.Ctx
+	sh  pkcs11.SessionHandle
+	k   keys
+	gen uint64 // module generation: handles found by label are valid in it
 }
 
 // call counts one PKCS#11 call (Stats.Calls) and returns the module.
@@ -431,7 +433,7 @@ func (h *HSM) attempt(s *session, fn func(c opCtx) error) (err error, stale bool
 	if err != nil {
 		return err, false
 	}
-	return fn(opCtx{h: h, p: h.m.p11, sh: s.h, k: k}), false
+	return fn(opCtx{h: h, p: h.m.p11, sh: s.h, k: k, gen: gen}), false
 }
 
 var errSuspectBroken = errors.New("suspect session failed its check")

@@ -54,8 +54,18 @@ func (h *HSM) Random(ctx context.Context, n int) ([]byte, error) {
 // binding aad. The result is iv || ciphertext || tag, with a fresh 96-bit IV
 // from the HSM's generator.
 func (h *HSM) Wrap(ctx context.Context, plaintext, aad []byte) ([]byte, error) {
+	return h.WrapLabel(ctx, "", plaintext, aad)
+}
+
+// WrapLabel is Wrap under the AES master key labelled label ("" is the
+// configured MKEK).
+func (h *HSM) WrapLabel(ctx context.Context, label string, plaintext, aad []byte) ([]byte, error) {
 	var out []byte
 	err := h.do(ctx, "wrap", func(c opCtx) error {
+		key, err := c.mkek(label)
+		if err != nil {
+			return err
+		}
 		iv, err := c.call().GenerateRandom(c.sh, gcmIVLen)
 		if err != nil {
 			return toError("C_GenerateRandom", err)
@@ -63,7 +73,7 @@ func (h *HSM) Wrap(ctx context.Context, plaintext, aad []byte) ([]byte, error) {
 		params := pkcs11.NewGCMParams(iv, aad, gcmTagLen*8)
 		defer params.Free()
 		mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}
-		if err := c.call().EncryptInit(c.sh, mech, c.k.mkek); err != nil {
+		if err := c.call().EncryptInit(c.sh, mech, key); err != nil {
 			return toError("C_EncryptInit", err)
 		}
 		ct, err := c.call().Encrypt(c.sh, plaintext)
@@ -83,15 +93,25 @@ func (h *HSM) Wrap(ctx context.Context, plaintext, aad []byte) ([]byte, error) {
 // Unwrap reverses Wrap. A wrong tag, AAD or a tampered blob is an *Error of
 // ClassCrypto (KMIP Cryptographic Failure).
 func (h *HSM) Unwrap(ctx context.Context, wrapped, aad []byte) ([]byte, error) {
+	return h.UnwrapLabel(ctx, "", wrapped, aad)
+}
+
+// UnwrapLabel is Unwrap under the AES master key labelled label ("" is the
+// configured MKEK).
+func (h *HSM) UnwrapLabel(ctx context.Context, label string, wrapped, aad []byte) ([]byte, error) {
 	if len(wrapped) < gcmIVLen+gcmTagLen {
 		return nil, &Error{Op: "unwrap", Class: ClassCrypto, Err: errors.New("wrapped value too short")}
 	}
 	var out []byte
 	err := h.do(ctx, "unwrap", func(c opCtx) error {
+		key, err := c.mkek(label)
+		if err != nil {
+			return err
+		}
 		params := pkcs11.NewGCMParams(wrapped[:gcmIVLen], aad, gcmTagLen*8)
 		defer params.Free()
 		mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}
-		if err := c.call().DecryptInit(c.sh, mech, c.k.mkek); err != nil {
+		if err := c.call().DecryptInit(c.sh, mech, key); err != nil {
 			return toError("C_DecryptInit", err)
 		}
 		pt, err := c.call().Decrypt(c.sh, wrapped[gcmIVLen:])
@@ -113,10 +133,20 @@ func (h *HSM) Unwrap(ctx context.Context, wrapped, aad []byte) ([]byte, error) {
 
 // MAC returns HMAC-SHA256 of data under the HMAC key, computed in the HSM.
 func (h *HSM) MAC(ctx context.Context, data []byte) ([]byte, error) {
+	return h.MACLabel(ctx, "", data)
+}
+
+// MACLabel is MAC under the HMAC key labelled label ("" is the configured
+// one).
+func (h *HSM) MACLabel(ctx context.Context, label string, data []byte) ([]byte, error) {
 	var out []byte
 	err := h.do(ctx, "mac", func(c opCtx) error {
+		key, err := c.hmac(label)
+		if err != nil {
+			return err
+		}
 		mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_SHA256_HMAC, nil)}
-		if err := c.call().SignInit(c.sh, mech, c.k.hmac); err != nil {
+		if err := c.call().SignInit(c.sh, mech, key); err != nil {
 			return toError("C_SignInit", err)
 		}
 		mac, err := c.call().Sign(c.sh, data)
@@ -132,12 +162,22 @@ func (h *HSM) MAC(ctx context.Context, data []byte) ([]byte, error) {
 // VerifyMAC checks mac over data in the HSM; a mismatch is an *Error of
 // ClassCrypto.
 func (h *HSM) VerifyMAC(ctx context.Context, data, mac []byte) error {
+	return h.VerifyMACLabel(ctx, "", data, mac)
+}
+
+// VerifyMACLabel is VerifyMAC under the HMAC key labelled label ("" is the
+// configured one).
+func (h *HSM) VerifyMACLabel(ctx context.Context, label string, data, mac []byte) error {
 	if len(mac) != 32 {
 		return &Error{Op: "verify mac", Class: ClassCrypto, Err: errors.New("MAC has the wrong length")}
 	}
 	return h.do(ctx, "verify mac", func(c opCtx) error {
+		key, err := c.hmac(label)
+		if err != nil {
+			return err
+		}
 		mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_SHA256_HMAC, nil)}
-		if err := c.call().VerifyInit(c.sh, mech, c.k.hmac); err != nil {
+		if err := c.call().VerifyInit(c.sh, mech, key); err != nil {
 			return toError("C_VerifyInit", err)
 		}
 		if err := c.call().Verify(c.sh, data, mac); err != nil {

@@ -68,6 +68,8 @@ type Keyring struct {
 	cache *cache
 	gate  gate
 
+	master atomic.Pointer[masterState]
+
 	rotMu    sync.Mutex
 	rotating map[string]bool
 
@@ -86,7 +88,13 @@ func New(mk MasterKeys, st storage.Store, cfg Config, log hclog.Logger) *Keyring
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Keyring{mk: mk, st: st, log: log, cache: newCache(cfg.CacheTTL, cfg.CacheSize), rotating: map[string]bool{}}
+	k := &Keyring{mk: mk, st: st, log: log, cache: newCache(cfg.CacheTTL, cfg.CacheSize), rotating: map[string]bool{}}
+	var l Labels
+	if lk, ok := mk.(LabeledKeys); ok {
+		l.MKEK, l.HMAC = lk.ConfiguredLabels()
+	}
+	k.master.Store(&masterState{base: l, cur: l})
+	return k
 }
 
 // Stats returns the Keyring's counters.
@@ -277,11 +285,12 @@ func (k *Keyring) newPKEK(ctx context.Context, owner string, gen uint32) (cipher
 	if len(raw) != pkekLen {
 		return nil, pkekEntry{}, passThrough("HSM random", fmt.Errorf("got %d bytes, want %d", len(raw), pkekLen))
 	}
-	wrapped, err := k.mk.Wrap(ctx, raw, pkekAAD(owner, gen))
+	ops, st := k.ops()
+	wrapped, err := ops.wrap(ctx, st.cur.MKEK, raw, pkekAAD(owner, gen))
 	if err != nil {
 		return nil, pkekEntry{}, passThrough("HSM wrap pKEK", err)
 	}
-	mac, err := k.mk.MAC(ctx, macData(owner, gen, wrapped))
+	mac, err := ops.mac(ctx, st.cur.HMAC, macData(owner, gen, wrapped))
 	if err != nil {
 		return nil, pkekEntry{}, passThrough("HSM MAC pKEK", err)
 	}
@@ -289,16 +298,18 @@ func (k *Keyring) newPKEK(ctx context.Context, owner string, gen uint32) (cipher
 	if err != nil {
 		return nil, pkekEntry{}, err
 	}
-	return aead, pkekEntry{gen: gen, wrapped: wrapped, mac: mac}, nil
+	return aead, pkekEntry{gen: gen, wrapped: wrapped, mac: mac,
+		mkek: stored(st.cur.MKEK, st.base.MKEK), hmac: stored(st.cur.HMAC, st.base.HMAC)}, nil
 }
 
 // openRecord verifies every generation in a stored record, MAC first so a
 // tampered or moved record never reaches the unwrap, then unwraps it.
 func (k *Keyring) openRecord(ctx context.Context, owner string, rec []byte) (*keyset, error) {
-	return openRecordWith(ctx, k.mk, owner, rec, func() { k.unwraps.Add(1) }, k.refuse)
+	ops, _ := k.ops()
+	return openRecordWith(ctx, ops, owner, rec, func() { k.unwraps.Add(1) }, k.refuse)
 }
 
-func openRecordWith(ctx context.Context, mk MasterKeys, owner string, rec []byte, counted func(),
+func openRecordWith(ctx context.Context, mk masterOps, owner string, rec []byte, counted func(),
 	refuse func(owner, check string, err error) *Error,
 ) (*keyset, error) {
 	entries, err := decodeRecord(rec)
@@ -307,14 +318,14 @@ func openRecordWith(ctx context.Context, mk MasterKeys, owner string, rec []byte
 	}
 	ks := &keyset{}
 	for _, e := range entries {
-		if err := mk.VerifyMAC(ctx, macData(owner, e.gen, e.wrapped), e.mac); err != nil {
+		if err := mk.verify(ctx, e.hmac, macData(owner, e.gen, e.wrapped), e.mac); err != nil {
 			if !isIntegrityFailure(err) {
 				return nil, passThrough("HSM verify pKEK MAC", err)
 			}
 			return nil, refuse(owner, "MAC", err)
 		}
 		counted()
-		raw, err := mk.Unwrap(ctx, e.wrapped, pkekAAD(owner, e.gen))
+		raw, err := mk.unwrap(ctx, e.mkek, e.wrapped, pkekAAD(owner, e.gen))
 		if err != nil {
 			if !isIntegrityFailure(err) {
 				return nil, passThrough("HSM unwrap pKEK", err)

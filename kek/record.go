@@ -16,6 +16,12 @@ import (
 //
 //	2 | n (1 byte) | n × ( generation (uint32 BE) | len(wrapped) (uint16 BE) | wrapped | len(mac) (uint16 BE) | mac )
 //
+// Version 3 is version 2 with, per entry, the labels of the MKEK that
+// wrapped it and the HMAC key that MACed it (after a master-key rotation);
+// an empty label is the configured key, as in versions 1 and 2:
+//
+//	3 | n | n × ( generation (uint32 BE) | len(mkek) (1 byte) | mkek | len(hmac) (1 byte) | hmac | len(wrapped) (uint16 BE) | wrapped | len(mac) (uint16 BE) | mac )
+//
 // wrapped is the HSM's AES-GCM wrap of the 32-byte pKEK under the MKEK with
 // AAD pkekAAD(owner, gen); mac is the HSM's HMAC of macData(owner, gen,
 // wrapped). Both bind the owner and the generation, so a record copied to
@@ -24,6 +30,7 @@ import (
 const (
 	recordV1     byte = 1
 	recordV2     byte = 2
+	recordV3     byte = 3
 	recordHdr         = 3
 	pkekLen           = 32
 	recordPrefix      = "pkek/"
@@ -61,7 +68,12 @@ func macData(owner string, gen uint32, wrapped []byte) []byte {
 type pkekEntry struct {
 	gen          uint32
 	wrapped, mac []byte
+	// mkek and hmac label the master keys that wrapped and MACed it; ""
+	// is the keyring's base (configured) key.
+	mkek, hmac string
 }
+
+func (e pkekEntry) labelled() bool { return e.mkek != "" || e.hmac != "" }
 
 // encodeRecord writes entries (current first): version 1 when it is the
 // lone generation 0, so records of owners never rotated keep their form.
@@ -73,8 +85,17 @@ func encodeRecord(entries []pkekEntry) ([]byte, error) {
 		if len(e.wrapped) == 0 || len(e.wrapped) > 0xffff || len(e.mac) == 0 || len(e.mac) > 0xffff {
 			return nil, fmt.Errorf("pKEK record: bad sizes (wrapped %d, mac %d)", len(e.wrapped), len(e.mac))
 		}
+		if len(e.mkek) > 0xff || len(e.hmac) > 0xff {
+			return nil, fmt.Errorf("pKEK record: master-key label longer than 255 bytes")
+		}
 	}
-	if len(entries) == 1 && entries[0].gen == 0 {
+	ver := recordV2
+	for _, e := range entries {
+		if e.labelled() {
+			ver = recordV3
+		}
+	}
+	if ver == recordV2 && len(entries) == 1 && entries[0].gen == 0 {
 		e := entries[0]
 		b := make([]byte, recordHdr, recordHdr+len(e.wrapped)+len(e.mac))
 		b[0] = recordV1
@@ -82,9 +103,13 @@ func encodeRecord(entries []pkekEntry) ([]byte, error) {
 		b = append(b, e.wrapped...)
 		return append(b, e.mac...), nil
 	}
-	b := []byte{recordV2, byte(len(entries))}
+	b := []byte{ver, byte(len(entries))}
 	for _, e := range entries {
 		b = binary.BigEndian.AppendUint32(b, e.gen)
+		if ver == recordV3 {
+			b = append(append(b, byte(len(e.mkek))), e.mkek...)
+			b = append(append(b, byte(len(e.hmac))), e.hmac...)
+		}
 		b = binary.BigEndian.AppendUint16(b, uint16(len(e.wrapped)))
 		b = append(b, e.wrapped...)
 		b = binary.BigEndian.AppendUint16(b, uint16(len(e.mac)))
@@ -106,7 +131,7 @@ func decodeRecord(b []byte) ([]pkekEntry, error) {
 			return nil, fmt.Errorf("%w: length %d of %d bytes", errMalformed, n, len(b))
 		}
 		return []pkekEntry{{gen: 0, wrapped: b[recordHdr : recordHdr+n], mac: b[recordHdr+n:]}}, nil
-	case recordV2:
+	case recordV2, recordV3:
 	default:
 		return nil, fmt.Errorf("%w: unknown version %d", errMalformed, b[0])
 	}
@@ -127,6 +152,14 @@ func decodeRecord(b []byte) ([]pkekEntry, error) {
 		rest = rest[2+l:]
 		return f, true
 	}
+	label := func() (string, bool) {
+		if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
+			return "", false
+		}
+		l := string(rest[1 : 1+int(rest[0])])
+		rest = rest[1+int(rest[0]):]
+		return l, true
+	}
 	out := make([]pkekEntry, 0, n)
 	for i := 0; i < n; i++ {
 		if len(rest) < 4 {
@@ -134,6 +167,15 @@ func decodeRecord(b []byte) ([]pkekEntry, error) {
 		}
 		e := pkekEntry{gen: binary.BigEndian.Uint32(rest)}
 		rest = rest[4:]
+		if b[0] == recordV3 {
+			var ok bool
+			if e.mkek, ok = label(); !ok {
+				return nil, fmt.Errorf("%w: truncated", errMalformed)
+			}
+			if e.hmac, ok = label(); !ok {
+				return nil, fmt.Errorf("%w: truncated", errMalformed)
+			}
+		}
 		var ok1, ok2 bool
 		e.wrapped, ok1 = field()
 		e.mac, ok2 = field()

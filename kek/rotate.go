@@ -381,7 +381,11 @@ func VerifyRecord(ctx context.Context, mk MasterKeys, owner string, rec []byte) 
 	if err := checkOwner(owner); err != nil {
 		return err
 	}
-	_, err := openRecordWith(ctx, mk, owner, rec, func() {}, func(owner, check string, err error) *Error {
+	ops := masterOps{mk: mk}
+	if lk, ok := mk.(LabeledKeys); ok {
+		ops.base.MKEK, ops.base.HMAC = lk.ConfiguredLabels()
+	}
+	_, err := openRecordWith(ctx, ops, owner, rec, func() {}, func(owner, check string, err error) *Error {
 		return &Error{Reason: kmip14.ResultReasonCryptographicFailure, Msg: msgPKEK, Err: fmt.Errorf("pKEK record for owner %q failed %s check: %w", owner, check, err)}
 	})
 	return err
