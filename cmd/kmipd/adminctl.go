@@ -20,6 +20,8 @@ const adminUsage = `Usage:
   kmipd admin status -config FILE [-json]
   kmipd admin backup -config FILE -out FILE
   kmipd admin rotate-pkek -config FILE (-owner ID | -all) [-json]
+  kmipd admin rotate-mkek -config FILE [-label LABEL] [-destroy-old] [-json]
+  kmipd admin rotate-hmac -config FILE [-label LABEL] [-destroy-old] [-json]
   kmipd restore -config FILE -in FILE      (offline: the server must be stopped)
 
 admin commands talk to the running server through the admin socket its
@@ -36,7 +38,7 @@ func cmdAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, adminUsage)
 		return nil
-	case "status", "backup", "rotate-pkek":
+	case "status", "backup", "rotate-pkek", "rotate-mkek", "rotate-hmac":
 	default:
 		fmt.Fprintf(stderr, "kmipd admin: unknown command %q\n\n%s", sub, adminUsage)
 		return errUsage
@@ -45,12 +47,16 @@ func cmdAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"status":      "admin status -config FILE [-json]",
 		"backup":      "admin backup -config FILE -out FILE",
 		"rotate-pkek": "admin rotate-pkek -config FILE (-owner ID | -all) [-json]",
+		"rotate-mkek": "admin rotate-mkek -config FILE [-label LABEL] [-destroy-old] [-json]",
+		"rotate-hmac": "admin rotate-hmac -config FILE [-label LABEL] [-destroy-old] [-json]",
 	}[sub], stderr)
 	cfgPath := fs.String("config", "", "the running server's kmipd.hcl (required)")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	out := fs.String("out", "", "backup file to write (backup)")
 	owner := fs.String("owner", "", "owner identity whose pKEK to rotate (rotate-pkek)")
 	all := fs.Bool("all", false, "rotate every owner's pKEK (rotate-pkek)")
+	label := fs.String("label", "", "the new master key's label (rotate-mkek, rotate-hmac; default: the configured one + /gen-N)")
+	destroyOld := fs.Bool("destroy-old", false, "destroy the old master key instead of disabling it (rotate-mkek, rotate-hmac)")
 	if err := parseFlags(fs, rest); err != nil {
 		return err
 	}
@@ -83,6 +89,28 @@ func cmdAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		fmt.Fprintf(stdout, "backup of %d sealed records written to %s\n", n, *out)
+		return nil
+	case "rotate-mkek", "rotate-hmac":
+		raw, err := admin.Call(ctx, socket, sub, daemon.RotateMasterArgs{Label: *label, DestroyOld: *destroyOld},
+			progressBar(stderr), nil)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, raw)
+		}
+		var res daemon.RotateMasterResult
+		if err := json.Unmarshal(raw, &res); err != nil {
+			return err
+		}
+		resumed := ""
+		if res.Resumed {
+			resumed = " (resumed an interrupted rotation)"
+		}
+		fmt.Fprintf(stdout, "%s: %s -> %s, %d pKEK record entries moved%s; old key: %s\n", res.Kind, res.From, res.To, res.Entries, resumed, res.Retired)
+		if res.Reminder != "" {
+			fmt.Fprintln(stdout, res.Reminder)
+		}
 		return nil
 	}
 	raw, err := admin.Call(ctx, socket, "rotate-pkek", daemon.RotatePKEKArgs{Owner: *owner, All: *all},
