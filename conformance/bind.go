@@ -212,6 +212,9 @@ func (b *Bindings) bindLoose(exp *Node, got *tree.Node) {
 	if exp == nil || got == nil || exp.Tag != got.Tag || exp.Type != got.Type {
 		return
 	}
+	if exp.Tag == kmip14.TagBatchItem && pendingItem(exp) {
+		b.unbindPending(exp)
+	}
 	if exp.Type != ttlv.TypeStructure {
 		if name, _ := placeholder(exp.Placeholder); name != "" && !isTime(name) {
 			if _, seen := b.Values[name]; !seen {

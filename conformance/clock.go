@@ -133,11 +133,11 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // attributeName undoes the 1.0-1.2 files' table-cell wrapping: an
 // Attribute Name such as "Cryptographic   Length" is read as the standard
 // name its words spell, "Cryptographic Length". Only a name that is not
-// standard as written but is once its blank runs are single spaces is
-// changed; custom (x-, y-) names and any other text are left exactly as
+// standard as written but is once its whitespace runs (spaces, tabs, line
+// breaks) are single spaces is changed; custom (x-, y-) names and any other text are left exactly as
 // they are.
 func attributeName(s string) string {
-	if !strings.Contains(s, "  ") || strings.HasPrefix(s, "x-") || strings.HasPrefix(s, "y-") {
+	if strings.HasPrefix(s, "x-") || strings.HasPrefix(s, "y-") {
 		return s
 	}
 	collapsed := strings.Join(strings.Fields(s), " ")

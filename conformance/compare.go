@@ -49,6 +49,7 @@ type comparer struct {
 	issued     bool              // the batch item is about a certificate the server issued (rules_certify.go)
 	random     map[ttlv.Tag]bool // payload fields holding random server output (rules.go)
 	allAttrs   bool              // the batch item lists every attribute of an object
+	pending    bool              // the expected batch item is an Operation Pending answer (rules_legacy.go)
 	version    *Node             // the Protocol Version the response must carry, if known
 	start, end time.Time
 	slack      time.Duration
@@ -91,12 +92,15 @@ func (c *comparer) node(path string, e *Node, g *tree.Node, enumTag ttlv.Tag) *M
 	if e.Type == ttlv.TypeStructure {
 		return c.children(path, e, g)
 	}
+	if e.ServerClock {
+		return c.within(path, "a server-clock literal of a KMIP 1.0–1.2 file, compared as $NOW", 0, g, enumTag)
+	}
 	if e.Placeholder == "" {
 		// The OASIS cases record what the reference server produced from key
 		// material it generated at random; for such objects, byte values derived
 		// from the key (key material, digests, ciphertexts, MACs, signatures)
 		// can only be checked for presence, type and length.
-		if c.generated && e.Type == ttlv.TypeByteString && len(e.Lit.Bytes) == len(g.Bytes) {
+		if c.generated && e.Type == ttlv.TypeByteString && (len(e.Lit.Bytes) == len(g.Bytes) || sameRSAPrivateKeySize(e, g)) {
 			return nil
 		}
 		if c.generated && e.Type == ttlv.TypeBigInteger {
@@ -109,14 +113,10 @@ func (c *comparer) node(path string, e *Node, g *tree.Node, enumTag ttlv.Tag) *M
 	}
 	name, off := placeholder(e.Placeholder)
 	if isTime(name) {
-		lo := c.start.Add(off - c.slack).Truncate(time.Second)
-		hi := c.end.Add(off + c.slack)
-		if g.Time.Before(lo) || g.Time.After(hi) {
-			return &Mismatch{Path: path,
-				Expected: fmt.Sprintf("%s (a time in [%s, %s])", e.Placeholder, lo.UTC().Format(time.RFC3339), hi.UTC().Format(time.RFC3339)),
-				Got:      format(g, enumTag)}
-		}
-		return nil
+		return c.within(path, e.Placeholder, off, g, enumTag)
+	}
+	if c.pending && rebinds(e.Tag) {
+		delete(c.b.Values, name)
 	}
 	bound, ok := c.b.bind(e.Placeholder, g)
 	if !ok {
@@ -181,8 +181,9 @@ func (c *comparer) children(path string, exp *Node, got *tree.Node) *Mismatch {
 	var gc []*tree.Node
 	if exp.Tag == kmip14.TagBatchItem {
 		defer func(saved comparer) {
-			c.op, c.generated, c.allAttrs, c.random, c.issued = saved.op, saved.generated, saved.allAttrs, saved.random, saved.issued
+			c.op, c.generated, c.allAttrs, c.random, c.issued, c.pending = saved.op, saved.generated, saved.allAttrs, saved.random, saved.issued, saved.pending
 		}(*c)
+		c.pending = pendingItem(exp)
 		c.op, c.generated = batchContext(exp, c.b)
 		c.issued = issuedItem(exp, c.b)
 		c.allAttrs = c.reqItem != nil && listsAllAttributes(c.op, c.reqItem)

@@ -34,6 +34,10 @@ type Node struct {
 	Lit         *tree.Node // literal leaf value; nil for structures and placeholders
 	Children    []*Node    // structures only
 	Line        int        // line in the XML file, for error messages
+	// ServerClock marks a literal DateTime that a KMIP 1.0-1.2 file records
+	// for an attribute the server sets from its own clock: compared as $NOW
+	// (rules_legacy.go).
+	ServerClock bool
 }
 
 // Step is one request and the response the test case expects for it.
@@ -159,6 +163,7 @@ func Parse(r io.Reader) (*TestCase, error) {
 	if tc.Steps[len(tc.Steps)-1].Response == nil {
 		return nil, errors.New("last RequestMessage has no ResponseMessage")
 	}
+	markServerClock(tc)
 	return tc, nil
 }
 
