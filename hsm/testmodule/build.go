@@ -2,12 +2,15 @@
 // in C that wraps a real module (SoftHSM2 by default) and behaves like a shared,
 // session-limited network HSM such as a Trustway Proteccio: one session cap
 // across every process sharing a state file, the Proteccio's CKR_DEVICE_MEMORY
-// refusal, and runtime fault injection (every k-th crypto call fails,
-// invalidation of all open sessions, token removal).
+// refusal, a delay on every call like a network round trip, and runtime fault
+// injection (every k-th crypto call fails, invalidation of all open sessions,
+// token removal).
 //
 // A test builds the module with Build, points CAPPED_STATE at a state file,
 // loads the returned path with any PKCS#11 client, and steers or inspects the
 // "HSM" through a Control on the same file, from this or any other process.
+// Outside Go (tests/barbican_e2e drives it from Python), compile it the way
+// build does and read the state file at the offsets in capped_state.h.
 //
 // Environment read by the module:
 //
@@ -17,8 +20,9 @@
 //	CAPPED_REFUSE         CKR_DEVICE_MEMORY (default), CKR_SESSION_COUNT, or a number
 //	CAPPED_FAIL_EVERY_K   initial fail_every_k (default 0 = off)
 //	CAPPED_TOKEN_PRESENT  initial token presence, 1 or 0 (default 1)
+//	CAPPED_DELAY_US       initial delay of every call in µs (default 0 = none)
 //
-// The last four only seed a state file when it is created; after that the
+// The last five only seed a state file when it is created; after that the
 // file is the truth and Control changes it. The layout is documented in
 // capped_state.h and mirrored in control.go.
 package testmodule
