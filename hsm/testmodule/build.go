@@ -2,9 +2,10 @@
 // in C that wraps a real module (SoftHSM2 by default) and behaves like a shared,
 // session-limited network HSM such as a Trustway Proteccio: one session cap
 // across every process sharing a state file, the Proteccio's CKR_DEVICE_MEMORY
-// refusal, a delay on every call like a network round trip, and runtime fault
+// refusal, a delay on every call like a network round trip, runtime fault
 // injection (every k-th crypto call fails, invalidation of all open sessions,
-// token removal).
+// token removal), and CKM_AES_CBC_PAD key wrapping, which SoftHSM2 lacks and
+// Barbican's p11_crypto needs.
 //
 // A test builds the module with Build, points CAPPED_STATE at a state file,
 // loads the returned path with any PKCS#11 client, and steers or inspects the
@@ -40,7 +41,7 @@ import (
 	"testing"
 )
 
-//go:embed capped.c capped_state.h capped_fwd.h include/*.h
+//go:embed capped.c capped_state.h capped_fwd.h capped_cbcpad.h include/*.h
 var sources embed.FS
 
 // DefaultRealModule is the SoftHSM2 library wrapped unless CAPPED_REAL_MODULE says otherwise.

@@ -15,6 +15,8 @@
  *   - fault injection (every k-th crypto call fails with CKR_DEVICE_ERROR),
  *     invalidation of every open session (epoch bump), token removal;
  *   - a per-call delay (a network HSM's round trip), slept outside every lock;
+ *   - CKM_AES_CBC_PAD key wrapping where the real module lacks it
+ *     (capped_cbcpad.h);
  *   - counters a test reads to prove what the client did.
  *
  * Build: gcc -shared -fPIC -O2 -o libcapped.so capped.c -Iinclude -ldl -lpthread
