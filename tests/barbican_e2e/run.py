@@ -74,6 +74,7 @@ class Row(object):
         self.kmipd_peak = None
         self.restarts = 0
         self.error = None
+        self.loadavg = None
 
     def safe(self):
         if self.threads == 1:
@@ -116,6 +117,7 @@ def run_row(ctx, n, row, a):
                           threads_filter=row.threads_filter)
         api.prepare()
         api.start()
+        row.loadavg = os.getloadavg()[0]
         log("  %s %dx%d: %d clients for %ds" % (
             row.store, row.workers, row.threads, a.clients, a.duration))
         row.load = load.drive(api.port, a.clients, a.duration,
@@ -238,6 +240,8 @@ def main(argv=None):
                                a.hsm_delay_us / 1000.0, a.kmipd_max_sessions,
                                os.cpu_count(), platform.machine()))
     print(fmt_table(results))
+    print("\nThe machine's 1-minute load average as each row's load began: %s."
+          % ", ".join("%.1f" % r.loadavg for r in results if r.loadavg is not None))
     print()
     for r in results:
         if not r.error and (r.load.tally.failed or r.after.failed):
