@@ -249,6 +249,10 @@ def main(argv=None):
                 r.store, r.workers, r.threads, r.load.tally.top_reasons(),
                 ("; afterwards: " + r.after.top_reasons())
                 if r.after.failed else ""))
+            wrong = [(n, why) for why, n in r.load.tally.reasons.items()
+                     if "bytes back" in why or "came back as" in why]
+            for n, why in wrong:
+                print("  wrong payload: %dx %s" % (n, why))
     bad = [(r, p) for r in results if r.safe() for p in r.problems()]
     for r, p in bad:
         print("NOT CLEAN: %s %dx%d: %s" % (r.store, r.workers, r.threads, p))
