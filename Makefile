@@ -8,7 +8,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TESTCASES ?= ../shared/kmip-testcases/v1.4
 FUZZTIME  ?= 60s
 
-.PHONY: all build run test test-go test-interop test-conformance vet fmt fuzz bench clean
+.PHONY: all build run test test-go test-interop test-conformance vet fmt fuzz bench barbican-e2e clean
 
 all: build
 
@@ -50,3 +50,12 @@ clean:
 # kmipd and PyKMIP's server side by side (issue 6); BENCH_ROUNDS, BENCH_DURATION and BENCH_WARMUP: see scripts/bench.sh.
 bench: build
 	./scripts/bench.sh $(BIN)
+
+# Barbican 15's real API (gunicorn, MariaDB) in front of kmipd and of its own
+# p11_crypto, on one HSM capped at 8 sessions (issue 19): a table of requests
+# ok and failed, ops/s, HSM peak sessions, API afterwards. E2E_FLAGS: -p11 or
+# -kmip for half the rows, -rows, -clients, -duration; see tests/barbican_e2e/run.py.
+# (make test runs a bounded version: tests/interop/test_barbican_e2e.py.)
+E2E_FLAGS ?=
+barbican-e2e: build
+	$(PYTHON) tests/barbican_e2e/run.py -kmipd $(abspath $(BIN)) -strict $(E2E_FLAGS)

@@ -2,12 +2,16 @@
 // in C that wraps a real module (SoftHSM2 by default) and behaves like a shared,
 // session-limited network HSM such as a Trustway Proteccio: one session cap
 // across every process sharing a state file, the Proteccio's CKR_DEVICE_MEMORY
-// refusal, and runtime fault injection (every k-th crypto call fails,
-// invalidation of all open sessions, token removal).
+// refusal, a delay on every call like a network round trip, runtime fault
+// injection (every k-th crypto call fails, invalidation of all open sessions,
+// token removal), and CKM_AES_CBC_PAD key wrapping, which SoftHSM2 lacks and
+// Barbican's p11_crypto needs.
 //
 // A test builds the module with Build, points CAPPED_STATE at a state file,
 // loads the returned path with any PKCS#11 client, and steers or inspects the
 // "HSM" through a Control on the same file, from this or any other process.
+// Outside Go (tests/barbican_e2e drives it from Python), compile it the way
+// build does and read the state file at the offsets in capped_state.h.
 //
 // Environment read by the module:
 //
@@ -17,8 +21,9 @@
 //	CAPPED_REFUSE         CKR_DEVICE_MEMORY (default), CKR_SESSION_COUNT, or a number
 //	CAPPED_FAIL_EVERY_K   initial fail_every_k (default 0 = off)
 //	CAPPED_TOKEN_PRESENT  initial token presence, 1 or 0 (default 1)
+//	CAPPED_DELAY_US       initial delay of every call in µs (default 0 = none)
 //
-// The last four only seed a state file when it is created; after that the
+// The last five only seed a state file when it is created; after that the
 // file is the truth and Control changes it. The layout is documented in
 // capped_state.h and mirrored in control.go.
 package testmodule
@@ -36,7 +41,7 @@ import (
 	"testing"
 )
 
-//go:embed capped.c capped_state.h capped_fwd.h include/*.h
+//go:embed capped.c capped_state.h capped_fwd.h capped_cbcpad.h include/*.h
 var sources embed.FS
 
 // DefaultRealModule is the SoftHSM2 library wrapped unless CAPPED_REAL_MODULE says otherwise.

@@ -14,6 +14,9 @@
  *     CKR_SESSION_COUNT);
  *   - fault injection (every k-th crypto call fails with CKR_DEVICE_ERROR),
  *     invalidation of every open session (epoch bump), token removal;
+ *   - a per-call delay (a network HSM's round trip), slept outside every lock;
+ *   - CKM_AES_CBC_PAD key wrapping where the real module lacks it
+ *     (capped_cbcpad.h);
  *   - counters a test reads to prove what the client did.
  *
  * Build: gcc -shared -fPIC -O2 -o libcapped.so capped.c -Iinclude -ldl -lpthread
@@ -35,6 +38,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <time.h>
 
 #include "capped_state.h"
 
@@ -179,6 +183,22 @@ static void fork_reset_locked(void)
 	}
 }
 
+/* delay_locked is the round trip the next call pays; read under mu because a
+ * C_Initialize of another state file may unmap st. */
+static uint32_t delay_locked(void)
+{
+	return st != NULL ? LD(st->delay_us) : 0;
+}
+
+/* pause_us sleeps outside mu, so calls of different threads overlap as calls
+ * to a network HSM do. */
+static void pause_us(uint32_t us)
+{
+	struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000};
+	while (us != 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
 static CK_RV enter_locked(int cls)
 {
 	fork_reset_locked();
@@ -194,9 +214,12 @@ static CK_RV enter_locked(int cls)
 static CK_RV enter_general(int cls)
 {
 	CK_RV rv;
+	uint32_t us;
 	pthread_mutex_lock(&mu);
 	rv = enter_locked(cls);
+	us = rv == CKR_OK ? delay_locked() : 0;
 	pthread_mutex_unlock(&mu);
+	pause_us(us);
 	return rv;
 }
 
@@ -211,8 +234,10 @@ static CK_RV enter_session(int cls, CK_SESSION_HANDLE h, CK_RV absent_rv, struct
 {
 	CK_RV rv;
 	struct sess *s;
+	uint32_t us;
 	pthread_mutex_lock(&mu);
 	rv = enter_locked(cls);
+	us = rv == CKR_OK ? delay_locked() : 0;
 	if (rv == CKR_OK && !token_present())
 		rv = absent_rv;
 	if (rv == CKR_OK) {
@@ -225,6 +250,7 @@ static CK_RV enter_session(int cls, CK_SESSION_HANDLE h, CK_RV absent_rv, struct
 		}
 	}
 	pthread_mutex_unlock(&mu);
+	pause_us(us);
 	return rv;
 }
 
@@ -279,6 +305,7 @@ CK_DEFINE_FUNCTION(CK_RV, C_Initialize)(CK_VOID_PTR pInitArgs)
 {
 	const char *path = getenv("CAPPED_STATE");
 	CK_RV rv;
+	uint32_t us = 0;
 	pthread_mutex_lock(&mu);
 	rv = load_real_locked();
 	if (rv != CKR_OK)
@@ -316,8 +343,10 @@ CK_DEFINE_FUNCTION(CK_RV, C_Initialize)(CK_VOID_PTR pInitArgs)
 	initialized = 1;
 	ADD(st->calls, 1);
 	ADD(st->cls[CLS_GENERAL], 1);
+	us = delay_locked();
 out:
 	pthread_mutex_unlock(&mu);
+	pause_us(us);
 	return rv;
 }
 
@@ -342,8 +371,10 @@ static void drop_all_locked(void)
 CK_DEFINE_FUNCTION(CK_RV, C_Finalize)(CK_VOID_PTR pReserved)
 {
 	CK_RV rv;
+	uint32_t us;
 	pthread_mutex_lock(&mu);
 	rv = enter_locked(CLS_GENERAL);
+	us = rv == CKR_OK ? delay_locked() : 0;
 	if (rv == CKR_OK) {
 		rv = real->C_Finalize(pReserved);
 		drop_all_locked();
@@ -356,6 +387,7 @@ CK_DEFINE_FUNCTION(CK_RV, C_Finalize)(CK_VOID_PTR pReserved)
 		initialized = 0;
 	}
 	pthread_mutex_unlock(&mu);
+	pause_us(us);
 	return rv;
 }
 
@@ -413,8 +445,10 @@ CK_DEFINE_FUNCTION(CK_RV, C_CloseSession)(CK_SESSION_HANDLE hSession)
 {
 	struct sess *s;
 	CK_RV rv;
+	uint32_t us;
 	pthread_mutex_lock(&mu);
 	rv = enter_locked(CLS_SESSION);
+	us = rv == CKR_OK ? delay_locked() : 0;
 	if (rv == CKR_OK && !token_present())
 		rv = CKR_DEVICE_REMOVED;
 	if (rv == CKR_OK) {
@@ -427,6 +461,7 @@ CK_DEFINE_FUNCTION(CK_RV, C_CloseSession)(CK_SESSION_HANDLE hSession)
 		}
 	}
 	pthread_mutex_unlock(&mu);
+	pause_us(us);
 	return rv;
 }
 
@@ -435,8 +470,10 @@ CK_DEFINE_FUNCTION(CK_RV, C_CloseAllSessions)(CK_SLOT_ID slotID)
 	/* Closed one by one, not forwarded: the real C_CloseAllSessions would
 	 * also close sessions still pinned by an in-flight call. */
 	CK_RV rv;
+	uint32_t us;
 	pthread_mutex_lock(&mu);
 	rv = enter_locked(CLS_SESSION);
+	us = rv == CKR_OK ? delay_locked() : 0;
 	if (rv == CKR_OK) {
 		for (int i = 0; i < NBUCKET; i++) {
 			struct sess **pp = &tab[i];
@@ -454,6 +491,7 @@ CK_DEFINE_FUNCTION(CK_RV, C_CloseAllSessions)(CK_SLOT_ID slotID)
 			rv = CKR_TOKEN_NOT_PRESENT;
 	}
 	pthread_mutex_unlock(&mu);
+	pause_us(us);
 	return rv;
 }
 

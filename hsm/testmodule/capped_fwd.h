@@ -1,8 +1,9 @@
 /*
  * capped_fwd.h — the C_* functions that mostly forward: slot and token
  * queries (which hide a removed token), the single-part crypto calls that need
- * care when a fault is injected, the plain session-taking forwarders, and the
- * function list.  Included once, at the end of capped.c, whose helpers
+ * care when a fault is injected, key wrapping (with CKM_AES_CBC_PAD where
+ * the real module lacks it, capped_cbcpad.h), the plain session-taking
+ * forwarders, and the function list.  Included once, at the end of capped.c, whose helpers
  * (enter_general, enter_session, leave_session, maybe_fault) they use.
  */
 
@@ -145,14 +146,34 @@ CK_DEFINE_FUNCTION(CK_RV, C_Verify)(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDat
 	return rv;
 }
 
+#include "capped_cbcpad.h"
+
 CK_DEFINE_FUNCTION(CK_RV, C_WrapKey)(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen)
 {
 	struct sess *s;
 	CK_RV rv = enter_session(CLS_CRYPTO, hSession, CKR_DEVICE_REMOVED, &s);
 	if (rv != CKR_OK)
 		return rv;
-	if (pWrappedKey == NULL || (rv = maybe_fault()) == CKR_OK)
+	if (pWrappedKey == NULL || (rv = maybe_fault()) == CKR_OK) {
 		rv = real->C_WrapKey(s->real, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen);
+		if (rv == CKR_MECHANISM_INVALID && pMechanism != NULL && pMechanism->mechanism == CKM_AES_CBC_PAD)
+			rv = cbcpad_wrap(s->real, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen);
+	}
+	leave_session(s);
+	return rv;
+}
+
+CK_DEFINE_FUNCTION(CK_RV, C_UnwrapKey)(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey, CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
+{
+	struct sess *s;
+	CK_RV rv = enter_session(CLS_CRYPTO, hSession, CKR_DEVICE_REMOVED, &s);
+	if (rv != CKR_OK)
+		return rv;
+	if ((rv = maybe_fault()) == CKR_OK) {
+		rv = real->C_UnwrapKey(s->real, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, phKey);
+		if (rv == CKR_MECHANISM_INVALID && pMechanism != NULL && pMechanism->mechanism == CKM_AES_CBC_PAD)
+			rv = cbcpad_unwrap(s->real, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, phKey);
+	}
 	leave_session(s);
 	return rv;
 }
@@ -204,15 +225,15 @@ FWD(C_FindObjectsInit, O, 0, (H, CK_ATTRIBUTE_PTR t, CK_ULONG n), t, n)
 FWD(C_FindObjects, O, 0, (H, CK_OBJECT_HANDLE_PTR ph, CK_ULONG max, CK_ULONG_PTR n), ph, max, n)
 FWD(C_FindObjectsFinal, O, 0, (H))
 
-/* crypto: the fault-injected set (C_Encrypt, C_Decrypt, C_Sign, C_Verify and
- * C_WrapKey are in capped.c because they must not fail length queries) */
+/* crypto: the rest of the fault-injected set (C_Encrypt, C_Decrypt, C_Sign,
+ * C_Verify and C_WrapKey are above because they must not fail length queries;
+ * C_UnwrapKey because it may emulate CKM_AES_CBC_PAD) */
 FWD(C_EncryptInit, C, 1, (H, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k), m, k)
 FWD(C_DecryptInit, C, 1, (H, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k), m, k)
 FWD(C_SignInit, C, 1, (H, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k), m, k)
 FWD(C_VerifyInit, C, 1, (H, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k), m, k)
 FWD(C_GenerateRandom, C, 1, (H, CK_BYTE_PTR p, CK_ULONG n), p, n)
 FWD(C_GenerateKey, C, 1, (H, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR t, CK_ULONG n, CK_OBJECT_HANDLE_PTR ph), m, t, n, ph)
-FWD(C_UnwrapKey, C, 1, (H, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE uk, CK_BYTE_PTR w, CK_ULONG wl, CK_ATTRIBUTE_PTR t, CK_ULONG n, CK_OBJECT_HANDLE_PTR ph), m, uk, w, wl, t, n, ph)
 
 /* crypto: forwarded as is */
 FWD(C_EncryptUpdate, C, 0, (H, CK_BYTE_PTR p, CK_ULONG pl, CK_BYTE_PTR o, CK_ULONG_PTR ol), p, pl, o, ol)

@@ -29,7 +29,9 @@
  *   0x60  u64   faults         injected CKR_DEVICE_ERRORs
  *   0x68  u64   invalidated    sessions killed by an epoch bump or token removal
  *   0x70  u64   reclaimed      sessions taken back from dead processes
- *   0x78  u64   reserved
+ *   0x78  u32   delay_us       every call sleeps this long first, outside any lock
+ *                               (a network HSM's round trip; 0 = none)
+ *   0x7C  u32   reserved
  *   0x80  {u32 pid, u32 count}[64]  per-process open counts (crash reclamation)
  */
 #ifndef CAPPED_STATE_H
@@ -66,13 +68,15 @@ struct capped_state {
 	uint32_t open, peak, fail_every_k, token_present;
 	uint64_t epoch, crypto_seq, calls;
 	uint64_t cls[CLS_N];
-	uint64_t refusals, faults, invalidated, reclaimed, reserved;
+	uint64_t refusals, faults, invalidated, reclaimed;
+	uint32_t delay_us, reserved;
 	struct proc_slot procs[STATE_PROCS];
 };
 
 _Static_assert(offsetof(struct capped_state, epoch) == 0x20, "layout");
 _Static_assert(offsetof(struct capped_state, cls) == 0x38, "layout");
 _Static_assert(offsetof(struct capped_state, refusals) == 0x58, "layout");
+_Static_assert(offsetof(struct capped_state, delay_us) == 0x78, "layout");
 _Static_assert(offsetof(struct capped_state, procs) == 0x80, "layout");
 _Static_assert(sizeof(struct capped_state) == 0x280, "layout");
 
@@ -139,6 +143,7 @@ static struct capped_state *state_map(const char *path)
 		ST(st->refuse_code, env_refuse_code());
 		ST(st->fail_every_k, (uint32_t)env_ulong("CAPPED_FAIL_EVERY_K", 0));
 		ST(st->token_present, env_ulong("CAPPED_TOKEN_PRESENT", 1) ? 1u : 0u);
+		ST(st->delay_us, (uint32_t)env_ulong("CAPPED_DELAY_US", 0));
 		ST(st->version, STATE_VERSION);
 		ST(st->magic, STATE_MAGIC); /* last: marks the struct complete */
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -28,6 +29,7 @@ const (
 	offFaults       = 0x60
 	offInvalidated  = 0x68
 	offReclaimed    = 0x70
+	offDelayUS      = 0x78
 	offProcs        = 0x80 // [64]{pid, count uint32}
 
 	stateMagic    = 0x50414343
@@ -58,10 +60,11 @@ type Stats struct {
 	Calls                       uint64 // every C_* call, all processes
 	General, Session            uint64 // calls by class
 	Object, Crypto              uint64
-	Refusals                    uint64 // C_OpenSession refused by the cap
-	Faults                      uint64 // injected CKR_DEVICE_ERRORs
-	Invalidated                 uint64 // sessions killed by InvalidateAll / token removal
-	Reclaimed                   uint64 // sessions taken back from dead processes
+	Refusals                    uint64        // C_OpenSession refused by the cap
+	Faults                      uint64        // injected CKR_DEVICE_ERRORs
+	Invalidated                 uint64        // sessions killed by InvalidateAll / token removal
+	Reclaimed                   uint64        // sessions taken back from dead processes
+	Delay                       time.Duration // slept by every call
 	Procs                       map[int]int
 }
 
@@ -104,6 +107,7 @@ func OpenControl(path string) (*Control, error) {
 			present = 1
 		}
 		c.u32(offTokenPresent).Store(present)
+		c.u32(offDelayUS).Store(uint32(envUint("CAPPED_DELAY_US", 0)))
 		c.u32(offVersion).Store(stateVersion)
 		c.u32(offMagic).Store(stateMagic)
 	}
@@ -199,6 +203,18 @@ func (c *Control) SetTokenPresent(present bool) {
 	c.u64(offEpoch).Add(1)
 }
 
+// SetDelay makes every call from now on sleep d (whole microseconds, at most
+// about 71 minutes; negative is 0) before it runs, outside the module's lock, as a round trip
+// to a network HSM would: calls of different threads overlap. 0 = none.
+func (c *Control) SetDelay(d time.Duration) {
+	c.u32(offDelayUS).Store(uint32(min(max(d.Microseconds(), 0), 1<<32-1)))
+}
+
+// Delay is what every call sleeps.
+func (c *Control) Delay() time.Duration {
+	return time.Duration(c.u32(offDelayUS).Load()) * time.Microsecond
+}
+
 // Calls is the number of C_* calls made through the module by all processes.
 func (c *Control) Calls() uint64 { return c.u64(offCalls).Load() }
 
@@ -221,6 +237,7 @@ func (c *Control) Stats() Stats {
 		Faults:       c.u64(offFaults).Load(),
 		Invalidated:  c.u64(offInvalidated).Load(),
 		Reclaimed:    c.u64(offReclaimed).Load(),
+		Delay:        c.Delay(),
 		Procs:        map[int]int{},
 	}
 	for i := 0; i < stateProcs; i++ {

@@ -2,7 +2,9 @@ package testmodule
 
 import (
 	"bytes"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/miekg/pkcs11"
 )
@@ -161,4 +163,42 @@ func TestTokenRemovalAndRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantOpen(t, ctl, 1)
+}
+
+// Every call pays the delay, so n calls take at least n×delay; only that lower
+// bound is checked (a loaded machine makes calls slower, never faster).
+func TestDelayEveryCall(t *testing.T) {
+	ctl := hsm(t, 0)
+	sh := open(t)
+	const delay, n = 20 * time.Millisecond, 5
+	ctl.SetDelay(delay)
+	if got := ctl.Stats().Delay; got != delay {
+		t.Fatalf("Stats().Delay = %v, want %v", got, delay)
+	}
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if _, err := mod.GenerateRandom(sh, 8); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(start); took < n*delay {
+		t.Fatalf("%d calls with a %v delay took %v", n, delay, took)
+	}
+	ctl.SetDelay(-time.Second)
+	if got := ctl.Delay(); got != 0 {
+		t.Fatalf("SetDelay(-1s) left Delay = %v, want 0", got)
+	}
+}
+
+// CAPPED_DELAY_US seeds a new state file, like the other CAPPED_* variables.
+func TestDelayFromEnv(t *testing.T) {
+	t.Setenv("CAPPED_DELAY_US", "1500")
+	ctl, err := OpenControl(filepath.Join(t.TempDir(), "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+	if got := ctl.Delay(); got != 1500*time.Microsecond {
+		t.Fatalf("Delay = %v, want 1.5ms", got)
+	}
 }

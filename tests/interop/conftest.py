@@ -31,6 +31,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -424,6 +425,23 @@ def second_identity(kmip_server_ctx):
                     "%s\n%s" % (" ".join(argv), cert, key, pki,
                                 sorted(os.listdir(pki)), out), pytrace=False)
     return cert, key
+
+
+@pytest.fixture(scope="session")
+def threadsafe_plugin_site(interop_workdir):
+    """A directory holding deploy/barbican/kmipd_barbican as pip installs it
+    (offline), dist-info and entry points included: for PYTHONPATH."""
+    sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "barbican_e2e"))
+    try:
+        from barbican_api import install_threadsafe_plugin
+        from services import E2EError
+    finally:
+        sys.path.pop(0)
+    try:
+        return install_threadsafe_plugin(
+            os.path.join(interop_workdir, "kmipd_barbican-site"))
+    except E2EError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,9 @@ import datetime
 import os
 import shutil
 import stat
+import subprocess
+import sys
+import threading
 
 import pytest
 
@@ -302,3 +305,133 @@ def test_with_username_and_password(kmip_server, conf_dir):
                                             meta).secret)
     assert len(got) == 32
     store.delete_secret(meta)
+
+
+# ------------------------------------------------------------ kmip_plugin_threadsafe
+# deploy/barbican/kmipd_barbican, installed with pip into a directory of its
+# own and put on sys.path for these tests only.
+
+@pytest.fixture(scope="module")
+def threadsafe_module(threadsafe_plugin_site):
+    import importlib
+    sys.path.insert(0, threadsafe_plugin_site)
+    importlib.invalidate_caches()
+    try:
+        yield importlib.import_module("kmipd_barbican.secret_store")
+    finally:
+        sys.path.remove(threadsafe_plugin_site)
+        for name in [m for m in sys.modules if m.startswith("kmipd_barbican")]:
+            del sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def threadsafe_store(threadsafe_module, kmip_server, conf_dir):
+    conf = load_conf(write_conf(str(conf_dir / "threadsafe.conf"),
+                                kmip_server))
+    return threadsafe_module.KMIPSecretStore(conf)
+
+
+def test_threadsafe_plugin_entry_point(threadsafe_module):
+    from importlib import metadata
+    eps = {e.name: e for e in metadata.entry_points(
+        group=ss.DEFAULT_PLUGIN_NAMESPACE)}
+    assert "kmip_plugin_threadsafe" in eps, sorted(eps)
+    cls = eps["kmip_plugin_threadsafe"].load()
+    assert cls is threadsafe_module.KMIPSecretStore
+    assert issubclass(cls, kss.KMIPSecretStore)
+    assert cls is not kss.KMIPSecretStore
+    # Barbican's own plugin is still what kmip_plugin names.
+    assert eps["kmip_plugin"].load() is kss.KMIPSecretStore
+
+
+def test_threadsafe_plugin_reads_what_kmip_plugin_stored(store,
+                                                        threadsafe_store):
+    # Barbican finds the plugin for a stored secret by this name.
+    from barbican.common import utils as butils
+    assert (butils.generate_fullname_for(threadsafe_store)
+            == butils.generate_fullname_for(store))
+    spec = ss.KeySpec(ss.KeyAlgorithm.AES, 256)
+    for writer, reader in ((store, threadsafe_store),
+                           (threadsafe_store, store)):
+        value = os.urandom(32)
+        meta = writer.store_secret(ss.SecretDTO(
+            ss.SecretType.SYMMETRIC, b64(value), spec, content_type=None))
+        got = base64.b64decode(reader.get_secret(ss.SecretType.SYMMETRIC,
+                                                 meta).secret)
+        assert got == value
+        reader.delete_secret(meta)
+        assert_not_found(writer, ss.SecretType.SYMMETRIC, meta)
+
+
+def test_threadsafe_plugin_under_threads(threadsafe_store):
+    """8 threads at once on one plugin instance, as in one threaded worker:
+    every thread reads back exactly what it stored, through its own client."""
+    threads, rounds = 8, 6
+    barrier = threading.Barrier(threads)
+    errors, clients = [], set()
+    spec = ss.KeySpec(ss.KeyAlgorithm.AES, 256)
+
+    def work(i):
+        try:
+            barrier.wait(timeout=30)
+            for r in range(rounds):
+                value = os.urandom(32)
+                meta = threadsafe_store.store_secret(ss.SecretDTO(
+                    ss.SecretType.SYMMETRIC, b64(value), spec,
+                    content_type=None))
+                got = base64.b64decode(threadsafe_store.get_secret(
+                    ss.SecretType.SYMMETRIC, meta).secret)
+                if got != value:
+                    errors.append("thread %d round %d: read back other "
+                                  "bytes" % (i, r))
+                threadsafe_store.delete_secret(meta)
+            clients.add(id(threadsafe_store.client))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append("thread %d: %r (cause %r)" % (i, e, e.__context__))
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    assert not any(t.is_alive() for t in ts), "a thread is still running"
+    assert not errors, "\n".join(errors)
+    assert len(clients) == threads, "threads shared PyKMIP clients"
+
+
+THREADS_FILTER_CHECK = r"""
+import logging, threading
+import eventlet  # imported but not monkey-patching, as in Barbican's API
+from oslo_log import log
+log._fix_eventlet_logging()  # what oslo.log's setup does then
+handler = logging.StreamHandler()
+logging.getLogger("check").addHandler(handler)
+native = type(threading.RLock())
+assert type(logging._lock) is not native, type(logging._lock)
+assert type(handler.lock) is not native, type(handler.lock)
+
+from kmipd_barbican import wsgi
+assert wsgi.native_logging_locks() is True
+assert type(logging._lock) is native, type(logging._lock)
+assert type(handler.lock) is native, type(handler.lock)
+assert type(logging.StreamHandler().lock) is native
+assert wsgi.native_logging_locks() is False  # nothing left to do
+
+def work(i):  # logging's module lock, contended by native threads
+    for j in range(300):
+        logging.getLogger("t%d.%d" % (i, j)).isEnabledFor(logging.INFO)
+ts = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+for t in ts: t.start()
+for t in ts: t.join(30)
+assert not any(t.is_alive() for t in ts), "logging hung"
+print("ok")
+"""
+
+
+def test_threads_filter_gives_logging_native_locks(threadsafe_plugin_site):
+    env = dict(os.environ, PYTHONPATH=threadsafe_plugin_site)
+    r = subprocess.run(["/usr/bin/python3", "-c", THREADS_FILTER_CHECK],
+                       env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=120)
+    out = r.stdout.decode("utf-8", "replace")
+    assert r.returncode == 0 and out.strip().endswith("ok"), out
