@@ -116,22 +116,13 @@ func (p *Pool) reap(now time.Time) {
 			others++
 		}
 	}
-	var victims []*session
-	kept := p.idle[:0]
-	for _, s := range p.idle {
+	victims := p.removeIdleLocked(func(s *session) bool {
 		if !s.login && others > p.minIdle && now.Sub(s.last) >= p.idleTimeout {
-			victims = append(victims, s)
 			others--
-			continue
+			return true
 		}
-		kept = append(kept, s)
-	}
-	for i := len(kept); i < len(p.idle); i++ {
-		p.idle[i] = nil
-	}
-	p.idle = kept
-	// Counted as open until closed (see closeDone).
-	p.closing += len(victims)
+		return false
+	})
 	open := p.open - p.closing
 	p.mu.Unlock()
 	if len(victims) == 0 {
@@ -156,4 +147,25 @@ func (p *Pool) reaper(stop <-chan struct{}) {
 			p.reap(now)
 		}
 	}
+}
+
+// removeIdleLocked takes the idle sessions take accepts (oldest first) out
+// of the pool for closing. They are counted as open until closed (see
+// closeDone), so the cap still sees them.
+func (p *Pool) removeIdleLocked(take func(s *session) bool) []*session {
+	var victims []*session
+	kept := p.idle[:0]
+	for _, s := range p.idle {
+		if take(s) {
+			victims = append(victims, s)
+			continue
+		}
+		kept = append(kept, s)
+	}
+	for i := len(kept); i < len(p.idle); i++ {
+		p.idle[i] = nil
+	}
+	p.idle = kept
+	p.closing += len(victims)
+	return victims
 }

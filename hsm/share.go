@@ -191,22 +191,13 @@ func (p *Pool) fenceLocked() []*session {
 // recently used first and never the login session.
 func (p *Pool) trimLocked() []*session {
 	excess := p.open - p.closing - p.capLocked()
-	var victims []*session
-	kept := p.idle[:0]
-	for _, s := range p.idle {
+	return p.removeIdleLocked(func(s *session) bool {
 		if excess > 0 && !s.login {
-			victims = append(victims, s)
 			excess--
-			continue
+			return true
 		}
-		kept = append(kept, s)
-	}
-	for i := len(kept); i < len(p.idle); i++ {
-		p.idle[i] = nil
-	}
-	p.idle = kept
-	p.closing += len(victims)
-	return victims
+		return false
+	})
 }
 
 func (p *Pool) closeAll(victims []*session) {

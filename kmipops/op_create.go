@@ -8,7 +8,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
-	"io"
 
 	"github.com/gemalto/kmip-go/kmip14"
 
@@ -89,20 +88,7 @@ func opCreate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	if err != nil {
 		return nil, err
 	}
-	alg, length, hasAlg, hasLen := algLength(attrs)
-	if !hasAlg {
-		return nil, Errorf(kmip14.ResultReasonInvalidField, "Cryptographic Algorithm is required")
-	}
-	length, n, mask, err := symmetricSpec(alg, length, hasLen)
-	if err != nil {
-		return nil, err
-	}
-	material := make([]byte, n)
-	if _, err := io.ReadFull(p.opts.Rand, material); err != nil {
-		return nil, fmt.Errorf("generate key: %w", err)
-	}
-	body := tree.Struct(kmip14.TagSymmetricKey, keyBlock(alg, length, kmip14.KeyFormatTypeRaw, material))
-	o, err := p.newObject(ic, ot, body, withDefaults(attrs, alg, length, mask), true)
+	o, err := p.newSymmetric(ic, attrs, Errorf(kmip14.ResultReasonInvalidField, "Cryptographic Algorithm is required"))
 	if err != nil {
 		return nil, err
 	}

@@ -188,7 +188,7 @@ func opReKey(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) 
 		if err != nil {
 			return false, err
 		}
-		o, err := p.newSymmetric(ic, attrs)
+		o, err := p.newSymmetric(ic, attrs, Errorf(kmip14.ResultReasonIllegalOperation, "the key has no Cryptographic Algorithm to generate a replacement for"))
 		if err != nil {
 			return false, err
 		}
@@ -211,12 +211,13 @@ func opReKey(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) 
 	return respUID(repl.UID()), nil
 }
 
-// newSymmetric generates a symmetric key as Create does, from the same
-// random source, with the algorithm and length attrs name.
-func (p *Processor) newSymmetric(ic *itemCtx, attrs []object.Attr) (*object.Object, error) {
+// newSymmetric generates a symmetric key (Create, ReKey) from the server's
+// random source, with the algorithm and length attrs name; noAlg is the
+// answer when they name no algorithm.
+func (p *Processor) newSymmetric(ic *itemCtx, attrs []object.Attr, noAlg error) (*object.Object, error) {
 	alg, length, hasAlg, hasLen := algLength(attrs)
 	if !hasAlg {
-		return nil, Errorf(kmip14.ResultReasonIllegalOperation, "the key has no Cryptographic Algorithm to generate a replacement for")
+		return nil, noAlg
 	}
 	length, n, mask, err := symmetricSpec(alg, length, hasLen)
 	if err != nil {
