@@ -19,7 +19,7 @@ import (
 // application_name has flushed it (synchronous_commit = on), so an
 // acknowledged write survives the primary. Call it before Start.
 func (s *Server) EnableReplication(syncStandby string) error {
-	s.conf = append(s.conf, "wal_level = replica", "max_wal_senders = 4", "wal_keep_size = '64MB'")
+	s.conf = append(s.conf, "wal_level = replica", "max_wal_senders = 4")
 	if syncStandby != "" {
 		s.conf = append(s.conf, fmt.Sprintf("synchronous_standby_names = '%s'", syncStandby))
 	}
