@@ -86,7 +86,10 @@ func classify(err error) failure {
 	switch {
 	case errors.As(err, &ce), pgconn.SafeToRetry(err):
 		return notApplied
-	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), pgconn.Timeout(err):
+	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), pgconn.Timeout(err),
+		// The connection died after a request was sent (a lock failure
+		// on a closed one is SafeToRetry, above): as lost as EOF.
+		errors.Is(err, pgconn.ErrConnClosed):
 		return unknown
 	}
 	return permanent

@@ -162,6 +162,7 @@ func TestClassify(t *testing.T) {
 		{&net.OpError{Op: "read", Err: errors.New("connection reset")}, unknown},
 		{fmt.Errorf("x: %w", io.ErrUnexpectedEOF), unknown},
 		{&pgconn.ConnectError{}, notApplied},
+		{fmt.Errorf("apply: %w", pgconn.ErrConnClosed), unknown},
 		{ErrNotFound, permanent},
 		{fmt.Errorf("w: %w", ErrSchemaVersion), permanent},
 		{&pgOutcome{notApplied, io.EOF}, notApplied},

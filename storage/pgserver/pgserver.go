@@ -60,7 +60,8 @@ type Server struct {
 	dir  string // root: data/, sock/, log
 	bin  string
 	port int
-	cred *runAs // nil: run as the current user
+	cred *runAs   // nil: run as the current user
+	conf []string // further postgresql.auto.conf lines (replication.go)
 }
 
 // Init prepares dir for a server: it runs initdb on dir/data unless that
@@ -142,6 +143,9 @@ shared_buffers = '32MB'
 max_connections = 200
 logging_collector = off
 `, s.port, s.sock())
+	for _, l := range s.conf {
+		conf += l + "\n"
+	}
 	path := filepath.Join(s.data(), "postgresql.auto.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		return err

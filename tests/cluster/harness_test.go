@@ -43,7 +43,12 @@ type cluster struct {
 
 func startCluster(t *testing.T, n, budget int) *cluster {
 	t.Helper()
-	url := pgtest.Database(t)
+	return startClusterOn(t, pgtest.Database(t), n, budget)
+}
+
+// startClusterOn is startCluster on the database at url.
+func startClusterOn(t *testing.T, url string, n, budget int) *cluster {
+	t.Helper()
 	hc := hsmtest.SoftHSM(t)
 	dir := t.TempDir()
 	pki := filepath.Join(dir, daemon.DevPKIDir)
