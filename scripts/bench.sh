@@ -18,6 +18,7 @@
 #                   the same state); the report shows the round with the median
 #                   ratio and checks the targets against medians, so one
 #                   disturbed run on a shared machine decides nothing
+#   BENCH_AUDIT     on (default) or off: kmipd's audit log (kmipd dev -audit)
 #   BENCH_OUT       output folder (default bench)
 #   BENCH_KEEP      if set, keep the temporary folder (logs, raw results)
 #   BENCH_TLS_MAX   highest TLS version the client offers (default 1.2: PyKMIP's
@@ -102,7 +103,7 @@ wait_port() { # port pid log: until the port accepts, or fail if pid died
 
 # kmipd: dev mode makes the token, the master keys and the PKI under TMP.
 read -r KPORT TPORT < <(free_ports 2)
-"$BIN" dev -dir "$TMP/kmipd" -addr "127.0.0.1:$KPORT" -telemetry-addr "127.0.0.1:$TPORT" \
+"$BIN" dev -dir "$TMP/kmipd" -addr "127.0.0.1:$KPORT" -telemetry-addr "127.0.0.1:$TPORT" -audit "${BENCH_AUDIT:-on}" \
   -log-level warn >"$TMP/kmipd.log" 2>&1 &
 KMIPD_PID=$!
 wait_port "$KPORT" "$KMIPD_PID" "$TMP/kmipd.log"

@@ -34,6 +34,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	maxSessions := fs.Int("max-sessions", 4, "hard cap on HSM sessions, the login session included")
 	telemetry := fs.String("telemetry-addr", "", "telemetry listen address (default: KMIP port + 1 on the same host; \"off\" disables)")
 	logLevel := fs.String("log-level", "info", "trace, debug, info, warn or error")
+	auditLog := fs.String("audit", "on", "the audit log, DIR/audit.log: on or off")
 	// Tests of the idle reaper need seconds, not the 30s default.
 	idleTimeout := fs.Duration("hsm-idle-timeout", 0, "close an idle HSM session beyond min_idle after this (default 30s)")
 	cluster := fs.Int("cluster", 0, "run N replicas on a private PostgreSQL (DIR/pg) sharing the HSM; -max-sessions is then the cluster-wide budget")
@@ -51,9 +52,16 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintln(stderr, "-hsm-idle-timeout must not be negative")
 		return errUsage
 	}
+	if *auditLog != "on" && *auditLog != "off" {
+		fmt.Fprintln(stderr, "-audit must be on or off")
+		return errUsage
+	}
 	c, err := prepareDev(ctx, *dir, *addr, *module, *maxSessions, *idleTimeout, *telemetry, *logLevel)
 	if err != nil {
 		return err
+	}
+	if *auditLog == "off" {
+		c.Audit = nil // for measuring what it costs (make bench BENCH_AUDIT=off)
 	}
 	printDevBanner(stdout, c)
 	return serveConfig(ctx, c, stderr)
