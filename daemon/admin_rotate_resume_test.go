@@ -138,9 +138,15 @@ func TestAdminRotateMKEKInterruptedResumes(t *testing.T) {
 		t.Fatal("no rotation record after an interrupted rotation")
 	}
 	sameKeys(t, "mid-rotation", before, snapshotKeys(t, e.d, owners))
+	target := e.c.HSM.MKEKLabel + "/gen-2"
+	wantStatus(t, e, target, "rotate-mkek "+e.c.HSM.MKEKLabel+" -> "+target)
 
 	e.restart(t)
 	sameKeys(t, "mid-rotation after restart", before, snapshotKeys(t, e.d, owners))
+	wantStatus(t, e, target, "rotate-mkek "+e.c.HSM.MKEKLabel+" -> "+target)
+	if err := e.h.Check(t.Context()); err != nil {
+		t.Fatalf("HSM check mid-rotation: %v", err)
+	}
 	// Wrong target on resume: refused, nothing changed, no key made.
 	if _, err := rotateCall(t, e, "rotate-mkek", daemon.RotateMasterArgs{Label: "elsewhere"}); err == nil || !strings.Contains(err.Error(), "unfinished") {
 		t.Fatalf("resume with another -label: %v", err)
@@ -172,6 +178,18 @@ func TestAdminRotateMKEKInterruptedResumes(t *testing.T) {
 		t.Fatal("rotation record left after the rotation finished")
 	}
 	sameKeys(t, "after the resumed rotation", before, snapshotKeys(t, e.d, owners))
+	wantStatus(t, e, target, "")
+	// The configured MKEK is retired online: no longer usable, and the
+	// HSM's self-check follows the new key.
+	if res.Retired != "disabled" {
+		t.Fatalf("old MKEK %s", res.Retired)
+	}
+	if _, err := e.h.WrapLabel(t.Context(), res.From, []byte("probe-probe-probe-probe-probe-32"), nil); err == nil {
+		t.Fatal("the retired MKEK still wraps")
+	}
+	if err := e.h.Check(t.Context()); err != nil {
+		t.Fatalf("HSM check after the rotation: %v", err)
+	}
 
 	// Only the new MKEK configured: every record names it, so all open.
 	e.c.HSM.MKEKLabel, e.hc.MKEKLabel = res.To, res.To
@@ -258,8 +276,14 @@ func TestAdminRotateHMAC(t *testing.T) {
 	if failed.Load() != 0 {
 		t.Fatalf("%d requests failed during the rotation, e.g. %v", failed.Load(), <-errs)
 	}
-	if res.Kind != "hmac" || res.To != e.c.HSM.HMACLabel+"/gen-2" || res.Entries < owners {
+	if res.Kind != "hmac" || res.To != e.c.HSM.HMACLabel+"/gen-2" || res.Entries < owners || res.Retired != "disabled" {
 		t.Fatalf("result: %+v", res)
+	}
+	if _, err := e.h.MACLabel(t.Context(), res.From, []byte("probe")); err == nil {
+		t.Fatal("the retired HMAC key still signs")
+	}
+	if err := e.h.Check(t.Context()); err != nil {
+		t.Fatalf("HSM check after the rotation: %v", err)
 	}
 	after := snapshotKeys(t, e.d, owners)
 	for k, v := range before {
@@ -270,4 +294,69 @@ func TestAdminRotateHMAC(t *testing.T) {
 	e.c.HSM.HMACLabel, e.hc.HMACLabel = res.To, res.To
 	e.restart(t)
 	sameKeys(t, "restarted on the new HMAC key", after, snapshotKeys(t, e.d, owners))
+}
+
+func wantStatus(t *testing.T, e *rotEnv, mkek, pending string) {
+	t.Helper()
+	raw, err := admin.Call(t.Context(), e.c.Admin.Socket, "status", nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s admin.Status
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.MKEKLabel != mkek || s.Pending != pending {
+		t.Fatalf("status: MKEK %q pending %q, want %q and %q", s.MKEKLabel, s.Pending, mkek, pending)
+	}
+}
+
+// TestAdminRotateMKEKRetiresOnline: the first rotation destroys the
+// configured MKEK while kmipd runs, a second one (no restart between)
+// disables the first's target, and every object reads byte for byte
+// throughout and after a restart on the newest label.
+func TestAdminRotateMKEKRetiresOnline(t *testing.T) {
+	e := startRot(t)
+	const owners = 2
+	for i := 0; i < owners; i++ {
+		for n := 0; n < 3; n++ {
+			if _, err := create(t.Context(), e.d, caller(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	before := snapshotKeys(t, e.d, owners)
+	first := e.c.HSM.MKEKLabel
+	res, err := rotateCall(t, e, "rotate-mkek", daemon.RotateMasterArgs{DestroyOld: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Retired != "destroyed" {
+		t.Fatalf("result: %+v", res)
+	}
+	if have, err := e.h.HasMasterKey(t.Context(), hsm.KindMKEK, first); err != nil || have {
+		t.Fatalf("configured MKEK still on the token after -destroy-old: %v %v", have, err)
+	}
+	if err := e.h.Check(t.Context()); err != nil {
+		t.Fatalf("HSM check without the configured MKEK: %v", err)
+	}
+	sameKeys(t, "after the first rotation", before, snapshotKeys(t, e.d, owners))
+	if _, err := create(t.Context(), e.d, caller(owners)); err != nil {
+		t.Fatal(err) // a new owner's pKEK goes under the new MKEK
+	}
+	before = snapshotKeys(t, e.d, owners+1)
+
+	res2, err := rotateCall(t, e, "rotate-mkek", daemon.RotateMasterArgs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.From != res.To || res2.To != first+"/gen-3" || res2.Retired != "disabled" || res2.Entries != owners+1 {
+		t.Fatalf("second result: %+v", res2)
+	}
+	sameKeys(t, "after the second rotation", before, snapshotKeys(t, e.d, owners+1))
+	wantStatus(t, e, res2.To, "")
+
+	e.c.HSM.MKEKLabel, e.hc.MKEKLabel = res2.To, res2.To
+	e.restart(t)
+	sameKeys(t, "restarted on the newest MKEK", before, snapshotKeys(t, e.d, owners+1))
 }
