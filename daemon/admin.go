@@ -123,7 +123,10 @@ func (a *adminState) backup(ctx context.Context, _ json.RawMessage, r *admin.Res
 	if !ok {
 		return nil, fmt.Errorf("the %s store takes no consistent snapshot: back up its database (pg_dump) instead", d.cfg.Storage.Backend)
 	}
-	hdr, err := backup.NewHeader(ctx, d.hsm, Version, d.cfg.HSM.MKEKLabel, d.cfg.HSM.HMACLabel)
+	// The current keys: the check value is under the current HMAC key, which
+	// a rotation may have moved past the configured one.
+	mkekLabel, hmacLabel := d.hsm.CurrentLabels()
+	hdr, err := backup.NewHeader(ctx, d.hsm, Version, mkekLabel, hmacLabel)
 	if err != nil {
 		return nil, err
 	}
