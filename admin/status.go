@@ -12,12 +12,16 @@ type Status struct {
 	Version   string        `json:"version"`
 	Token     Token         `json:"token"`
 	Sessions  Sessions      `json:"sessions"`
-	MKEKLabel string        `json:"mkek_label"`
+	MKEKLabel string        `json:"mkek_label"` // the current keys (a rotation's target once it starts)
 	HMACLabel string        `json:"hmac_label"`
 	Owners    []OwnerStatus `json:"owners"`
 	Store     StoreStatus   `json:"store"`
 	Cache     CacheStatus   `json:"cache"`
 	Rotation  string        `json:"rotation,omitempty"` // the one running, if any
+	// Pending is an unfinished master-key rotation recorded in the store
+	// (running, or interrupted: run it again to finish), e.g.
+	// "rotate-mkek kmipd-mkek -> kmipd-mkek/gen-2".
+	Pending string `json:"pending_rotation,omitempty"`
 }
 
 type Token struct {
@@ -72,6 +76,9 @@ func (s *Status) Render(w io.Writer) {
 		s.Cache.PKEKs, s.Cache.PKEKHits, s.Cache.PKEKMisses, s.Cache.Unwraps, s.Cache.ValueBytes)
 	if s.Rotation != "" {
 		fmt.Fprintf(w, "rotation:  %s running\n", s.Rotation)
+	}
+	if s.Pending != "" {
+		fmt.Fprintf(w, "pending:   %s (unfinished until it completes)\n", s.Pending)
 	}
 	owners := append([]OwnerStatus(nil), s.Owners...)
 	sort.Slice(owners, func(i, j int) bool { return owners[i].Owner < owners[j].Owner })

@@ -53,12 +53,11 @@ func (a *adminState) status(ctx context.Context, _ json.RawMessage, _ *admin.Res
 	d := a.d
 	ti, hs, ks := d.hsm.TokenInfo(), d.hsm.Stats(), d.keyring.Stats()
 	s := &admin.Status{
-		Version:   Version,
-		Token:     admin.Token{Label: ti.Label, Serial: ti.Serial, Model: ti.Model, Slot: ti.Slot},
-		Sessions:  admin.Sessions{Open: hs.Open, InUse: hs.InUse, Idle: hs.Idle, Cap: hs.EffectiveCap, Max: hs.MaxSessions, Ready: hs.Ready},
-		MKEKLabel: d.cfg.HSM.MKEKLabel, HMACLabel: d.cfg.HSM.HMACLabel,
-		Cache: admin.CacheStatus{PKEKs: ks.Size, PKEKHits: ks.Hits, PKEKMisses: ks.Misses, Unwraps: ks.Unwraps},
-		Store: admin.StoreStatus{Path: d.cfg.Storage.Path},
+		Version:  Version,
+		Token:    admin.Token{Label: ti.Label, Serial: ti.Serial, Model: ti.Model, Slot: ti.Slot},
+		Sessions: admin.Sessions{Open: hs.Open, InUse: hs.InUse, Idle: hs.Idle, Cap: hs.EffectiveCap, Max: hs.MaxSessions, Ready: hs.Ready},
+		Cache:    admin.CacheStatus{PKEKs: ks.Size, PKEKHits: ks.Hits, PKEKMisses: ks.Misses, Unwraps: ks.Unwraps},
+		Store:    admin.StoreStatus{Path: d.cfg.Storage.Path},
 	}
 	// What only the embedded store can tell (Badger's value cache and files).
 	if c, ok := d.store.(interface{ CacheBytes() int }); ok {
@@ -67,9 +66,19 @@ func (a *adminState) status(ctx context.Context, _ json.RawMessage, _ *admin.Res
 	if z, ok := d.store.(interface{ Sizes() (lsm, vlog int64) }); ok {
 		s.Store.LSMBytes, s.Store.VLogBytes = z.Sizes()
 	}
+	s.MKEKLabel, s.HMACLabel = d.hsm.CurrentLabels()
 	a.mu.Lock()
 	s.Rotation = a.rotation
 	a.mu.Unlock()
+	if rot, err := readRotation(ctx, d.store); err != nil {
+		return nil, err
+	} else if rot != nil {
+		from, to := rot.From.MKEK, rot.To.MKEK
+		if rot.Kind == "hmac" {
+			from, to = rot.From.HMAC, rot.To.HMAC
+		}
+		s.Pending = fmt.Sprintf("rotate-%s %s -> %s", rot.Kind, from, to)
+	}
 	owners := map[string]*admin.OwnerStatus{}
 	get := func(o string) *admin.OwnerStatus {
 		if owners[o] == nil {
@@ -114,7 +123,10 @@ func (a *adminState) backup(ctx context.Context, _ json.RawMessage, r *admin.Res
 	if !ok {
 		return nil, fmt.Errorf("the %s store takes no consistent snapshot: back up its database (pg_dump) instead", d.cfg.Storage.Backend)
 	}
-	hdr, err := backup.NewHeader(ctx, d.hsm, Version, d.cfg.HSM.MKEKLabel, d.cfg.HSM.HMACLabel)
+	// The current keys: the check value is under the current HMAC key, which
+	// a rotation may have moved past the configured one.
+	mkekLabel, hmacLabel := d.hsm.CurrentLabels()
+	hdr, err := backup.NewHeader(ctx, d.hsm, Version, mkekLabel, hmacLabel)
 	if err != nil {
 		return nil, err
 	}

@@ -52,6 +52,9 @@ func (d *Daemon) loadRotation(ctx context.Context) error {
 		return err
 	}
 	d.keyring.SetMasterLabels(r.From, r.To)
+	if err := d.useMasterKeys(ctx, r.To); err != nil && !errors.Is(err, hsm.ErrNoKey) {
+		return err // ErrNoKey: the crash came before the key was made; the resume makes it
+	}
 	d.log.Warn("a master-key rotation is unfinished; run `kmipd admin rotate-"+r.Kind+"` to finish it",
 		"from", r.From, "to", r.To)
 	return nil
@@ -176,6 +179,9 @@ func (d *Daemon) rotateMaster(ctx context.Context, kind string, args RotateMaste
 		return nil, fmt.Errorf("creating %s %q: %w", kind, res.To, err)
 	}
 	d.keyring.SetMasterLabels(rot.From, rot.To)
+	if err := d.hsm.SetCurrentMasterKey(ctx, hk, res.To); err != nil {
+		return nil, err
+	}
 	log := d.log.Named("admin")
 	log.Info("master-key rotation: rewrapping pKEK records", "kind", kind, "from", res.From, "to", res.To, "resumed", res.Resumed)
 	if res.Entries, err = d.keyring.RewrapAll(ctx, progress); err != nil {
@@ -186,27 +192,25 @@ func (d *Daemon) rotateMaster(ctx context.Context, kind string, args RotateMaste
 	} else if left > 0 {
 		return res, fmt.Errorf("%d pKEK record entries still need %q; run the command again", left, res.From)
 	}
-	// No record needs the old key: retire it. The configured key stays
-	// until the config names the new one (kmipd opens it at start).
-	if res.From != pick(d.hsmConfigLabels()) {
-		if err := d.hsm.RetireMasterKey(ctx, hk, res.From, rot.DestroyOld); err != nil {
-			return res, fmt.Errorf("retiring %q: %w", res.From, err)
-		}
-		res.Retired = map[bool]string{true: "destroyed", false: "disabled"}[rot.DestroyOld]
-	} else {
-		res.Retired = "kept until restart"
+	// No record needs the old key, and the HSM's own use (Check, a device
+	// recovery's lookup) follows the new one: retire it now.
+	if err := d.hsm.RetireMasterKey(ctx, hk, res.From, rot.DestroyOld); err != nil {
+		return res, fmt.Errorf("retiring %q: %w", res.From, err)
 	}
+	res.Retired = map[bool]string{true: "destroyed", false: "disabled"}[rot.DestroyOld]
 	if err := d.store.Delete(ctx, rotationKey); err != nil {
 		return res, fmt.Errorf("clearing %s: %w", rotationKey, err)
 	}
 	res.Reminder = fmt.Sprintf("set %s_label = %q in the hsm block before the next restart", kind, res.To)
-	if res.Retired == "kept until restart" {
-		res.Reminder += fmt.Sprintf("; %q is the configured key, so it stays usable until then: retire it with `kmipd admin rotate-%s` after the restart, or remove it from the token", res.From, kind)
-	}
 	log.Info("master key rotated", "kind", kind, "to", res.To, "entries", res.Entries)
 	return res, nil
 }
 
-func (d *Daemon) hsmConfigLabels() kek.Labels {
-	return kek.Labels{MKEK: d.cfg.HSM.MKEKLabel, HMAC: d.cfg.HSM.HMACLabel}
+// useMasterKeys makes the HSM's current master keys those of l (a
+// rotation's target, resumed at start).
+func (d *Daemon) useMasterKeys(ctx context.Context, l kek.Labels) error {
+	if err := d.hsm.SetCurrentMasterKey(ctx, hsm.KindMKEK, l.MKEK); err != nil {
+		return err
+	}
+	return d.hsm.SetCurrentMasterKey(ctx, hsm.KindHMAC, l.HMAC)
 }

@@ -42,7 +42,7 @@ func TestAdminRotateMKEK(t *testing.T) {
 	if err := json.Unmarshal(raw, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.To != e.c.HSM.MKEKLabel+"/gen-2" || res.Entries < owners {
+	if res.To != e.c.HSM.MKEKLabel+"/gen-2" || res.Entries < owners || res.Retired != "disabled" {
 		t.Fatalf("result: %+v", res)
 	}
 	after := snapshotKeys(t, e.d, owners)

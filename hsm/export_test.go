@@ -51,3 +51,7 @@ func (h *HSM) LowerCapForTest(n int) {
 
 // DemandForTest is what the pool reports to its budget (it resets Want).
 func (h *HSM) DemandForTest() Demand { return h.pool.Demand() }
+
+// ForgetStateForTest forces the next operation to log in and look the
+// master keys up again, as after a device recovery.
+func (h *HSM) ForgetStateForTest() { h.invalidateState() }

@@ -49,7 +49,11 @@ type HSM struct {
 	keysGen  uint64 // module generation the key handles belong to
 	mkek     pkcs11.ObjectHandle
 	hmac     pkcs11.ObjectHandle
-	byLabel  labelCache // master keys other than the configured ones (rotation)
+	// curMKEK and curHMAC label the current master keys: the configured
+	// ones until a rotation moves on (SetCurrentMasterKey), so the old key
+	// can be retired without a restart.
+	curMKEK, curHMAC string
+	byLabel          labelCache // master keys other than the current ones (rotation)
 
 	calls   atomic.Uint64
 	reinits atomic.Uint64
@@ -62,8 +66,12 @@ type HSM struct {
 	wg      sync.WaitGroup
 }
 
-// keys are the master-key handles valid in the current module generation.
-type keys struct{ mkek, hmac pkcs11.ObjectHandle }
+// keys are the current master keys' handles, valid in the current module
+// generation, and their labels.
+type keys struct {
+	mkek, hmac           pkcs11.ObjectHandle
+	mkekLabel, hmacLabel string
+}
 
 // Open opens the token cfg selects and checks that the master keys exist.
 // log should be a named sub-logger (logger.Named("hsm")); the session pool
@@ -91,7 +99,8 @@ func open(ctx context.Context, cfg Config, log hclog.Logger, requireKeys bool, o
 	for _, opt := range opts {
 		opt(&o)
 	}
-	h := &HSM{cfg: cfg, log: log, m: m, budget: o.budget, requireKeys: requireKeys, errs: map[uint]uint64{}, stop: make(chan struct{})}
+	h := &HSM{cfg: cfg, log: log, m: m, budget: o.budget, requireKeys: requireKeys, errs: map[uint]uint64{}, stop: make(chan struct{}),
+		curMKEK: cfg.MKEKLabel, curHMAC: cfg.HMACLabel}
 	if h.budget == nil {
 		first, maxCap, err := h.connect()
 		if err != nil {
@@ -165,23 +174,23 @@ func (h *HSM) ensureState(sh pkcs11.SessionHandle, gen uint64) (keys, error) {
 	}
 	if h.keysGen != gen {
 		h.calls.Add(3)
-		mkek, err := findKey(p, sh, h.cfg.MKEKLabel, pkcs11.CKK_AES)
+		mkek, err := findKey(p, sh, h.curMKEK, pkcs11.CKK_AES)
 		if err != nil {
 			return keys{}, err
 		}
 		h.calls.Add(3)
-		hmac, err := findKey(p, sh, h.cfg.HMACLabel, pkcs11.CKK_GENERIC_SECRET)
+		hmac, err := findKey(p, sh, h.curHMAC, pkcs11.CKK_GENERIC_SECRET)
 		if err != nil {
 			return keys{}, err
 		}
 		if h.requireKeys && (mkek == 0 || hmac == 0) {
 			return keys{}, &Error{Op: "find master keys", Class: ClassOther, Err: fmt.Errorf(
 				"master keys %q and %q not both found on %s; run `kmipd hsm init` to create them",
-				h.cfg.MKEKLabel, h.cfg.HMACLabel, h.cfg.tokenDesc())}
+				h.curMKEK, h.curHMAC, h.cfg.tokenDesc())}
 		}
 		h.mkek, h.hmac, h.keysGen = mkek, hmac, gen
 	}
-	return keys{mkek: h.mkek, hmac: h.hmac}, nil
+	return keys{mkek: h.mkek, hmac: h.hmac, mkekLabel: h.curMKEK, hmacLabel: h.curHMAC}, nil
 }
 
 // invalidateState forces a new login and key lookup on the next operation.

@@ -10,7 +10,7 @@ import (
 )
 
 // labelCache holds the handles of master keys found by label other than the
-// configured pair: during a rotation the HSM uses the old and the new MKEK
+// current pair: during a rotation the HSM uses the old and the new MKEK
 // (or HMAC key) side by side. Handles are valid in one module generation.
 type labelCache struct {
 	mu  sync.Mutex
@@ -22,11 +22,11 @@ type labelCache struct {
 var ErrNoKey = errors.New("master key not on the token")
 
 // mkek is the handle of the AES master key labelled label ("" or the
-// configured label: the configured MKEK).
+// current label: the current MKEK).
 func (c opCtx) mkek(label string) (pkcs11.ObjectHandle, error) {
-	if label == "" || label == c.h.cfg.MKEKLabel {
+	if label == "" || label == c.k.mkekLabel {
 		if c.k.mkek == 0 {
-			return 0, &Error{Op: "find MKEK", Class: ClassOther, Err: fmt.Errorf("%w: %q", ErrNoKey, c.h.cfg.MKEKLabel)}
+			return 0, &Error{Op: "find MKEK", Class: ClassOther, Err: fmt.Errorf("%w: %q", ErrNoKey, c.k.mkekLabel)}
 		}
 		return c.k.mkek, nil
 	}
@@ -35,9 +35,9 @@ func (c opCtx) mkek(label string) (pkcs11.ObjectHandle, error) {
 
 // hmac is mkek for the HMAC key.
 func (c opCtx) hmac(label string) (pkcs11.ObjectHandle, error) {
-	if label == "" || label == c.h.cfg.HMACLabel {
+	if label == "" || label == c.k.hmacLabel {
 		if c.k.hmac == 0 {
-			return 0, &Error{Op: "find HMAC key", Class: ClassOther, Err: fmt.Errorf("%w: %q", ErrNoKey, c.h.cfg.HMACLabel)}
+			return 0, &Error{Op: "find HMAC key", Class: ClassOther, Err: fmt.Errorf("%w: %q", ErrNoKey, c.k.hmacLabel)}
 		}
 		return c.k.hmac, nil
 	}
@@ -132,13 +132,13 @@ func (h *HSM) CreateMasterKey(ctx context.Context, kind KeyKind, label string) (
 }
 
 // RetireMasterKey makes the master key labelled label unusable for opening:
-// with destroy it is destroyed, else its decrypt/unwrap (or, for an HMAC
-// key, sign and verify) usages are switched off. The configured
-// keys are never retired here. A token that refuses the change is an error
-// that says to destroy instead.
+// with destroy it is destroyed, else its encrypt, decrypt, wrap and unwrap
+// (or, for an HMAC key, sign and verify) usages are switched off. The current keys are
+// never retired here (SetCurrentMasterKey moves on first). A token that
+// refuses the change is an error that says to destroy instead.
 func (h *HSM) RetireMasterKey(ctx context.Context, kind KeyKind, label string, destroy bool) error {
-	if label == "" || (kind == KindMKEK && label == h.cfg.MKEKLabel) || (kind == KindHMAC && label == h.cfg.HMACLabel) {
-		return &Error{Op: "retire master key", Err: fmt.Errorf("%q is the configured master key; set the new label in the config and restart first", label)}
+	if cm, ch := h.CurrentLabels(); label == "" || (kind == KindMKEK && label == cm) || (kind == KindHMAC && label == ch) {
+		return &Error{Op: "retire master key", Err: fmt.Errorf("%q is the current master key", label)}
 	}
 	defer h.forget(label)
 	return h.do(ctx, "retire master key", func(c opCtx) error {
@@ -153,7 +153,11 @@ func (h *HSM) RetireMasterKey(ctx context.Context, kind KeyKind, label string, d
 			}
 			return nil
 		}
-		attrs := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false), pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false)}
+		// Encrypt and wrap go too: a kmipd restarted on a config still
+		// naming this key must fail loudly, not wrap new pKEKs under a key
+		// that can no longer open them.
+		attrs := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false), pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
+			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false), pkcs11.NewAttribute(pkcs11.CKA_WRAP, false)}
 		if kind == KindHMAC {
 			attrs = []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_SIGN, false), pkcs11.NewAttribute(pkcs11.CKA_VERIFY, false)}
 		}
@@ -166,5 +170,37 @@ func (h *HSM) RetireMasterKey(ctx context.Context, kind KeyKind, label string, d
 	})
 }
 
-// ConfiguredLabels are the labels of the configured MKEK and HMAC key.
+// ConfiguredLabels are the labels of the configured MKEK and HMAC key:
+// what pKEK record entries without a label mean.
 func (h *HSM) ConfiguredLabels() (mkek, hmac string) { return h.cfg.MKEKLabel, h.cfg.HMACLabel }
+
+// CurrentLabels are the labels of the master keys Wrap, MAC and Check use
+// (and a device recovery looks up): the configured ones until
+// SetCurrentMasterKey moves on.
+func (h *HSM) CurrentLabels() (mkek, hmac string) {
+	h.stateMu.Lock()
+	defer h.stateMu.Unlock()
+	return h.curMKEK, h.curHMAC
+}
+
+// SetCurrentMasterKey makes the key of kind labelled label the current one
+// (a master-key rotation's target), so the key it replaces can be retired
+// while kmipd runs. The key must be on the token: the handles are looked up
+// again before the next operation, and a missing key fails it.
+func (h *HSM) SetCurrentMasterKey(ctx context.Context, kind KeyKind, label string) error {
+	if have, err := h.HasMasterKey(ctx, kind, label); err != nil {
+		return err
+	} else if !have {
+		return &Error{Op: "set current master key", Err: fmt.Errorf("%w: %q", ErrNoKey, label)}
+	}
+	h.stateMu.Lock()
+	defer h.stateMu.Unlock()
+	cur := &h.curMKEK
+	if kind == KindHMAC {
+		cur = &h.curHMAC
+	}
+	if *cur != label {
+		*cur, h.keysGen = label, 0
+	}
+	return nil
+}
