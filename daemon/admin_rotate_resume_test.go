@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,13 +110,7 @@ func rotateCall(t *testing.T, e *rotEnv, op string, args daemon.RotateMasterArgs
 func TestAdminRotateMKEKInterruptedResumes(t *testing.T) {
 	e := startRot(t)
 	const owners = 4
-	for i := 0; i < owners; i++ {
-		for n := 0; n < 3; n++ {
-			if _, err := create(t.Context(), e.d, caller(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	seedKeys(t, e.d, owners, 3)
 	before := snapshotKeys(t, e.d, owners)
 	ctx, cancel := context.WithCancel(t.Context())
 	calls := 0
@@ -254,27 +247,17 @@ func TestAdminRotationBusy(t *testing.T) {
 func TestAdminRotateHMAC(t *testing.T) {
 	e := startRot(t)
 	const owners = 3
-	for i := 0; i < owners; i++ {
-		for n := 0; n < 4; n++ {
-			if _, err := create(t.Context(), e.d, caller(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	seedKeys(t, e.d, owners, 4)
 	before := snapshotKeys(t, e.d, owners)
-	stop := make(chan struct{})
-	var failed atomic.Int64
-	errs := make(chan error, 1)
-	wg := load(t.Context(), e.d, owners, stop, &failed, errs)
+	cl := startLoad(t.Context(), e.d, owners)
 	time.Sleep(20 * time.Millisecond)
 	res, err := rotateCall(t, e, "rotate-hmac", daemon.RotateMasterArgs{})
-	close(stop)
-	wg.Wait()
+	failed, firstErr := cl.stop()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if failed.Load() != 0 {
-		t.Fatalf("%d requests failed during the rotation, e.g. %v", failed.Load(), <-errs)
+	if failed != 0 {
+		t.Fatalf("%d requests failed during the rotation, e.g. %v", failed, firstErr)
 	}
 	if res.Kind != "hmac" || res.To != e.c.HSM.HMACLabel+"/gen-2" || res.Entries < owners || res.Retired != "disabled" {
 		t.Fatalf("result: %+v", res)
@@ -318,13 +301,7 @@ func wantStatus(t *testing.T, e *rotEnv, mkek, pending string) {
 func TestAdminRotateMKEKRetiresOnline(t *testing.T) {
 	e := startRot(t)
 	const owners = 2
-	for i := 0; i < owners; i++ {
-		for n := 0; n < 3; n++ {
-			if _, err := create(t.Context(), e.d, caller(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	seedKeys(t, e.d, owners, 3)
 	before := snapshotKeys(t, e.d, owners)
 	first := e.c.HSM.MKEKLabel
 	res, err := rotateCall(t, e, "rotate-mkek", daemon.RotateMasterArgs{DestroyOld: true})

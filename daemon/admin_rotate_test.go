@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"encoding/json"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,27 +15,17 @@ import (
 func TestAdminRotateMKEK(t *testing.T) {
 	e := startAdmin(t)
 	const owners = 3
-	for i := 0; i < owners; i++ {
-		for n := 0; n < 5; n++ {
-			if _, err := create(t.Context(), e.d, caller(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	seedKeys(t, e.d, owners, 5)
 	before := snapshotKeys(t, e.d, owners)
-	stop := make(chan struct{})
-	var failed atomic.Int64
-	errs := make(chan error, 1)
-	wg := load(t.Context(), e.d, owners, stop, &failed, errs)
+	cl := startLoad(t.Context(), e.d, owners)
 	time.Sleep(20 * time.Millisecond)
 	raw, err := admin.Call(t.Context(), e.c.Admin.Socket, "rotate-mkek", daemon.RotateMasterArgs{}, nil, nil)
-	close(stop)
-	wg.Wait()
+	failed, firstErr := cl.stop()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if failed.Load() != 0 {
-		t.Fatalf("%d requests failed during the rotation, e.g. %v", failed.Load(), <-errs)
+	if failed != 0 {
+		t.Fatalf("%d requests failed during the rotation, e.g. %v", failed, firstErr)
 	}
 	var res daemon.RotateMasterResult
 	if err := json.Unmarshal(raw, &res); err != nil {

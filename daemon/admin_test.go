@@ -80,17 +80,25 @@ func getKey(ctx context.Context, d *daemon.Daemon, c kmipops.Caller, uid string)
 	return hostile.FindBytes(r[0].Payload, kmip14.TagKeyMaterial), nil
 }
 
-// load runs clients (Create, then Get of what they made) until stop closes,
-// counting failures.
-func load(ctx context.Context, d *daemon.Daemon, owners int, stop <-chan struct{}, failed *atomic.Int64, errs chan<- error) *sync.WaitGroup {
-	var wg sync.WaitGroup
+// clients run Create, then Get of what they made, for each of some owners,
+// until stopped, counting failures.
+type clients struct {
+	stopped chan struct{}
+	wg      sync.WaitGroup
+	failed  atomic.Int64
+	first   chan error // the first failure
+}
+
+// startLoad starts clients for owners caller(0) … caller(owners-1).
+func startLoad(ctx context.Context, d *daemon.Daemon, owners int) *clients {
+	cl := &clients{stopped: make(chan struct{}), first: make(chan error, 1)}
 	for i := 0; i < owners; i++ {
-		wg.Add(1)
+		cl.wg.Add(1)
 		go func(c kmipops.Caller) {
-			defer wg.Done()
+			defer cl.wg.Done()
 			for n := 0; n < 500; n++ { // bounded
 				select {
-				case <-stop:
+				case <-cl.stopped:
 					return
 				default:
 				}
@@ -99,16 +107,40 @@ func load(ctx context.Context, d *daemon.Daemon, owners int, stop <-chan struct{
 					_, err = getKey(ctx, d, c, uid)
 				}
 				if err != nil {
-					failed.Add(1)
+					cl.failed.Add(1)
 					select {
-					case errs <- err:
+					case cl.first <- err:
 					default:
 					}
 				}
 			}
 		}(caller(i))
 	}
-	return &wg
+	return cl
+}
+
+// stop ends the clients and says how many requests failed, and the first
+// failure.
+func (cl *clients) stop() (failed int64, first error) {
+	close(cl.stopped)
+	cl.wg.Wait()
+	select {
+	case first = <-cl.first:
+	default:
+	}
+	return cl.failed.Load(), first
+}
+
+// seedKeys creates n AES keys for each of owners caller(0) … caller(owners-1).
+func seedKeys(t *testing.T, d *daemon.Daemon, owners, n int) {
+	t.Helper()
+	for i := 0; i < owners; i++ {
+		for j := 0; j < n; j++ {
+			if _, err := create(t.Context(), d, caller(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }
 
 // snapshotKeys reads every object through KMIP Get.
@@ -229,26 +261,16 @@ func TestAdminStatusAndErrors(t *testing.T) {
 func TestAdminBackupRestore(t *testing.T) {
 	e := startAdmin(t)
 	const owners = 3
-	for i := 0; i < owners; i++ {
-		for n := 0; n < 10; n++ {
-			if _, err := create(t.Context(), e.d, caller(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	stop := make(chan struct{})
-	var failed atomic.Int64
-	errs := make(chan error, 1)
-	wg := load(t.Context(), e.d, owners, stop, &failed, errs)
+	seedKeys(t, e.d, owners, 10)
+	cl := startLoad(t.Context(), e.d, owners)
 	time.Sleep(50 * time.Millisecond)
 	var buf bytes.Buffer
 	if _, err := admin.Call(t.Context(), e.c.Admin.Socket, "backup", nil, nil, &buf); err != nil {
 		t.Fatal(err)
 	}
-	close(stop)
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Fatalf("%d requests failed during the backup, e.g. %v", failed.Load(), <-errs)
+	failed, firstErr := cl.stop()
+	if failed != 0 {
+		t.Fatalf("%d requests failed during the backup, e.g. %v", failed, firstErr)
 	}
 	_, recs, err := backup.Read(bytes.NewReader(buf.Bytes()))
 	if err != nil {
@@ -352,31 +374,21 @@ func countKeys(t *testing.T, st storage.Store) int {
 func TestAdminRotatePKEK(t *testing.T) {
 	e := startAdmin(t)
 	const owners = 3
-	for i := 0; i < owners; i++ {
-		for n := 0; n < 40; n++ {
-			if _, err := create(t.Context(), e.d, caller(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	seedKeys(t, e.d, owners, 40)
 	before := snapshotKeys(t, e.d, owners)
 	for i := 0; i < owners; i++ {
 		checkLocateAll(t, e.d, caller(i)) // builds the index under the old pKEK
 	}
-	stop := make(chan struct{})
-	var failed atomic.Int64
-	errs := make(chan error, 1)
-	wg := load(t.Context(), e.d, owners, stop, &failed, errs)
+	cl := startLoad(t.Context(), e.d, owners)
 	var progress int
 	raw, err := admin.Call(t.Context(), e.c.Admin.Socket, "rotate-pkek", daemon.RotatePKEKArgs{All: true},
 		func(admin.Progress) { progress++ }, nil)
-	close(stop)
-	wg.Wait()
+	failed, firstErr := cl.stop()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if failed.Load() != 0 {
-		t.Fatalf("%d requests failed during the rotation, e.g. %v", failed.Load(), <-errs)
+	if failed != 0 {
+		t.Fatalf("%d requests failed during the rotation, e.g. %v", failed, firstErr)
 	}
 	var res daemon.RotatePKEKResult
 	if err := json.Unmarshal(raw, &res); err != nil {
