@@ -380,3 +380,20 @@ func TestTemplateByScan(t *testing.T) {
 	}
 	wantFail(t, e.do(bob, createWith(nameV("T1"), maskA(kmip14.CryptographicUsageMaskEncrypt))), 0, kmip14.ResultReasonItemNotFound)
 }
+
+// Re-key takes Names in its Template-Attribute like Create: the named
+// template's attributes apply to the replacement, over the old key's.
+func TestTemplateReKey(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.regTmpl(alice, nameAttr("ops"), attrNode("Contact Information", tree.Text(0, "ops team")), groupA("rotated"))
+	old := e.create(alice, attrNode("Contact Information", tree.Text(0, "dev team")), groupA("original"))
+	p := okPayload(t, e.do(alice, rekey(uidF(old), tree.Struct(kmip14.TagTemplateAttribute, nameV("ops")))), 0)
+	a := e.getAttrs(alice, text(t, p, kmip14.TagUniqueIdentifier))
+	if c := texts(a["Contact Information"]); len(c) != 1 || c[0] != "ops team" {
+		t.Errorf("replacement's contact %v, want the template's", c)
+	}
+	if g := texts(a["Object Group"]); !equalStrings(g, []string{"original", "rotated"}) {
+		t.Errorf("replacement's groups %v, want the old key's and the template's", g)
+	}
+	wantFail(t, e.do(alice, rekey(uidF(old), tree.Struct(kmip14.TagTemplateAttribute, nameV("none")))), 0, kmip14.ResultReasonItemNotFound)
+}
