@@ -227,6 +227,13 @@ func TestTemplateRefusals(t *testing.T) {
 		}
 	}
 	wantFail(t, e.do(alice, item(kmip14.OperationRegister, tree.Enum(kmip14.TagObjectType, uint32(kmip14.ObjectTypeTemplate)))), 0, kmip14.ResultReasonInvalidMessage)
+	wantFail(t, e.do(alice, item(kmip14.OperationRegister,
+		tree.Enum(kmip14.TagObjectType, uint32(kmip14.ObjectTypeTemplate)),
+		tree.Text(kmip14.TagTemplate, "T3"))), 0, kmip14.ResultReasonInvalidField)
+	wantFail(t, e.do(alice, item(kmip14.OperationRegister,
+		tree.Enum(kmip14.TagObjectType, uint32(kmip14.ObjectTypeTemplate)),
+		tree.Struct(kmip14.TagTemplateAttribute, nameV("none")),
+		tree.Struct(kmip14.TagTemplate, nameAttr("T3")))), 0, kmip14.ResultReasonItemNotFound)
 	// The Template-Attribute gives the Template's own attributes: what it
 	// would carry belongs in the Template structure.
 	wantFail(t, e.do(alice, item(kmip14.OperationRegister,
