@@ -72,7 +72,7 @@ type certRequest struct {
 
 // parseCertRequest reads the Certificate Request Type, Certificate Request
 // and Template-Attribute fields.
-func parseCertRequest(payload *tree.Node) (*certRequest, error) {
+func parseCertRequest(ic *itemCtx, payload *tree.Node) (*certRequest, error) {
 	r := &certRequest{}
 	typN, reqN := payload.Child(kmip14.TagCertificateRequestType), payload.Child(kmip14.TagCertificateRequest)
 	switch {
@@ -87,7 +87,7 @@ func parseCertRequest(payload *tree.Node) (*certRequest, error) {
 		}
 		r.csr = csr
 	}
-	attrs, err := parseTemplate(payload.Child(kmip14.TagTemplateAttribute))
+	attrs, err := ic.parseTemplate(payload.Child(kmip14.TagTemplateAttribute))
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,9 @@ func denied(format string, args ...any) error {
 
 // checkDateChange enforces when a client may set or change a lifecycle date.
 func checkDateChange(o *object.Object, name string, old, v tree.View) error {
+	if o.Type() == kmip14.ObjectTypeTemplate {
+		return object.CheckTemplateOwn(name) // a Template has no State
+	}
 	s := o.State()
 	switch name {
 	case object.AttrActivationDate, object.AttrProcessStartDate:

@@ -19,7 +19,7 @@ func opCertify(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error
 	if err != nil {
 		return nil, err
 	}
-	req, err := parseCertRequest(payload)
+	req, err := parseCertRequest(ic, payload)
 	if err != nil {
 		return nil, err
 	}

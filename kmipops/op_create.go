@@ -84,7 +84,7 @@ func opCreate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	if ot != kmip14.ObjectTypeSymmetricKey {
 		return nil, Errorf(kmip14.ResultReasonInvalidField, "Create supports Symmetric Key only (use CreateKeyPair or Register)")
 	}
-	attrs, err := parseTemplate(payload.Child(kmip14.TagTemplateAttribute))
+	attrs, err := ic.parseTemplate(payload.Child(kmip14.TagTemplateAttribute))
 	if err != nil {
 		return nil, err
 	}
@@ -102,15 +102,15 @@ func opCreate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 }
 
 func opCreateKeyPair(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
-	common, err := parseTemplate(payload.Child(kmip14.TagCommonTemplateAttribute))
+	common, err := ic.parseTemplate(payload.Child(kmip14.TagCommonTemplateAttribute))
 	if err != nil {
 		return nil, err
 	}
-	privT, err := parseTemplate(payload.Child(kmip14.TagPrivateKeyTemplateAttribute))
+	privT, err := ic.parseTemplate(payload.Child(kmip14.TagPrivateKeyTemplateAttribute))
 	if err != nil {
 		return nil, err
 	}
-	pubT, err := parseTemplate(payload.Child(kmip14.TagPublicKeyTemplateAttribute))
+	pubT, err := ic.parseTemplate(payload.Child(kmip14.TagPublicKeyTemplateAttribute))
 	if err != nil {
 		return nil, err
 	}

@@ -85,7 +85,7 @@ type deriveRequest struct {
 }
 
 func opDeriveKey(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
-	r, err := parseDeriveRequest(payload, p.opts.MaxDeriveBytes)
+	r, err := parseDeriveRequest(ic, payload, p.opts.MaxDeriveBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +162,7 @@ func opDeriveKey(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, err
 }
 
 // parseDeriveRequest reads and checks the request payload.
-func parseDeriveRequest(payload *tree.Node, maxBytes int) (*deriveRequest, error) {
+func parseDeriveRequest(ic *itemCtx, payload *tree.Node, maxBytes int) (*deriveRequest, error) {
 	ot, err := requireObjectType(payload)
 	if err != nil {
 		return nil, err
@@ -237,7 +237,7 @@ func parseDeriveRequest(payload *tree.Node, maxBytes int) (*deriveRequest, error
 	if tn == nil {
 		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "missing Template-Attribute")
 	}
-	if r.attrs, err = parseTemplate(tn); err != nil {
+	if r.attrs, err = ic.parseTemplate(tn); err != nil {
 		return nil, err
 	}
 	alg, bits, hasAlg, hasLen := algLength(r.attrs)

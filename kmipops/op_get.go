@@ -52,6 +52,11 @@ func opGet(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 		if o.Destroyed() || !o.Body().Present() {
 			return false, Errorf(kmip14.ResultReasonItemNotFound, "object has been destroyed")
 		}
+		if o.Type() == kmip14.ObjectTypeTemplate {
+			var err error
+			body, err = templateBody(o, want != nil, ws != nil)
+			return changed, err
+		}
 		if o.Sensitive() && ws == nil {
 			return false, Errorf(kmip14.ResultReasonSensitive, "object is sensitive and can only be served wrapped")
 		}

@@ -64,7 +64,7 @@ func opJoinSplitKey(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, 
 	if len(ids) > maxSplitKeyParts {
 		return nil, Errorf(kmip14.ResultReasonInvalidField, "at most %d parts", maxSplitKeyParts)
 	}
-	attrs, err := parseTemplate(payload.Child(kmip14.TagTemplateAttribute))
+	attrs, err := ic.parseTemplate(payload.Child(kmip14.TagTemplateAttribute))
 	if err != nil {
 		return nil, err
 	}

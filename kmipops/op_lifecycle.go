@@ -1,6 +1,8 @@
 package kmipops
 
 import (
+	"errors"
+
 	"github.com/gemalto/kmip-go/kmip14"
 
 	"github.com/kmipd/kmipd/kmipops/object"
@@ -18,6 +20,9 @@ func opActivate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, erro
 		return nil, err
 	}
 	return updateResp(ic, uid, func(o *object.Object) (bool, error) {
+		if err := refuseTemplate(o, "activated"); err != nil {
+			return false, err
+		}
 		o.AdvanceState(ic.now)
 		if o.State() != kmip14.StatePreActive {
 			return false, Errorf(kmip14.ResultReasonPermissionDenied, "object is %s, not Pre-Active", o.State())
@@ -58,6 +63,9 @@ func opRevoke(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	compromise := kmip14.RevocationReasonCode(code) == kmip14.RevocationReasonCodeKeyCompromise ||
 		kmip14.RevocationReasonCode(code) == kmip14.RevocationReasonCodeCACompromise
 	return updateResp(ic, uid, func(o *object.Object) (bool, error) {
+		if err := refuseTemplate(o, "revoked"); err != nil {
+			return false, err
+		}
 		o.AdvanceState(ic.now)
 		s := o.State()
 		if compromise {
@@ -86,12 +94,16 @@ func opRevoke(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 
 // opDestroy removes the key material and keeps the attributes, with State
 // Destroyed and a Destroy Date, as the OASIS SKLC-O-1 case reads them back.
+// A Template, which has neither, is removed whole (op_template.go).
 func opDestroy(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 	uid, err := uidArg(ic, payload)
 	if err != nil {
 		return nil, err
 	}
-	return updateResp(ic, uid, func(o *object.Object) (bool, error) {
+	r, err := updateResp(ic, uid, func(o *object.Object) (bool, error) {
+		if o.Type() == kmip14.ObjectTypeTemplate {
+			return false, errDiscardTemplate
+		}
 		o.AdvanceState(ic.now)
 		switch o.State() {
 		case kmip14.StateDestroyed, kmip14.StateDestroyedCompromised:
@@ -108,4 +120,8 @@ func opDestroy(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error
 		o.Touch(ic.now)
 		return true, nil
 	})
+	if errors.Is(err, errDiscardTemplate) {
+		return discardTemplate(ic, uid)
+	}
+	return r, err
 }

@@ -14,7 +14,7 @@ var registrableTypes = []kmip14.ObjectType{
 	kmip14.ObjectTypeCertificate, kmip14.ObjectTypeSymmetricKey,
 	kmip14.ObjectTypePublicKey, kmip14.ObjectTypePrivateKey,
 	kmip14.ObjectTypeSplitKey, kmip14.ObjectTypeSecretData,
-	kmip14.ObjectTypeOpaqueObject, kmip14.ObjectTypePGPKey,
+	kmip14.ObjectTypeOpaqueObject, kmip14.ObjectTypePGPKey, kmip14.ObjectTypeTemplate,
 }
 
 // opSince is the KMIP 1.x minor version that introduced an operation, for

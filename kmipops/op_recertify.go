@@ -26,7 +26,7 @@ func opReCertify(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, err
 	if err != nil {
 		return nil, err
 	}
-	req, err := parseCertRequest(payload)
+	req, err := parseCertRequest(ic, payload)
 	if err != nil {
 		return nil, err
 	}

@@ -25,11 +25,14 @@ func opRegister(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, erro
 	if err != nil {
 		return nil, err
 	}
+	if ot == kmip14.ObjectTypeTemplate {
+		return registerTemplate(ic, payload) // op_template.go
+	}
 	tag, ok := bodyTags[ot]
 	if !ok || (ot == kmip14.ObjectTypePGPKey && ic.v.minor < 2) { // PGP Key: KMIP 1.2 §2.2.9
 		return nil, Errorf(kmip14.ResultReasonInvalidField, "object type %s cannot be registered", ot)
 	}
-	attrs, err := parseTemplate(payload.Child(kmip14.TagTemplateAttribute))
+	attrs, err := ic.parseTemplate(payload.Child(kmip14.TagTemplateAttribute))
 	if err != nil {
 		return nil, err
 	}

@@ -172,7 +172,7 @@ func opReKey(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) 
 	if err != nil {
 		return nil, err
 	}
-	tmpl, err := parseTemplate(payload.Child(kmip14.TagTemplateAttribute))
+	tmpl, err := ic.parseTemplate(payload.Child(kmip14.TagTemplateAttribute))
 	if err != nil {
 		return nil, err
 	}

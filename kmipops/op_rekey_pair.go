@@ -57,7 +57,7 @@ func opReKeyKeyPair(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, 
 	}
 	var tmpl [3][]object.Attr
 	for i, tag := range []ttlv.Tag{kmip14.TagCommonTemplateAttribute, kmip14.TagPrivateKeyTemplateAttribute, kmip14.TagPublicKeyTemplateAttribute} {
-		if tmpl[i], err = parseTemplate(payload.Child(tag)); err != nil {
+		if tmpl[i], err = ic.parseTemplate(payload.Child(tag)); err != nil {
 			return nil, err
 		}
 	}

@@ -74,7 +74,7 @@ func opCreateSplitKey(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node
 	if err != nil {
 		return nil, err
 	}
-	attrs, err := parseTemplate(payload.Child(kmip14.TagTemplateAttribute))
+	attrs, err := ic.parseTemplate(payload.Child(kmip14.TagTemplateAttribute))
 	if err != nil {
 		return nil, err
 	}

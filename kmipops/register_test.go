@@ -120,18 +120,19 @@ func TestRegisterRefusals(t *testing.T) {
 		req    *tree.Node
 		reason kmip14.ResultReason
 	}{
-		"no body":        {item(kmip14.OperationRegister, tree.Enum(kmip14.TagObjectType, uint32(kmip14.ObjectTypeSymmetricKey))), kmip14.ResultReasonInvalidMessage},
-		"body mismatch":  {register(kmip14.ObjectTypePrivateKey, aes), kmip14.ResultReasonInvalidMessage},
-		"template type":  {register(kmip14.ObjectTypeTemplate, tree.Struct(kmip14.TagTemplate)), kmip14.ResultReasonInvalidField},
-		"length vs key":  {register(kmip14.ObjectTypeSymmetricKey, keyBody(kmip14.TagSymmetricKey, kmip14.KeyFormatTypeRaw, kmip14.CryptographicAlgorithmAES, 256, make([]byte, 16))), kmip14.ResultReasonInvalidField},
-		"template len":   {register(kmip14.ObjectTypeSymmetricKey, tree.Struct(kmip14.TagSymmetricKey, tree.Struct(kmip14.TagKeyBlock, tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypeRaw)), tree.Struct(kmip14.TagKeyValue, tree.Bytes(kmip14.TagKeyMaterial, make([]byte, 16))))), attrNode("Cryptographic Length", tree.Int(0, 192))), kmip14.ResultReasonInvalidField},
-		"PKCS8 as int":   {register(kmip14.ObjectTypePrivateKey, tree.Struct(kmip14.TagPrivateKey, tree.Struct(kmip14.TagKeyBlock, tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypePKCS_8)), tree.Struct(kmip14.TagKeyValue, tree.Int(kmip14.TagKeyMaterial, 1))))), kmip14.ResultReasonInvalidField},
-		"no key value":   {register(kmip14.ObjectTypeSymmetricKey, tree.Struct(kmip14.TagSymmetricKey, tree.Struct(kmip14.TagKeyBlock, tree.Enum(kmip14.TagKeyFormatType, 1)))), kmip14.ResultReasonInvalidMessage},
-		"format as int":  {register(kmip14.ObjectTypeSymmetricKey, tree.Struct(kmip14.TagSymmetricKey, tree.Struct(kmip14.TagKeyBlock, tree.Int(kmip14.TagKeyFormatType, 1)))), kmip14.ResultReasonInvalidField},
-		"alg conflict":   {register(kmip14.ObjectTypeSymmetricKey, aes, attrNode("Cryptographic Algorithm", tree.Enum(0, uint32(kmip14.CryptographicAlgorithmDES3)))), kmip14.ResultReasonInvalidField},
-		"server attr":    {register(kmip14.ObjectTypeSymmetricKey, aes, attrNode("Digest", tree.Struct(0))), kmip14.ResultReasonInvalidField},
-		"opaque no data": {register(kmip14.ObjectTypeOpaqueObject, tree.Struct(kmip14.TagOpaqueObject, tree.Enum(kmip14.TagOpaqueDataType, 1))), kmip14.ResultReasonInvalidMessage},
-		"template name":  {item(kmip14.OperationRegister, tree.Enum(kmip14.TagObjectType, uint32(kmip14.ObjectTypeSymmetricKey)), template(kmip14.TagTemplateAttribute, tree.Struct(kmip14.TagName)), aes), kmip14.ResultReasonItemNotFound},
+		"no body":               {item(kmip14.OperationRegister, tree.Enum(kmip14.TagObjectType, uint32(kmip14.ObjectTypeSymmetricKey))), kmip14.ResultReasonInvalidMessage},
+		"body mismatch":         {register(kmip14.ObjectTypePrivateKey, aes), kmip14.ResultReasonInvalidMessage},
+		"nameless template":     {register(kmip14.ObjectTypeTemplate, tree.Struct(kmip14.TagTemplate)), kmip14.ResultReasonInvalidField},
+		"length vs key":         {register(kmip14.ObjectTypeSymmetricKey, keyBody(kmip14.TagSymmetricKey, kmip14.KeyFormatTypeRaw, kmip14.CryptographicAlgorithmAES, 256, make([]byte, 16))), kmip14.ResultReasonInvalidField},
+		"template len":          {register(kmip14.ObjectTypeSymmetricKey, tree.Struct(kmip14.TagSymmetricKey, tree.Struct(kmip14.TagKeyBlock, tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypeRaw)), tree.Struct(kmip14.TagKeyValue, tree.Bytes(kmip14.TagKeyMaterial, make([]byte, 16))))), attrNode("Cryptographic Length", tree.Int(0, 192))), kmip14.ResultReasonInvalidField},
+		"PKCS8 as int":          {register(kmip14.ObjectTypePrivateKey, tree.Struct(kmip14.TagPrivateKey, tree.Struct(kmip14.TagKeyBlock, tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypePKCS_8)), tree.Struct(kmip14.TagKeyValue, tree.Int(kmip14.TagKeyMaterial, 1))))), kmip14.ResultReasonInvalidField},
+		"no key value":          {register(kmip14.ObjectTypeSymmetricKey, tree.Struct(kmip14.TagSymmetricKey, tree.Struct(kmip14.TagKeyBlock, tree.Enum(kmip14.TagKeyFormatType, 1)))), kmip14.ResultReasonInvalidMessage},
+		"format as int":         {register(kmip14.ObjectTypeSymmetricKey, tree.Struct(kmip14.TagSymmetricKey, tree.Struct(kmip14.TagKeyBlock, tree.Int(kmip14.TagKeyFormatType, 1)))), kmip14.ResultReasonInvalidField},
+		"alg conflict":          {register(kmip14.ObjectTypeSymmetricKey, aes, attrNode("Cryptographic Algorithm", tree.Enum(0, uint32(kmip14.CryptographicAlgorithmDES3)))), kmip14.ResultReasonInvalidField},
+		"server attr":           {register(kmip14.ObjectTypeSymmetricKey, aes, attrNode("Digest", tree.Struct(0))), kmip14.ResultReasonInvalidField},
+		"opaque no data":        {register(kmip14.ObjectTypeOpaqueObject, tree.Struct(kmip14.TagOpaqueObject, tree.Enum(kmip14.TagOpaqueDataType, 1))), kmip14.ResultReasonInvalidMessage},
+		"empty template name":   {item(kmip14.OperationRegister, tree.Enum(kmip14.TagObjectType, uint32(kmip14.ObjectTypeSymmetricKey)), template(kmip14.TagTemplateAttribute, tree.Struct(kmip14.TagName)), aes), kmip14.ResultReasonInvalidField},
+		"unknown template name": {item(kmip14.OperationRegister, tree.Enum(kmip14.TagObjectType, uint32(kmip14.ObjectTypeSymmetricKey)), template(kmip14.TagTemplateAttribute, nameV("none")), aes), kmip14.ResultReasonItemNotFound},
 	} {
 		t.Run(name, func(t *testing.T) { wantFail(t, e.do(alice, c.req), 0, c.reason) })
 	}

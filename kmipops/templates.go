@@ -22,21 +22,25 @@ func parseAttributes(ns []*tree.Node) ([]object.Attr, error) {
 }
 
 // parseTemplate reads a Template-Attribute structure (nil allowed) into
-// client attributes. Which of them a client may give is checked, and their
+// client attributes: those of the Templates it names, under its own
+// (op_template.go). Which of them a client may give is checked, and their
 // indices are reassigned in order of appearance, when the object is made
 // (object.New).
-func parseTemplate(n *tree.Node) ([]object.Attr, error) {
+func (ic *itemCtx) parseTemplate(n *tree.Node) ([]object.Attr, error) {
 	if n == nil {
 		return nil, nil
 	}
 	if n.Type != ttlv.TypeStructure {
 		return nil, Errorf(kmip14.ResultReasonInvalidField, "%s must be a structure", n.Tag)
 	}
-	if len(n.All(kmip14.TagName)) > 0 {
-		// Named templates are a deprecated feature we do not store.
-		return nil, Errorf(kmip14.ResultReasonItemNotFound, "template not found")
+	attrs, err := parseAttributes(n.All(kmip14.TagAttribute))
+	if err != nil {
+		return nil, err
 	}
-	return parseAttributes(n.All(kmip14.TagAttribute))
+	if names := n.All(kmip14.TagName); len(names) > 0 {
+		return ic.withTemplates(names, attrs)
+	}
+	return attrs, nil
 }
 
 // mergeTemplates applies the attributes of later templates over earlier ones:
