@@ -135,10 +135,10 @@ var leadingAttrs = map[string]int{AttrUniqueIdentifier: 1, AttrObjectType: 2, At
 // leading standard attributes, then the others by name.
 //
 // values is set for GetAttributes (values returned), clear for
-// GetAttributeList (names only). With values, a 1.2 client is not sent the
-// attributes 1.2 introduced: PyKMIP 0.10, which speaks 1.2 by default, cannot
-// decode them (Original Creation Date above all, which every object has) and
-// fails the whole response. They remain readable by name.
+// GetAttributeList (names only). Every attribute the version defines is
+// listed (§4.11): PyKMIP 0.10's client cannot decode Original Creation Date
+// (1.2) and fails an unnamed GetAttributes, a client limitation that
+// tests/interop/README.md records.
 func (o *Object) Listing(minor int32, values bool) []Attr {
 	var cust, std []Attr
 	for _, a := range o.attrs {
@@ -146,7 +146,6 @@ func (o *Object) Listing(minor int32, values bool) []Attr {
 		switch {
 		case !known:
 			cust = append(cust, a)
-		case values && minor == 2 && d.since == 2:
 		case d.since <= minor:
 			std = append(std, a)
 		}
