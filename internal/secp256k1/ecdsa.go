@@ -46,12 +46,19 @@ func NewPublicKey(b []byte) (*PublicKey, error) {
 	return &PublicKey{p: p, enc: p.encode()}, nil
 }
 
-// NewPrivateKey makes a key from its big-endian scalar, of at most 32
-// bytes once leading zeros are removed.
+// NewPrivateKey makes a key from its big-endian scalar: at most 32 bytes,
+// or more with leading zeros.
 func NewPrivateKey(d []byte) (*PrivateKey, error) {
-	d = bytes.TrimLeft(d, "\x00")
 	if len(d) > 32 {
-		return nil, ErrPrivateKey
+		// Leading zeros only; checked without branching on their values.
+		var high byte
+		for _, b := range d[:len(d)-32] {
+			high |= b
+		}
+		if high != 0 {
+			return nil, ErrPrivateKey
+		}
+		d = d[len(d)-32:]
 	}
 	var k PrivateKey
 	copy(k.d[32-len(d):], d)
