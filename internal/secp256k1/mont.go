@@ -126,43 +126,43 @@ func (md *modulus) sub(x, y *limbs) limbs {
 	return t
 }
 
-// mul returns x·y·R⁻¹ mod m (CIOS Montgomery multiplication).
+// mul returns x·y·R⁻¹ mod m (CIOS Montgomery multiplication, unrolled
+// over the limbs of x).
 func (md *modulus) mul(x, y *limbs) limbs {
-	var t [6]uint64
-	for i := range 4 {
-		// t += x·y[i]. Each step fits: x·y + t + c < 2^128.
-		var c uint64
-		for j := range 4 {
-			hi, lo := bits.Mul64(x[j], y[i])
-			var k uint64
-			lo, k = bits.Add64(lo, t[j], 0)
-			hi += k
-			lo, k = bits.Add64(lo, c, 0)
-			hi += k
-			t[j], c = lo, hi
-		}
-		var k uint64
-		t[4], k = bits.Add64(t[4], c, 0)
-		t[5] = k
-		// t = (t + q·m) / 2^64 with q chosen so that the low limb vanishes.
-		q := t[0] * md.m0inv
-		hi, lo := bits.Mul64(q, md.m[0])
-		_, k = bits.Add64(lo, t[0], 0)
-		c = hi + k
-		for j := 1; j < 4; j++ {
-			hi, lo := bits.Mul64(q, md.m[j])
-			lo, k = bits.Add64(lo, t[j], 0)
-			hi += k
-			lo, k = bits.Add64(lo, c, 0)
-			hi += k
-			t[j-1], c = lo, hi
-		}
-		t[3], k = bits.Add64(t[4], c, 0)
-		t[4] = t[5] + k
+	m0, m1, m2, m3 := md.m[0], md.m[1], md.m[2], md.m[3]
+	x0, x1, x2, x3 := x[0], x[1], x[2], x[3]
+	var t0, t1, t2, t3, t4 uint64
+	for _, yi := range y {
+		// t += x·yi
+		var c, t5, k uint64
+		c, t0 = madd(x0, yi, t0, 0)
+		c, t1 = madd(x1, yi, t1, c)
+		c, t2 = madd(x2, yi, t2, c)
+		c, t3 = madd(x3, yi, t3, c)
+		t4, t5 = bits.Add64(t4, c, 0)
+		// t = (t + q·m) / 2^64, q chosen so that the low limb vanishes.
+		q := t0 * md.m0inv
+		c, _ = madd(q, m0, t0, 0)
+		c, t0 = madd(q, m1, t1, c)
+		c, t1 = madd(q, m2, t2, c)
+		c, t2 = madd(q, m3, t3, c)
+		t3, k = bits.Add64(t4, c, 0)
+		t4 = t5 + k
 	}
 	// t < 2m: one conditional subtraction.
-	r := limbs{t[0], t[1], t[2], t[3]}
-	return md.subIfNotBelow(&r, t[4])
+	r := limbs{t0, t1, t2, t3}
+	return md.subIfNotBelow(&r, t4)
+}
+
+// madd returns a·b + c + d as two limbs; it cannot overflow 128 bits.
+func madd(a, b, c, d uint64) (hi, lo uint64) {
+	hi, lo = bits.Mul64(a, b)
+	var k uint64
+	lo, k = bits.Add64(lo, c, 0)
+	hi += k
+	lo, k = bits.Add64(lo, d, 0)
+	hi += k
+	return hi, lo
 }
 
 func (md *modulus) sqr(x *limbs) limbs { return md.mul(x, x) }
