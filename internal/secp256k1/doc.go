@@ -17,8 +17,9 @@
 // Constant time, honestly: the code is written so that neither branches nor
 // memory addresses depend on a private key or a nonce, but it has not been
 // audited or measured (dudect, ctgrind), and Go gives no guarantee that the
-// compiler keeps it so. math/big appears only in the signature's DER
-// encoding (r and s are public) and in tests. Treat it as a careful software
+// compiler keeps it so. math/big appears only on public values: the
+// moduli's constants at start-up, the signature's DER encoding (r and s)
+// and the tests. Treat it as a careful software
 // implementation, not as an HSM: kmipd's own keys and the NIST curves do not
 // use it.
 //
