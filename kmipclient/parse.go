@@ -10,6 +10,8 @@ import (
 	"fmt"
 
 	"github.com/gemalto/kmip-go/kmip14"
+
+	"github.com/kmipd/kmipd/internal/secp256k1"
 )
 
 // Objects to register, from bytes a person has in a file. The parsers take
@@ -66,6 +68,8 @@ func ParsePublicKey(b []byte) (*Object, error) {
 	if key == nil && typ != "RSA PUBLIC KEY" {
 		if k, err := x509.ParsePKIXPublicKey(der); err == nil {
 			key, o.Format = k, kmip14.KeyFormatTypeX_509
+		} else if k, err := secp256k1.ParsePKIXPublicKey(der); err == nil {
+			key, o.Format = k, kmip14.KeyFormatTypeX_509
 		}
 	}
 	if key == nil {
@@ -91,6 +95,9 @@ func ParsePrivateKey(b []byte) (*Object, error) {
 		{"PRIVATE KEY", kmip14.KeyFormatTypePKCS_8, x509.ParsePKCS8PrivateKey},
 		{"RSA PRIVATE KEY", kmip14.KeyFormatTypePKCS_1, func(b []byte) (any, error) { return x509.ParsePKCS1PrivateKey(b) }},
 		{"EC PRIVATE KEY", kmip14.KeyFormatTypeECPrivateKey, func(b []byte) (any, error) { return x509.ParseECPrivateKey(b) }},
+		// secp256k1, which crypto/x509 does not read.
+		{"PRIVATE KEY", kmip14.KeyFormatTypePKCS_8, func(b []byte) (any, error) { return secp256k1.ParsePKCS8PrivateKey(b) }},
+		{"EC PRIVATE KEY", kmip14.KeyFormatTypeECPrivateKey, func(b []byte) (any, error) { return secp256k1.ParseECPrivateKey(b) }},
 	}
 	for _, p := range parsers {
 		if typ != "" && typ != p.pemType {
@@ -115,6 +122,8 @@ func (o *Object) describe(key any) error {
 		o.Algorithm, o.Length = kmip14.CryptographicAlgorithmEC, int32(k.Curve.Params().BitSize)
 	case *ecdsa.PublicKey:
 		o.Algorithm, o.Length = kmip14.CryptographicAlgorithmEC, int32(k.Curve.Params().BitSize)
+	case *secp256k1.PrivateKey, *secp256k1.PublicKey:
+		o.Algorithm, o.Length = kmip14.CryptographicAlgorithmEC, secp256k1.BitSize
 	default:
 		return fmt.Errorf("a %T key: only RSA and EC keys can be registered", key)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gemalto/kmip-go/kmip14"
 
+	"github.com/kmipd/kmipd/internal/secp256k1"
 	"github.com/kmipd/kmipd/kmipops/object"
 )
 
@@ -40,8 +41,9 @@ type opKey struct {
 	o   *object.Object
 	alg kmip14.CryptographicAlgorithm
 	sym []byte // symmetric key material
-	// priv is *rsa.PrivateKey or *ecdsa.PrivateKey; pub is the public half
-	// (*rsa.PublicKey or *ecdsa.PublicKey), set for both key types.
+	// priv is *rsa.PrivateKey, *ecdsa.PrivateKey or *secp256k1.PrivateKey;
+	// pub is the public half (*rsa.PublicKey, *ecdsa.PublicKey or
+	// *secp256k1.PublicKey), set for both key types.
 	priv any
 	pub  any
 }
@@ -157,7 +159,9 @@ func keyMaterial(o *object.Object) (*opKey, error) {
 		k.priv, k.pub = kk, &kk.PublicKey
 	case *ecdsa.PrivateKey:
 		k.priv, k.pub = kk, &kk.PublicKey
-	case *rsa.PublicKey, *ecdsa.PublicKey:
+	case *secp256k1.PrivateKey:
+		k.priv, k.pub = kk, kk.PublicKey()
+	case *rsa.PublicKey, *ecdsa.PublicKey, *secp256k1.PublicKey:
 		k.pub = kk
 	default:
 		return nil, Errorf(kmip14.ResultReasonFeatureNotSupported, "%T keys are not supported for cryptographic operations", key)
@@ -168,7 +172,13 @@ func keyMaterial(o *object.Object) (*opKey, error) {
 // isRSA and isEC tell the key family, whatever the algorithm attribute says
 // (EC keys are recorded as EC or ECDSA).
 func (k *opKey) isRSA() bool { _, ok := k.pub.(*rsa.PublicKey); return ok }
-func (k *opKey) isEC() bool  { _, ok := k.pub.(*ecdsa.PublicKey); return ok }
+func (k *opKey) isEC() bool {
+	switch k.pub.(type) {
+	case *ecdsa.PublicKey, *secp256k1.PublicKey:
+		return true
+	}
+	return false
+}
 
 // consumeUsage counts one use against the key's Usage Limits (KMIP 1.4
 // §3.21), if it has any: n bytes for the Byte unit, one use per operation

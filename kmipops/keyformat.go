@@ -26,6 +26,9 @@ func parseAsymmetric(ot kmip14.ObjectType, f kmip14.KeyFormatType, der []byte) (
 }
 
 func parseDER(ot kmip14.ObjectType, f kmip14.KeyFormatType, der []byte) (any, error) {
+	if key, ok, err := parseSecp256k1(ot, f, der); ok {
+		return key, err
+	}
 	switch {
 	case ot == kmip14.ObjectTypePrivateKey && f == kmip14.KeyFormatTypePKCS_1:
 		return x509.ParsePKCS1PrivateKey(der)
@@ -78,7 +81,8 @@ func marshalAsymmetric(ot kmip14.ObjectType, f kmip14.KeyFormatType, key any) ([
 		}
 		b, err = x509.MarshalPKIXPublicKey(k)
 	default:
-		return nil, false
+		b, ok, err := marshalSecp256k1(f, key)
+		return b, ok && err == nil
 	}
 	return b, err == nil
 }
@@ -86,8 +90,8 @@ func marshalAsymmetric(ot kmip14.ObjectType, f kmip14.KeyFormatType, key any) ([
 // convertFormat returns a copy of body with its key in format want: as it
 // is when it already is, converted where that is a re-encoding (symmetric
 // Raw ↔ Transparent Symmetric Key; RSA private PKCS#1 ↔ PKCS#8; RSA public
-// PKCS#1 ↔ X.509; EC private PKCS#8 ↔ EC Private Key), else Key Format Type
-// Not Supported.
+// PKCS#1 ↔ X.509; EC private PKCS#8 ↔ EC Private Key, secp256k1 included),
+// else Key Format Type Not Supported.
 func convertFormat(ot kmip14.ObjectType, body tree.View, want kmip14.KeyFormatType) (*tree.Node, error) {
 	kb := body.Child(kmip14.TagKeyBlock)
 	have32, ok := kb.Child(kmip14.TagKeyFormatType).EnumValue()

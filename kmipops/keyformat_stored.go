@@ -8,8 +8,8 @@ import (
 )
 
 // A key server keeps keys it will never use itself: an ECDSA key on a curve
-// crypto/x509 does not implement (secp256k1, the KMIP 1.1–1.2 TC-ECC cases'
-// curve), a PKCS#8 key of another algorithm, or an encrypted PKCS#8
+// kmipd does not implement (brainpool, the binary curves), a PKCS#8 key of
+// another algorithm, or an encrypted PKCS#8
 // EncryptedPrivateKeyInfo (RFC 5208 §6), whose password only the client
 // knows. Such material is stored and served exactly as registered; it cannot
 // be converted to another format or used in a cryptographic operation. It
@@ -47,12 +47,14 @@ type subjectPublicKeyInfo struct {
 var oidECPublicKey = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
 
 // goAlgorithms are the key algorithms crypto/x509 reads (RSA, Ed25519,
-// X25519), and goCurves the curves it reads for EC keys (P-224, P-256,
-// P-384, P-521): a key of theirs that crypto/x509 refuses is damaged, not
-// foreign, and is refused.
+// X25519), and goCurves the curves kmipd reads for EC keys (P-224, P-256,
+// P-384, P-521 through crypto/x509; secp256k1 through internal/secp256k1):
+// a key of theirs that its parser refuses is damaged, not foreign, and is
+// refused.
 var (
 	goAlgorithms = map[string]bool{"1.2.840.113549.1.1.1": true, "1.3.101.112": true, "1.3.101.110": true}
-	goCurves     = map[string]bool{"1.3.132.0.33": true, "1.2.840.10045.3.1.7": true, "1.3.132.0.34": true, "1.3.132.0.35": true}
+	goCurves     = map[string]bool{"1.3.132.0.33": true, "1.2.840.10045.3.1.7": true, "1.3.132.0.34": true, "1.3.132.0.35": true,
+		"1.3.132.0.10": true}
 )
 
 // foreign reports whether an algorithm identifier names a key crypto/x509

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"testing"
 
@@ -17,8 +18,9 @@ import (
 )
 
 // Key material of the OASIS KMIP 1.0–1.2 TC-ECC cases: a secp256k1 key pair
-// (ECPrivateKey, SubjectPublicKeyInfo; TC-ECC-1-12) and a P-256 private key
-// in an encrypted PKCS#8 EncryptedPrivateKeyInfo (TC-ECC-2-10).
+// (ECPrivateKey, SubjectPublicKeyInfo; TC-ECC-1-12, and TC-ECDSA-SIGN-1-14)
+// and a P-256 private key in an encrypted PKCS#8 EncryptedPrivateKeyInfo
+// (TC-ECC-2-10).
 const (
 	k1Private    = "30740201010420db4d128c30ca309e62c4019758c00ba244dd64d9bf52a31078866b8a00c19c68a00706052b8104000aa14403420004dab5d3c253113db414abfc1c0ebf5a02559e656aa1c8b0aa8d870aa0324cda4899925ea1e6dbc259a6c7825cf46592ac7594cc40bd604b728d88b636f317d366"
 	k1Public     = "3056301006072a8648ce3d020106052b8104000a03420004dab5d3c253113db414abfc1c0ebf5a02559e656aa1c8b0aa8d870aa0324cda4899925ea1e6dbc259a6c7825cf46592ac7594cc40bd604b728d88b636f317d366"
@@ -46,8 +48,8 @@ func TestRegisterKeysKeptWithoutUse(t *testing.T) {
 		alg  kmip14.CryptographicAlgorithm
 		mat  string
 	}{
-		{"secp256k1 ECPrivateKey", kmip14.ObjectTypePrivateKey, kmip14.TagPrivateKey, kmip14.KeyFormatTypeECPrivateKey, kmip14.CryptographicAlgorithmEC, k1Private},
-		{"secp256k1 X.509", kmip14.ObjectTypePublicKey, kmip14.TagPublicKey, kmip14.KeyFormatTypeX_509, kmip14.CryptographicAlgorithmEC, k1Public},
+		{"brainpoolP256r1 ECPrivateKey", kmip14.ObjectTypePrivateKey, kmip14.TagPrivateKey, kmip14.KeyFormatTypeECPrivateKey, kmip14.CryptographicAlgorithmEC, brainpoolPrivate(t)},
+		{"brainpoolP256r1 X.509", kmip14.ObjectTypePublicKey, kmip14.TagPublicKey, kmip14.KeyFormatTypeX_509, kmip14.CryptographicAlgorithmEC, brainpoolPublic(t)},
 		{"encrypted PKCS#8", kmip14.ObjectTypePrivateKey, kmip14.TagPrivateKey, kmip14.KeyFormatTypePKCS_8, kmip14.CryptographicAlgorithmECDSA, p256PKCS8Enc},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -74,6 +76,39 @@ func TestRegisterKeysKeptWithoutUse(t *testing.T) {
 				crData([]byte("m")), tree.Bytes(kmip14.TagSignatureData, make([]byte, 64)))), 0, kmip14.ResultReasonKeyFormatTypeNotSupported)
 		})
 	}
+}
+
+// brainpoolP256r1 (RFC 5639, OID 1.3.36.3.3.2.8.1.1.7), a curve kmipd does
+// not implement: the structures of the secp256k1 pair with the other curve
+// named. Its points are not brainpool points, which kmipd, not reading the
+// curve, cannot tell.
+var oidBrainpoolP256r1 = asn1.ObjectIdentifier{1, 3, 36, 3, 3, 2, 8, 1, 1, 7}
+
+func brainpoolPrivate(t *testing.T) string {
+	var k ecPrivateKey
+	if !unmarshalWhole(mustHex(t, k1Private), &k) {
+		t.Fatal("k1Private does not parse")
+	}
+	k.Curve = oidBrainpoolP256r1
+	b, err := asn1.Marshal(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func brainpoolPublic(t *testing.T) string {
+	var k subjectPublicKeyInfo
+	if !unmarshalWhole(mustHex(t, k1Public), &k) {
+		t.Fatal("k1Public does not parse")
+	}
+	curve, _ := asn1.Marshal(oidBrainpoolP256r1)
+	k.Algorithm.Parameters = asn1.RawValue{FullBytes: curve}
+	b, err := asn1.Marshal(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
 }
 
 // Damaged material is stored as registered (KMIP 1.4 §4.3: Register keeps

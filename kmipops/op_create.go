@@ -196,6 +196,9 @@ func generateKeyPair(p *Processor, alg kmip14.CryptographicAlgorithm, length int
 			pub: x509.MarshalPKCS1PublicKey(&k.PublicKey), pubFormat: kmip14.KeyFormatTypePKCS_1, pubMask: maskRSAPub,
 		}, nil
 	case kmip14.CryptographicAlgorithmEC, kmip14.CryptographicAlgorithmECDSA:
+		if wantsSecp256k1(privA) { // keyformat_secp256k1.go
+			return generateSecp256k1(p, length, hasLen)
+		}
 		curve, err := curveFor(length, hasLen, privA)
 		if err != nil {
 			return nil, err

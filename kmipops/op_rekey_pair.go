@@ -124,7 +124,7 @@ func (p *Processor) newKeyPairFor(ic *itemCtx, priv, pub *object.Object, privT, 
 	if !hasAlg || !phasAlg || alg != palg || hasLen != phasLen || length != plen {
 		return nil, nil, Errorf(kmip14.ResultReasonIllegalOperation, "the two keys must share one Cryptographic Algorithm and Length")
 	}
-	kp, err := generateKeyPair(p, alg, length, hasLen, privA)
+	kp, err := replacementKeyPair(p, priv, alg, length, hasLen, privA) // keyformat_secp256k1.go
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,7 +2,6 @@ package kmipops
 
 import (
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"hash"
@@ -13,8 +12,9 @@ import (
 )
 
 // Sign and Signature Verify (KMIP 1.4 §4.31, §4.32): RSA with PKCS#1 v1.5
-// or PSS, and ECDSA (ASN.1 DER signatures, as X.509 and PyKMIP use). The
-// data is hashed as it arrives, so a streamed signature holds no data.
+// or PSS, and ECDSA (ASN.1 DER signatures, as X.509 and PyKMIP use; on
+// secp256k1 through keyformat_secp256k1.go). The data is hashed as it
+// arrives, so a streamed signature holds no data.
 
 var (
 	signOp = &cryptoOp{op: kmip14.OperationSign, keyed: true, use: useSign, digested: true,
@@ -139,10 +139,9 @@ func startSign(k *opKey, cp cryptoParams, req *tree.Node, verify bool) (cryptoSe
 	if padding != 0 && padding != kmip14.PaddingMethodNone {
 		return nil, Errorf(kmip14.ResultReasonInvalidField, "Padding Method %s does not apply to ECDSA", padding)
 	}
-	pub := k.pub.(*ecdsa.PublicKey)
-	priv, _ := k.priv.(*ecdsa.PrivateKey)
-	s.sign = func(d []byte) ([]byte, error) { return ecdsa.SignASN1(rand.Reader, priv, d) }
-	s.verify = func(d, sig []byte) bool { return ecdsa.VerifyASN1(pub, d, sig) }
+	if s.sign, s.verify = ecSigner(k, h); s.sign == nil {
+		return nil, Errorf(kmip14.ResultReasonFeatureNotSupported, "%T keys cannot sign", k.pub)
+	}
 	return s, nil
 }
 

@@ -132,7 +132,7 @@ func clientCreate(ctx context.Context, e *clientEnv, args []string) error {
 func clientCreateKeyPair(ctx context.Context, e *clientEnv, args []string) error {
 	alg := e.fs.String("alg", "RSA", "Cryptographic Algorithm: RSA or EC")
 	length := e.fs.Int("length", 0, "key length in bits (default: 2048 for RSA; EC: the curve's)")
-	curve := e.fs.String("curve", "", "EC curve: P-256, P-384 or P-521 (default P-256)")
+	curve := e.fs.String("curve", "", "EC curve: P-256, P-384, P-521 or SECP256K1 (default P-256)")
 	kf := addKeyFlags(e.fs)
 	if _, err := e.parse(args, 0, 0); err != nil {
 		return err
