@@ -35,6 +35,12 @@ type Bindings struct {
 	// case's Register/Create/CreateKeyPair requests gave an object; the
 	// random-output rule (rules.go) reads the padding and Random IV from it.
 	Params map[string]*tree.Node
+	// Activated holds, by identifier value, the objects whose Activation
+	// Date an Activate set from the server's clock (rules_legacy.go).
+	Activated map[string]bool
+	// SplitParts marks identifiers bound by Create Split Key: key parts the
+	// server split at random (rules_split.go).
+	SplitParts map[string]bool
 	// Run, when set, is shared by the test cases of one run (see Memory).
 	Run *Memory
 }
@@ -83,7 +89,8 @@ func (b *Bindings) remember() {
 
 // NewBindings returns empty bindings.
 func NewBindings() *Bindings {
-	return &Bindings{Values: map[string]*tree.Node{}, Generated: map[string]bool{}, Issued: map[string]bool{}, Seen: map[ttlv.Tag][]*tree.Node{}, Params: map[string]*tree.Node{}}
+	return &Bindings{Values: map[string]*tree.Node{}, Generated: map[string]bool{}, Issued: map[string]bool{}, Seen: map[ttlv.Tag][]*tree.Node{},
+		Params: map[string]*tree.Node{}, Activated: map[string]bool{}, SplitParts: map[string]bool{}}
 }
 
 // placeholder splits "$NOW-3600" into name "NOW" and offset -3600s.
@@ -195,7 +202,8 @@ func (b *Bindings) Observe(resp *tree.Node) {
 }
 
 func (b *Bindings) clone() *Bindings {
-	return &Bindings{Values: maps.Clone(b.Values), Generated: maps.Clone(b.Generated), Issued: maps.Clone(b.Issued), Seen: b.Seen, Params: b.Params, Run: b.Run}
+	return &Bindings{Values: maps.Clone(b.Values), Generated: maps.Clone(b.Generated), Issued: maps.Clone(b.Issued), SplitParts: maps.Clone(b.SplitParts),
+		Seen: b.Seen, Params: b.Params, Activated: b.Activated, Run: b.Run}
 }
 
 // merge adopts what a successful trial comparison bound.
@@ -203,6 +211,7 @@ func (b *Bindings) merge(t *Bindings) {
 	maps.Copy(b.Values, t.Values)
 	maps.Copy(b.Generated, t.Generated)
 	maps.Copy(b.Issued, t.Issued)
+	maps.Copy(b.SplitParts, t.SplitParts)
 }
 
 // bindLoose walks a response that failed comparison and binds whatever

@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"bytes"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"time"
@@ -50,6 +49,8 @@ type comparer struct {
 	random     map[ttlv.Tag]bool // payload fields holding random server output (rules.go)
 	allAttrs   bool              // the batch item lists every attribute of an object
 	pending    bool              // the expected batch item is an Operation Pending answer (rules_legacy.go)
+	activated  bool              // the batch item is about an object an Activate dated (rules_legacy.go)
+	splitPart  bool              // the batch item is about a part Create Split Key made (rules_split.go)
 	version    *Node             // the Protocol Version the response must carry, if known
 	start, end time.Time
 	slack      time.Duration
@@ -95,6 +96,12 @@ func (c *comparer) node(path string, e *Node, g *tree.Node, enumTag ttlv.Tag) *M
 	if e.ServerClock {
 		return c.within(path, "a server-clock literal of a KMIP 1.0–1.2 file, compared as $NOW", 0, g, enumTag)
 	}
+	if e.ActivationClock && c.activated {
+		return c.within(path, "the Activation Date an Activate set, a literal of a KMIP 1.0–1.2 file compared as $NOW", 0, g, enumTag)
+	}
+	if c.splitPart && isSplitKeyMaterial(path, e) {
+		return checkSplitKeyMaterial(path, e, g)
+	}
 	if e.Placeholder == "" {
 		// The OASIS cases record what the reference server produced from key
 		// material it generated at random; for such objects, byte values derived
@@ -127,6 +134,9 @@ func (c *comparer) node(path string, e *Node, g *tree.Node, enumTag ttlv.Tag) *M
 	}
 	if bound == nil && issues(c.op) && isIdentifier(e.Tag) {
 		c.b.Issued[name] = true
+	}
+	if bound == nil && c.op == uint32(kmip14.OperationCreateSplitKey) && e.Tag == kmip14.TagUniqueIdentifier {
+		c.b.SplitParts[name] = true
 	}
 	return nil
 }
@@ -182,9 +192,12 @@ func (c *comparer) children(path string, exp *Node, got *tree.Node) *Mismatch {
 	if exp.Tag == kmip14.TagBatchItem {
 		defer func(saved comparer) {
 			c.op, c.generated, c.allAttrs, c.random, c.issued, c.pending = saved.op, saved.generated, saved.allAttrs, saved.random, saved.issued, saved.pending
+			c.activated, c.splitPart = saved.activated, saved.splitPart
 		}(*c)
 		c.pending = pendingItem(exp)
 		c.op, c.generated = batchContext(exp, c.b)
+		c.activated = c.b.serverActivated(got)
+		c.splitPart = splitPartItem(exp, c.b)
 		c.issued = issuedItem(exp, c.b)
 		c.allAttrs = c.reqItem != nil && listsAllAttributes(c.op, c.reqItem)
 		c.random = c.randomOutputs(exp)
@@ -421,78 +434,5 @@ func leafEqual(a, b *tree.Node) bool {
 		return a.Time.Equal(b.Time)
 	default:
 		return a.Int == b.Int
-	}
-}
-
-// describe renders an expected item for a report.
-func describe(e *Node, enumTag ttlv.Tag) string {
-	switch {
-	case e.Placeholder != "":
-		return e.Placeholder
-	case e.Lit != nil:
-		return format(e.Lit, enumTag)
-	}
-	if e.Tag == kmip14.TagAttribute {
-		for _, c := range e.Children {
-			if c.Tag == kmip14.TagAttributeName && c.Lit != nil {
-				return "attribute " + strconv.Quote(c.Lit.Text)
-			}
-		}
-	}
-	s := "structure {"
-	for i, c := range e.Children {
-		if i == 6 {
-			s += " …"
-			break
-		}
-		s += " " + tree.TagName(c.Tag)
-	}
-	return s + " }"
-}
-
-// format renders an actual value for a report; long byte strings are cut.
-func format(n *tree.Node, enumTag ttlv.Tag) string {
-	if n == nil {
-		return "nothing"
-	}
-	switch n.Type {
-	case ttlv.TypeStructure:
-		if name, ok := n.Child(kmip14.TagAttributeName).TextValue(); ok && n.Tag == kmip14.TagAttribute {
-			return "attribute " + strconv.Quote(name)
-		}
-		s := "structure {"
-		for i, c := range n.Children {
-			if i == 6 {
-				s += " …"
-				break
-			}
-			s += " " + tree.TagName(c.Tag)
-		}
-		return s + " }"
-	case ttlv.TypeEnumeration:
-		return ttlv.DefaultRegistry.FormatEnum(enumTag, uint32(n.Int))
-	case ttlv.TypeInteger:
-		if ttlv.DefaultRegistry.IsBitmask(enumTag) {
-			return ttlv.DefaultRegistry.FormatInt(enumTag, int32(n.Int))
-		}
-		return strconv.FormatInt(n.Int, 10)
-	case ttlv.TypeBoolean:
-		return strconv.FormatBool(n.Int != 0)
-	case ttlv.TypeTextString:
-		return strconv.Quote(n.Text)
-	case ttlv.TypeByteString:
-		if len(n.Bytes) > 32 {
-			return fmt.Sprintf("%s… (%d bytes)", hex.EncodeToString(n.Bytes[:32]), len(n.Bytes))
-		}
-		return hex.EncodeToString(n.Bytes)
-	case ttlv.TypeBigInteger:
-		if n.Big == nil {
-			return "0"
-		}
-		return n.Big.String()
-	case ttlv.TypeDateTime, ttlv.TypeDateTimeExtended:
-		return n.Time.UTC().Format(time.RFC3339Nano)
-	default:
-		return strconv.FormatInt(n.Int, 10)
 	}
 }

@@ -16,8 +16,11 @@ import (
 )
 
 // Main implements `kmipd conformance -addr HOST:PORT -ca CA -cert CERT -key KEY
-// [-json] [-v] [-failures FILE] [-all-steps] [-max-clock-step D] PATH...`. It returns the process exit code: 0 when every test
-// case passed, 1 when any failed, 2 on a usage error.
+// [-json] [-v] [-failures FILE] [-all-steps] [-max-clock-step D]
+// [-expected-failures FILE -set NAME] PATH...`. It returns the process exit
+// code: 0 when every test case passed (with -expected-failures: when
+// exactly the cases listed for the set failed), 1 otherwise, 2 on a usage
+// error.
 func Main(args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("conformance", flag.ContinueOnError)
 	fl.SetOutput(stderr)
@@ -31,16 +34,26 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	maxClock := fl.Duration("max-clock-step", DefaultMaxClockStep, "longest recorded clock step (\"# TIME n\" in the KMIP 1.0-1.2 files) to wait out; 0 never waits")
 	failures := fl.String("failures", "", "also write each failing case and its whole first difference to `FILE`")
 	allSteps := fl.Bool("all-steps", false, "after a case's first failure, keep comparing and list each later step's difference (with -failures)")
+	expected := fl.String("expected-failures", "", "the cases expected to fail (`FILE`, lines \"SET CASE REASON\"): exit 0 only if exactly the listed cases of -set fail")
+	set := fl.String("set", "", "the corpus set (`NAME`, e.g. v1.4) whose lines of -expected-failures apply to this run")
 	fl.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kmipd conformance -addr HOST:PORT -ca CA -cert CERT -key KEY [-json] [-v] [-failures FILE] PATH...")
+		fmt.Fprintln(stderr, "usage: kmipd conformance -addr HOST:PORT -ca CA -cert CERT -key KEY [-json] [-v] [-failures FILE] [-expected-failures FILE -set NAME] PATH...")
 		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
-	if fl.NArg() == 0 || *ca == "" || *cert == "" || *key == "" {
+	if fl.NArg() == 0 || *ca == "" || *cert == "" || *key == "" || (*expected != "") != (*set != "") {
 		fl.Usage()
 		return 2
+	}
+	var list []Expectation
+	if *expected != "" {
+		var err error
+		if list, err = ReadExpectedFile(*expected); err != nil {
+			fmt.Fprintln(stderr, "conformance:", err)
+			return 2
+		}
 	}
 	files, err := CollectFiles(fl.Args())
 	if err != nil {
@@ -90,6 +103,18 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 	} else {
 		rep.WriteTable(stdout, *verbose)
+	}
+	if *expected != "" {
+		v := CheckExpected(rep.Results, list, *set)
+		w := stdout
+		if *asJSON {
+			w = stderr // keep stdout one JSON document
+		}
+		v.Write(w, *expected, *set)
+		if !v.OK() {
+			return 1
+		}
+		return 0
 	}
 	if rep.Failed > 0 {
 		return 1

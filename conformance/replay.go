@@ -133,6 +133,7 @@ func ReplayWith(ctx context.Context, conn Conn, tc *TestCase, o Options) Result 
 		}
 		b.Observe(resp)
 		b.learnParams(req, resp)
+		b.learnActivations(req, resp)
 		if res.Failed != 0 {
 			if o.AllSteps {
 				if m := CompareStep(req, st.Response, resp, b, begin, time.Now(), o.TimeSlack); m != nil {

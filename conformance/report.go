@@ -1,11 +1,19 @@
 package conformance
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
+
+	"github.com/gemalto/kmip-go/kmip14"
+	"github.com/gemalto/kmip-go/ttlv"
+
+	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
 // Report is the outcome of a run over many test cases.
@@ -94,5 +102,78 @@ func (r Report) WriteFailures(w io.Writer) {
 		for _, l := range x.Later {
 			fmt.Fprintf(w, "\t\tthen %s\n", strings.ReplaceAll(l, "\n", " "))
 		}
+	}
+}
+
+// describe renders an expected item for a report.
+func describe(e *Node, enumTag ttlv.Tag) string {
+	switch {
+	case e.Placeholder != "":
+		return e.Placeholder
+	case e.Lit != nil:
+		return format(e.Lit, enumTag)
+	}
+	if e.Tag == kmip14.TagAttribute {
+		for _, c := range e.Children {
+			if c.Tag == kmip14.TagAttributeName && c.Lit != nil {
+				return "attribute " + strconv.Quote(c.Lit.Text)
+			}
+		}
+	}
+	s := "structure {"
+	for i, c := range e.Children {
+		if i == 6 {
+			s += " …"
+			break
+		}
+		s += " " + tree.TagName(c.Tag)
+	}
+	return s + " }"
+}
+
+// format renders an actual value for a report; long byte strings are cut.
+func format(n *tree.Node, enumTag ttlv.Tag) string {
+	if n == nil {
+		return "nothing"
+	}
+	switch n.Type {
+	case ttlv.TypeStructure:
+		if name, ok := n.Child(kmip14.TagAttributeName).TextValue(); ok && n.Tag == kmip14.TagAttribute {
+			return "attribute " + strconv.Quote(name)
+		}
+		s := "structure {"
+		for i, c := range n.Children {
+			if i == 6 {
+				s += " …"
+				break
+			}
+			s += " " + tree.TagName(c.Tag)
+		}
+		return s + " }"
+	case ttlv.TypeEnumeration:
+		return ttlv.DefaultRegistry.FormatEnum(enumTag, uint32(n.Int))
+	case ttlv.TypeInteger:
+		if ttlv.DefaultRegistry.IsBitmask(enumTag) {
+			return ttlv.DefaultRegistry.FormatInt(enumTag, int32(n.Int))
+		}
+		return strconv.FormatInt(n.Int, 10)
+	case ttlv.TypeBoolean:
+		return strconv.FormatBool(n.Int != 0)
+	case ttlv.TypeTextString:
+		return strconv.Quote(n.Text)
+	case ttlv.TypeByteString:
+		if len(n.Bytes) > 32 {
+			return fmt.Sprintf("%s… (%d bytes)", hex.EncodeToString(n.Bytes[:32]), len(n.Bytes))
+		}
+		return hex.EncodeToString(n.Bytes)
+	case ttlv.TypeBigInteger:
+		if n.Big == nil {
+			return "0"
+		}
+		return n.Big.String()
+	case ttlv.TypeDateTime, ttlv.TypeDateTimeExtended:
+		return n.Time.UTC().Format(time.RFC3339Nano)
+	default:
+		return strconv.FormatInt(n.Int, 10)
 	}
 }

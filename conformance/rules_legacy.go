@@ -44,7 +44,9 @@ var serverClockAttrs = map[string]bool{
 // markServerClock marks, in a file with "# TIME" markers (the 1.0-1.2
 // corpus; no 1.4 file has one), the literal DateTime values of the
 // server-clock attributes in the expected responses, so that they compare as
-// $NOW would. Requests and every other literal are left as they are.
+// $NOW would, and the literal Activation Dates, which compare so only for an
+// object an Activate dated (serverActivated). Requests and every other
+// literal are left as they are.
 func markServerClock(tc *TestCase) {
 	legacy := false
 	for _, st := range tc.Steps {
@@ -61,8 +63,9 @@ func markServerClock(tc *TestCase) {
 				if c.Tag == kmip14.TagAttributeName && c.Lit != nil {
 					name = c.Lit.Text
 				}
-				if c.Tag == kmip14.TagAttributeValue && c.Lit != nil && c.Type == ttlv.TypeDateTime && serverClockAttrs[name] {
-					c.ServerClock = true
+				if c.Tag == kmip14.TagAttributeValue && c.Lit != nil && c.Type == ttlv.TypeDateTime {
+					c.ServerClock = serverClockAttrs[name]
+					c.ActivationClock = name == "Activation Date"
 				}
 			}
 			return
@@ -133,4 +136,57 @@ func rsaPrivateKey(der []byte) (k *rsa.PrivateKey, format int) {
 		}
 	}
 	return nil, 0
+}
+
+// Activation Date set by the server's clock. Activate (§4.19) carries no
+// date: it sets the object's Activation Date to the current date and time,
+// so after an Activate the value is the server's clock, as much as an
+// Initial Date is. The 1.0-1.2 files record the reference server's 2013
+// instant as a literal where the 1.4 files of the same cases (AKLC-M-2/3,
+// SKLC-M-2/3) write $NOW. A date a client set (Register, Create, Modify or
+// Add Attribute naming Activation Date) stays exact: Bindings.Activated
+// holds, per identifier value, only objects whose last Activation Date came
+// from an Activate.
+
+// learnActivations reads a request and its response in item order: a
+// successful Activate marks the identifier its response names; a
+// successful Add or Modify Attribute of Activation Date unmarks it. It runs
+// before the response is compared, so an Add or Modify Attribute answer
+// echoing the client's date is exact.
+func (b *Bindings) learnActivations(req, resp *tree.Node) {
+	if req == nil || resp == nil {
+		return
+	}
+	items := resp.All(kmip14.TagBatchItem)
+	for i, ri := range req.All(kmip14.TagBatchItem) {
+		if i >= len(items) {
+			return
+		}
+		gi := items[i]
+		if s, ok := gi.Child(kmip14.TagResultStatus).EnumValue(); !ok || s != uint32(kmip14.ResultStatusSuccess) {
+			continue
+		}
+		uid, ok := gi.Path(kmip14.TagResponsePayload, kmip14.TagUniqueIdentifier).TextValue()
+		if !ok {
+			continue
+		}
+		op, _ := ri.Child(kmip14.TagOperation).EnumValue()
+		switch kmip14.Operation(op) {
+		case kmip14.OperationActivate:
+			b.Activated[uid] = true
+		case kmip14.OperationAddAttribute, kmip14.OperationModifyAttribute:
+			name, _ := ri.Path(kmip14.TagRequestPayload, kmip14.TagAttribute, kmip14.TagAttributeName).TextValue()
+			if name == "Activation Date" {
+				delete(b.Activated, uid)
+			}
+		}
+	}
+}
+
+// serverActivated reports whether the object a response batch item is
+// about (its payload's Unique Identifier) got its Activation Date from an
+// Activate.
+func (b *Bindings) serverActivated(got *tree.Node) bool {
+	uid, ok := got.Path(kmip14.TagResponsePayload, kmip14.TagUniqueIdentifier).TextValue()
+	return ok && b.Activated[uid]
 }

@@ -253,3 +253,82 @@ func TestReplayTwoPendingOperations(t *testing.T) {
 		}
 	}
 }
+
+// An Activation Date literal of a 1.0-1.2 file compares as $NOW only for an
+// object whose Activation Date an Activate of the case set; a date a client
+// set, another object's, another date attribute, a failed Activate and a
+// 1.4 file stay exact.
+func TestActivationDateFromActivate(t *testing.T) {
+	const recorded = "2013-01-10T23:36:01+00:00"
+	now := time.Now().UTC().Format(time.RFC3339)
+	created := opResponse("Create", `<ObjectType type="Enumeration" value="SymmetricKey"/>`+uid0)
+	activate := request("Activate", uid0)
+	activated := opResponse("Activate", uid0)
+	refused := response(`<BatchItem><Operation type="Enumeration" value="Activate"/><ResultStatus type="Enumeration" value="OperationFailed"/>
+  <ResultReason type="Enumeration" value="PermissionDenied"/></BatchItem>`)
+	modify := request("ModifyAttribute", uid0+attr("Activation Date", "DateTime", recorded))
+	modified := opResponse("ModifyAttribute", uid0+attr("Activation Date", "DateTime", recorded))
+	read := func(name string) string {
+		return request("GetAttributes", uid0+`<AttributeName type="TextString" value="`+name+`"/>`)
+	}
+	type step struct{ req, exp, got string }
+	at := func(uid, name, v string) string { return getAttrs(uid, attr(name, "DateTime", v)) }
+	sub := func(s, uid string) string { return strings.ReplaceAll(s, "$UNIQUE_IDENTIFIER_0", uid) }
+	for _, c := range []struct {
+		name   string
+		marked bool
+		steps  []step
+		pass   bool
+	}{
+		{"activated, server's clock", true, []step{
+			{activate, activated, sub(activated, "k1")},
+			{read("Activation Date"), at("$UNIQUE_IDENTIFIER_0", "Activation Date", recorded), at("k1", "Activation Date", now)}}, true},
+		{"activated, recorded 2013 instant returned", true, []step{
+			{activate, activated, sub(activated, "k1")},
+			{read("Activation Date"), at("$UNIQUE_IDENTIFIER_0", "Activation Date", recorded), at("k1", "Activation Date", "2013-01-10T23:36:02+00:00")}}, false},
+		{"no Activate: a client's date", true, []step{
+			{read("Activation Date"), at("$UNIQUE_IDENTIFIER_0", "Activation Date", recorded), at("k1", "Activation Date", now)}}, false},
+		{"no Activate: the client's date, exact", true, []step{
+			{read("Activation Date"), at("$UNIQUE_IDENTIFIER_0", "Activation Date", recorded), at("k1", "Activation Date", recorded)}}, true},
+		{"Activate refused", true, []step{
+			{activate, refused, refused},
+			{read("Activation Date"), at("$UNIQUE_IDENTIFIER_0", "Activation Date", recorded), at("k1", "Activation Date", now)}}, false},
+		{"activated, then set by Modify Attribute", true, []step{
+			{activate, activated, sub(activated, "k1")},
+			{modify, modified, sub(modified, "k1")},
+			{read("Activation Date"), at("$UNIQUE_IDENTIFIER_0", "Activation Date", recorded), at("k1", "Activation Date", now)}}, false},
+		{"activated, then set by Modify Attribute, exact", true, []step{
+			{activate, activated, sub(activated, "k1")},
+			{modify, modified, sub(modified, "k1")},
+			{read("Activation Date"), at("$UNIQUE_IDENTIFIER_0", "Activation Date", recorded), at("k1", "Activation Date", recorded)}}, true},
+		{"another object activated", true, []step{
+			{request("Activate", uidLit("k2")), opResponse("Activate", uidLit("k2")), opResponse("Activate", uidLit("k2"))},
+			{read("Activation Date"), at("$UNIQUE_IDENTIFIER_0", "Activation Date", recorded), at("k1", "Activation Date", now)}}, false},
+		{"activated, another date attribute", true, []step{
+			{activate, activated, sub(activated, "k1")},
+			{read("Deactivation Date"), at("$UNIQUE_IDENTIFIER_0", "Deactivation Date", recorded), at("k1", "Deactivation Date", now)}}, false},
+		{"activated, a 1.4 file", false, []step{
+			{activate, activated, sub(activated, "k1")},
+			{read("Activation Date"), at("$UNIQUE_IDENTIFIER_0", "Activation Date", recorded), at("k1", "Activation Date", now)}}, false},
+	} {
+		mark := ""
+		if c.marked {
+			mark = "\n# TIME 0\n"
+		}
+		doc := "<KMIP>" + mark + request("Create", `<ObjectType type="Enumeration" value="SymmetricKey"/>`) + created
+		f := &fakeConn{resp: []*tree.Node{concrete(t, sub(created, "k1"))}}
+		for _, s := range c.steps {
+			doc += s.req + s.exp
+			f.resp = append(f.resp, concrete(t, s.got))
+		}
+		tc, err := Parse(strings.NewReader(doc + "</KMIP>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A failure must be the last step's, the Activation Date read.
+		r := Replay(context.Background(), f, tc)
+		if r.Passed != c.pass || (!r.Passed && r.Failed != len(tc.Steps)) {
+			t.Errorf("%s: passed %v, want %v (%s)", c.name, r.Passed, c.pass, r.Reason())
+		}
+	}
+}

@@ -38,6 +38,10 @@ type Node struct {
 	// for an attribute the server sets from its own clock: compared as $NOW
 	// (rules_legacy.go).
 	ServerClock bool
+	// ActivationClock marks a literal Activation Date of a KMIP 1.0-1.2
+	// file: compared as $NOW when the object's Activation Date came from an
+	// Activate, which takes it from the server's clock (rules_legacy.go).
+	ActivationClock bool
 }
 
 // Step is one request and the response the test case expects for it.
