@@ -61,6 +61,12 @@ func keyMaterialIn(ot kmip14.ObjectType, want kmip14.KeyFormatType, key any) (*t
 	return tree.Bytes(kmip14.TagKeyMaterial, b), true
 }
 
+// maxRSABits bounds the numbers of a transparent key: an RSA operation's
+// cost grows with the cube of the modulus size, so a client must not choose
+// it freely. 16384 bits is the largest RSA key in common use (and crypto/rsa
+// generates no larger).
+const maxRSABits = 16384
+
 // bigField reads an optional positive Big Integer field of km.
 func bigField(km tree.View, tag ttlv.Tag) (*big.Int, bool, error) {
 	n := km.Child(tag)
@@ -68,8 +74,8 @@ func bigField(km tree.View, tag ttlv.Tag) (*big.Int, bool, error) {
 		return nil, false, nil
 	}
 	v, ok := n.BigValue()
-	if !ok || v.Sign() <= 0 {
-		return nil, false, fmt.Errorf("%w: %s must be a positive Big Integer", errTransparent, tree.TagName(tag))
+	if !ok || v.Sign() <= 0 || v.BitLen() > maxRSABits {
+		return nil, false, fmt.Errorf("%w: %s must be a positive Big Integer of at most %d bits", errTransparent, tree.TagName(tag), maxRSABits)
 	}
 	return v, true, nil
 }

@@ -147,11 +147,45 @@ func TestRegisterTransparentRSA(t *testing.T) {
 	wrong[kmip14.TagCRTCoefficient] = new(big.Int).Add(rk.Precomputed.Qinv, big.NewInt(1))
 	noQ := rsaPrivateFields(rk)
 	delete(noQ, kmip14.TagQ)
-	for name, body := range map[string]*tree.Node{"CRT": transparentPriv(wrong), "no Q": transparentPriv(noQ)} {
+	huge := rsaPrivateFields(rk)
+	huge[kmip14.TagModulus] = new(big.Int).Lsh(rk.N, maxRSABits) // bounded before any arithmetic
+	for name, body := range map[string]*tree.Node{"CRT": transparentPriv(wrong), "no Q": transparentPriv(noQ), "huge": transparentPriv(huge)} {
 		t.Run(name, func(t *testing.T) {
 			uid := reg(body, kmip14.ObjectTypePrivateKey, crMask(kmip14.CryptographicUsageMaskSign))
 			wantFail(t, e.do(alice, item(kmip14.OperationGet, uidF(uid), tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypePKCS_1)))), 0, kmip14.ResultReasonCryptographicFailure)
 			wantFail(t, e.crOne(alice, kmip14.OperationSign, uidF(uid), crParams(crHash(kmip14.HashingAlgorithmSHA_256)), crData(msg)), 0, kmip14.ResultReasonCryptographicFailure)
 		})
 	}
+}
+
+// TestTransparentRSAPublicBounds: a public key's numbers are bounded too, so
+// a verification cannot be made to cost what the client likes.
+func TestTransparentRSAPublicBounds(t *testing.T) {
+	e := newEnv(t, Options{})
+	rk, _ := crKeys(t)
+	for name, km := range map[string]*tree.Node{
+		"huge modulus": tree.Struct(kmip14.TagKeyMaterial, tree.Big(kmip14.TagModulus, new(big.Int).Lsh(big.NewInt(1), maxRSABits+1)),
+			tree.Big(kmip14.TagPublicExponent, big.NewInt(65537))),
+		"even exponent": tree.Struct(kmip14.TagKeyMaterial, tree.Big(kmip14.TagModulus, new(big.Int).Set(rk.N)),
+			tree.Big(kmip14.TagPublicExponent, big.NewInt(65536))),
+		"no exponent": tree.Struct(kmip14.TagKeyMaterial, tree.Big(kmip14.TagModulus, new(big.Int).Set(rk.N))),
+	} {
+		t.Run(name, func(t *testing.T) {
+			body := tree.Struct(kmip14.TagPublicKey, tree.Struct(kmip14.TagKeyBlock,
+				tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypeTransparentRSAPublicKey)),
+				tree.Struct(kmip14.TagKeyValue, km),
+				tree.Enum(kmip14.TagCryptographicAlgorithm, uint32(kmip14.CryptographicAlgorithmRSA))))
+			uid := e.crAsymBody(alice, kmip14.ObjectTypePublicKey, body, crMask(kmip14.CryptographicUsageMaskVerify))
+			wantFail(t, e.crOne(alice, kmip14.OperationSignatureVerify, uidF(uid), crParams(crHash(kmip14.HashingAlgorithmSHA_256)),
+				crData([]byte("m")), tree.Bytes(kmip14.TagSignatureData, make([]byte, 256))), 0, kmip14.ResultReasonCryptographicFailure)
+			wantFail(t, e.do(alice, item(kmip14.OperationGet, uidF(uid), tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypeX_509)))), 0, kmip14.ResultReasonCryptographicFailure)
+		})
+	}
+}
+
+// crAsymBody registers an Active asymmetric key body as it is.
+func (e *env) crAsymBody(c Caller, ot kmip14.ObjectType, body *tree.Node, attrs ...*tree.Node) string {
+	e.t.Helper()
+	attrs = append(attrs, crActive())
+	return text(e.t, okPayload(e.t, e.do(c, register(ot, body, attrs...)), 0), kmip14.TagUniqueIdentifier)
 }
