@@ -137,8 +137,8 @@ var leadingAttrs = map[string]int{AttrUniqueIdentifier: 1, AttrObjectType: 2, At
 // values is set for GetAttributes (values returned), clear for
 // GetAttributeList (names only). With values, a 1.2 client is not sent the
 // attributes 1.2 introduced: PyKMIP 0.10, which speaks 1.2 by default, cannot
-// decode them (Original Creation Date above all, which every object has) and
-// fails the whole response. They remain readable by name.
+// decode them (Original Creation Date above all, which every generated object
+// has) and fails the whole response. They remain readable by name.
 func (o *Object) Listing(minor int32, values bool) []Attr {
 	var cust, std []Attr
 	for _, a := range o.attrs {
