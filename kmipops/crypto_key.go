@@ -115,6 +115,9 @@ func keyMaterial(o *object.Object) (*opKey, error) {
 	if kb.Child(kmip14.TagKeyWrappingData).Present() {
 		return nil, Errorf(kmip14.ResultReasonFeatureNotSupported, "key is stored wrapped and cannot be used")
 	}
+	if err := requireKeyValue(kb); err != nil {
+		return nil, err
+	}
 	k := &opKey{o: o}
 	if a, ok := o.CryptographicAlgorithm(); ok {
 		k.alg = a
@@ -140,11 +143,7 @@ func keyMaterial(o *object.Object) (*opKey, error) {
 		}
 		return k, nil
 	}
-	der, ok := km.BytesValue()
-	if !ok {
-		return nil, unsupported
-	}
-	key, err := parseAsymmetric(o.Type(), format, der)
+	key, err := readAsymmetric(o.Type(), format, km)
 	if errors.Is(err, errUnknownFormat) {
 		return nil, unsupported
 	}

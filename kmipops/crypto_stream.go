@@ -106,7 +106,9 @@ func (p *Processor) runCrypto(ic *itemCtx, payload *tree.Node, spec *cryptoOp) (
 		}
 		return p.continueStream(ic, payload, spec, cv, data, fin)
 	}
-	if !hasData && !(spec.digested && payload.Child(kmip14.TagDigestedData) != nil) {
+	// The first part of a stream may carry no data yet (KMIP 1.3+ made Data
+	// optional for streaming); a single-part operation needs its input.
+	if !hasData && !init && !(spec.digested && payload.Child(kmip14.TagDigestedData) != nil) {
 		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "missing Data")
 	}
 	var k *opKey
@@ -146,7 +148,7 @@ func (p *Processor) runCrypto(ic *itemCtx, payload *tree.Node, spec *cryptoOp) (
 			return nil, err
 		}
 		spec.setPlaceholder(ic, uid)
-		return spec.respond(uid, out, first, nil, cv), nil
+		return spec.respond(uid, out, true, first, nil, cv), nil
 	}
 	rest, fields, err := sess.final(payload)
 	if err != nil {
@@ -158,7 +160,7 @@ func (p *Processor) runCrypto(ic *itemCtx, payload *tree.Node, spec *cryptoOp) (
 		return nil, err
 	}
 	spec.setPlaceholder(ic, uid)
-	return spec.respond(uid, append(out, rest...), first, fields, nil), nil
+	return spec.respond(uid, append(out, rest...), init, first, fields, nil), nil
 }
 
 // consume counts a protecting part against the key's Usage Limits.
@@ -216,13 +218,13 @@ func (p *Processor) continueStream(ic *itemCtx, payload *tree.Node, spec *crypto
 	spec.setPlaceholder(ic, st.uid)
 	if !fin {
 		keep = true
-		return spec.respond(st.uid, out, nil, nil, cv), nil
+		return spec.respond(st.uid, out, true, nil, nil, cv), nil
 	}
 	rest, fields, err := st.sess.final(payload)
 	if err != nil {
 		return nil, err
 	}
-	return spec.respond(st.uid, append(out, rest...), nil, fields, nil), nil
+	return spec.respond(st.uid, append(out, rest...), true, nil, fields, nil), nil
 }
 
 // setPlaceholder makes the key the ID Placeholder for the next batch item;
@@ -235,12 +237,16 @@ func (spec *cryptoOp) setPlaceholder(ic *itemCtx, uid string) {
 
 // respond builds the response payload in the field order of KMIP 1.4 §4.29
 // and after: Unique Identifier, Data, IV, result fields, Correlation Value.
-func (spec *cryptoOp) respond(uid string, out []byte, first, fields []*tree.Node, cv []byte) *tree.Node {
+// A part of a stream that produced no output yet (a block cipher holding
+// less than a block, a final part with nothing left) answers without Data,
+// which is optional in the response (§4.29, the OASIS TC-STREAM-ENC case); a
+// single-part operation always answers its Data, empty or not.
+func (spec *cryptoOp) respond(uid string, out []byte, part bool, first, fields []*tree.Node, cv []byte) *tree.Node {
 	r := tree.Struct(kmip14.TagResponsePayload)
 	if uid != "" {
 		r.Add(tree.Text(kmip14.TagUniqueIdentifier, uid))
 	}
-	if spec.emitsData {
+	if spec.emitsData && !(part && len(out) == 0) {
 		if out == nil {
 			out = []byte{}
 		}

@@ -80,8 +80,8 @@ func TestStreamedOperations(t *testing.T) {
 			var cv *tree.Node
 			r := okPayload(t, e.crOne(alice, kmip14.OperationDecrypt, uidF(key), params, crIV(iv), aad, crData(ct[:20]), tree.Bool(kmip14.TagInitIndicator, true)), 0)
 			cv = r.Child(kmip14.TagCorrelationValue)
-			if len(crBytes(t, r, kmip14.TagData)) != 0 {
-				t.Fatal("plaintext released before the tag was checked")
+			if d := r.Child(kmip14.TagData); d != nil {
+				t.Fatalf("plaintext released before the tag was checked: %s", d)
 			}
 			r = okPayload(t, e.crOne(alice, kmip14.OperationDecrypt, cv, crData(ct[20:]), tag, tree.Bool(kmip14.TagFinalIndicator, true)), 0)
 			if !bytes.Equal(crBytes(t, r, kmip14.TagData), msg) {
@@ -229,5 +229,71 @@ func TestStreamConcurrentParts(t *testing.T) {
 		default:
 			t.Fatalf("concurrent part: %s", s)
 		}
+	}
+}
+
+// TestStreamWithoutOutputYet: Data is optional in a streaming Encrypt, both
+// ways (KMIP 1.4 §4.29). The first part may carry none; a part that
+// produces nothing yet (ECB holding half a block, a final part with nothing
+// left) answers without Data; a single-part Encrypt still needs its Data.
+// The ciphertext is FIPS-197 C.1's AES-128 known answer.
+func TestStreamWithoutOutputYet(t *testing.T) {
+	e := newEnv(t, Options{})
+	key := e.crSym(alice, kmip14.CryptographicAlgorithmAES, crHex(t, "000102030405060708090a0b0c0d0e0f"))
+	pt := crHex(t, "00112233445566778899aabbccddeeff")
+	want := crHex(t, "69c4e0d86a7b0430d8cdb78070b4c55a")
+	ecb := crParams(crMode(kmip14.BlockCipherModeECB), crPad(kmip14.PaddingMethodNone))
+	noData := func(r *tree.Node) {
+		t.Helper()
+		if d := r.Child(kmip14.TagData); d != nil {
+			t.Fatalf("Data %x where nothing was produced", d.Bytes)
+		}
+	}
+	for name, parts := range map[string][][]byte{
+		"no data first":  {nil, pt[:8], pt[8:], nil},
+		"half block":     {pt[:8], pt[8:], nil},
+		"block by parts": {pt[:4], pt[4:12], pt[12:]},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var got []byte
+			var cv *tree.Node
+			for i, part := range parts {
+				var f []*tree.Node
+				if part != nil {
+					f = append(f, crData(part))
+				}
+				if i == 0 {
+					f = append(f, uidF(key), ecb, tree.Bool(kmip14.TagInitIndicator, true))
+				} else {
+					f = append(f, cv)
+				}
+				final := i == len(parts)-1
+				if final {
+					f = append(f, tree.Bool(kmip14.TagFinalIndicator, true))
+				}
+				r := okPayload(t, e.crOne(alice, kmip14.OperationEncrypt, f...), 0)
+				if d := r.Child(kmip14.TagData); d != nil {
+					if len(d.Bytes) == 0 {
+						t.Fatalf("part %d: empty Data", i)
+					}
+					got = append(got, d.Bytes...)
+				}
+				if len(got) < 16 || (final && part == nil) {
+					noData(r)
+				}
+				if !final {
+					cv = r.Child(kmip14.TagCorrelationValue)
+				}
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("ciphertext %x, want %x", got, want)
+			}
+		})
+	}
+	// One shot: the Data is required, and answered even when empty.
+	wantFail(t, e.crOne(alice, kmip14.OperationEncrypt, uidF(key), ecb), 0, kmip14.ResultReasonInvalidMessage)
+	r := okPayload(t, e.crOne(alice, kmip14.OperationEncrypt, uidF(key), ecb, crData([]byte{})), 0)
+	if d := r.Child(kmip14.TagData); d == nil || len(d.Bytes) != 0 {
+		t.Fatalf("single-part Encrypt of nothing: %s", r)
 	}
 }

@@ -89,9 +89,11 @@ func marshalAsymmetric(ot kmip14.ObjectType, f kmip14.KeyFormatType, key any) ([
 
 // convertFormat returns a copy of body with its key in format want: as it
 // is when it already is, converted where that is a re-encoding (symmetric
-// Raw ↔ Transparent Symmetric Key; RSA private PKCS#1 ↔ PKCS#8; RSA public
-// PKCS#1 ↔ X.509; EC private PKCS#8 ↔ EC Private Key, secp256k1 included),
-// else Key Format Type Not Supported.
+// Raw ↔ Transparent Symmetric Key; RSA private PKCS#1 ↔ PKCS#8 ↔ Transparent
+// RSA Private Key; RSA public PKCS#1 ↔ X.509 ↔ Transparent RSA Public Key;
+// EC private PKCS#8 ↔ EC Private Key, secp256k1 included), else Key Format
+// Type Not Supported. A meta-data only key has no value to convert (Key Value
+// Not Present).
 func convertFormat(ot kmip14.ObjectType, body tree.View, want kmip14.KeyFormatType) (*tree.Node, error) {
 	kb := body.Child(kmip14.TagKeyBlock)
 	have32, ok := kb.Child(kmip14.TagKeyFormatType).EnumValue()
@@ -105,6 +107,9 @@ func convertFormat(ot kmip14.ObjectType, body tree.View, want kmip14.KeyFormatTy
 	notSupported := Errorf(kmip14.ResultReasonKeyFormatTypeNotSupported, "cannot convert %s to %s", have, want)
 	if kb.Child(kmip14.TagKeyWrappingData).Present() {
 		return nil, notSupported
+	}
+	if err := requireKeyValue(kb); err != nil {
+		return nil, err
 	}
 	km := kb.Path(kmip14.TagKeyValue, kmip14.TagKeyMaterial)
 	var mat *tree.Node
@@ -122,21 +127,15 @@ func convertFormat(ot kmip14.ObjectType, body tree.View, want kmip14.KeyFormatTy
 			mat = tree.Bytes(kmip14.TagKeyMaterial, k)
 		}
 	case kmip14.ObjectTypePrivateKey, kmip14.ObjectTypePublicKey:
-		der, ok := km.BytesValue()
-		if !ok {
-			return nil, notSupported
-		}
-		key, err := parseAsymmetric(ot, have, der)
+		key, err := readAsymmetric(ot, have, km) // keyformat_transparent.go
 		if errors.Is(err, errUnknownFormat) {
 			return nil, notSupported
 		}
 		if err != nil {
-			// Registered bytes that are not what their format says.
+			// Registered material that is not what its format says.
 			return nil, &Error{Reason: kmip14.ResultReasonCryptographicFailure, Msg: "key material does not parse as " + have.String(), Err: err}
 		}
-		if b, ok := marshalAsymmetric(ot, want, key); ok {
-			mat = tree.Bytes(kmip14.TagKeyMaterial, b)
-		}
+		mat, _ = keyMaterialIn(ot, want, key)
 	}
 	if mat == nil {
 		return nil, notSupported

@@ -292,6 +292,9 @@ func derivationKey(o *object.Object) ([]byte, error) {
 	if kb.Child(kmip14.TagKeyWrappingData).Present() {
 		return nil, Errorf(kmip14.ResultReasonFeatureNotSupported, "object is stored wrapped and cannot be used")
 	}
+	if err := requireKeyValue(kb); err != nil {
+		return nil, err
+	}
 	f, _ := kb.Child(kmip14.TagKeyFormatType).EnumValue()
 	if kf := kmip14.KeyFormatType(f); kf != kmip14.KeyFormatTypeOpaque && kf != kmip14.KeyFormatTypeRaw {
 		return nil, Errorf(kmip14.ResultReasonKeyFormatTypeNotSupported, "Secret Data in %s format cannot be used for derivation", kf)

@@ -63,7 +63,16 @@ func opGet(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 		if !o.Extractable() {
 			return false, Errorf(kmip14.ResultReasonNotExtractable, "object is not extractable")
 		}
-		if want != nil {
+		switch {
+		case want != nil && *want == kmip14.KeyFormatTypePKCS_12:
+			if ws != nil {
+				return false, Errorf(kmip14.ResultReasonFeatureNotSupported, "a PKCS#12 file is protected by its password, not wrapped")
+			}
+			var err error
+			if body, err = p.pkcs12Body(ic, o); err != nil { // op_get_pkcs12.go
+				return false, err
+			}
+		case want != nil:
 			var err error
 			if body, err = servedFormat(o, *want); err != nil {
 				return false, err

@@ -154,6 +154,9 @@ func loadPart(ic *itemCtx, uid string) (joinPart, error) {
 	if kb.Child(kmip14.TagKeyWrappingData).Present() {
 		return joinPart{}, Errorf(kmip14.ResultReasonFeatureNotSupported, "a part is stored wrapped and cannot be joined")
 	}
+	if err := requireKeyValue(kb); err != nil {
+		return joinPart{}, err
+	}
 	key, ok := kb.Path(kmip14.TagKeyValue, kmip14.TagKeyMaterial).BytesValue()
 	if !ok || len(key) == 0 {
 		return joinPart{}, Errorf(kmip14.ResultReasonInvalidField, "a Split Key has no key material")

@@ -142,14 +142,14 @@ func linked(o *object.Object, t kmip14.LinkType) string {
 // notRenewed are the client attributes a renewed certificate does not copy
 // from the one it replaces (KMIP 1.4 §4.8): its names are moved after the
 // template's, links are set by the server, the dates follow the Offset
-// rule, the key's size comes from the certificate, and a usage count starts
-// again.
+// rule, the key's size comes from the certificate, a usage count starts
+// again, and when and how the new certificate was made are its own.
 var notRenewed = map[string]bool{
 	object.AttrName: true, object.AttrLink: true,
 	object.AttrActivationDate: true, object.AttrDeactivationDate: true,
 	object.AttrProcessStartDate: true, object.AttrProtectStopDate: true,
 	object.AttrCryptoAlgorithm: true, object.AttrCryptoLength: true, object.AttrCryptoDomainParameters: true,
-	object.AttrUsageLimits: true,
+	object.AttrUsageLimits: true, object.AttrOriginalCreationDate: true, object.AttrRNG: true,
 }
 
 // renewedAttrs are the new certificate's client attributes: the template's;

@@ -41,7 +41,7 @@ func opRegister(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, erro
 		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "missing %s object for Object Type %s", tag, ot)
 	}
 	body = body.Clone()
-	if err := checkBody(ot, body, attrs); err != nil {
+	if err := checkBody(ot, body, attrs, ic.v.minor); err != nil {
 		return nil, err
 	}
 	o, err := p.newObject(ic, ot, body, attrs, false)
@@ -61,7 +61,7 @@ func opRegister(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, erro
 // as a base key for DeriveKey, need not suit another. Material that a later
 // operation cannot use (an AES key of 7 bytes, PKCS#1 bytes labelled
 // PKCS#8) is refused by that operation.
-func checkBody(ot kmip14.ObjectType, body *tree.Node, attrs []object.Attr) error {
+func checkBody(ot kmip14.ObjectType, body *tree.Node, attrs []object.Attr, minor int32) error {
 	if body.Type != ttlv.TypeStructure {
 		return Errorf(kmip14.ResultReasonInvalidField, "%s must be a structure", body.Tag)
 	}
@@ -102,20 +102,24 @@ func checkBody(ot kmip14.ObjectType, body *tree.Node, attrs []object.Attr) error
 	if err := need(kmip14.TagKeyBlock, ttlv.TypeStructure); err != nil {
 		return err
 	}
-	return checkKeyBlock(ot, body.Child(kmip14.TagKeyBlock), attrs)
+	return checkKeyBlock(ot, body.Child(kmip14.TagKeyBlock), attrs, minor)
 }
 
-func checkKeyBlock(ot kmip14.ObjectType, kb *tree.Node, attrs []object.Attr) error {
+func checkKeyBlock(ot kmip14.ObjectType, kb *tree.Node, attrs []object.Attr, minor int32) error {
 	fmtN := kb.Child(kmip14.TagKeyFormatType)
 	if _, ok := fmtN.EnumValue(); !ok {
 		return Errorf(kmip14.ResultReasonInvalidField, "Key Block needs a Key Format Type enumeration")
 	}
 	kv := kb.Child(kmip14.TagKeyValue)
 	if kv == nil {
-		return Errorf(kmip14.ResultReasonInvalidMessage, "Key Block needs a Key Value")
+		// A meta-data only key (keyvalue.go).
+		if err := checkMetaDataOnly(ot, kb, minor); err != nil {
+			return err
+		}
 	}
 	wrapped := kb.Child(kmip14.TagKeyWrappingData) != nil
 	switch {
+	case kv == nil:
 	case wrapped && kv.Type == ttlv.TypeByteString:
 	case kv.Type == ttlv.TypeStructure && kv.Child(kmip14.TagKeyMaterial) != nil:
 	default:
@@ -142,7 +146,7 @@ func checkKeyBlock(ot kmip14.ObjectType, kb *tree.Node, attrs []object.Attr) err
 			return Errorf(kmip14.ResultReasonInvalidField, "%s in the Key Block differs from the template", c.tag)
 		}
 	}
-	if wrapped {
+	if wrapped || kv == nil {
 		return nil
 	}
 	km := kv.Child(kmip14.TagKeyMaterial)

@@ -54,10 +54,11 @@ func replaceable(old *object.Object, t kmip14.ObjectType) error {
 // They are old's attributes that a client may give, custom ones included,
 // then the template's: a template value replaces a single-instance
 // attribute and adds an instance to a multi-instance one (Name). Not
-// copied: Link (the caller links the two keys), Key Value Location and the
-// server-managed attributes, so neither Destroy Date nor the compromise and
-// revocation attributes pass to the replacement. Usage Limits keeps its Total and
-// Unit and starts again from the Total. The lifecycle dates are copied
+// copied: Link (the caller links the two keys), Key Value Location, Original
+// Creation Date, Random Number Generator and the server-managed attributes,
+// so neither Destroy Date nor the compromise and revocation attributes pass
+// to the replacement. Usage Limits keeps its Total and Unit and starts again
+// from the Total. The lifecycle dates are copied
 // unless an Offset is given; then the Activation Date is now + Offset and
 // the other dates keep their distance from it.
 func replacementAttrs(old *object.Object, template []object.Attr, offset *time.Duration, now time.Time) ([]object.Attr, error) {
@@ -75,8 +76,10 @@ func replacementAttrs(old *object.Object, template []object.Attr, offset *time.D
 			continue
 		}
 		// Key Value Location says where material kept off the server is;
-		// the replacement's is on the server.
-		if name == object.AttrLink || name == object.AttrUsageLimits || name == "Key Value Location" ||
+		// the replacement's is on the server. Original Creation Date and
+		// Random Number Generator describe the old material's making.
+		if name == object.AttrLink || name == object.AttrUsageLimits || name == object.AttrKeyValueLocation ||
+			name == object.AttrOriginalCreationDate || name == object.AttrRNG ||
 			(offset != nil && isLifecycleDate(name)) {
 			continue
 		}

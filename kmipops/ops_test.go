@@ -320,7 +320,7 @@ func TestCreateKeyPairBarbican(t *testing.T) {
 	if pk, err := x509.ParsePKIXPublicKey(spki); err != nil || !pk.(*rsa.PublicKey).Equal(&k1.PublicKey) {
 		t.Fatalf("SPKI: %v", err)
 	}
-	wantFail(t, e.do(alice, item(kmip14.OperationGet, uidF(priv), tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypeTransparentRSAPrivateKey)))), 0, kmip14.ResultReasonKeyFormatTypeNotSupported)
+	wantFail(t, e.do(alice, item(kmip14.OperationGet, uidF(priv), tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypeECPrivateKey)))), 0, kmip14.ResultReasonKeyFormatTypeNotSupported)
 	// Both PreActive: Barbican's delete_secret destroys them.
 	okPayload(t, e.do(alice, item(kmip14.OperationDestroy, uidF(priv))), 0)
 	okPayload(t, e.do(alice, item(kmip14.OperationDestroy, uidF(pub))), 0)

@@ -44,6 +44,8 @@ const (
 	AttrExtractable            = "Extractable"
 	AttrNeverExtractable       = "Never Extractable"
 	AttrOperationPolicyName    = "Operation Policy Name"
+	AttrKeyValuePresent        = "Key Value Present"
+	AttrKeyValueLocation       = "Key Value Location"
 )
 
 // Who may do what with an attribute, per KMIP 1.4 §3 ("Initially set by",
@@ -127,10 +129,10 @@ var defs = map[string]Def{
 	"Contact Information":              {typ: ttlv.TypeTextString, rules: clientAll},
 	AttrLastChangeDate:                 {typ: ttlv.TypeDateTime},
 	"Alternative Name":                 {typ: ttlv.TypeStructure, multi: true, since: 2, rules: clientAll, fields: map[ttlv.Tag]ttlv.Type{kmip14.TagAlternativeNameValue: ttlv.TypeTextString, kmip14.TagAlternativeNameType: ttlv.TypeEnumeration}},
-	"Key Value Present":                {typ: ttlv.TypeBoolean, since: 2},
-	"Key Value Location":               {typ: ttlv.TypeStructure, multi: true, since: 2, rules: clientAll},
-	AttrOriginalCreationDate:           {typ: ttlv.TypeDateTime, since: 2},
-	AttrRNG:                            {typ: ttlv.TypeStructure, since: 3, fields: map[ttlv.Tag]ttlv.Type{kmip14.TagRNGAlgorithm: ttlv.TypeEnumeration}},
+	AttrKeyValuePresent:                {typ: ttlv.TypeBoolean, since: 2},
+	AttrKeyValueLocation:               {typ: ttlv.TypeStructure, multi: true, since: 2, rules: clientAll},
+	AttrOriginalCreationDate:           {typ: ttlv.TypeDateTime, since: 2, rules: setClient},
+	AttrRNG:                            {typ: ttlv.TypeStructure, since: 3, rules: setClient, fields: map[ttlv.Tag]ttlv.Type{kmip14.TagRNGAlgorithm: ttlv.TypeEnumeration}},
 	"PKCS#12 Friendly Name":            {typ: ttlv.TypeTextString, since: 4, rules: clientAll},
 	"Description":                      {typ: ttlv.TypeTextString, since: 4, rules: clientAll},
 	"Comment":                          {typ: ttlv.TypeTextString, since: 4, rules: clientAll},

@@ -45,8 +45,24 @@ func New(s Spec) (*Object, error) {
 	o.SetState(kmip14.StatePreActive)
 	o.Set(AttrInitialDate, tree.Time(0, now))
 	o.Set(AttrLastChangeDate, tree.Time(0, now))
-	o.Set(AttrOriginalCreationDate, tree.Time(0, now))
+	// Original Creation Date and Random Number Generator (KMIP 1.2 §3.43,
+	// 1.3 §3.44) say when and how the material was made: the server's own
+	// for material it generates, the client's (if it gives them) for
+	// material it registers, which was not necessarily made at registration.
+	if s.Generated {
+		for _, name := range []string{AttrOriginalCreationDate, AttrRNG} {
+			if o.Has(name) {
+				return nil, errorf(kmip14.ResultReasonInvalidField, "attribute %q is set by the server for material it generates", name)
+			}
+		}
+		o.Set(AttrOriginalCreationDate, tree.Time(0, now))
+	}
 	kb := s.Body.Child(kmip14.TagKeyBlock)
+	if kb != nil && kb.Child(kmip14.TagKeyValue) == nil && kb.Child(kmip14.TagKeyWrappingData) == nil {
+		// A meta-data only key (KMIP 1.2 §2.1.3, §3.41): its value is kept
+		// elsewhere (Key Value Location), and the server says so.
+		o.Set(AttrKeyValuePresent, tree.Bool(0, false))
+	}
 	if a := kb.Child(kmip14.TagCryptographicAlgorithm); a != nil && !o.Has(AttrCryptoAlgorithm) {
 		o.Set(AttrCryptoAlgorithm, tree.Enum(0, uint32(a.Int)))
 	}
@@ -97,7 +113,7 @@ func (o *Object) applyClientAttrs(l []Attr) error {
 	for _, a := range l {
 		d, known := defs[a.name]
 		if known && d.rules&setClient == 0 {
-			if v := a.value(); a.name == AttrObjectType && v.Type == ttlv.TypeEnumeration && kmip14.ObjectType(v.Int) == o.typ {
+			if o.serverWouldSet(a) {
 				continue
 			}
 			return errorf(kmip14.ResultReasonInvalidField, "attribute %q is set by the server", a.name)
@@ -111,6 +127,26 @@ func (o *Object) applyClientAttrs(l []Attr) error {
 		o.attrs = append(o.attrs, Attr{name: a.name, index: o.nextIndex(a.name), node: withUsageCount(a.name, a.value())})
 	}
 	return nil
+}
+
+// serverWouldSet reports whether a is a server-set attribute whose value
+// is the one the server sets from the object itself: the Object Type, and a
+// certificate's Certificate Type (KMIP 1.4 §3.8, taken from the Certificate
+// structure). Repeating it contradicts nothing, so it is not refused; the
+// server's own instance is the one kept.
+func (o *Object) serverWouldSet(a Attr) bool {
+	v := a.value()
+	if v.Type != ttlv.TypeEnumeration {
+		return false
+	}
+	switch a.name {
+	case AttrObjectType:
+		return kmip14.ObjectType(v.Int) == o.typ
+	case AttrCertificateType:
+		ct := o.body.Child(kmip14.TagCertificateType)
+		return o.typ == kmip14.ObjectTypeCertificate && ct != nil && ct.Type == ttlv.TypeEnumeration && ct.Int == v.Int
+	}
+	return false
 }
 
 // digestOf is the Digest attribute (KMIP 1.4 §3.17): SHA-256 of the key
