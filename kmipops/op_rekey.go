@@ -76,7 +76,8 @@ func replacementAttrs(old *object.Object, template []object.Attr, offset *time.D
 		}
 		// Key Value Location says where material kept off the server is;
 		// the replacement's is on the server.
-		if name == object.AttrLink || name == object.AttrUsageLimits || name == "Key Value Location" ||
+		// Fresh is the replacement's own (not served yet), set by the server.
+		if name == object.AttrLink || name == object.AttrUsageLimits || name == "Key Value Location" || name == object.AttrFresh ||
 			(offset != nil && isLifecycleDate(name)) {
 			continue
 		}

@@ -121,7 +121,7 @@ var defs = map[string]Def{
 	AttrRevocationReason:               {typ: ttlv.TypeStructure},
 	AttrArchiveDate:                    {typ: ttlv.TypeDateTime},
 	AttrObjectGroup:                    {typ: ttlv.TypeTextString, multi: true, rules: clientAll},
-	AttrFresh:                          {typ: ttlv.TypeBoolean, since: 1},
+	AttrFresh:                          {typ: ttlv.TypeBoolean, since: 1, rules: setClient}, // §3.34: initially set by server or client
 	AttrLink:                           {typ: ttlv.TypeStructure, multi: true, rules: clientAll, fields: map[ttlv.Tag]ttlv.Type{kmip14.TagLinkType: ttlv.TypeEnumeration, kmip14.TagLinkedObjectIdentifier: ttlv.TypeTextString}},
 	"Application Specific Information": {typ: ttlv.TypeStructure, multi: true, rules: clientAll, fields: map[ttlv.Tag]ttlv.Type{kmip14.TagApplicationNamespace: ttlv.TypeTextString}},
 	"Contact Information":              {typ: ttlv.TypeTextString, rules: clientAll},
