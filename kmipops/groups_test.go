@@ -57,6 +57,7 @@ func TestFreshSetByClient(t *testing.T) {
 	// §3.34: not modifiable or deletable by a client, only once given.
 	wantFail(t, e.do(alice, item(kmip14.OperationModifyAttribute, uidF(set), attrNode("Fresh", tree.Bool(0, false)))), 0, kmip14.ResultReasonPermissionDenied)
 	wantFail(t, e.do(alice, item(kmip14.OperationDeleteAttribute, uidF(set), tree.Text(kmip14.TagAttributeName, "Fresh"))), 0, kmip14.ResultReasonPermissionDenied)
+	wantFail(t, e.do(alice, item(kmip14.OperationAddAttribute, uidF(set), attrNode("Fresh", tree.Bool(0, true)))), 0, kmip14.ResultReasonPermissionDenied)
 	okPayload(t, e.do(alice, item(kmip14.OperationGet, uidF(set))), 0)
 	// Served: no longer Fresh, and that is stored, not only cached.
 	e2 := &env{t: t, st: e.st, kr: e.kr, v: e.v, p: NewProcessor(e.st, e.kr, Options{ObjectCacheBytes: -1}, hclog.NewNullLogger())}
