@@ -197,3 +197,18 @@ func TestCheckedCredentialsNameIdentities(t *testing.T) {
 	refused(t, e.do(alice, item(kmip14.OperationGet, uidF(uid))))
 	refused(t, e.as(alice, device("s", "d", "pw1"), item(kmip14.OperationQuery)))
 }
+
+// A pending operation is its credential identity's: another username of
+// the same TLS client can neither poll nor cancel it.
+func TestCredentialPendingOperations(t *testing.T) {
+	e := newEnv(t, Options{CredentialIterations: testIterations})
+	fred, barney := kmipmsg.UsernamePassword("Fred", "a"), kmipmsg.UsernamePassword("Barney", "b")
+	uid := text(t, okPayload(t, e.as(alice, fred, createAES(128)), 0), kmip14.TagUniqueIdentifier)
+	req := asyncMsg(e, item(kmip14.OperationArchive, uidF(uid)))
+	req.Child(kmip14.TagRequestHeader).Add(tree.Struct(kmip14.TagAuthentication, fred.Clone()))
+	corr := pendingCorr(t, e.send(alice, req), 0)
+	wantFail(t, e.as(alice, barney, poll(corr)), 0, kmip14.ResultReasonItemNotFound)
+	wantFail(t, e.as(alice, barney, cancel(corr)), 0, kmip14.ResultReasonItemNotFound)
+	wantFail(t, e.do(alice, cancel(corr)), 0, kmip14.ResultReasonItemNotFound)
+	okPayload(t, e.as(alice, fred, poll(corr)), 0)
+}
