@@ -3,11 +3,14 @@ package kmipops
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"path/filepath"
 	"testing"
 
 	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/kmipd/kmipd/audit"
 	"github.com/kmipd/kmipd/kmipmsg"
 	"github.com/kmipd/kmipd/kmipops/credential"
 	"github.com/kmipd/kmipd/kmipops/tree"
@@ -211,4 +214,35 @@ func TestCredentialPendingOperations(t *testing.T) {
 	wantFail(t, e.as(alice, barney, cancel(corr)), 0, kmip14.ResultReasonItemNotFound)
 	wantFail(t, e.do(alice, cancel(corr)), 0, kmip14.ResultReasonItemNotFound)
 	okPayload(t, e.as(alice, fred, poll(corr)), 0)
+}
+
+// The audit line names the credential identity (never its password).
+func TestCredentialInAudit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	s, err := audit.Open(path, audit.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, Options{Audit: s, CredentialIterations: testIterations})
+	okPayload(t, e.as(alice, kmipmsg.UsernamePassword("Fred", "hunter2-secret"), createAES(128)), 0)
+	refused(t, e.as(alice, kmipmsg.UsernamePassword("Fred", "wrong-secret"), createAES(128)))
+	okPayload(t, e.do(alice, createAES(128)), 0)
+	raw, lines := closeAudit(t, s, path)
+	if bytes.Contains(raw, []byte("hunter2-secret")) || bytes.Contains(raw, []byte("wrong-secret")) {
+		t.Fatal("a password reached the audit log")
+	}
+	var principals []string
+	for _, l := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
+		var m map[string]any
+		if err := json.Unmarshal(l, &m); err != nil {
+			t.Fatal(err)
+		}
+		if _, isEvent := m["result"]; isEvent {
+			p, _ := m["principal"].(string)
+			principals = append(principals, p)
+		}
+	}
+	if len(lines) != 3 || len(principals) != 3 || principals[0] != "user:Fred" || principals[1] != "" || principals[2] != "" {
+		t.Fatalf("audit principals %q over %d lines, want [user:Fred, \"\" (refused before verification), \"\"]", principals, len(lines))
+	}
 }
