@@ -44,8 +44,10 @@ listener {
   # Concurrent connections; more are refused. Default 10000.
   max_connections = 10000
 
-  # A KMIP Credential (username/password) in a request is accepted and ignored
-  # unless this is true, in which case it is checked against credentials_file.
+  # A KMIP Credential (Username and Password, or Device) in a request is
+  # optional, and names a user under the TLS client (kmip.credentials), its
+  # password bound on first use; if this is true, a Username and Password
+  # credential is required and checked against credentials_file instead.
   # Default false.
   check_credentials = false
 
@@ -177,6 +179,35 @@ kmip {
   # live in one kmipd's memory: with replicas behind a load balancer, where a
   # Poll may reach another replica, set false. Default true.
   asynchronous = true
+
+  # What a request's KMIP Credential means. "bind": it names a user (or a
+  # device) under the TLS client that sends it; objects it makes are that
+  # identity's alone under KMIP's default operation policy (another identity
+  # of the same TLS client gets Permission Denied, except reading public keys
+  # and certificates), and objects made without a Credential stay every
+  # request's. Its password is bound on first use: the first request under a
+  # new identity stores a salted PBKDF2-HMAC-SHA256 hash of it (cred/ in the
+  # store, in backups too), and a later one with another password is
+  # Authentication Not Successful (with check_credentials, credentials_file
+  # decides instead). "ignore": a Credential names no identity, every
+  # object is the TLS client's as a whole. Default "bind".
+  credentials = "bind"
+
+  # PBKDF2 iterations of a new password binding (at least 1000); a binding
+  # keeps the count it was made with. Each identity's password is hashed
+  # once per process, then remembered as an HMAC in memory. Default 600000.
+  credential_hash_iterations = 600000
+
+  # The server's default object group (KMIP Object Group, "default" is the
+  # name KMIP reserves): a Locate for a Fresh member of it that finds none
+  # makes one, an AES-256 Encrypt/Decrypt key, Pre-Active. "" turns that off.
+  # Default "default".
+  default_object_group = "default"
+
+  # Whether objects made without an Object Group go into the default group.
+  # Clients listing all attributes then see an Object Group they never set.
+  # Default false.
+  assign_default_group = false
 }
 
 # Optional block.

@@ -53,7 +53,10 @@ type Event struct {
 	Time       time.Time // when the item started
 	Identity   string    // the caller's owner key (hex SHA-256 of its certificate's SPKI)
 	CommonName string    // the client certificate's subject CN
-	Version    string    // KMIP protocol version of the answer, "1.4"
+	// Principal is the credential identity the request's KMIP Credential
+	// named under Identity ("user:<name>", "device:..."); empty without one.
+	Principal string
+	Version   string // KMIP protocol version of the answer, "1.4"
 	// Operation is the KMIP operation ("Get"); empty when the message was
 	// refused before any batch item ran (then BatchIndex is -1).
 	Operation   string

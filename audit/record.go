@@ -51,6 +51,9 @@ func (c *chain) appendEvent(dst []byte, e *Event) []byte {
 	dst = c.appendHead(dst, e.Time)
 	dst = appendField(dst, "identity", e.Identity)
 	dst = appendField(dst, "cn", e.CommonName)
+	if e.Principal != "" {
+		dst = appendField(dst, "principal", e.Principal)
+	}
 	dst = appendField(dst, "version", e.Version)
 	if e.Operation != "" {
 		dst = appendField(dst, "op", e.Operation)

@@ -1,5 +1,6 @@
 // Package backup writes and restores kmipd's sealed records: the pKEK
-// records (pkek/) and the sealed objects (obj/), exactly as stored, so a
+// records (pkek/), the sealed objects (obj/) and the credential password
+// bindings (cred/), exactly as stored, so a
 // backup is useless without the HSM whose MKEK and HMAC key sealed them.
 //
 // A backup is JSON lines: a Header, one Record per key, and a Trailer with
@@ -31,7 +32,9 @@ import (
 const Format = "kmipd-backup/1"
 
 // Prefixes are what a backup holds: the pKEK records first.
-var Prefixes = []string{kek.RecordPrefix, "obj/"}
+// "cred/" holds the password bindings of credential identities
+// (kmipops/credential.Prefix): salted hashes, not sealed.
+var Prefixes = []string{kek.RecordPrefix, "obj/", "cred/"}
 
 // checkLabel is what Check is the MAC of.
 var checkLabel = []byte("kmipd/backup-check/v1")

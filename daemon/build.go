@@ -172,7 +172,10 @@ func BuildWith(ctx context.Context, c *Config, log hclog.Logger, h Hooks) (_ *Da
 		}
 	}
 	opts := kmipops.Options{CheckCredentials: c.Listener.CheckCredentials, Observer: d.metrics, LeaseTime: c.KMIP.LeaseTime,
-		ObjectCacheBytes: int(c.Objects.CacheBytes), MaxDeriveIterations: c.KMIP.MaxDeriveIterations, MaxDeriveBytes: c.KMIP.MaxDeriveBytes}
+		ObjectCacheBytes: int(c.Objects.CacheBytes), MaxDeriveIterations: c.KMIP.MaxDeriveIterations, MaxDeriveBytes: c.KMIP.MaxDeriveBytes,
+		IgnoreCredentials: c.KMIP.Credentials == "ignore", CredentialIterations: c.KMIP.CredentialHashIterations,
+		DefaultObjectGroup: c.KMIP.DefaultObjectGroup,
+		AssignDefaultGroup: c.KMIP.AssignDefaultGroup}
 	if opts.ObjectCacheBytes == 0 {
 		opts.ObjectCacheBytes = -1 // kmipd.hcl's 0 means off; kmipops' 0 means the default
 	}

@@ -212,3 +212,21 @@ func TestBuildAsynchronousOff(t *testing.T) {
 		}
 	}
 }
+
+// The kmip block's credential and group keys reach kmipops.
+func TestBuildCredentialAndGroupOptions(t *testing.T) {
+	c, _ := testConfig(t)
+	c.KMIP.Credentials, c.KMIP.CredentialHashIterations = "ignore", 4000
+	c.KMIP.DefaultObjectGroup, c.KMIP.AssignDefaultGroup = "pool", true
+	var got kmipops.Options
+	d, err := daemon.BuildWith(t.Context(), c, nil, daemon.Hooks{Processor: func(o *kmipops.Options) { got = *o }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !got.IgnoreCredentials || got.CredentialIterations != 4000 || got.DefaultObjectGroup != "pool" || !got.AssignDefaultGroup {
+		t.Errorf("options: ignore %v, iterations %d, group %q, assign %v", got.IgnoreCredentials, got.CredentialIterations, got.DefaultObjectGroup, got.AssignDefaultGroup)
+	}
+}

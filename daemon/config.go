@@ -13,6 +13,7 @@ import (
 
 	"github.com/kmipd/kmipd/certs"
 	"github.com/kmipd/kmipd/kmipops"
+	"github.com/kmipd/kmipd/kmipops/credential"
 )
 
 // Config is the parsed, validated kmipd.hcl with defaults applied. It is plain
@@ -103,12 +104,21 @@ type ObjectsConfig struct {
 // attribute; MaxDeriveIterations and MaxDeriveBytes bound one Derive Key
 // (PBKDF2's iterations × output blocks; the derived length in bytes);
 // Asynchronous lets kmipd answer kmipops.DefaultAsyncOperations
-// asynchronously to clients that accept it.
+// asynchronously to clients that accept it. Credentials is "bind" (a KMIP
+// Credential names an identity under the TLS client, its password bound on
+// first use with CredentialHashIterations of PBKDF2) or "ignore";
+// DefaultObjectGroup names the group whose Fresh members the server makes
+// on demand ("": none), AssignDefaultGroup puts objects made without a
+// group into it.
 type KMIPConfig struct {
-	LeaseTime           time.Duration
-	MaxDeriveIterations int
-	MaxDeriveBytes      int
-	Asynchronous        bool
+	LeaseTime                time.Duration
+	MaxDeriveIterations      int
+	MaxDeriveBytes           int
+	Asynchronous             bool
+	Credentials              string
+	CredentialHashIterations int
+	DefaultObjectGroup       string
+	AssignDefaultGroup       bool
 }
 
 type LogConfig struct{ Level, Format string } // trace|debug|info|warn|error; text|json
@@ -193,7 +203,8 @@ func defaultConfig() Config {
 		KEK:     KEKConfig{CacheTTL: 15 * time.Minute, CacheSize: 10000},
 		Objects: ObjectsConfig{CacheBytes: kmipops.DefaultObjectCacheBytes},
 		KMIP: KMIPConfig{LeaseTime: kmipops.DefaultLeaseTime, Asynchronous: true,
-			MaxDeriveIterations: kmipops.DefaultMaxDeriveIterations, MaxDeriveBytes: kmipops.DefaultMaxDeriveBytes},
+			MaxDeriveIterations: kmipops.DefaultMaxDeriveIterations, MaxDeriveBytes: kmipops.DefaultMaxDeriveBytes,
+			Credentials: "bind", CredentialHashIterations: credential.DefaultIterations, DefaultObjectGroup: kmipops.DefaultObjectGroup},
 		Log: LogConfig{Level: "info", Format: "text"},
 	}
 }

@@ -83,7 +83,8 @@ var schema = []struct {
 	{"storage.postgres", false, []string{"url", "password", "max_conns"}},
 	{"kek", false, []string{"cache_ttl", "cache_size", "object_cache_bytes"}}, // object_cache_bytes: deprecated, see objectCache
 	{"objects", false, []string{"cache_bytes"}},
-	{"kmip", false, []string{"lease_time", "max_derive_iterations", "max_derive_bytes", "asynchronous"}},
+	{"kmip", false, []string{"lease_time", "max_derive_iterations", "max_derive_bytes", "asynchronous",
+		"credentials", "credential_hash_iterations", "default_object_group", "assign_default_group"}},
 	{"log", false, []string{"level", "format"}},
 	{"telemetry", false, []string{"address"}},
 	{"audit", false, []string{"!file"}},
@@ -251,6 +252,15 @@ func ParseConfig(src []byte, filename string) (*Config, error) {
 		d.integer(k["max_derive_iterations"], "kmip.max_derive_iterations", &c.KMIP.MaxDeriveIterations, 1, math.MaxInt32)
 		d.integer(k["max_derive_bytes"], "kmip.max_derive_bytes", &c.KMIP.MaxDeriveBytes, 1, 1<<20)
 		d.boolean(k["asynchronous"], "kmip.asynchronous", &c.KMIP.Asynchronous)
+		d.str(k["credentials"], "kmip.credentials", &c.KMIP.Credentials, oneOf("bind", "ignore"))
+		d.integer(k["credential_hash_iterations"], "kmip.credential_hash_iterations", &c.KMIP.CredentialHashIterations, 1000, 100_000_000)
+		d.boolean(k["assign_default_group"], "kmip.assign_default_group", &c.KMIP.AssignDefaultGroup)
+		d.str(k["default_object_group"], "kmip.default_object_group", &c.KMIP.DefaultObjectGroup, func(s string) error {
+			if len(s) > 255 {
+				return fmt.Errorf("is longer than 255 bytes")
+			}
+			return nil
+		})
 	}
 	if lg := blocks["log"]; lg != nil {
 		d.str(lg["level"], "log.level", &c.Log.Level, oneOf("trace", "debug", "info", "warn", "error"))

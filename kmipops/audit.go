@@ -124,7 +124,7 @@ func (p *Processor) emitAudit(ctx context.Context, ab *auditBatch, c Caller, v v
 	} else {
 		ver = v.String()
 	}
-	base := audit.Event{Identity: c.Identity, CommonName: c.CommonName, Version: ver}
+	base := audit.Event{Identity: c.Identity, CommonName: c.CommonName, Principal: c.Principal, Version: ver}
 	if len(ab.items) == 0 {
 		// Refused as a whole, before any item started: no duration
 		// is measured, which keeps a clock read off every request.

@@ -165,7 +165,7 @@ func (p *Processor) runBatch(ctx context.Context, c Caller, v version, bo batchO
 	if bo.undo && len(items) > 1 {
 		undo = object.NewUndoLog()
 	}
-	ic := &itemCtx{ctx: ctx, caller: c, v: v, objects: p.objects.Scope(c.Identity, undo), audit: ab, async: bo.async}
+	ic := &itemCtx{ctx: ctx, caller: c, v: v, objects: p.objects.Scope(c.Identity, undo).As(c.Principal), audit: ab, async: bo.async}
 	out := make([]*tree.Node, 0, len(items))
 	for i, it := range items {
 		if err := ctx.Err(); err != nil {
@@ -333,12 +333,22 @@ func (p *Processor) dispatch(ic *itemCtx, it *tree.Node, opName *string) (*tree.
 // call runs op's handler fn, letting it see archived objects if op reads
 // them (op_archive.go).
 func (p *Processor) call(ic *itemCtx, op kmip14.Operation, fn opFunc, payload *tree.Node) (*tree.Node, error) {
+	saved := ic.objects
+	defer func() { ic.objects = saved }()
 	if readsArchived[op] {
-		online := ic.objects
-		ic.objects = online.WithArchived()
-		defer func() { ic.objects = online }()
+		ic.objects = ic.objects.WithArchived()
 	}
+	// The default operation policy lets every credential identity read
+	// public objects (object/access.go).
+	ic.objects = ic.objects.Reading(readsOnly[op])
 	return fn(p, ic, payload)
+}
+
+// readsOnly are the operations KMIP's default operation policy allows to
+// all on Public Keys and Certificates (1.0–1.2 §3.18.1).
+var readsOnly = map[kmip14.Operation]bool{
+	kmip14.OperationGet: true, kmip14.OperationGetAttributes: true,
+	kmip14.OperationGetAttributeList: true, kmip14.OperationLocate: true,
 }
 
 func (p *Processor) observe(op, result string, start time.Time) {

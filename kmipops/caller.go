@@ -7,4 +7,8 @@ type Caller struct {
 	Identity string
 	// CommonName is the certificate's subject CN, for logs and audit only.
 	CommonName string
+	// Principal is the credential identity the request's KMIP Credential
+	// names under Identity ("" without one), once verified: Process sets
+	// it (credentials.go); what a server passes in is ignored.
+	Principal string
 }

@@ -292,7 +292,7 @@ func (p *Processor) issue(ic *itemCtx, iss Issuer, pub crypto.PublicKey, n names
 	// Generated: the server made it, so it is Fresh; no Random Number
 	// Generator is recorded, as a certificate holds no key material.
 	return object.New(object.Spec{Type: kmip14.ObjectTypeCertificate, Body: body, Attrs: attrs, Now: ic.now,
-		Generated: true, LeaseTime: p.opts.LeaseTime})
+		Generated: true, LeaseTime: p.opts.LeaseTime, Group: p.assignedGroup()})
 }
 
 // atomically runs fn over the caller's objects so that, if it fails, none
@@ -303,7 +303,7 @@ func (p *Processor) atomically(ic *itemCtx, fn func(s *object.Scope) error) erro
 	if ic.objects.Undoing() {
 		return fn(&ic.objects)
 	}
-	s := p.objects.Scope(ic.caller.Identity, object.NewUndoLog())
+	s := p.objects.Scope(ic.caller.Identity, object.NewUndoLog()).As(ic.caller.Principal)
 	if err := fn(&s); err != nil {
 		s.Rollback(ic.ctx, func(uid string, rerr error) {
 			p.log.Error("could not undo part of a failed operation", "uid", uid, "caller", ic.caller.CommonName, "err", rerr)

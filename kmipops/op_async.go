@@ -47,6 +47,7 @@ const (
 // pendingOp is an operation accepted but not yet performed.
 type pendingOp struct {
 	owner       string
+	principal   string // the credential identity that asked: only it may poll or cancel
 	op          kmip14.Operation
 	payload     *tree.Node // the request payload, the table's own copy
 	placeholder string
@@ -94,17 +95,19 @@ func (t *asyncTable) queue(rand io.Reader, now time.Time, po *pendingOp) (corr [
 	return corr, true, nil
 }
 
-// take removes and returns owner's pending operation corr.
-func (t *asyncTable) take(owner string, corr []byte, now time.Time) (*pendingOp, bool) {
+// take removes and returns owner's pending operation corr, if principal
+// asked for it.
+func (t *asyncTable) take(owner, principal string, corr []byte, now time.Time) (*pendingOp, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.expire(now)
 	k := pendingKey(owner, corr)
 	po, ok := t.ops[k]
-	if ok {
-		t.remove(k, po)
+	if !ok || po.principal != principal {
+		return nil, false
 	}
-	return po, ok
+	t.remove(k, po)
+	return po, true
 }
 
 func (t *asyncTable) remove(k string, po *pendingOp) {
@@ -132,7 +135,7 @@ func (p *Processor) goAsync(ic *itemCtx, op kmip14.Operation, payload *tree.Node
 	if !ic.async || !p.asyncOps[op] {
 		return false, nil
 	}
-	corr, ok, err := p.pending.queue(p.opts.Rand, ic.now, &pendingOp{owner: ic.caller.Identity, op: op,
+	corr, ok, err := p.pending.queue(p.opts.Rand, ic.now, &pendingOp{owner: ic.caller.Identity, principal: ic.caller.Principal, op: op,
 		payload: payload.Clone(), placeholder: ic.placeholder, v: ic.v})
 	if err != nil || !ok {
 		return false, err
@@ -154,7 +157,7 @@ func pendingItem(req *tree.Node, corr []byte) *tree.Node {
 // pending operations never happen.
 func (p *Processor) dropQueued(ic *itemCtx) {
 	for _, corr := range ic.queued {
-		p.pending.take(ic.caller.Identity, corr, ic.now)
+		p.pending.take(ic.caller.Identity, ic.caller.Principal, corr, ic.now)
 	}
 	ic.queued = nil
 }
@@ -179,7 +182,7 @@ func opPoll(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	po, ok := p.pending.take(ic.caller.Identity, corr, ic.now)
+	po, ok := p.pending.take(ic.caller.Identity, ic.caller.Principal, corr, ic.now)
 	if !ok {
 		return nil, errNoPending
 	}
@@ -196,7 +199,7 @@ func opCancel(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := p.pending.take(ic.caller.Identity, corr, ic.now); !ok {
+	if _, ok := p.pending.take(ic.caller.Identity, ic.caller.Principal, corr, ic.now); !ok {
 		return nil, errNoPending
 	}
 	return tree.Struct(kmip14.TagResponsePayload,

@@ -66,7 +66,7 @@ func opAddAttribute(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, 
 		return nil, err
 	}
 	def, known := object.Lookup(a.Name())
-	if known && !def.ClientSets() {
+	if known && !def.ClientAdds() {
 		return nil, denied("attribute %q is managed by the server", a.Name())
 	}
 	var added object.Attr

@@ -461,7 +461,7 @@ func secretDataBody(t kmip14.SecretDataType, f kmip14.KeyFormatType, material []
 // newServerObject is newObject for material the server computed from other
 // objects (derived, joined): Fresh, without a Random Number Generator.
 func (p *Processor) newServerObject(ic *itemCtx, typ kmip14.ObjectType, body *tree.Node, attrs []object.Attr) (*object.Object, error) {
-	s := object.Spec{Type: typ, Body: body, Attrs: attrs, Now: ic.now, Generated: true}
+	s := object.Spec{Type: typ, Body: body, Attrs: attrs, Now: ic.now, Generated: true, Group: p.assignedGroup()}
 	if leasable(typ) {
 		s.LeaseTime = p.opts.LeaseTime
 	}

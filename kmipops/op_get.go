@@ -103,6 +103,7 @@ func opGet(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.groups.served(ic, o)
 	ic.placeholder = uid
 	return tree.Struct(kmip14.TagResponsePayload,
 		tree.Enum(kmip14.TagObjectType, uint32(o.Type())),

@@ -18,7 +18,8 @@ import (
 // in the clear) names the candidates when a criterion is indexed, else
 // every record of the caller is opened. Any attribute may be a criterion, custom
 // (x-, y-) ones of any type included; Object Group Member narrows the
-// matches to Fresh objects, or to the group's default one.
+// matches to Fresh objects, or to the group's default one (groups.go).
+// Objects the request's credential identity may not use are not found.
 func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 	intField := func(tag ttlv.Tag) (int32, bool, error) {
 		n := payload.Child(tag)
@@ -64,7 +65,7 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	type hit struct {
 		uid     string
 		initial time.Time
-		active  bool
+		member  groupMember
 	}
 	var hits []hit
 	check := func(o *object.Object) {
@@ -83,7 +84,7 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 		}
 		if m.match(o) {
 			t, _ := o.InitialDate()
-			hits = append(hits, hit{o.UID(), t, o.State() == kmip14.StateActive})
+			hits = append(hits, hit{o.UID(), t, groupMember{o.UID(), o.Order(), o.State() == kmip14.StateActive}})
 		}
 	}
 	// The blind index names the candidates when it covers a criterion;
@@ -96,8 +97,8 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 		all := ic.objects.WithArchived()
 		for _, uid := range cands {
 			o, lerr := all.Load(ic.ctx, uid)
-			if errors.Is(lerr, object.ErrNotFound) {
-				continue // removed since the lookup
+			if errors.Is(lerr, object.ErrNotFound) || errors.Is(lerr, object.ErrDenied) {
+				continue // removed since the lookup, or not the caller's to see
 			}
 			if lerr != nil {
 				err = lerr
@@ -121,17 +122,25 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 		}
 		return hits[i].uid < hits[j].uid
 	})
-	if member == kmip14.ObjectGroupMemberGroupMemberDefault && len(hits) > 1 {
-		// The default member, by kmipd's policy: the newest Active one, else
-		// the newest (KMIP 1.4 §4.9 leaves the choice to the server).
-		d := hits[0]
-		for _, h := range hits {
-			if h.active {
-				d = h
-				break
-			}
+	// Object Group Member: kmipd's group policies (groups.go).
+	switch group := locatedGroup(crit); {
+	case member == kmip14.ObjectGroupMemberGroupMemberFresh && len(hits) == 0 && offset == 0:
+		o, err := p.freshDefaultMember(ic, group, m)
+		if err != nil {
+			return nil, err
 		}
-		hits = []hit{d}
+		if o != nil {
+			hits = []hit{{uid: o.UID()}}
+		}
+	case member == kmip14.ObjectGroupMemberGroupMemberFresh:
+		sort.SliceStable(hits, func(i, j int) bool { return before(hits[i].member, hits[j].member) })
+	case member == kmip14.ObjectGroupMemberGroupMemberDefault && len(hits) > 0:
+		members := make([]groupMember, len(hits))
+		for i, h := range hits {
+			members[i] = h.member
+		}
+		d := p.groups.pick(ic, group, members)
+		hits = []hit{{uid: d.uid}}
 	}
 	total := len(hits)
 	if int(offset) >= len(hits) {
@@ -146,12 +155,18 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	for i, h := range hits {
 		uids[i] = h.uid
 	}
+	ic.placeholder = noneLocated
 	if len(uids) > 0 {
 		ic.placeholder = uids[0]
 	}
 	// Located Items is optional; it is sent when the client pages.
 	return locateResponse(ic, uids, total, hasMax || hasOffset), nil
 }
+
+// noneLocated is the ID Placeholder after a Locate that found nothing: no
+// valid uid, so the next item's use of it is Item Not Found, not Missing
+// Data (OASIS TC-152: Locate of a group with no Fresh member, then Get).
+const noneLocated = "\x00none-located"
 
 func locateResponse(ic *itemCtx, uids []string, total int, count bool) *tree.Node {
 	r := tree.Struct(kmip14.TagResponsePayload)

@@ -150,6 +150,7 @@ var notRenewed = map[string]bool{
 	object.AttrProcessStartDate: true, object.AttrProtectStopDate: true,
 	object.AttrCryptoAlgorithm: true, object.AttrCryptoLength: true, object.AttrCryptoDomainParameters: true,
 	object.AttrUsageLimits: true, object.AttrOriginalCreationDate: true, object.AttrRNG: true,
+	object.AttrFresh: true, // the new certificate's own: not served yet
 }
 
 // renewedAttrs are the new certificate's client attributes: the template's;

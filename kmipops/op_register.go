@@ -197,7 +197,7 @@ const defaultPolicy = "default"
 // policy finds the objects it governs. KMIP 1.3 deprecated the attribute, so
 // requests of 1.3 and 1.4 leave it to the client.
 func (p *Processor) newObject(ic *itemCtx, typ kmip14.ObjectType, body *tree.Node, client []object.Attr, generated bool) (*object.Object, error) {
-	s := object.Spec{Type: typ, Body: body, Attrs: client, Now: ic.now, Generated: generated}
+	s := object.Spec{Type: typ, Body: body, Attrs: client, Now: ic.now, Generated: generated, Group: p.assignedGroup()}
 	if ic.v.minor <= 2 {
 		s.PolicyName = defaultPolicy
 	}

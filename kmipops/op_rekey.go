@@ -77,9 +77,10 @@ func replacementAttrs(old *object.Object, template []object.Attr, offset *time.D
 		}
 		// Key Value Location says where material kept off the server is;
 		// the replacement's is on the server. Original Creation Date and
-		// Random Number Generator describe the old material's making.
+		// Random Number Generator describe the old material's making. Fresh
+		// is the replacement's own (not served yet), set by the server.
 		if name == object.AttrLink || name == object.AttrUsageLimits || name == object.AttrKeyValueLocation ||
-			name == object.AttrOriginalCreationDate || name == object.AttrRNG ||
+			name == object.AttrOriginalCreationDate || name == object.AttrRNG || name == object.AttrFresh ||
 			(offset != nil && isLifecycleDate(name)) {
 			continue
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kmipd/kmipd/audit"
 	"github.com/kmipd/kmipd/kmipmsg"
+	"github.com/kmipd/kmipd/kmipops/credential"
 	"github.com/kmipd/kmipd/kmipops/object"
 	"github.com/kmipd/kmipd/kmipops/tree"
 	"github.com/kmipd/kmipd/storage"
@@ -32,7 +33,22 @@ type Options struct {
 	// and checks it against Credentials (user → password).
 	CheckCredentials bool
 	Credentials      map[string]string
-	Observer         Observer
+	// IgnoreCredentials makes a Credential name no identity: every object
+	// of a TLS client is reachable by all its requests, whatever
+	// Credential they carry (see package credential). Otherwise a
+	// Credential's password is bound on first use, unless CheckCredentials.
+	IgnoreCredentials bool
+	// CredentialIterations is the PBKDF2 iteration count of new password
+	// bindings; zero means credential.DefaultIterations.
+	CredentialIterations int
+	// DefaultObjectGroup names the server's default object group, whose
+	// Fresh members kmipd makes on demand (groups.go); "" for none.
+	// kmipd.hcl's default is DefaultObjectGroup.
+	DefaultObjectGroup string
+	// AssignDefaultGroup puts every new object whose client names no
+	// Object Group into DefaultObjectGroup (KMIP 1.4 §3.33 allows it).
+	AssignDefaultGroup bool
+	Observer           Observer
 	// Audit, when set, gets one event per batch item answered, or one for
 	// a message refused as a whole (audit.go).
 	Audit audit.Logger
@@ -89,6 +105,8 @@ type Processor struct {
 	// accepts it; pending holds those not yet polled (op_async.go).
 	asyncOps map[kmip14.Operation]bool
 	pending  *asyncTable
+	binder   *credential.Binder // passwords bound on first use
+	groups   *rotations         // Group Member Default's rotations (groups.go)
 }
 
 // NewProcessor returns a Processor over st, sealing every record with s
@@ -123,7 +141,9 @@ func NewProcessor(st storage.Store, s object.Sealer, opts Options, log hclog.Log
 	}
 	return &Processor{opts: opts, log: log, streams: newStreamTable(),
 		objects:  object.NewRepo(st, s, opts.Rand, opts.ObjectCacheBytes),
-		asyncOps: async, pending: newAsyncTable()}
+		asyncOps: async, pending: newAsyncTable(),
+		binder: credential.NewBinder(st, opts.CredentialIterations),
+		groups: newRotations()}
 }
 
 // version is a KMIP protocol version.
@@ -189,10 +209,12 @@ func (p *Processor) Process(ctx context.Context, c Caller, req *tree.Node) (resp
 		// escape into) a storage namespace.
 		return p.failMessage(v, kmip14.ResultReasonPermissionDenied, "no client identity")
 	}
-	if err := p.checkCredentials(hdr); err != nil {
+	principal, err := p.authenticate(ctx, c, hdr)
+	if err != nil {
 		p.log.Info("authentication failed", "caller", c.CommonName, "err", err)
 		return p.failMessage(v, ReasonOf(err), ClientMessage(err))
 	}
+	c.Principal = principal
 	items := req.All(kmip14.TagBatchItem)
 	bc, ok := hdr.Child(kmip14.TagBatchCount).IntValue()
 	if !ok {
@@ -213,36 +235,56 @@ func (p *Processor) Process(ctx context.Context, c Caller, req *tree.Node) (resp
 	return resp
 }
 
-// checkCredentials enforces Options.CheckCredentials. When not checking, any
-// Authentication is accepted and ignored (identity comes from TLS).
-func (p *Processor) checkCredentials(hdr *tree.Node) error {
-	if !p.opts.CheckCredentials {
-		return nil
+// authenticate verifies the request's KMIP Credential and returns the
+// credential identity it names under the caller's TLS identity ("" for
+// none). With Options.CheckCredentials a Username and Password credential
+// is required and checked against Options.Credentials; otherwise a
+// Credential is optional and its password is bound on first use
+// (credential.Binder). With Options.IgnoreCredentials and no
+// CheckCredentials, any Authentication is accepted and ignored, as before
+// credentials named identities.
+func (p *Processor) authenticate(ctx context.Context, c Caller, hdr *tree.Node) (string, error) {
+	if p.opts.IgnoreCredentials && !p.opts.CheckCredentials {
+		return "", nil
 	}
+	cred, err := credential.Parse(hdr.Child(kmip14.TagAuthentication))
+	if err != nil {
+		return "", err
+	}
+	defer cred.Wipe()
+	switch {
+	case p.opts.CheckCredentials:
+		if err := p.checkCredentials(cred); err != nil {
+			return "", err
+		}
+	case cred != nil:
+		if err := p.binder.Verify(ctx, c.Identity, cred); err != nil {
+			return "", err
+		}
+	}
+	if cred == nil || p.opts.IgnoreCredentials {
+		return "", nil
+	}
+	return cred.Principal, nil
+}
+
+// checkCredentials checks a Username and Password credential against
+// Options.Credentials (user → password).
+func (p *Processor) checkCredentials(cred *credential.Credential) error {
 	deny := Errorf(kmip14.ResultReasonAuthenticationNotSuccessful, "authentication not successful")
-	auth := hdr.Child(kmip14.TagAuthentication)
-	for _, cred := range auth.All(kmip14.TagCredential) {
-		if t, ok := cred.Child(kmip14.TagCredentialType).EnumValue(); !ok || t != uint32(kmip14.CredentialTypeUsernameAndPassword) {
-			continue
-		}
-		val := cred.Child(kmip14.TagCredentialValue)
-		user, ok1 := val.Child(kmip14.TagUsername).TextValue()
-		pass, ok2 := val.Child(kmip14.TagPassword).TextValue()
-		if !ok1 || !ok2 {
-			continue
-		}
-		want, known := p.opts.Credentials[user]
-		// Compare even for unknown users so timing does not reveal them.
-		if !known {
-			want = "\x00unknown-user"
-		}
-		if subtle.ConstantTimeCompare([]byte(want), []byte(pass)) == 1 && known {
-			return nil
-		}
-		deny.Err = fmt.Errorf("bad password or unknown user %q", user)
+	if cred == nil || cred.Username == "" {
+		deny.Err = fmt.Errorf("no username/password credential")
 		return deny
 	}
-	deny.Err = fmt.Errorf("no username/password credential")
+	want, known := p.opts.Credentials[cred.Username]
+	// Compare even for unknown users so timing does not reveal them.
+	if !known {
+		want = "\x00unknown-user"
+	}
+	if subtle.ConstantTimeCompare([]byte(want), cred.Password) == 1 && known {
+		return nil
+	}
+	deny.Err = fmt.Errorf("bad password or unknown user %q", cred.Username)
 	return deny
 }
 

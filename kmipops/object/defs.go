@@ -54,6 +54,7 @@ const (
 	setClient = 1 << iota // a client may give it in Create/Register templates or Add it
 	modClient             // a client may Modify it
 	delClient             // a client may Delete it
+	initOnly              // with setClient: only in the template of the operation making the object
 )
 
 // Def is a standard attribute's definition.
@@ -72,6 +73,10 @@ func (d Def) Multi() bool { return d.multi }
 // ClientSets reports whether a client may give the attribute when an
 // object is made, or add it.
 func (d Def) ClientSets() bool { return d.rules&setClient != 0 }
+
+// ClientAdds reports whether a client may add the attribute to an existing
+// object (Add Attribute).
+func (d Def) ClientAdds() bool { return d.rules&setClient != 0 && d.rules&initOnly == 0 }
 
 // ClientModifies reports whether a client may modify the attribute.
 func (d Def) ClientModifies() bool { return d.rules&modClient != 0 }
@@ -123,7 +128,7 @@ var defs = map[string]Def{
 	AttrRevocationReason:               {typ: ttlv.TypeStructure},
 	AttrArchiveDate:                    {typ: ttlv.TypeDateTime},
 	AttrObjectGroup:                    {typ: ttlv.TypeTextString, multi: true, rules: clientAll},
-	AttrFresh:                          {typ: ttlv.TypeBoolean, since: 1},
+	AttrFresh:                          {typ: ttlv.TypeBoolean, since: 1, rules: setClient | initOnly}, // §3.34: initially set by server or client
 	AttrLink:                           {typ: ttlv.TypeStructure, multi: true, rules: clientAll, fields: map[ttlv.Tag]ttlv.Type{kmip14.TagLinkType: ttlv.TypeEnumeration, kmip14.TagLinkedObjectIdentifier: ttlv.TypeTextString}},
 	"Application Specific Information": {typ: ttlv.TypeStructure, multi: true, rules: clientAll, fields: map[ttlv.Tag]ttlv.Type{kmip14.TagApplicationNamespace: ttlv.TypeTextString}},
 	"Contact Information":              {typ: ttlv.TypeTextString, rules: clientAll},

@@ -21,7 +21,8 @@ type Spec struct {
 	Now   time.Time
 	// Generated says the server made the material: the object is Fresh
 	// (not served to a client yet), and RNG describes the generator. A
-	// registered object came from a client, so it is not Fresh.
+	// registered object came from a client, so it is not Fresh unless
+	// the client says so.
 	Generated bool
 	RNG       *tree.Node
 	// LeaseTime, when positive, is recorded as the object's Lease Time.
@@ -29,6 +30,9 @@ type Spec struct {
 	// PolicyName, when not empty, is recorded as the Operation Policy Name
 	// of an object whose client named none.
 	PolicyName string
+	// Group, when not empty, is recorded as the Object Group of an object
+	// whose client named none: the server's default group (§3.33).
+	Group string
 }
 
 // New builds a new object, without a uid until the repository inserts it:
@@ -93,12 +97,20 @@ func New(s Spec) (*Object, error) {
 	}
 	o.Set(AttrAlwaysSensitive, tree.Bool(0, sensitive))
 	o.Set(AttrNeverExtractable, tree.Bool(0, !extractable))
-	o.Set(AttrFresh, tree.Bool(0, s.Generated))
+	if !o.Has(AttrFresh) {
+		// A client may set Fresh itself when it makes the object (KMIP
+		// 1.1 §3.34: initially set by server or client; OASIS TC-152
+		// registers keys as Fresh for a group of its own).
+		o.Set(AttrFresh, tree.Bool(0, s.Generated))
+	}
 	if s.Generated && s.RNG != nil {
 		o.Set(AttrRNG, s.RNG)
 	}
 	if s.LeaseTime > 0 {
 		o.Set(AttrLeaseTime, tree.Interval(0, s.LeaseTime))
+	}
+	if s.Group != "" && !o.Has(AttrObjectGroup) {
+		o.Set(AttrObjectGroup, tree.Text(0, s.Group))
 	}
 	if s.PolicyName != "" && !o.Has(AttrOperationPolicyName) {
 		o.Set(AttrOperationPolicyName, tree.Text(0, s.PolicyName))

@@ -30,6 +30,11 @@ type Object struct {
 	typ   kmip14.ObjectType
 	attrs []Attr
 	body  *tree.Node // never changed in place: see the package comment
+	// Server-internal, in the record but never an attribute (access.go):
+	// the credential identity that made the object ("" if none) and its
+	// insertion stamp, which orders objects made within one second.
+	creator string
+	stamp   int64
 }
 
 // UID is the object's Unique Identifier ("" until the repository assigns

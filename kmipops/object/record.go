@@ -18,6 +18,8 @@ import (
 const (
 	tagRecord        = ttlv.Tag(0x540001)
 	tagRecordVersion = ttlv.Tag(0x540002)
+	tagRecordCreator = ttlv.Tag(0x540003) // Object.creator, when set
+	tagRecordStamp   = ttlv.Tag(0x540004) // Object.stamp, when set
 )
 
 const recordVersion = 1
@@ -33,6 +35,12 @@ func (o *Object) encode() ([]byte, error) {
 		tree.Enum(kmip14.TagObjectType, uint32(o.typ)),
 		tree.Text(kmip14.TagUniqueIdentifier, o.uid),
 	)
+	if o.creator != "" {
+		r.Add(tree.Text(tagRecordCreator, o.creator))
+	}
+	if o.stamp != 0 {
+		r.Add(&tree.Node{Tag: tagRecordStamp, Type: ttlv.TypeLongInteger, Int: o.stamp})
+	}
 	for i := range o.attrs {
 		a := &o.attrs[i]
 		n := tree.Struct(kmip14.TagAttribute, tree.Text(kmip14.TagAttributeName, a.name))
@@ -85,6 +93,18 @@ func decodeObject(uid string, b []byte) (*Object, error) {
 	for c := range r.Children() {
 		switch c.Tag() {
 		case tagRecordVersion, kmip14.TagObjectType, kmip14.TagUniqueIdentifier:
+		case tagRecordCreator:
+			b, ok := c.TextBytes()
+			if !ok || len(b) == 0 {
+				return nil, fmt.Errorf("malformed creator in record")
+			}
+			o.creator = string(b)
+		case tagRecordStamp:
+			v, ok := c.LongValue()
+			if !ok {
+				return nil, fmt.Errorf("malformed stamp in record")
+			}
+			o.stamp = v
 		case kmip14.TagAttribute:
 			name, _ := c.Child(kmip14.TagAttributeName).TextBytes()
 			idx, _ := c.Child(kmip14.TagAttributeIndex).IntValue()

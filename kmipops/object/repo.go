@@ -54,6 +54,7 @@ type Repo struct {
 	rand  io.Reader
 	locks lockMap
 	cache *cache // nil when off
+	stamp stampClock
 
 	// The blind index (index.go), kept when st is a storage.Batcher and
 	// s an Indexer; both nil otherwise.
@@ -87,6 +88,9 @@ type Scope struct {
 	// archived lets Load return archived objects; otherwise they are
 	// ErrArchived, so that no operation uses one by accident.
 	archived bool
+	// The credential identity the scope acts for, once bound (access.go).
+	principal      string
+	bound, reading bool
 }
 
 // Scope returns owner's objects, logging writes in undo if it is not nil.
@@ -122,6 +126,9 @@ func validUID(uid string) bool {
 // values may be shared (see the package comment).
 func (s *Scope) Load(ctx context.Context, uid string) (*Object, error) {
 	o, err := s.load(ctx, uid)
+	if err == nil && !s.allowed(o) {
+		return nil, ErrDenied
+	}
 	if err == nil && !s.archived && o.Archived() {
 		return nil, ErrArchived
 	}
@@ -166,14 +173,14 @@ func (s *Scope) load(ctx context.Context, uid string) (*Object, error) {
 	return o.clone(), nil
 }
 
-// Each opens every one of the owner's objects and calls fn with each, for
-// a search (Locate). Each object is opened for this call alone.
+// Each opens every one of the owner's objects that the scope may use
+// (access.go) and calls fn with each, for a search (Locate). Each object is opened for this call alone.
 func (s *Scope) Each(ctx context.Context, fn func(o *Object) error) error {
 	prefix := ownerPrefix(s.owner)
 	return s.r.st.List(ctx, prefix, func(key string, sealed []byte) error {
 		uid := strings.TrimPrefix(key, prefix)
 		o, err := s.openListed(ctx, uid, key, sealed)
-		if err != nil || o == nil {
+		if err != nil || o == nil || !s.allowed(o) {
 			return err
 		}
 		return fn(o)
@@ -308,6 +315,12 @@ func (s *Scope) Insert(ctx context.Context, o *Object) error {
 		}
 	}
 	o.Set(AttrUniqueIdentifier, tree.Text(0, o.uid))
+	if s.bound && o.creator == "" {
+		o.creator = s.principal
+	}
+	if o.stamp == 0 {
+		o.stamp = s.r.stamp.next()
+	}
 	defer s.r.enter(s.owner)()
 	sealed, err := s.sealObject(ctx, o)
 	if err != nil {

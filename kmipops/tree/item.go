@@ -88,6 +88,14 @@ func (it Item) IntValue() (int32, bool) {
 	return int32(binary.BigEndian.Uint32(it[HeaderLen:])), true
 }
 
+// LongValue is the value of a long integer.
+func (it Item) LongValue() (int64, bool) {
+	if it == nil || it.Type() != ttlv.TypeLongInteger {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(it[HeaderLen:])), true
+}
+
 // typeRaw marks a Node built by Raw. Zero is no KMIP type, so Decode never
 // produces it and every typed accessor reports false on it.
 const typeRaw ttlv.Type = 0

@@ -28,16 +28,20 @@ ITEM_NOT_FOUND = enums.ResultReason.ITEM_NOT_FOUND
 
 @pytest.fixture
 def connect(kmip_server, empty_client_config):
-    """connect(cert=None, key=None, kmip_version=None) -> open client."""
+    """connect(cert=None, key=None, kmip_version=None, username=None,
+    password=None) -> open client."""
     opened = []
 
-    def _connect(cert=None, key=None, kmip_version=None):
+    def _connect(cert=None, key=None, kmip_version=None, username=None,
+                 password=None):
         c = pie_client.ProxyKmipClient(
             hostname=kmip_server.host,
             port=kmip_server.port,
             cert=cert or kmip_server.cert,
             key=key or kmip_server.key,
             ca=kmip_server.ca,
+            username=username,
+            password=password,
             ssl_version="PROTOCOL_TLSv1_2",
             config_file=empty_client_config,
             kmip_version=kmip_version)
@@ -399,6 +403,37 @@ def test_second_identity_cannot_see_first_identitys_object(
     uid_b = b.create(AES, 128)
     assert len(b.get(uid_b).value) == 16
     expect_not_found(a.get, uid_b)
+
+
+# ------------------------------------------------- Users under one client
+
+def test_usernames_under_one_client_keep_their_objects(connect, kind):
+    # One TLS client, two KMIP Credentials: each username's objects are its
+    # own under the default operation policy (OASIS TC-111); a password is
+    # bound to its username on first use.
+    if kind == "pykmip":
+        pytest.skip("pykmip-server ties objects to the TLS client only")
+    tag = uuid.uuid4().hex[:8]
+    fred = connect(username="fred-" + tag, password="password1")
+    uid = fred.create(AES, 256)
+    material = fred.get(uid).value
+    barney = connect(username="barney-" + tag, password="secret2")
+    for op in (barney.get, barney.get_attribute_list, barney.destroy):
+        with pytest.raises(pie_exc.KmipOperationFailure) as ei:
+            op(uid)
+        assert ei.value.reason == enums.ResultReason.PERMISSION_DENIED, (
+            op.__name__, ei.value.reason)
+    impostor = connect(username="fred-" + tag, password="password2")
+    with pytest.raises(pie_exc.KmipOperationFailure) as ei:
+        impostor.get(uid)
+    assert ei.value.reason == \
+        enums.ResultReason.AUTHENTICATION_NOT_SUCCESSFUL, ei.value.reason
+    # Objects made without a Credential stay reachable under any.
+    plain = connect().create(AES, 128)
+    assert len(barney.get(plain).value) == 16
+    assert fred.get(uid).value == material
+    fred.destroy(uid)
+    connect().destroy(plain)
 
 
 # ------------------------------------------------------------- Concurrency

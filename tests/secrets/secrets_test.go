@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/kmipd/kmipd/conformance"
+	"github.com/kmipd/kmipd/kmipmsg"
 	"github.com/kmipd/kmipd/kmipops/tree"
 	"github.com/kmipd/kmipd/testkit"
 	"github.com/kmipd/kmipd/tests/hostile"
@@ -97,6 +98,28 @@ func session(t *testing.T, c *hostile.Conn, v *vault) []string {
 		tree.Bytes(kmip14.TagIVCounterNonce, iv), tree.Bytes(kmip14.TagAuthenticatedEncryptionTag, tag)))[0])
 	if got, _ := dec.Child(kmip14.TagData).BytesValue(); !bytes.Equal(got, plaintext) {
 		t.Fatalf("decrypted %x", got)
+	}
+
+	// A KMIP Credential: its password bound on first use, then refused
+	// when another comes with the same username. Neither may show.
+	user := "user-" + hex.EncodeToString(random(4))
+	goodPW, badPW := "good "+hex.EncodeToString(random(12)), "bad "+hex.EncodeToString(random(12))
+	v.add(t, "credential password", []byte(goodPW))
+	v.add(t, "wrong credential password", []byte(badPW))
+	asUser := func(pw string, items ...*tree.Node) []hostile.Result {
+		t.Helper()
+		rs := c.Do(t, kmipmsg.Request(kmipmsg.Version{Major: 1, Minor: 4},
+			kmipmsg.Options{Credential: kmipmsg.UsernamePassword(user, pw)}, items...))
+		for _, r := range rs {
+			if r.Message != "" {
+				messages = append(messages, r.Message)
+			}
+		}
+		return rs
+	}
+	hostile.WantOK(t, asUser(goodPW, hostile.CreateAES(128))[0])
+	if r := asUser(badPW, hostile.CreateAES(128))[0]; r.OK() {
+		t.Fatal("a wrong credential password was accepted")
 	}
 
 	// Requests that fail while carrying key bytes.
