@@ -65,10 +65,14 @@ type Event struct {
 	RequestUIDs  []string
 	ResponseUIDs []string
 	UIDsOmitted  int
-	Result       string        // KMIP Result Status: "Success", "OperationFailed", "OperationUndone"
-	Reason       string        // KMIP Result Reason when not successful: "ItemNotFound"
+	Result       string        // KMIP Result Status: "Success", "OperationFailed", "OperationUndone"; or ResultMalformed
+	Reason       string        // KMIP Result Reason when not successful: "ItemNotFound"; what was malformed
 	Duration     time.Duration // the item's run time; 0 for a message refused as a whole
 }
+
+// ResultMalformed is the Result of a message refused before it could be
+// decoded (the server's framing errors); Reason then says why.
+const ResultMalformed = "malformed"
 
 // MaxUIDs bounds each list of unique identifiers in one line.
 const MaxUIDs = 16
