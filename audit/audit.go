@@ -40,7 +40,7 @@ import (
 )
 
 // Logger receives one Event per KMIP batch item. Log may block while the
-// sink's queue is full (it never drops an event to keep going) and returns
+// sink is behind (it never drops an event to keep going) and returns
 // an error only when the event was not taken: the sink is closed, or ctx
 // ended while waiting. Log owns e's slices once called.
 type Logger interface {
