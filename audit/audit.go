@@ -40,7 +40,7 @@ import (
 )
 
 // Logger receives one Event per KMIP batch item. Log may block while the
-// sink's queue is full (it never drops an event to keep going) and returns
+// sink is behind (it never drops an event to keep going) and returns
 // an error only when the event was not taken: the sink is closed, or ctx
 // ended while waiting. Log owns e's slices once called.
 type Logger interface {
@@ -68,10 +68,14 @@ type Event struct {
 	RequestUIDs  []string
 	ResponseUIDs []string
 	UIDsOmitted  int
-	Result       string        // KMIP Result Status: "Success", "OperationFailed", "OperationUndone"
-	Reason       string        // KMIP Result Reason when not successful: "ItemNotFound"
+	Result       string        // KMIP Result Status: "Success", "OperationFailed", "OperationUndone"; or ResultMalformed
+	Reason       string        // KMIP Result Reason when not successful: "ItemNotFound"; what was malformed
 	Duration     time.Duration // the item's run time; 0 for a message refused as a whole
 }
+
+// ResultMalformed is the Result of a message refused before it could be
+// decoded (the server's framing errors); Reason then says why.
+const ResultMalformed = "malformed"
 
 // MaxUIDs bounds each list of unique identifiers in one line.
 const MaxUIDs = 16

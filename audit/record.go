@@ -25,21 +25,24 @@ type chain struct {
 	prev [sha256.Size]byte
 }
 
-// appendHead starts the next line of c: {"seq":N,"prev":"…","time":"…".
-func (c *chain) appendHead(dst []byte, t time.Time) []byte {
+// A line is a head, which only the chain can write, and a body, which can be
+// encoded before the chain is locked:
+//
+//	head: {"seq":N,"prev":"…"
+//	body: ,"time":"…",…}
+//
+// appendLine joins them, hashes the line and makes it the chain's last.
+
+// appendLine appends the line made of c's next head and body, and the '\n'
+// that the hash does not cover.
+func (c *chain) appendLine(dst, body []byte) []byte {
+	start := len(dst)
 	dst = append(dst, `{"seq":`...)
 	dst = strconv.AppendUint(dst, c.seq+1, 10)
 	dst = append(dst, `,"prev":"`...)
 	dst = hex.AppendEncode(dst, c.prev[:])
-	dst = append(dst, `","time":"`...)
-	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
-	return append(dst, '"')
-}
-
-// appendTail closes the line that starts at dst[start:], makes it the chain's
-// last line and adds the '\n', which the hash does not cover.
-func (c *chain) appendTail(dst []byte, start int) []byte {
-	dst = append(dst, '}')
+	dst = append(dst, '"')
+	dst = append(dst, body...)
 	c.seq++
 	c.prev = sha256.Sum256(dst[start:])
 	return append(dst, '\n')
@@ -47,8 +50,13 @@ func (c *chain) appendTail(dst []byte, start int) []byte {
 
 // appendEvent appends e's line.
 func (c *chain) appendEvent(dst []byte, e *Event) []byte {
-	start := len(dst)
-	dst = c.appendHead(dst, e.Time)
+	var b [512]byte
+	return c.appendLine(dst, appendEventBody(b[:0], e))
+}
+
+// appendEventBody appends the body of e's line: everything after prev.
+func appendEventBody(dst []byte, e *Event) []byte {
+	dst = appendTimeField(dst, e.Time)
 	dst = appendField(dst, "identity", e.Identity)
 	dst = appendField(dst, "cn", e.CommonName)
 	if e.Principal != "" {
@@ -79,15 +87,62 @@ func (c *chain) appendEvent(dst []byte, e *Event) []byte {
 	}
 	dst = append(dst, `,"duration_ns":`...)
 	dst = strconv.AppendInt(dst, int64(e.Duration), 10)
-	return c.appendTail(dst, start)
+	return append(dst, '}')
 }
 
 // appendControl appends the sink's own record: {"audit":"open"} or "close".
 func (c *chain) appendControl(dst []byte, t time.Time, what string) []byte {
-	start := len(dst)
-	dst = c.appendHead(dst, t)
-	dst = appendField(dst, "audit", what)
-	return c.appendTail(dst, start)
+	var b [128]byte
+	body := appendField(appendTimeField(b[:0], t), "audit", what)
+	return c.appendLine(dst, append(body, '}'))
+}
+
+// appendTimeField appends ,"time":"…" in UTC, as time.RFC3339Nano formats
+// it (trailing zeros of the fraction dropped), without the general
+// formatter's cost: it runs once per request.
+func appendTimeField(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		dst = append(dst, `,"time":"`...)
+		dst = t.AppendFormat(dst, time.RFC3339Nano)
+		return append(dst, '"')
+	}
+	hour, minute, sec := t.Clock()
+	dst = append(dst, `,"time":"`...)
+	dst = appendDigits(dst, year, 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int(month), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, day, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, hour, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, minute, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, sec, 2)
+	if ns := t.Nanosecond(); ns != 0 {
+		digits := 9
+		for ns%10 == 0 {
+			ns /= 10
+			digits--
+		}
+		dst = append(dst, '.')
+		dst = appendDigits(dst, ns, digits)
+	}
+	return append(dst, 'Z', '"')
+}
+
+// appendDigits appends v (≥ 0) as exactly n decimal digits.
+func appendDigits(dst []byte, v, n int) []byte {
+	for range n {
+		dst = append(dst, '0')
+	}
+	for i := len(dst) - 1; n > 0; i, n = i-1, n-1 {
+		dst[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return dst
 }
 
 func appendField(dst []byte, name, value string) []byte {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"sync"
 	"time"
@@ -14,10 +13,10 @@ import (
 
 // Options tune a Sink. The zero value is usable.
 type Options struct {
-	// QueueSize is how many events may wait for the writer (default 4096).
-	// When it is full Log blocks: an audit line is never dropped to keep a
-	// request going.
-	QueueSize int
+	// MaxPending is how many bytes of encoded lines may wait for the
+	// writer (default 4 MiB, some ten thousand lines). When they do, Log
+	// blocks: an audit line is never dropped to keep a request going.
+	MaxPending int
 	// FlushInterval is the longest a line waits in memory before it is
 	// written (default 100ms); FlushBytes writes sooner once that much is
 	// buffered (default 64 KiB). Lines are written, not fsynced.
@@ -26,14 +25,14 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if o.QueueSize <= 0 {
-		o.QueueSize = 4096
-	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 100 * time.Millisecond
 	}
 	if o.FlushBytes <= 0 {
 		o.FlushBytes = 64 << 10
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = 4 << 20
 	}
 }
 
@@ -42,39 +41,57 @@ func (o *Options) defaults() {
 // other writers' lines fall between audit lines, not inside them.
 const pipeBuf = 4096
 
+// writebackBytes is how much the writer appends between two starts of
+// writeback (startWriteback).
+const writebackBytes = 1 << 20
+
 const (
-	batchWait      = time.Millisecond
 	closeRetries   = 20
 	closeRetryWait = 50 * time.Millisecond
 )
 
 // Sink writes events as hash-chained JSON lines (see the package comment).
-// Log only queues: one goroutine encodes, hashes and writes, so a request
-// never waits on disk I/O unless the queue is full.
+//
+// Log encodes the event on the caller's goroutine and appends it to a
+// buffer under a short lock (the hash chain needs one order); one writer
+// goroutine writes the buffer out every FlushBytes or FlushInterval. So a
+// request never waits on disk I/O unless MaxPending bytes are waiting, and
+// no goroutine is woken per event: handing each event to the writer through
+// a channel, and the writer's wake-ups, cost more CPU than the line itself.
 type Sink struct {
 	log  hclog.Logger
 	opts Options
 	path string // "" for a stream
 
-	// mu orders Log against Close: Log queues under the read lock, so once
-	// Close holds the write lock every event taken is in q.
-	mu     sync.RWMutex
+	// life orders do against Close: do hands work to the writer under the
+	// read lock, so once Close holds the write lock nothing more is handed.
+	life sync.RWMutex
+
+	mu     sync.Mutex // the chain and what Log appends
 	closed bool
-	q      chan Event
-	ctl    chan func() // work for the writer goroutine (Reopen, Flush)
-	stop   chan struct{}
-	done   chan struct{}
+	chain  chain
+	buf    []byte        // encoded lines the writer has not taken
+	held   int           // bytes the writer has taken but not written
+	room   chan struct{} // closed when bytes were written; nil if no Log waits
+	kick   chan struct{} // buf reached FlushBytes (capacity 1)
+
+	ctl  chan func() // work for the writer goroutine (Reopen, Flush)
+	stop chan struct{}
+	done chan struct{}
 
 	// Owned by the writer goroutine (by Open and NewStream before it starts).
 	w        io.Writer
 	f        *os.File // nil for a stream
 	chunk    int      // largest single Write, cut at a line end; 0: no limit
-	maxBuf   int      // above this, writes are failing: stop taking events
-	buf      []byte   // encoded lines not yet written
-	chain    chain
-	failing  bool // the last write failed (logged once until one succeeds)
+	out      []byte   // lines taken from buf, not yet written
+	end      int64    // the file's size: what it held at open and what we appended
+	synced   int64    // offset up to which writeback was started
+	failing  bool     // the last write failed (logged once until one succeeds)
 	closeErr error
 }
+
+// bodies recycles the scratch space Log encodes a line's body in.
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // Open appends to the audit log at path, creating it (mode 0600) if needed.
 // An existing file's chain goes on from its last line, which must be a
@@ -93,11 +110,14 @@ func Open(path string, opts Options, log hclog.Logger) (*Sink, error) {
 	}
 	s := newSink(f, opts, log)
 	s.path, s.f, s.chain = path, f, c
+	if st, err := f.Stat(); err == nil {
+		s.end, s.synced = st.Size(), st.Size()
+	}
 	if fragment {
 		s.log.Warn("audit log ends with an incomplete line; it stays, and the chain goes on after it", "path", path)
-		s.buf = append(s.buf, '\n')
+		s.out = append(s.out, '\n')
 	}
-	s.buf = s.chain.appendControl(s.buf, time.Now(), "open")
+	s.out = s.chain.appendControl(s.out, time.Now(), "open")
 	// Fail now, not on the first request, when the file cannot be written.
 	if err := s.flush(); err != nil {
 		f.Close()
@@ -112,7 +132,7 @@ func Open(path string, opts Options, log hclog.Logger) (*Sink, error) {
 func NewStream(w io.Writer, opts Options, log hclog.Logger) *Sink {
 	s := newSink(w, opts, log)
 	s.chunk = pipeBuf
-	s.buf = s.chain.appendControl(s.buf, time.Now(), "open")
+	s.out = s.chain.appendControl(s.out, time.Now(), "open")
 	go s.run()
 	return s
 }
@@ -122,35 +142,61 @@ func newSink(w io.Writer, opts Options, log hclog.Logger) *Sink {
 		log = hclog.NewNullLogger()
 	}
 	opts.defaults()
+	size := opts.FlushBytes + 8<<10
 	return &Sink{
 		log: log, opts: opts, w: w,
-		q: make(chan Event, opts.QueueSize), ctl: make(chan func()),
+		kick: make(chan struct{}, 1), ctl: make(chan func()),
 		stop: make(chan struct{}), done: make(chan struct{}),
-		maxBuf: 16 * opts.FlushBytes, buf: make([]byte, 0, opts.FlushBytes+8<<10),
+		buf: make([]byte, 0, size), out: make([]byte, 0, size),
 	}
 }
 
-// Log queues e. It blocks while the queue is full, until there is room or
-// ctx ends; it never drops e silently.
+// Log records e. It blocks while MaxPending bytes wait for the writer (the
+// disk is slow or failing), until there is room or ctx ends; it never drops
+// e silently.
 func (s *Sink) Log(ctx context.Context, e Event) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	bp := bodies.Get().(*[]byte)
+	body := appendEventBody((*bp)[:0], &e)
+	err := s.append(ctx, body)
+	if cap(body) <= 64<<10 {
+		*bp = body
+		bodies.Put(bp)
+	}
+	return err
+}
+
+// append chains one line with body and adds it to buf.
+func (s *Sink) append(ctx context.Context, body []byte) error {
+	s.mu.Lock()
+	// Room takes the line even when ctx has already ended (a request that
+	// ran out of time is still audited).
+	for !s.closed && len(s.buf)+s.held >= s.opts.MaxPending {
+		if s.room == nil {
+			s.room = make(chan struct{})
+		}
+		room := s.room
+		s.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return fmt.Errorf("audit: event not recorded, the writer stayed behind: %w", context.Cause(ctx))
+		}
+		s.mu.Lock()
+	}
 	if s.closed {
+		s.mu.Unlock()
 		return ErrClosed
 	}
-	// Room in the queue takes e even when ctx has already ended (a request
-	// that ran out of time is still audited).
-	select {
-	case s.q <- e:
-		return nil
-	default:
+	s.buf = s.chain.appendLine(s.buf, body)
+	full := len(s.buf) >= s.opts.FlushBytes
+	s.mu.Unlock()
+	if full {
+		select {
+		case s.kick <- struct{}{}:
+		default: // the writer is already told
+		}
 	}
-	select {
-	case s.q <- e:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("audit: event not recorded, the queue stayed full: %w", context.Cause(ctx))
-	}
+	return nil
 }
 
 // Reopen makes a file sink continue in a new file at its path, for
@@ -165,25 +211,25 @@ func (s *Sink) Reopen() error {
 }
 
 // Flush writes every event logged before it was called.
-func (s *Sink) Flush() error { return s.do(s.flushQueued) }
+func (s *Sink) Flush() error { return s.do(s.write) }
 
-// flushQueued encodes what Log has queued and writes it: an event whose Log
-// returned before a Flush or Reopen goes to the file being written then.
-func (s *Sink) flushQueued() error {
-	s.drainWriting()
-	return s.flush()
-}
-
-// Close writes every queued event and a close record, then closes the file.
+// Close writes every logged event and a close record, then closes the file.
 // Log returns ErrClosed afterwards.
 func (s *Sink) Close() error {
+	s.life.Lock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		s.life.Unlock()
 		return nil
 	}
 	s.closed = true
+	if s.room != nil { // waiting Logs return ErrClosed
+		close(s.room)
+		s.room = nil
+	}
 	s.mu.Unlock()
+	s.life.Unlock()
 	close(s.stop)
 	<-s.done
 	return s.closeErr
@@ -191,15 +237,21 @@ func (s *Sink) Close() error {
 
 // do runs fn on the writer goroutine and returns its error.
 func (s *Sink) do(fn func() error) error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
+	s.life.RLock()
+	if s.isClosed() {
+		s.life.RUnlock()
 		return ErrClosed
 	}
 	reply := make(chan error, 1)
 	s.ctl <- func() { reply <- fn() }
-	s.mu.RUnlock()
+	s.life.RUnlock()
 	return <-reply
+}
+
+func (s *Sink) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 func (s *Sink) run() {
@@ -207,23 +259,11 @@ func (s *Sink) run() {
 	tick := time.NewTicker(s.opts.FlushInterval)
 	defer tick.Stop()
 	for {
-		q := s.q
-		if len(s.buf) >= s.maxBuf {
-			// Writes are failing: hold what is buffered and take no more,
-			// so that Log pushes back on requests instead of memory growing.
-			// The ticker retries.
-			q = nil
-		}
 		select {
-		case e := <-q:
-			s.buf = s.chain.appendEvent(s.buf, &e)
-			s.drainWriting()
-			// Let the queue fill a moment: under load the writer then wakes
-			// once per batch rather than once per event (a wakeup costs
-			// more than encoding a line).
-			time.Sleep(batchWait)
+		case <-s.kick:
+			_ = s.write()
 		case <-tick.C:
-			_ = s.flush()
+			_ = s.write()
 		case fn := <-s.ctl:
 			fn()
 		case <-s.stop:
@@ -233,41 +273,32 @@ func (s *Sink) run() {
 	}
 }
 
-// drainWriting encodes what is queued until the queue is empty, writing
-// every FlushBytes; it stops early if writes fail and the buffer is full.
-func (s *Sink) drainWriting() {
-	for len(s.buf) < s.maxBuf {
-		if len(s.buf) >= s.opts.FlushBytes && s.flush() != nil {
-			return
-		}
-		select {
-		case e := <-s.q:
-			s.buf = s.chain.appendEvent(s.buf, &e)
-		default:
-			if len(s.buf) >= s.opts.FlushBytes {
-				_ = s.flush()
-			}
-			return
-		}
+// take moves what Log appended to out, the writer's own buffer; with a
+// control record (what) after it unless what is "".
+func (s *Sink) take(what string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.out) == 0 {
+		s.out, s.buf = s.buf, s.out[:0]
+	} else {
+		s.out = append(s.out, s.buf...)
+		s.buf = s.buf[:0]
 	}
+	if what != "" {
+		s.out = s.chain.appendControl(s.out, time.Now(), what)
+	}
+	s.held = len(s.out)
 }
 
-// drain encodes what is already queued while the buffer is below limit.
-func (s *Sink) drain(limit int) {
-	for len(s.buf) < limit {
-		select {
-		case e := <-s.q:
-			s.buf = s.chain.appendEvent(s.buf, &e)
-		default:
-			return
-		}
-	}
+// write writes every line logged so far.
+func (s *Sink) write() error {
+	s.take("")
+	return s.flush()
 }
 
 func (s *Sink) shutdown() {
-	// closed is set: nothing more is queued, so this takes every event.
-	s.drain(math.MaxInt)
-	s.buf = s.chain.appendControl(s.buf, time.Now(), "close")
+	// closed is set: nothing more is appended, so this takes every event.
+	s.take("close")
 	err := s.flush()
 	// A failing disk gets a few more tries (about a second) before lines
 	// are given up, loudly.
@@ -276,8 +307,8 @@ func (s *Sink) shutdown() {
 		err = s.flush()
 	}
 	if err != nil {
-		s.closeErr = fmt.Errorf("audit: %d bytes of audit lines not written: %w", len(s.buf), err)
-		s.log.Error("audit lines lost at shutdown", "path", s.path, "bytes", len(s.buf), "error", err)
+		s.closeErr = fmt.Errorf("audit: %d bytes of audit lines not written: %w", len(s.out), err)
+		s.log.Error("audit lines lost at shutdown", "path", s.path, "bytes", len(s.out), "error", err)
 	}
 	if s.f != nil {
 		if err := s.f.Close(); err != nil && s.closeErr == nil {
@@ -286,24 +317,38 @@ func (s *Sink) shutdown() {
 	}
 }
 
-// flush writes the buffer. What a failed write leaves stays buffered for the
-// next try, in order, so the chain on disk has no holes.
+// flush writes out. What a failed write leaves stays for the next try, in
+// order, so the chain on disk has no holes; Logs waiting for room retry
+// once bytes were written.
 func (s *Sink) flush() error {
-	for len(s.buf) > 0 {
-		p := s.buf
+	err := s.writeOut()
+	s.mu.Lock()
+	s.held = len(s.out)
+	if s.room != nil && len(s.buf)+s.held < s.opts.MaxPending {
+		close(s.room)
+		s.room = nil
+	}
+	s.mu.Unlock()
+	return err
+}
+
+func (s *Sink) writeOut() error {
+	for len(s.out) > 0 {
+		p := s.out
 		if s.chunk > 0 && len(p) > s.chunk {
 			p = p[:lineCut(p, s.chunk)]
 		}
 		n, err := s.w.Write(p)
 		n = max(0, min(n, len(p)))
-		s.buf = s.buf[:copy(s.buf, s.buf[n:])]
+		s.out = s.out[:copy(s.out, s.out[n:])]
+		s.end += int64(n)
 		if err == nil && n < len(p) {
 			err = io.ErrShortWrite
 		}
 		if err != nil {
 			if !s.failing {
 				s.failing = true
-				s.log.Error("audit log write failed; keeping the lines and retrying", "path", s.path, "buffered_bytes", len(s.buf), "error", err)
+				s.log.Error("audit log write failed; keeping the lines and retrying", "path", s.path, "buffered_bytes", len(s.out), "error", err)
 			}
 			return err
 		}
@@ -312,7 +357,25 @@ func (s *Sink) flush() error {
 		s.failing = false
 		s.log.Info("audit log writes work again", "path", s.path)
 	}
+	if s.f != nil {
+		s.startWriteback()
+	}
 	return nil
+}
+
+// startWriteback asks the kernel to start writing what was appended since
+// the last call, once that is writebackBytes (sync_file_range,
+// asynchronous: nothing waits, nothing is promised durable). Left to the
+// flusher, some 30 s of lines go to disk at once; on ext4 with
+// data=ordered a store's fsync in that moment waits for all of them,
+// which showed as stalls of synced writes (Create) with the audit log on.
+// A MiB at a time keeps each such wait short, and costs the writer little
+// more than the flusher's own work (RocksDB's bytes_per_sync does this).
+func (s *Sink) startWriteback() {
+	if s.end-s.synced >= writebackBytes {
+		startWriteback(s.f, s.synced, s.end-s.synced)
+		s.synced = s.end
+	}
 }
 
 // lineCut is the length of the longest run of whole lines in p that fits in
@@ -333,7 +396,7 @@ func lineCut(p []byte, limit int) int {
 
 func (s *Sink) reopen() error {
 	// What was logged before the rotation belongs to the old file.
-	if err := s.flushQueued(); err != nil {
+	if err := s.write(); err != nil {
 		return fmt.Errorf("audit: writing before reopening %s: %w", s.path, err)
 	}
 	nf, err := os.OpenFile(s.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -345,21 +408,37 @@ func (s *Sink) reopen() error {
 	oi, err2 := s.f.Stat()
 	if err1 == nil && err2 == nil && os.SameFile(ni, oi) {
 		nf.Close()
-		return s.flush()
+		return s.write()
 	}
 	if err1 == nil && ni.Size() > 0 {
 		s.log.Warn("the new audit log file is not empty; appending to it", "path", s.path, "bytes", ni.Size())
 	}
+	// The close record ends the old file; the open record, chained right
+	// after it under the same lock, starts the new one before any line
+	// logged meanwhile.
+	s.mu.Lock()
+	s.out = append(s.out, s.buf...)
+	s.buf = s.buf[:0]
 	now := time.Now()
-	s.buf = s.chain.appendControl(s.buf, now, "close")
+	s.out = s.chain.appendControl(s.out, now, "close")
+	cut := len(s.out)
+	s.out = s.chain.appendControl(s.out, now, "open")
+	s.held = len(s.out)
+	seq := s.chain.seq
+	s.mu.Unlock()
+	rest := append([]byte(nil), s.out[cut:]...)
+	s.out = s.out[:cut]
 	// What the old file does not take goes to the new one: the chain stays
 	// whole across the two.
-	_ = s.flush()
+	_ = s.writeOut()
 	if err := s.f.Close(); err != nil {
 		s.log.Warn("closing the rotated audit log", "error", err)
 	}
-	s.f, s.w = nf, nf
-	s.buf = s.chain.appendControl(s.buf, now, "open")
-	s.log.Info("audit log reopened", "path", s.path, "seq", s.chain.seq)
+	s.f, s.w, s.end, s.synced = nf, nf, 0, 0
+	if err1 == nil {
+		s.end, s.synced = ni.Size(), ni.Size()
+	}
+	s.out = append(s.out, rest...)
+	s.log.Info("audit log reopened", "path", s.path, "seq", seq)
 	return s.flush()
 }

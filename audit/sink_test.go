@@ -68,7 +68,7 @@ func lines(t *testing.T, path string) []map[string]any {
 
 func TestSinkConcurrentEventsVerify(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
-	s := openT(t, path, Options{QueueSize: 8, FlushBytes: 512})
+	s := openT(t, path, Options{MaxPending: 2048, FlushBytes: 512})
 	const workers, each = 4, 50
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -341,7 +341,7 @@ func (w *gatedWriter) Write(p []byte) (int, error) {
 
 func TestSinkBackpressureNeverDrops(t *testing.T) {
 	w := &gatedWriter{gate: make(chan struct{})}
-	s := NewStream(w, Options{QueueSize: 4, FlushBytes: 1}, nil)
+	s := NewStream(w, Options{MaxPending: 1, FlushBytes: 1}, nil)
 	accepted := 0
 	for i := 0; ; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)

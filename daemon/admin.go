@@ -121,7 +121,7 @@ func (a *adminState) backup(ctx context.Context, _ json.RawMessage, r *admin.Res
 	d := a.d
 	snap, ok := d.store.(storage.Snapshotter)
 	if !ok {
-		return nil, fmt.Errorf("the %s store takes no consistent snapshot: back up its database (pg_dump) instead", d.cfg.Storage.Backend)
+		return nil, fmt.Errorf("the %s store takes no consistent snapshot", d.cfg.Storage.Backend)
 	}
 	// The current keys: the check value is under the current HMAC key, which
 	// a rotation may have moved past the configured one.

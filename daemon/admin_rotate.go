@@ -198,10 +198,15 @@ func (d *Daemon) rotateMaster(ctx context.Context, kind string, args RotateMaste
 		return res, fmt.Errorf("retiring %q: %w", res.From, err)
 	}
 	res.Retired = map[bool]string{true: "destroyed", false: "disabled"}[rot.DestroyOld]
+	// The store names the current keys before the rotation record goes: a
+	// restart on a kmipd.hcl that still names the retired key uses them.
+	if err := recordMaster(ctx, d.store, rot); err != nil {
+		return res, fmt.Errorf("recording the new master keys in %s: %w", masterKey, err)
+	}
 	if err := d.store.Delete(ctx, rotationKey); err != nil {
 		return res, fmt.Errorf("clearing %s: %w", rotationKey, err)
 	}
-	res.Reminder = fmt.Sprintf("set %s_label = %q in the hsm block before the next restart", kind, res.To)
+	res.Reminder = fmt.Sprintf("set %s_label = %q in the hsm block (kmipd uses the store's current keys at start, and warns while the configuration names others)", kind, res.To)
 	log.Info("master key rotated", "kind", kind, "to", res.To, "entries", res.Entries)
 	return res, nil
 }

@@ -158,6 +158,9 @@ func BuildWith(ctx context.Context, c *Config, log hclog.Logger, h Hooks) (_ *Da
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
 	d.keyring = kek.New(d.hsm, d.store, kek.Config{CacheTTL: c.KEK.CacheTTL, CacheSize: c.KEK.CacheSize}, log.Named("kek"))
+	if err := d.loadMaster(ctx); err != nil {
+		return nil, err
+	}
 	if err := d.loadRotation(ctx); err != nil {
 		return nil, err
 	}

@@ -58,7 +58,7 @@ func (d *Daemon) openHSM(ctx context.Context, c *Config, replica string) error {
 		}
 		opts = append(opts, hsm.WithBudget(d.budget))
 	}
-	if d.hsm, err = hsm.Open(ctx, hc, d.log.Named("hsm"), opts...); err != nil {
+	if d.hsm, err = d.openHSMKeys(ctx, c, hc, opts); err != nil {
 		return fmt.Errorf("opening the HSM: %w", err)
 	}
 	return nil

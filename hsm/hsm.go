@@ -185,8 +185,8 @@ func (h *HSM) ensureState(sh pkcs11.SessionHandle, gen uint64) (keys, error) {
 		}
 		if h.requireKeys && (mkek == 0 || hmac == 0) {
 			return keys{}, &Error{Op: "find master keys", Class: ClassOther, Err: fmt.Errorf(
-				"master keys %q and %q not both found on %s; run `kmipd hsm init` to create them",
-				h.curMKEK, h.curHMAC, h.cfg.tokenDesc())}
+				"%w: %q and %q not both found on %s; run `kmipd hsm init` to create them",
+				ErrNoKey, h.curMKEK, h.curHMAC, h.cfg.tokenDesc())}
 		}
 		h.mkek, h.hmac, h.keysGen = mkek, hmac, gen
 	}

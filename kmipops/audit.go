@@ -167,3 +167,16 @@ func (p *Processor) sendAudit(ctx context.Context, e audit.Event) {
 		p.log.Error("audit event not recorded", "op", e.Operation, "caller", e.CommonName, "result", e.Result, "error", err)
 	}
 }
+
+// AuditMalformed records a message the server could not take apart: bad
+// framing, a size over the limit, a read cut short, undecodable TTLV, or a
+// failed TLS handshake. One line with the caller (empty before the
+// handshake finished), result "malformed" and reason, which says what was
+// wrong in fixed words: never a byte of the message.
+func (p *Processor) AuditMalformed(ctx context.Context, c Caller, reason string) {
+	if p.opts.Audit == nil {
+		return
+	}
+	p.sendAudit(ctx, audit.Event{Time: time.Now(), Identity: c.Identity, CommonName: c.CommonName,
+		BatchIndex: -1, Result: audit.ResultMalformed, Reason: reason})
+}

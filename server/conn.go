@@ -101,9 +101,11 @@ func (c *conn) serve() {
 	if err != nil {
 		c.s.m.rejected("handshake")
 		if errors.Is(err, io.EOF) {
+			// A health check's connect and close: nothing to audit.
 			c.log.Debug("connection closed before TLS handshake")
 		} else {
 			c.log.Info("TLS handshake failed", "error", err)
+			c.auditMalformed(kmipops.Caller{}, "TLS handshake failed")
 		}
 		return
 	}
@@ -151,18 +153,20 @@ func (c *conn) loop(tc *tls.Conn, caller kmipops.Caller) (served int) {
 		case errors.Is(err, errDraining):
 			return served
 		case errors.Is(err, kmipmsg.ErrTruncated):
-			c.readFailed(err)
+			c.readFailed(caller, err)
 			return served
 		case errors.Is(err, kmipmsg.ErrBadHeader):
 			// Without a trustworthy length there is no next message to find.
 			c.s.m.rejected("bad_header")
 			c.log.Debug("unparseable message header; closing", "error", err)
+			c.auditMalformed(caller, "unparseable message header; connection closed")
 			return served
 		case errors.As(err, &tooLarge):
 			// Answer before closing so the client learns why; the claimed
 			// size is never allocated.
 			c.s.m.rejected("too_large")
 			c.log.Info("message too large; closing", "size", tooLarge.Size, "max", cfg.MaxMessageSize)
+			c.auditMalformed(caller, fmt.Sprintf("message larger than the limit of %d bytes; answered Invalid Message and closed", cfg.MaxMessageSize))
 			c.write(tc, kmipmsg.ErrorMessage(kmip14.ResultReasonInvalidMessage,
 				fmt.Sprintf("message exceeds %d bytes", cfg.MaxMessageSize)))
 			return served
@@ -174,7 +178,7 @@ func (c *conn) loop(tc *tls.Conn, caller kmipops.Caller) (served int) {
 		msg, err := fr.Body((*buf)[:0])
 		if err != nil {
 			putBuf(buf, msg)
-			c.readFailed(err)
+			c.readFailed(caller, err)
 			return served
 		}
 		var resp *tree.Node
@@ -187,6 +191,7 @@ func (c *conn) loop(tc *tls.Conn, caller kmipops.Caller) (served int) {
 			// intact: answer the error and keep serving the connection.
 			c.s.m.rejected("malformed")
 			c.log.Debug("malformed message", "error", err)
+			c.auditMalformed(caller, "message not decodable as TTLV; answered Invalid Message")
 			resp = kmipmsg.ErrorMessage(kmip14.ResultReasonInvalidMessage, err.Error())
 		} else {
 			// As context.WithTimeout, without its timer (reqctx.go).
@@ -201,18 +206,38 @@ func (c *conn) loop(tc *tls.Conn, caller kmipops.Caller) (served int) {
 	}
 }
 
-func (c *conn) readFailed(err error) {
+func (c *conn) readFailed(caller kmipops.Caller, err error) {
 	switch {
 	case c.isDraining():
 		c.log.Debug("shutdown interrupted a message read")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		c.s.m.rejected("truncated")
 		c.log.Debug("connection closed mid-message")
+		c.auditMalformed(caller, "connection closed mid-message")
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		c.s.m.rejected("timeout")
 		c.log.Info("message not received within read timeout; closing", "timeout", c.s.cfg.ReadTimeout)
+		c.auditMalformed(caller, fmt.Sprintf("message not received within the read timeout (%s); connection closed", c.s.cfg.ReadTimeout))
 	default:
 		c.log.Debug("read failed", "error", err)
+		c.auditMalformed(caller, "read failed mid-message; connection closed")
+	}
+}
+
+// FramingAuditor is what a Processor implements to audit the messages the
+// server refuses before they reach it (*kmipops.Processor does): reason
+// is fixed text, never the message's bytes; caller is empty when the TLS
+// handshake did not finish.
+type FramingAuditor interface {
+	AuditMalformed(ctx context.Context, caller kmipops.Caller, reason string)
+}
+
+var _ FramingAuditor = (*kmipops.Processor)(nil)
+
+// auditMalformed records a refused message, before the connection closes.
+func (c *conn) auditMalformed(caller kmipops.Caller, reason string) {
+	if a, ok := c.s.proc.(FramingAuditor); ok {
+		a.AuditMalformed(c.ctx, caller, reason)
 	}
 }
 

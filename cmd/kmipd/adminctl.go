@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/kmipd/kmipd/admin"
 	"github.com/kmipd/kmipd/backup"
 	"github.com/kmipd/kmipd/daemon"
@@ -251,19 +253,37 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer h.Close()
-	syncWrites := true
-	st, err := storage.OpenBadger(c.Storage.Path, storage.BadgerOptions{SyncWrites: &syncWrites, GCInterval: -1}, log.Named("storage"))
+	st, where, err := openRestoreStore(ctx, c, log)
 	if err != nil {
-		return fmt.Errorf("%w (is kmipd running? restore needs it stopped)", err)
+		return err
 	}
 	defer st.Close()
 	n, err := backup.Restore(ctx, st, h, f)
 	if err != nil {
 		if errors.Is(err, backup.ErrNotEmpty) {
-			return fmt.Errorf("%w: %s already holds records; restore only into an empty store", err, c.Storage.Path)
+			return fmt.Errorf("%w: %s already holds records; restore only into an empty store", err, where)
 		}
 		return err
 	}
-	fmt.Fprintf(stdout, "restored %d sealed records into %s\n", n, c.Storage.Path)
+	fmt.Fprintf(stdout, "restored %d sealed records into %s\n", n, where)
 	return nil
+}
+
+// openRestoreStore opens the store the storage block names, and says where
+// it is without the PostgreSQL URL (which may hold a password).
+func openRestoreStore(ctx context.Context, c *daemon.Config, log hclog.Logger) (storage.Store, string, error) {
+	if c.Storage.Backend == daemon.BackendPostgres {
+		url, err := c.PostgresURL()
+		if err != nil {
+			return nil, "", err
+		}
+		st, err := storage.OpenPostgres(ctx, storage.PostgresOptions{URL: url}, log.Named("storage"))
+		return st, "the PostgreSQL database", err
+	}
+	syncWrites := true
+	st, err := storage.OpenBadger(c.Storage.Path, storage.BadgerOptions{SyncWrites: &syncWrites, GCInterval: -1}, log.Named("storage"))
+	if err != nil {
+		return nil, "", fmt.Errorf("%w (is kmipd running? restore needs it stopped)", err)
+	}
+	return st, c.Storage.Path, nil
 }
