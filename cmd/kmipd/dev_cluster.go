@@ -90,6 +90,11 @@ func runDevCluster(ctx context.Context, n int, dir, addr, module string, maxSess
 	if err != nil {
 		return fmt.Errorf("dev -cluster: PostgreSQL: %w", err)
 	}
+	// Where a request's time goes in PostgreSQL (CREATE EXTENSION
+	// pg_stat_statements; scripts/bench-cluster.py reads it). Its cost is
+	// negligible next to a commit's fsync.
+	pg.Set("shared_preload_libraries", "pg_stat_statements")
+	pg.Set("track_wal_io_timing", "on")
 	if listen.IsValid() {
 		if err := pg.ListenAlso(listen.Addr(), listen); err != nil {
 			return fmt.Errorf("dev -cluster: -pg-listen: %w", err)

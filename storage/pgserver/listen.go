@@ -34,3 +34,9 @@ func (s *Server) ListenAlso(addr netip.Addr, from netip.Prefix) error {
 
 // Port is the server's port (0 before Start).
 func (s *Server) Port() int { return s.port }
+
+// Set adds a setting to postgresql.auto.conf (a later one wins). Call it
+// before Start.
+func (s *Server) Set(name, value string) {
+	s.conf = append(s.conf, fmt.Sprintf("%s = '%s'", name, strings.ReplaceAll(value, "'", "''")))
+}

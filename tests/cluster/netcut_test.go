@@ -165,7 +165,7 @@ func TestReplicaProcessCutFromPostgres(t *testing.T) {
 			workers = append(workers, loadWorker{replica: r, owner: o, cl: pki.client(addr, owners[o], timeout), reconnect: o == 0})
 		}
 	}
-	l := startProcLoad(workers)
+	l := startProcLoad(workers, 0)
 	defer l.stop()
 	time.Sleep(3 * time.Second)
 	l.mu.Lock()

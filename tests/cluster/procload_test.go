@@ -82,25 +82,34 @@ type loadWorker struct {
 	replica, owner int
 	cl             *kmipclient.Client
 	reconnect      bool
+	think          time.Duration // pause between rounds
 }
 
-func startProcLoad(workers []loadWorker) *procLoad {
+// startProcLoad starts the workers over ramp, evenly: clients arriving
+// together, not in one instant (200 simultaneous TLS handshakes on two
+// cores would test the handshake timeout, not the cluster).
+func startProcLoad(workers []loadWorker, ramp time.Duration) *procLoad {
 	l := &procLoad{stopc: make(chan struct{}), ok: map[int]int{}, failed: map[int][]error{}, nfail: map[int]int{}}
-	for _, w := range workers {
+	for i, w := range workers {
 		l.wg.Add(1)
-		go l.run(w)
+		go l.run(w, ramp*time.Duration(i)/time.Duration(len(workers)))
 	}
 	return l
 }
 
-func (l *procLoad) run(w loadWorker) {
+func (l *procLoad) run(w loadWorker, delay time.Duration) {
 	defer l.wg.Done()
+	select {
+	case <-l.stopc:
+		return
+	case <-time.After(delay):
+	}
 	ctx := context.Background()
 	for round := 0; ; round++ {
 		select {
 		case <-l.stopc:
 			return
-		default:
+		case <-time.After(w.think):
 		}
 		a := ack{replica: w.replica, owner: w.owner, start: time.Now()}
 		id, err := w.cl.Create(ctx, aes)
