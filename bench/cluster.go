@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -22,13 +24,19 @@ func splitList(s string) []string {
 
 // scrapeAll scrapes every URL in the comma-separated urls and sums each
 // metric: HSM calls add up across replicas, and the sum of their session
-// high-water marks bounds the cluster's.
+// high-water marks bounds the cluster's. The HSM series must be there; the
+// Badger write path's are 0 on a PostgreSQL replica.
 func scrapeAll(ctx context.Context, urls string, want ...string) (map[string]float64, error) {
 	sum := map[string]float64{}
 	for _, u := range splitList(urls) {
-		m, err := scrape(ctx, u, want...)
+		m, err := scrapeFound(ctx, u, want...)
 		if err != nil {
 			return nil, err
+		}
+		for _, name := range []string{metricCalls, metricPeak} {
+			if _, ok := m[name]; !ok && slices.Contains(want, name) {
+				return nil, fmt.Errorf("%s: no %s series (is this kmipd's /metrics?)", u, name)
+			}
 		}
 		for k, v := range m {
 			sum[k] += v

@@ -126,7 +126,7 @@ func TestDevClusterUnderLoad(t *testing.T) {
 	}
 	calls := after.Calls - before.Calls
 	t.Logf("%d clients, %v: %d requests served %v (%.0f/s), failed %v; HSM: %d calls, peak %d of %d sessions, %d refused opens; shares at the end %v",
-		clients, *loadDuration, total, l.ok, float64(total)/(ramp + *loadDuration).Seconds(), l.nfail, calls, after.Peak, budget, after.Refusals-before.Refusals, shares)
+		clients, *loadDuration, total, l.ok, float64(total)/(ramp+*loadDuration).Seconds(), l.nfail, calls, after.Peak, budget, after.Refusals-before.Refusals, shares)
 	if after.Peak > budget || after.Refusals != before.Refusals {
 		t.Errorf("HSM peak %d (budget %d), %d refused opens", after.Peak, budget, after.Refusals-before.Refusals)
 	}
