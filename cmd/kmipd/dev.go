@@ -27,7 +27,7 @@ const defaultSoftHSM = "/usr/lib/softhsm/libsofthsm2.so"
 // cmdDev runs kmipd on its embedded default: a SoftHSM token, a dev PKI and a
 // Badger store in one folder, created on first start and reused afterwards.
 func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("dev", "dev [-dir DIR] [-addr HOST:PORT] [-hsm-module PATH] [-max-sessions N] [-hsm-idle-timeout D] [-cluster N]", stderr)
+	fs := newFlagSet("dev", "dev [-dir DIR] [-addr HOST:PORT] [-hsm-module PATH] [-max-sessions N] [-hsm-idle-timeout D] [-kek-cache-ttl D] [-cluster N [-pg-listen ADDR/PREFIX]]", stderr)
 	dir := fs.String("dir", "./kmipd-dev", "folder holding the token, PKI, store and kmipd.hcl")
 	addr := fs.String("addr", "127.0.0.1:5696", "KMIP listen address")
 	module := fs.String("hsm-module", defaultSoftHSM, "PKCS#11 module")

@@ -32,9 +32,6 @@ func (s *Server) ListenAlso(addr netip.Addr, from netip.Prefix) error {
 	return os.WriteFile(hba, append(b, "\n"+entry+"\n"...), 0o600)
 }
 
-// Port is the server's port (0 before Start).
-func (s *Server) Port() int { return s.port }
-
 // Set adds a setting to postgresql.auto.conf (a later one wins). Call it
 // before Start.
 func (s *Server) Set(name, value string) {
