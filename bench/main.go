@@ -58,7 +58,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cpuProfile = fs.String("cpuprofile", "", "write this process's CPU profile (the load generator's own cost) to FILE")
 		procs      = fs.Int("procs", 0, "CPUs the load generator runs on at once (GOMAXPROCS; 0: Go's default, every CPU). On a machine shared with the server under test, leave the server its share")
 	)
-	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:5696", "KMIP server address")
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:5696", "KMIP server address; a comma-separated list spreads the workers over a cluster's replicas")
 	fs.StringVar(&cfg.Mode, "mode", Persistent, "persistent (one connection per worker) or reconnect (one per request)")
 	fs.StringVar(&cfg.Mix, "mix", MixGet, "get, create, create-get-destroy, register-get or encrypt")
 	fs.IntVar(&cfg.Workers, "workers", 8, "concurrent clients")
@@ -69,7 +69,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.DataSize, "data-size", 64, "plaintext bytes per Encrypt")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "per request, TLS handshake included")
 	fs.StringVar(&cfg.Version, "kmip-version", "1.2", "KMIP protocol version in request headers (1.0 … 1.4)")
-	fs.StringVar(&cfg.MetricsURL, "metrics", "", "kmipd telemetry URL (http://HOST:PORT/metrics): report HSM calls per op and peak sessions")
+	fs.StringVar(&cfg.MetricsURL, "metrics", "", "kmipd telemetry URL (http://HOST:PORT/metrics): report HSM calls per op and peak sessions; a comma-separated list sums a cluster's replicas")
 	fs.StringVar(&cfg.Label, "label", "", "name of the server in the output (e.g. kmipd, pykmip)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -121,7 +121,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	base, err := clientTLS(*caFile, cfg.Addr, maxTLS)
+	base, err := clientTLS(*caFile, firstAddr(cfg.Addr), maxTLS)
 	if err != nil {
 		return fail(err)
 	}

@@ -36,7 +36,7 @@ var mixes = []string{MixGet, MixCreate, MixCreateGetDestroy, MixRegisterGet, Mix
 
 // Config describes one run.
 type Config struct {
-	Addr string
+	Addr string // host:port, or a comma-separated list of a cluster's replicas
 	// TLS holds one client configuration per owner (identity); worker i
 	// uses TLS[i % len(TLS)]. Each must carry RootCAs and a certificate.
 	TLS      []*tls.Config
@@ -69,7 +69,7 @@ type Config struct {
 const DefaultWarmup = 2 * time.Second
 
 func (c *Config) setDefaults() error {
-	if c.Addr == "" {
+	if len(splitList(c.Addr)) == 0 {
 		return errors.New("an address is required")
 	}
 	if len(c.TLS) == 0 {
@@ -184,13 +184,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	} else if cfg.MetricsURL != "" {
 		// A wrong URL fails now, not after the warm-up.
-		if _, err := scrape(ctx, cfg.MetricsURL, metricCalls); err != nil {
+		if _, err := scrapeAll(ctx, cfg.MetricsURL, metricCalls); err != nil {
 			return nil, err
 		}
 	}
 	workers := make([]*worker, cfg.Workers)
+	addrs := splitList(cfg.Addr)
 	for i := range workers {
 		workers[i] = newWorker(r, r.owners[i%len(r.owners)], uint64(i))
+		workers[i].addr = addrs[i%len(addrs)]
 	}
 	var wg sync.WaitGroup
 	for _, w := range workers {
@@ -205,7 +207,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	end := time.Now()
 
 	if r.telemetryBefore != nil {
-		after, err := scrape(context.WithoutCancel(ctx), cfg.MetricsURL, scraped...)
+		after, err := scrapeAll(context.WithoutCancel(ctx), cfg.MetricsURL, scraped...)
 		if err != nil {
 			return nil, err
 		}
@@ -269,7 +271,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // the 10 Hz polling this replaced showed in its p99 latency.
 func (r *runner) beginMeasuring(ctx context.Context) error {
 	if r.cfg.MetricsURL != "" {
-		before, err := scrape(ctx, r.cfg.MetricsURL, scraped...)
+		before, err := scrapeAll(ctx, r.cfg.MetricsURL, scraped...)
 		if err != nil {
 			return err
 		}
@@ -358,7 +360,7 @@ func (r *runner) deadline() <-chan time.Time {
 // kmipd create and cache the owner's pKEK, which is not the steady state
 // being measured) and prepares what the mix needs.
 func (r *runner) setupOwner(ctx context.Context, tc *tls.Config) (*owner, string, error) {
-	c, err := dial(ctx, r.cfg.Addr, tc, r.cfg.Timeout)
+	c, err := dial(ctx, splitList(r.cfg.Addr)[0], tc, r.cfg.Timeout)
 	if err != nil {
 		return nil, "", err
 	}

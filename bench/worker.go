@@ -12,9 +12,10 @@ import (
 // merged after the run, so recording costs no synchronisation; they hold
 // the phase in measuring, to which the worker's current cycle belongs.
 type worker struct {
-	r   *runner
-	o   *owner
-	rng *mrand.Rand
+	r    *runner
+	o    *owner
+	rng  *mrand.Rand
+	addr string // one of the -addr list's
 
 	mu      sync.Mutex // guards cur and aborted against abort()
 	cur     *conn
@@ -142,7 +143,7 @@ func (w *worker) fail(k opKind, err error) {
 }
 
 func (w *worker) connect() error {
-	c, err := dial(w.r.ctx, w.r.cfg.Addr, w.o.tls, w.r.cfg.Timeout)
+	c, err := dial(w.r.ctx, w.addr, w.o.tls, w.r.cfg.Timeout)
 	if err != nil {
 		// A refused connection fails at once: pause so a dead server
 		// does not turn the load generator into a busy loop.

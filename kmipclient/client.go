@@ -190,7 +190,10 @@ func (c *Client) exchange(ctx context.Context, b []byte) (_ *tree.Node, reusable
 	if err := c.conn.SetDeadline(dl); err != nil {
 		return nil, false, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
+	// The connection itself, not c.conn: send may clear c.conn while a
+	// deadline's AfterFunc is still running.
+	conn := c.conn
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	_, werr := c.conn.Write(b)
 	// A server that refuses a request early (one larger than its cap)

@@ -11,8 +11,9 @@ var _ Batcher = (*Postgres)(nil)
 
 // Apply runs the writes in one SQL transaction, exactly once as Create
 // (pgretry.go): the transaction tells its id before COMMIT, a lost COMMIT
-// answer is settled with the server, and only an attempt that did not
-// commit is retried. A Create that finds its key present rolls the whole
+// answer is settled by re-reading every row once the transaction is decided
+// (committed only if each holds what it wrote), and only an attempt that
+// did not commit is retried. A Create that finds its key present rolls the whole
 // transaction back and reports ErrExists.
 func (p *Postgres) Apply(ctx context.Context, writes []Write) error {
 	if err := checkWrites(writes); err != nil {
@@ -88,6 +89,6 @@ func (p *Postgres) applyOnce(ctx context.Context, writes []Write) error {
 		_, _ = c.Exec(ctx, "ROLLBACK") // on failure Release drops the connection
 		return ErrExists
 	}
-	_, err = p.commit(ctx, c, "apply", xid)
+	_, err = p.commit(ctx, c, "apply", xid, written(writes))
 	return err
 }

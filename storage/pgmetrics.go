@@ -28,7 +28,7 @@ func newPGMetrics() *pgMetrics {
 		}, []string{"op"}),
 		ambiguous: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kmipd_storage_postgres_lost_commits_total",
-			Help: "Commits whose answer was lost, by what the server then said of them (unknown: it could not tell in time).",
+			Help: "Commits whose answer was lost, by what their rows then showed (committed, aborted; unknown: not settled in time); reused also counts those whose transaction id's status said otherwise (an id handed out again after a failover).",
 		}, []string{"outcome"}),
 	}
 }

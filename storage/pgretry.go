@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,16 +23,27 @@ import (
 // a Put whose answer was lost may be written again (see Put). Create and
 // Delete may not: retried blindly after its COMMIT's answer was lost, a
 // Create that had committed would find its own row and report ErrExists,
-// and a Delete would report ErrNotFound for the row it removed. Comparing
-// the stored value with the one written would settle most cases (sealed
-// values carry random nonces) but not a Delete, nor a row another replica
-// changed in between. So exactWrite runs them in an explicit transaction
+// and a Delete would report ErrNotFound for the row it removed. Reading the
+// rows settles it, but only once the transaction can no longer commit. So
+// exactWrite runs them in an explicit transaction
 // that tells its id before COMMIT is sent; when COMMIT's answer is lost it
-// asks the server (pg_xact_status) whether that transaction committed, and
-// retries only one that did not. A transaction whose session the server
-// still holds, idle before a COMMIT that never arrived, is ended first so
-// that it is decided; one already committing is waited for, never cut
-// short (that could skip a synchronous standby's confirmation).
+// waits, through pg_xact_status on whichever server answers, until that
+// transaction is decided. A transaction whose session the server still
+// holds, idle before a COMMIT that never arrived, is ended first so that it
+// is decided; one already committing is waited for, never cut short (that
+// could skip a synchronous standby's confirmation).
+//
+// Once it is decided, the rows say whether the write happened, not the
+// transaction's status: after a failover to a standby that never received
+// the transaction, the promoted server hands out the same transaction id
+// again, so pg_xact_status may call a lost write committed (or a committed
+// one aborted). Each write says what it leaves behind (written): the value
+// it stored, which is a sealed record with a random nonce, so equal bytes
+// prove this very write, or the key's absence for a delete. Only a write
+// whose rows are not there is retried. (A row another replica changed in
+// between reads as not written: a Create is then retried and reports
+// ErrExists, which its callers, a pKEK's first use, handle by reading the
+// winner; objects' keys are fresh random uids nobody else knows yet.)
 
 // failure sorts errors for retrying.
 type failure int
@@ -134,23 +146,67 @@ func sleep(ctx context.Context, attempt int, deadline time.Time) bool {
 	}
 }
 
+// written reports whether a write's effect is in the database now: it
+// re-reads the rows the write changed (written.check).
+type written []Write
+
 // exactWrite runs a single-row write statement (one without RETURNING) so
 // that it happens at most once and its caller learns whether it did: it
-// reports whether the statement changed a row.
-func (p *Postgres) exactWrite(ctx context.Context, op, sql string, args ...any) (bool, error) {
+// reports whether the statement changed a row. w is what the statement
+// leaves behind when it did (a Put of the value written, or a Delete),
+// which settles a lost COMMIT answer.
+func (p *Postgres) exactWrite(ctx context.Context, op string, w written, sql string, args ...any) (bool, error) {
 	var changed bool
 	err := p.do(ctx, op, func(ctx context.Context) error {
 		var err error
-		changed, err = p.writeOnce(ctx, op, sql+" RETURNING pg_current_xact_id()::text", args)
+		changed, err = p.writeOnce(ctx, op, w, sql+" RETURNING pg_current_xact_id()::text", args)
 		return err
 	})
 	return changed, err
 }
 
+// check reads every row of w in one query and reports whether each holds
+// what w wrote (a put or create: these very bytes; a delete: no row).
+func (w written) check(ctx context.Context, p *Postgres) (bool, error) {
+	keys := make([][]byte, len(w))
+	for i, x := range w {
+		keys[i] = []byte(x.Key)
+	}
+	rows, err := p.pool.Query(ctx, "SELECT key, value FROM "+recordsTable+" WHERE key = ANY($1)", keys)
+	if err != nil {
+		return false, err
+	}
+	stored := map[string][]byte{}
+	for rows.Next() {
+		var k, v []byte
+		if err := rows.Scan(&k, &v); err != nil {
+			rows.Close()
+			return false, err
+		}
+		stored[string(k)] = v
+	}
+	if err := rows.Err(); err != nil {
+		return false, err
+	}
+	for _, x := range w {
+		v, ok := stored[x.Key]
+		if x.Kind == WriteDelete {
+			if ok {
+				return false, nil
+			}
+			continue
+		}
+		if !ok || !bytes.Equal(v, nonNil(x.Value)) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // writeOnce makes one attempt. Whatever it returns is either success, a
 // definite answer, or an error marked notApplied: it settles a lost COMMIT
 // answer itself.
-func (p *Postgres) writeOnce(ctx context.Context, op, sql string, args []any) (bool, error) {
+func (p *Postgres) writeOnce(ctx context.Context, op string, w written, sql string, args []any) (bool, error) {
 	c, err := p.pool.Acquire(ctx)
 	if err != nil {
 		return false, err
@@ -183,13 +239,14 @@ func (p *Postgres) writeOnce(ctx context.Context, op, sql string, args []any) (b
 		_, _ = c.Exec(ctx, "ROLLBACK") // on failure Release drops the connection
 		return false, nil
 	}
-	return p.commit(ctx, c, op, xid)
+	return p.commit(ctx, c, op, xid, w)
 }
 
 // commit sends COMMIT for transaction xid on c and, when its answer is
-// lost, settles whether it committed: it returns true, a definite error, or
-// an error marked notApplied.
-func (p *Postgres) commit(ctx context.Context, c *pgxpool.Conn, op, xid string) (bool, error) {
+// lost, settles whether it committed: once the transaction is decided, by
+// whether w's rows are there. It returns true, a definite error, or an
+// error marked notApplied.
+func (p *Postgres) commit(ctx context.Context, c *pgxpool.Conn, op, xid string, w written) (bool, error) {
 	commit := p.commitHook
 	if commit == nil {
 		commit = func(ctx context.Context, c *pgxpool.Conn) (pgconn.CommandTag, error) { return c.Exec(ctx, "COMMIT") }
@@ -210,17 +267,40 @@ func (p *Postgres) commit(ctx context.Context, c *pgxpool.Conn, op, xid string) 
 		return false, &pgOutcome{notApplied, err}
 	}
 	p.log.Warn("postgres commit answer lost; asking the server whether it committed", "op", op, "error", err)
-	committed, rerr := p.resolve(ctx, c.Conn().PgConn().PID(), xid)
+	status, rerr := p.resolve(ctx, c.Conn().PgConn().PID(), xid)
+	var applied bool
+	if rerr == nil {
+		applied, rerr = p.checkWritten(ctx, w)
+	}
 	switch {
 	case rerr != nil:
 		p.metrics.ambiguous.WithLabelValues("unknown").Inc()
 		return false, &pgOutcome{permanent, fmt.Errorf("%w: commit answer lost (%v), then %w", ErrOutcomeUnknown, err, rerr)}
-	case committed:
+	case applied != status:
+		// The transaction id was handed out again (a failover to a server
+		// that never received this transaction): the rows are the truth.
+		p.log.Warn("postgres commit answer lost, and the transaction id's status disagrees with the rows (reused after a failover?); going by the rows",
+			"op", op, "xid_committed", status, "written", applied)
+		p.metrics.ambiguous.WithLabelValues("reused").Inc()
+	}
+	if applied {
 		p.metrics.ambiguous.WithLabelValues("committed").Inc()
 		return true, nil
 	}
 	p.metrics.ambiguous.WithLabelValues("aborted").Inc()
 	return false, &pgOutcome{notApplied, err}
+}
+
+// checkWritten runs w.check, retrying transient failures (the server may
+// be failing over) within the retry time.
+func (p *Postgres) checkWritten(ctx context.Context, w written) (bool, error) {
+	deadline := time.Now().Add(p.retry)
+	for attempt := 0; ; attempt++ {
+		ok, err := w.check(ctx, p)
+		if err == nil || ctx.Err() != nil || classify(err) == permanent || !sleep(ctx, attempt, deadline) {
+			return ok, err
+		}
+	}
 }
 
 // resolve asks the server whether transaction xid (begun on the session

@@ -253,7 +253,7 @@ func (p *Postgres) Create(ctx context.Context, key string, value []byte) error {
 	if err := p.begin(ctx, key, true); err != nil {
 		return err
 	}
-	ok, err := p.exactWrite(ctx, "create", "INSERT INTO "+recordsTable+" (key, value) VALUES ($1, $2) "+
+	ok, err := p.exactWrite(ctx, "create", written{{Kind: WriteCreate, Key: key, Value: value}}, "INSERT INTO "+recordsTable+" (key, value) VALUES ($1, $2) "+
 		"ON CONFLICT (key) DO NOTHING", []byte(key), nonNil(value))
 	if err == nil && !ok {
 		err = ErrExists
@@ -267,7 +267,7 @@ func (p *Postgres) Delete(ctx context.Context, key string) error {
 	if err := p.begin(ctx, key, true); err != nil {
 		return err
 	}
-	ok, err := p.exactWrite(ctx, "delete", "DELETE FROM "+recordsTable+" WHERE key = $1", []byte(key))
+	ok, err := p.exactWrite(ctx, "delete", written{{Kind: WriteDelete, Key: key}}, "DELETE FROM "+recordsTable+" WHERE key = $1", []byte(key))
 	if err == nil && !ok {
 		err = ErrNotFound
 	}
@@ -301,7 +301,11 @@ func (p *Postgres) Swap(ctx context.Context, key string, old, value []byte) erro
 	default:
 		sql, args = "UPDATE "+recordsTable+" SET value = $3 WHERE key = $1 AND value = $2", []any{k, old, value}
 	}
-	ok, err := p.exactWrite(ctx, "swap", sql, args...)
+	w := written{{Kind: WritePut, Key: key, Value: value}}
+	if value == nil {
+		w[0].Kind = WriteDelete
+	}
+	ok, err := p.exactWrite(ctx, "swap", w, sql, args...)
 	if err == nil && !ok {
 		err = ErrConflict
 	}

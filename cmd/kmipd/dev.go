@@ -27,7 +27,7 @@ const defaultSoftHSM = "/usr/lib/softhsm/libsofthsm2.so"
 // cmdDev runs kmipd on its embedded default: a SoftHSM token, a dev PKI and a
 // Badger store in one folder, created on first start and reused afterwards.
 func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("dev", "dev [-dir DIR] [-addr HOST:PORT] [-hsm-module PATH] [-max-sessions N] [-hsm-idle-timeout D] [-cluster N]", stderr)
+	fs := newFlagSet("dev", "dev [-dir DIR] [-addr HOST:PORT] [-hsm-module PATH] [-max-sessions N] [-hsm-idle-timeout D] [-kek-cache-ttl D] [-cluster N [-pg-listen ADDR/PREFIX]]", stderr)
 	dir := fs.String("dir", "./kmipd-dev", "folder holding the token, PKI, store and kmipd.hcl")
 	addr := fs.String("addr", "127.0.0.1:5696", "KMIP listen address")
 	module := fs.String("hsm-module", defaultSoftHSM, "PKCS#11 module")
@@ -38,6 +38,8 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// Tests of the idle reaper need seconds, not the 30s default.
 	idleTimeout := fs.Duration("hsm-idle-timeout", 0, "close an idle HSM session beyond min_idle after this (default 30s)")
 	cluster := fs.Int("cluster", 0, "run N replicas on a private PostgreSQL (DIR/pg) sharing the HSM; -max-sessions is then the cluster-wide budget")
+	pgListen := fs.String("pg-listen", "", "with -cluster: PostgreSQL also listens on this ADDR/PREFIX and trusts clients in PREFIX (e.g. a veth into a network namespace)")
+	kekTTL := fs.Duration("kek-cache-ttl", 0, "keep an unwrapped pKEK this long (default 15m; short makes the HSM work, for load tests)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -46,7 +48,8 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return errUsage
 	}
 	if *cluster > 0 {
-		return runDevCluster(ctx, *cluster, *dir, *addr, *module, *maxSessions, *logLevel, stdout, stderr)
+		return runDevCluster(ctx, *cluster, *dir, *addr, *module, *maxSessions, devClusterOptions{
+			logLevel: *logLevel, pgListen: *pgListen, kekCacheTTL: *kekTTL}, stdout, stderr)
 	}
 	if *idleTimeout < 0 {
 		fmt.Fprintln(stderr, "-hsm-idle-timeout must not be negative")
@@ -59,6 +62,9 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	c, err := prepareDev(ctx, *dir, *addr, *module, *maxSessions, *idleTimeout, *telemetry, *logLevel)
 	if err != nil {
 		return err
+	}
+	if *kekTTL > 0 {
+		c.KEK.CacheTTL = *kekTTL
 	}
 	if *auditLog == "off" {
 		c.Audit = nil // for measuring what it costs (make bench BENCH_AUDIT=off)

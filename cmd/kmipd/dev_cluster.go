@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,12 +45,19 @@ type devReplica struct {
 	err    error // set before exited closes
 }
 
+// devClusterOptions are dev -cluster's further flags.
+type devClusterOptions struct {
+	logLevel    string
+	pgListen    string        // ADDR/PREFIX: PostgreSQL also listens on ADDR, trusting PREFIX
+	kekCacheTTL time.Duration // 0: the default
+}
+
 // runDevCluster runs n replicas of kmipd as child processes sharing one
 // private PostgreSQL (DIR/pg), one SoftHSM token and the dev PKI, with
 // maxSessions as the cluster-wide HSM session budget. KMIP listens on
 // PORT..PORT+n-1 and telemetry on PORT+n..PORT+2n-1. A replica that dies
 // is not restarted; ctx ending stops them all, then PostgreSQL.
-func runDevCluster(ctx context.Context, n int, dir, addr, module string, maxSessions int, logLevel string, stdout, stderr io.Writer) (err error) {
+func runDevCluster(ctx context.Context, n int, dir, addr, module string, maxSessions int, o devClusterOptions, stdout, stderr io.Writer) (err error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	port, perr := strconv.Atoi(portStr)
 	if err != nil || perr != nil || port <= 0 || port+2*n > 65536 {
@@ -58,9 +66,18 @@ func runDevCluster(ctx context.Context, n int, dir, addr, module string, maxSess
 	if maxSessions < n {
 		return fmt.Errorf("dev -cluster: -max-sessions %d is the cluster-wide budget: it must be at least the number of replicas (%d), each keeping its login session", maxSessions, n)
 	}
-	c, err := prepareDev(ctx, dir, addr, module, max(maxSessions, 2), 0, "off", logLevel)
+	var listen netip.Prefix
+	if o.pgListen != "" {
+		if listen, err = netip.ParsePrefix(o.pgListen); err != nil {
+			return fmt.Errorf("dev -cluster: -pg-listen %q: want ADDR/PREFIX, e.g. 10.200.0.1/30", o.pgListen)
+		}
+	}
+	c, err := prepareDev(ctx, dir, addr, module, max(maxSessions, 2), 0, "off", o.logLevel)
 	if err != nil {
 		return err
+	}
+	if o.kekCacheTTL > 0 {
+		c.KEK.CacheTTL = o.kekCacheTTL
 	}
 	dir = filepath.Dir(c.Storage.Path)
 	if os.Geteuid() == 0 {
@@ -72,6 +89,16 @@ func runDevCluster(ctx context.Context, n int, dir, addr, module string, maxSess
 	pg, err := pgserver.Init(filepath.Join(dir, "pg"))
 	if err != nil {
 		return fmt.Errorf("dev -cluster: PostgreSQL: %w", err)
+	}
+	// Where a request's time goes in PostgreSQL (CREATE EXTENSION
+	// pg_stat_statements; scripts/bench-cluster.py reads it). Its cost is
+	// negligible next to a commit's fsync.
+	pg.Set("shared_preload_libraries", "pg_stat_statements")
+	pg.Set("track_wal_io_timing", "on")
+	if listen.IsValid() {
+		if err := pg.ListenAlso(listen.Addr(), listen); err != nil {
+			return fmt.Errorf("dev -cluster: -pg-listen: %w", err)
+		}
 	}
 	if err := pg.Start(); err != nil {
 		return fmt.Errorf("dev -cluster: starting PostgreSQL: %w", err)

@@ -61,7 +61,9 @@ type Server struct {
 	bin  string
 	port int
 	cred *runAs   // nil: run as the current user
-	conf []string // further postgresql.auto.conf lines (replication.go)
+	conf []string // further postgresql.auto.conf lines (replication.go, listen.go)
+	// listen are the addresses besides 127.0.0.1 (ListenAlso)
+	listen []string
 }
 
 // Init prepares dir for a server: it runs initdb on dir/data unless that

@@ -60,11 +60,29 @@ func consecutivePorts(t *testing.T, n int) int {
 	return 0
 }
 
+// devOptions configures startDevClusterWith.
+type devOptions struct {
+	budget   int      // -max-sessions, the cluster-wide budget, and the capped module's cap
+	replicas int      // -cluster (default 3)
+	args     []string // further `kmipd dev` flags
+	env      []string // further environment (CAPPED_DELAY_US=...)
+}
+
 // startDevCluster runs `kmipd dev -cluster 3` over the capped module (an
 // HSM-wide cap of budget sessions) and returns its cluster.json, its folder
 // and the capped HSM's control.
 func startDevCluster(t *testing.T, budget int) (devCluster, string, *testmodule.Control) {
 	t.Helper()
+	return startDevClusterWith(t, devOptions{budget: budget})
+}
+
+// startDevClusterWith is startDevCluster with o.
+func startDevClusterWith(t *testing.T, o devOptions) (devCluster, string, *testmodule.Control) {
+	t.Helper()
+	if o.replicas == 0 {
+		o.replicas = 3
+	}
+	budget := o.budget
 	bin := testkit.BuildKmipd(t)
 	so := testmodule.Build(t)
 	// Not t.TempDir: as root, PostgreSQL runs as the postgres user, which
@@ -78,10 +96,11 @@ func startDevCluster(t *testing.T, budget int) (devCluster, string, *testmodule.
 		t.Fatal(err)
 	}
 	state := filepath.Join(dir, "capped.state")
-	base := consecutivePorts(t, 6)
-	cmd := exec.Command(bin, "dev", "-cluster", "3", "-dir", filepath.Join(dir, "dev"), "-addr", "127.0.0.1:"+strconv.Itoa(base),
-		"-hsm-module", so, "-max-sessions", strconv.Itoa(budget), "-log-level", "warn")
-	cmd.Env = append(os.Environ(), "CAPPED_STATE="+state, "CAPPED_MAX_SESSIONS="+strconv.Itoa(budget), "CAPPED_REFUSE=CKR_DEVICE_MEMORY")
+	base := consecutivePorts(t, 2*o.replicas)
+	args := append([]string{"dev", "-cluster", strconv.Itoa(o.replicas), "-dir", filepath.Join(dir, "dev"), "-addr", "127.0.0.1:" + strconv.Itoa(base),
+		"-hsm-module", so, "-max-sessions", strconv.Itoa(budget), "-log-level", "warn"}, o.args...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(append(os.Environ(), "CAPPED_STATE="+state, "CAPPED_MAX_SESSIONS="+strconv.Itoa(budget), "CAPPED_REFUSE=CKR_DEVICE_MEMORY"), o.env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -122,7 +141,7 @@ func startDevCluster(t *testing.T, budget int) (devCluster, string, *testmodule.
 			t.Fatalf("no cluster.json after 3 minutes:\n%s", out.String())
 		}
 	}
-	if len(info.Replicas) != 3 || info.PostgresURL == "" {
+	if len(info.Replicas) != o.replicas || info.PostgresURL == "" {
 		t.Fatalf("cluster.json: %+v", info)
 	}
 	ctl, err := testmodule.OpenControl(state)
