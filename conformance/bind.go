@@ -216,8 +216,11 @@ func (b *Bindings) merge(t *Bindings) {
 
 // bindLoose walks a response that failed comparison and binds whatever
 // placeholders it can, pairing children by tag and occurrence. It lets the
-// rest of a failed test case (notably its Destroy steps) still run.
-func (b *Bindings) bindLoose(exp *Node, got *tree.Node) {
+// rest of a failed test case (notably its Destroy steps) still run. req is
+// the request answered (nil when unknown): the answer to an item that starts
+// a stream binds its Correlation Value afresh (rules_stream.go), as an
+// Operation Pending answer does its Asynchronous Correlation Value.
+func (b *Bindings) bindLoose(req *tree.Node, exp *Node, got *tree.Node) {
 	if exp == nil || got == nil || exp.Tag != got.Tag || exp.Type != got.Type {
 		return
 	}
@@ -236,9 +239,15 @@ func (b *Bindings) bindLoose(exp *Node, got *tree.Node) {
 	for _, c := range exp.Children {
 		k := seen[c.Tag]
 		seen[c.Tag]++
-		if g := nth(got, c.Tag, k); g != nil {
-			b.bindLoose(c, g)
+		g := nth(got, c.Tag, k)
+		if g == nil {
+			continue
 		}
+		if exp.Tag == kmip14.TagResponseMessage && c.Tag == kmip14.TagBatchItem && req != nil &&
+			startsStream(nth(req, kmip14.TagBatchItem, k)) {
+			b.unbindStream(c)
+		}
+		b.bindLoose(req, c, g)
 	}
 }
 

@@ -36,8 +36,9 @@ func (m *Mismatch) Error() string {
 // text of ResultMessage, the order of attributes, and the server-described
 // content of rules.go (Query answers, the Random Number Generator value,
 // server-kept attributes in all-attribute listings, the length-checked random
-// outputs of RNG Retrieve and of OAEP or server-IV Encrypt). Everything else
-// must be equal.
+// outputs of RNG Retrieve and of OAEP or server-IV Encrypt), and the fresh
+// correlation value of each pending operation (rules_legacy.go) and of each
+// new stream (rules_stream.go). Everything else must be equal.
 type comparer struct {
 	b          *Bindings
 	req        *tree.Node        // the request message answered; nil when unknown
@@ -49,6 +50,7 @@ type comparer struct {
 	random     map[ttlv.Tag]bool // payload fields holding random server output (rules.go)
 	allAttrs   bool              // the batch item lists every attribute of an object
 	pending    bool              // the expected batch item is an Operation Pending answer (rules_legacy.go)
+	newStream  bool              // the batch item answers a request that starts a stream (rules_stream.go)
 	activated  bool              // the batch item is about an object an Activate dated (rules_legacy.go)
 	splitPart  bool              // the batch item is about a part Create Split Key made (rules_split.go)
 	version    *Node             // the Protocol Version the response must carry, if known
@@ -192,9 +194,10 @@ func (c *comparer) children(path string, exp *Node, got *tree.Node) *Mismatch {
 	if exp.Tag == kmip14.TagBatchItem {
 		defer func(saved comparer) {
 			c.op, c.generated, c.allAttrs, c.random, c.issued, c.pending = saved.op, saved.generated, saved.allAttrs, saved.random, saved.issued, saved.pending
-			c.activated, c.splitPart = saved.activated, saved.splitPart
+			c.activated, c.splitPart, c.newStream = saved.activated, saved.splitPart, saved.newStream
 		}(*c)
 		c.pending = pendingItem(exp)
+		c.newStream = startsStream(c.reqItem)
 		c.op, c.generated = batchContext(exp, c.b)
 		c.activated = c.b.serverActivated(got)
 		c.splitPart = splitPartItem(exp, c.b)
@@ -251,6 +254,10 @@ func (c *comparer) children(path string, exp *Node, got *tree.Node) *Mismatch {
 		g := gc[j]
 		if g.Tag != e.Tag {
 			return &Mismatch{Path: p, Expected: describe(e, enumFor(e.Tag, attrTag)), Got: tree.TagName(g.Tag) + " = " + format(g, g.Tag) + " in its place"}
+		}
+		if exp.Tag == kmip14.TagResponsePayload && c.newStream && rebindsStream(e.Tag) && e.Placeholder != "" {
+			name, _ := placeholder(e.Placeholder)
+			delete(c.b.Values, name)
 		}
 		var m *Mismatch
 		switch {

@@ -140,7 +140,7 @@ func ReplayWith(ctx context.Context, conn Conn, tc *TestCase, o Options) Result 
 					res.Later = append(res.Later, fmt.Sprintf("step %d: %v", i+1, m))
 				}
 			}
-			b.bindLoose(st.Response, resp)
+			b.bindLoose(req, st.Response, resp)
 			continue
 		}
 		// $NOW in a response may be any instant since the case began: an
@@ -151,7 +151,7 @@ func ReplayWith(ctx context.Context, conn Conn, tc *TestCase, o Options) Result 
 		}
 		if m != nil {
 			fail(i+1, m, nil)
-			b.bindLoose(st.Response, resp)
+			b.bindLoose(req, st.Response, resp)
 		}
 	}
 	res.Passed = res.Failed == 0

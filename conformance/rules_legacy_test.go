@@ -93,8 +93,8 @@ func TestPendingRebindsCorrelationValue(t *testing.T) {
 // After a failed step, bindLoose also takes each pending answer's own value.
 func TestPendingRebindsLoosely(t *testing.T) {
 	b := NewBindings()
-	b.bindLoose(msg(t, pendingResp("Archive", "$ASYNCHRONOUS_CORRELATION_VALUE")), concrete(t, pendingResp("Archive", "0a")))
-	b.bindLoose(msg(t, pendingResp("Recover", "$ASYNCHRONOUS_CORRELATION_VALUE")), concrete(t, pendingResp("Recover", "0b")))
+	b.bindLoose(nil, msg(t, pendingResp("Archive", "$ASYNCHRONOUS_CORRELATION_VALUE")), concrete(t, pendingResp("Archive", "0a")))
+	b.bindLoose(nil, msg(t, pendingResp("Recover", "$ASYNCHRONOUS_CORRELATION_VALUE")), concrete(t, pendingResp("Recover", "0b")))
 	if v := b.Values["ASYNCHRONOUS_CORRELATION_VALUE"]; v == nil || hex.EncodeToString(v.Bytes) != "0b" {
 		t.Fatalf("bound to %v", v)
 	}
