@@ -19,8 +19,10 @@ import (
 type Bindings struct {
 	Values map[string]*tree.Node
 	// Generated marks identifiers bound by an operation that made the object's
-	// key material on the server (Create, CreateKeyPair, ReKey…): its Digest is
-	// as random as the key, so the expected digest value cannot be compared.
+	// key material on the server (Create, CreateKeyPair, ReKey…, and a Group
+	// Member Fresh Locate answering with an identifier new to the run,
+	// rules_fresh.go): its Digest is as random as the key, so the expected
+	// digest value cannot be compared.
 	Generated map[string]bool
 	// Issued marks identifiers bound by Certify or ReCertify: certificates
 	// the server's own CA signed (rules_certify.go).
@@ -50,13 +52,37 @@ type Bindings struct {
 // and destroys the key TL-M-2 created. The server made that key's material,
 // so TL-M-3 can check its bytes (key material, digest) for length only, as
 // TL-M-2 did; Memory carries that knowledge, keyed by the identifier's value.
+// It also keeps every text value a placeholder took, so that an object an
+// earlier case knew is not taken for one a Group Member Fresh Locate made
+// (rules_fresh.go).
 type Memory struct {
 	mu        sync.Mutex
 	generated map[string]bool
+	bound     map[string]bool
 }
 
 // NewMemory returns an empty run memory.
-func NewMemory() *Memory { return &Memory{generated: map[string]bool{}} }
+func NewMemory() *Memory { return &Memory{generated: map[string]bool{}, bound: map[string]bool{}} }
+
+func (m *Memory) markBound(v string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.bound[v] = true
+}
+
+// boundValue reports whether a placeholder of an earlier case took the
+// text v.
+func (m *Memory) boundValue(v *tree.Node) bool {
+	if m == nil || v == nil || v.Type != ttlv.TypeTextString {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bound[v.Text]
+}
 
 func (m *Memory) markGenerated(uid string) {
 	if m == nil || uid == "" {
@@ -78,11 +104,17 @@ func (m *Memory) generatedValue(v *tree.Node) bool {
 	return m.generated[v.Text]
 }
 
-// remember copies this case's generated identifiers into the run memory.
+// remember copies this case's generated identifiers, and every text value
+// its placeholders took, into the run memory.
 func (b *Bindings) remember() {
 	for name := range b.Generated {
 		if v := b.Values[name]; v != nil && v.Type == ttlv.TypeTextString {
 			b.Run.markGenerated(v.Text)
+		}
+	}
+	for _, v := range b.Values {
+		if v.Type == ttlv.TypeTextString {
+			b.Run.markBound(v.Text)
 		}
 	}
 }

@@ -36,9 +36,11 @@ func (m *Mismatch) Error() string {
 // text of ResultMessage, the order of attributes, and the server-described
 // content of rules.go (Query answers, the Random Number Generator value,
 // server-kept attributes in all-attribute listings, the length-checked random
-// outputs of RNG Retrieve and of OAEP or server-IV Encrypt), and the fresh
+// outputs of RNG Retrieve and of OAEP or server-IV Encrypt), the fresh
 // correlation value of each pending operation (rules_legacy.go) and of each
-// new stream (rules_stream.go). Everything else must be equal.
+// new stream (rules_stream.go), and the key-derived bytes of objects the
+// server generated (`generates`, and a Group Member Fresh Locate's new
+// object, rules_fresh.go). Everything else must be equal.
 type comparer struct {
 	b          *Bindings
 	req        *tree.Node        // the request message answered; nil when unknown
@@ -127,11 +129,12 @@ func (c *comparer) node(path string, e *Node, g *tree.Node, enumTag ttlv.Tag) *M
 	if c.pending && rebinds(e.Tag) {
 		delete(c.b.Values, name)
 	}
+	made := c.freshlyMade(e.Tag, g) // before bind: whether the value is new to the case
 	bound, ok := c.b.bind(e.Placeholder, g)
 	if !ok {
 		return &Mismatch{Path: path, Expected: fmt.Sprintf("%s (bound earlier to %s)", e.Placeholder, format(bound, enumTag)), Got: format(g, enumTag)}
 	}
-	if bound == nil && generates(c.op) && isIdentifier(e.Tag) {
+	if bound == nil && (generates(c.op) || made) && isIdentifier(e.Tag) {
 		c.b.Generated[name] = true
 	}
 	if bound == nil && issues(c.op) && isIdentifier(e.Tag) {
