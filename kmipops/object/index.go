@@ -252,6 +252,9 @@ func (s *Scope) Lookup(ctx context.Context, crit []Attr) (uids []string, ok bool
 			break
 		}
 	}
+	if s.r.broad(ctx, s.owner, len(result)) {
+		return nil, false, nil
+	}
 	uids = make([]string, 0, len(result))
 	for u := range result {
 		uids = append(uids, u)
@@ -430,4 +433,89 @@ func (r *Repo) reindex(ctx context.Context, owner, uid string, have []string) er
 		return nil
 	}
 	return r.batch.Apply(ctx, w)
+}
+
+// builtOwners remembers owners whose index marker was seen, so that an
+// Insert looks for it once; it forgets them all when it is full, which
+// costs each owner one more look.
+type builtOwners struct {
+	mu sync.Mutex
+	m  map[string]struct{}
+}
+
+const maxBuiltOwners = 4096
+
+func (b *builtOwners) has(owner string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.m[owner]
+	return ok
+}
+
+func (b *builtOwners) add(owner string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil || len(b.m) >= maxBuiltOwners {
+		b.m = map[string]struct{}{}
+	}
+	b.m[owner] = struct{}{}
+}
+
+var errStopList = errors.New("stop")
+
+// markFirst adds the built marker to the writes of an indexed Insert when
+// the owner has no object yet: an owner whose every object was written
+// with its entries has a complete index, so its first Locate need not
+// rebuild it (which opens every record). The caller holds the gate, so no
+// rotation, and with it no unindexed write, comes between this look and
+// the write.
+func (s *Scope) markFirst(ctx context.Context, w []storage.Write) ([]storage.Write, error) {
+	if s.r.built.has(s.owner) {
+		return w, nil
+	}
+	_, err := s.r.st.Get(ctx, indexMarker(s.owner))
+	if err == nil {
+		s.r.built.add(s.owner)
+		return w, nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("index marker: %w", err)
+	}
+	empty := true
+	err = s.r.st.List(ctx, ownerPrefix(s.owner), func(string, []byte) error {
+		empty = false
+		return errStopList
+	})
+	if err != nil && !errors.Is(err, errStopList) {
+		return nil, fmt.Errorf("index marker: %w", err)
+	}
+	if !empty {
+		return w, nil // written before the index: the first Locate rebuilds it
+	}
+	return append(w, storage.Write{Kind: storage.WritePut, Key: indexMarker(s.owner)}), nil
+}
+
+// minBroadCandidates is where broad starts looking: below it, fetching the
+// candidates one by one costs little whatever the owner holds.
+const minBroadCandidates = 256
+
+// broad reports whether n candidates are at least half of owner's objects.
+// Fetching each candidate by its key then costs more than reading every
+// record in order (Each), about twice as much per object, so Lookup lets
+// the caller scan. Counting stops at 2n keys, so a selective lookup pays
+// for no more keys than it has candidates; a store that cannot list keys
+// alone is never asked.
+func (r *Repo) broad(ctx context.Context, owner string, n int) bool {
+	kl, ok := r.st.(storage.KeyLister)
+	if !ok || n < minBroadCandidates {
+		return false
+	}
+	count := 0
+	err := kl.ListKeys(ctx, ownerPrefix(owner), func(string) error {
+		if count++; count >= 2*n {
+			return errStopList
+		}
+		return nil
+	})
+	return err == nil && count < 2*n
 }
