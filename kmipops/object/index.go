@@ -230,12 +230,35 @@ func (s *Scope) Lookup(ctx context.Context, crit []Attr) (uids []string, ok bool
 	if tags == nil {
 		return nil, true, nil // no key, so no object
 	}
-	var result map[string]bool
-	for _, terms := range sets {
-		set := map[string]bool{}
+	// Each criterion's tags, with how many entries they hold (up to
+	// maxCandidates+1), smallest first: the candidates held in memory are
+	// never more than the most selective criterion's, and a lookup whose
+	// every criterion names more than maxCandidates objects is left to
+	// the scan, which holds none.
+	type byCrit struct {
+		prefixes []string
+		n        int
+	}
+	cs := make([]byCrit, len(sets))
+	for i, terms := range sets {
 		for range terms {
-			p := tagPrefix(s.owner, tags[0])
+			cs[i].prefixes = append(cs[i].prefixes, tagPrefix(s.owner, tags[0]))
 			tags = tags[1:]
+		}
+		n, err := s.r.countEntries(ctx, cs[i].prefixes, s.r.maxCandidates()+1)
+		if err != nil {
+			return nil, false, fmt.Errorf("index lookup: %w", err)
+		}
+		cs[i].n = n
+	}
+	slices.SortStableFunc(cs, func(a, b byCrit) int { return a.n - b.n })
+	if cs[0].n > s.r.maxCandidates() {
+		return nil, false, nil
+	}
+	var result map[string]bool
+	for _, c := range cs {
+		set := map[string]bool{}
+		for _, p := range c.prefixes {
 			err := s.r.st.List(ctx, p, func(key string, _ []byte) error {
 				uid := key[len(p):]
 				if result == nil || result[uid] {
@@ -493,6 +516,43 @@ func (s *Scope) markFirst(ctx context.Context, w []storage.Write) ([]storage.Wri
 		return w, nil // written before the index: the first Locate rebuilds it
 	}
 	return append(w, storage.Write{Kind: storage.WritePut, Key: indexMarker(s.owner)}), nil
+}
+
+// maxCandidates bounds the candidates a Lookup holds in memory (about
+// 100 bytes each): past it, the caller scans.
+const maxCandidates = 1 << 16
+
+func (r *Repo) maxCandidates() int {
+	if r.candidateCap > 0 {
+		return r.candidateCap // tests
+	}
+	return maxCandidates
+}
+
+// countEntries counts the entries under prefixes, stopping at limit; a
+// store that cannot list keys alone counts 0 (its criteria keep their
+// order and no bound applies).
+func (r *Repo) countEntries(ctx context.Context, prefixes []string, limit int) (int, error) {
+	kl, ok := r.st.(storage.KeyLister)
+	if !ok {
+		return 0, nil
+	}
+	n := 0
+	for _, p := range prefixes {
+		err := kl.ListKeys(ctx, p, func(string) error {
+			if n++; n >= limit {
+				return errStopList
+			}
+			return nil
+		})
+		if errors.Is(err, errStopList) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }
 
 // minBroadCandidates is where broad starts looking: below it, fetching the

@@ -337,3 +337,34 @@ func TestLookupBroadScans(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupMostSelectiveFirst: the candidates held are the most selective
+// criterion's, whatever the criteria's order; when every criterion names
+// more objects than the cap, Lookup leaves it to the scan.
+func TestLookupMostSelectiveFirst(t *testing.T) {
+	f := newFixture(t, -1)
+	f.r.candidateCap = 5
+	var grouped []string
+	for i := range 10 {
+		o := testObject()
+		o.uid = ""
+		o.Set(AttrName, nameValue("ten"))
+		if i < 3 {
+			o.Set(AttrObjectGroup, tree.Text(0, "g"))
+		}
+		if err := f.s.Insert(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		if i < 3 {
+			grouped = append(grouped, o.UID())
+		}
+	}
+	slices.Sort(grouped)
+	if got, ok, err := f.s.Lookup(ctx, []Attr{NewAttr(AttrName, nameValue("ten"))}); err != nil || ok {
+		t.Fatalf("Lookup of 10 objects under a cap of 5 = %v, %v, %v; want a scan", got, ok, err)
+	}
+	got, ok, err := f.s.Lookup(ctx, []Attr{NewAttr(AttrName, nameValue("ten")), NewAttr(AttrObjectGroup, tree.Text(0, "g"))})
+	if err != nil || !ok || !slices.Equal(got, grouped) {
+		t.Fatalf("Lookup(Name, Group) = %v, %v, %v; want %v", got, ok, err, grouped)
+	}
+}

@@ -60,6 +60,8 @@ type Repo struct {
 	batch storage.Batcher
 	index Indexer
 	built builtOwners // owners whose index is known complete
+	// candidateCap replaces maxCandidates when set (tests).
+	candidateCap int
 }
 
 // NewRepo returns a repository over st, sealing with s and drawing uids
