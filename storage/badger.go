@@ -66,7 +66,15 @@ func badgerMemory(bo badger.Options, opts BadgerOptions) badger.Options {
 	if nm <= 0 {
 		nm = DefaultNumMemtables
 	}
-	return bo.WithMemTableSize(mt).
+	// Compactions build each new table in memory before writing it: with
+	// badger's growing table sizes (64 MiB at the last level of a million
+	// objects) and four compactors splitting work into parallel
+	// subcompactions, that reached 600 MiB. Tables of one size, and two
+	// compactors, keep it to tens of MiB.
+	bo.TableSizeMultiplier = 1
+	return bo.WithNumCompactors(2).
+		WithBaseTableSize(8 << 20).
+		WithMemTableSize(mt).
 		WithNumMemtables(nm).
 		WithBlockCacheSize(pick(opts.BlockCacheBytes, DefaultBlockCacheBytes)).
 		WithIndexCacheSize(pick(opts.IndexCacheBytes, DefaultIndexCacheBytes))
