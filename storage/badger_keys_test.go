@@ -18,6 +18,9 @@ func TestBadgerMemory(t *testing.T) {
 		bo.BlockCacheSize != DefaultBlockCacheBytes || bo.IndexCacheSize != DefaultIndexCacheBytes {
 		t.Fatalf("defaults: memtable %d x %d, block cache %d, index cache %d", bo.MemTableSize, bo.NumMemtables, bo.BlockCacheSize, bo.IndexCacheSize)
 	}
+	if bo.NumCompactors != 2 || bo.BaseTableSize != 8<<20 || bo.TableSizeMultiplier != 1 {
+		t.Fatalf("compactions: %d compactors, tables of %d bytes x %d per level", bo.NumCompactors, bo.BaseTableSize, bo.TableSizeMultiplier)
+	}
 	bo = badgerMemory(badger.DefaultOptions(""), BadgerOptions{MemTableBytes: 8 << 20, NumMemtables: 3, BlockCacheBytes: -1, IndexCacheBytes: 1 << 20})
 	if bo.MemTableSize != 8<<20 || bo.NumMemtables != 3 || bo.BlockCacheSize != 0 || bo.IndexCacheSize != 1<<20 {
 		t.Fatalf("set: memtable %d x %d, block cache %d, index cache %d", bo.MemTableSize, bo.NumMemtables, bo.BlockCacheSize, bo.IndexCacheSize)
