@@ -115,7 +115,29 @@ storage {
   # server's synchronous_commit.)
   sync_writes = true
 
-  # With backend = "postgres" (and no path or sync_writes):
+  # Badger's memory (badger only). Badger's own defaults (five 64 MiB
+  # memtables, a 256 MiB block cache, every table index and Bloom filter in
+  # memory without bound) do not fit a small VM; these do: with the kek and
+  # objects caches' defaults, kmipd stays under 512 MiB of anonymous memory
+  # with a million objects (README, Performance). Table files are
+  # memory-mapped on top of that: their pages are page cache, which the
+  # kernel reclaims under pressure.
+  # Sealed records kept for repeated reads; 0 turns it off. Default "32MiB".
+  cache_bytes = "32MiB"
+  # Table blocks read; 0 turns it off. Default "16MiB".
+  block_cache_bytes = "16MiB"
+  # Table indexes and Bloom filters (about 60 MiB for a million objects);
+  # at least 1 MiB. Default "64MiB".
+  index_cache_bytes = "64MiB"
+  # One memtable: the writes since the last flush, a skiplist in memory and a
+  # memory-mapped WAL of the same size. Smaller ones flush more often (each
+  # flush stalls synced writes briefly). 16 MiB to 1 GiB. Default "64MiB".
+  memtable_bytes = "64MiB"
+  # Memtables held, the one being written included (the others wait to be
+  # flushed). 1 to 16. Default 2.
+  num_memtables = 2
+
+  # With backend = "postgres" (and none of the badger keys above):
   # postgres {
   #   # libpq URL or key=value string; several hosts with
   #   # target_session_attrs=read-write follow a failover. Literal, env:NAME

@@ -49,6 +49,13 @@ func (l countingListener) Accept() (net.Conn, error) {
 // options (the audit benchmark turns auditing on).
 func startInProcess(tb testing.TB, with ...func(*kmipops.Options)) *inProcess {
 	tb.Helper()
+	return startInProcessOn(tb, nil, with...)
+}
+
+// startInProcessOn is startInProcess on store (nil: the dev configuration's
+// Badger store).
+func startInProcessOn(tb testing.TB, store daemon.Store, with ...func(*kmipops.Options)) *inProcess {
+	tb.Helper()
 	hc := hsmtest.SoftHSM(tb)
 	dir := tb.TempDir()
 	pki := filepath.Join(dir, daemon.DevPKIDir)
@@ -58,7 +65,7 @@ func startInProcess(tb testing.TB, with ...func(*kmipops.Options)) *inProcess {
 	cfg := daemon.DevConfig(dir, "127.0.0.1:0", hc.ModulePath, 0) // 4 sessions, as kmipd dev
 	cfg.HSM.TokenLabel, cfg.HSM.PIN = hc.TokenLabel, daemon.Secret(hc.PIN)
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := daemon.BuildWith(ctx, cfg, hclog.NewNullLogger(), daemon.Hooks{Processor: func(o *kmipops.Options) {
+	d, err := daemon.BuildWith(ctx, cfg, hclog.NewNullLogger(), daemon.Hooks{Store: store, Processor: func(o *kmipops.Options) {
 		for _, f := range with {
 			f(o)
 		}

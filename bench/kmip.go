@@ -38,16 +38,18 @@ const (
 	opRegister
 	opActivate
 	opEncrypt
+	opLocate
 	numOpKinds
 )
 
-var opNames = [numOpKinds]string{"Create", "Get", "Destroy", "Register", "Activate", "Encrypt"}
+var opNames = [numOpKinds]string{"Create", "Get", "Destroy", "Register", "Activate", "Encrypt", "Locate"}
 
 func (k opKind) String() string { return opNames[k] }
 
 var kindOperation = [numOpKinds]kmip14.Operation{
 	kmip14.OperationCreate, kmip14.OperationGet, kmip14.OperationDestroy,
 	kmip14.OperationRegister, kmip14.OperationActivate, kmip14.OperationEncrypt,
+	kmip14.OperationLocate,
 }
 
 // message wraps one operation's payload in a single-item RequestMessage.
@@ -93,6 +95,23 @@ func registerAES256(v protoVersion, material []byte) []byte {
 // byUID is Get, Destroy or Activate of one object.
 func byUID(v protoVersion, k opKind, uid string) []byte {
 	return message(v, k, tree.Text(kmip14.TagUniqueIdentifier, uid))
+}
+
+// locateByName asks for the objects named name (an Uninterpreted Text
+// String, as PyKMIP's locate(name=...) sends it).
+func locateByName(v protoVersion, name string) []byte {
+	return message(v, opLocate, attr("Name", tree.Struct(0,
+		tree.Text(kmip14.TagNameValue, name),
+		tree.Enum(kmip14.TagNameType, uint32(kmip14.NameTypeUninterpretedTextString)),
+	)))
+}
+
+// locatePage asks for the ten newest symmetric keys: a criterion nearly
+// every object matches, with Maximum Items.
+func locatePage(v protoVersion) []byte {
+	return message(v, opLocate,
+		tree.Int(kmip14.TagMaximumItems, 10),
+		attr("Object Type", tree.Enum(0, uint32(kmip14.ObjectTypeSymmetricKey))))
 }
 
 // encryptGCM asks for AES-GCM with a 16-byte tag and a server-chosen IV: the

@@ -29,7 +29,7 @@ import (
 
 const usage = `kmipd bench -addr HOST:PORT -ca CA (-cert CERT -key KEY | -owners K -pki DIR)
             [-mode persistent|reconnect] [-workers N] [-warmup D] [-duration D]
-            [-mix get|create|create-get-destroy|register-get|encrypt] [-procs N] [-json] ...
+            [-mix get|create|create-get-destroy|register-get|encrypt|locate-page] [-procs N] [-json] ...
 kmipd bench report [-md FILE] [-json FILE] RESULT.json...`
 
 // Main runs `kmipd bench` with args (the words after "bench") and returns
@@ -60,7 +60,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	)
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:5696", "KMIP server address; a comma-separated list spreads the workers over a cluster's replicas")
 	fs.StringVar(&cfg.Mode, "mode", Persistent, "persistent (one connection per worker) or reconnect (one per request)")
-	fs.StringVar(&cfg.Mix, "mix", MixGet, "get, create, create-get-destroy, register-get or encrypt")
+	fs.StringVar(&cfg.Mix, "mix", MixGet, "get, create, create-get-destroy, register-get, encrypt or locate-page (locate-name: kmipd bench scale)")
 	fs.IntVar(&cfg.Workers, "workers", 8, "concurrent clients")
 	fs.DurationVar(&cfg.Warmup, "warmup", DefaultWarmup, "run the mix this long first, unmeasured, so connections, the server's heap and its caches settle; none unless given if -duration is 0")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured phase length (after setup and warm-up)")

@@ -30,9 +30,13 @@ const (
 	MixCreateGetDestroy = "create-get-destroy"
 	MixRegisterGet      = "register-get"
 	MixEncrypt          = "encrypt"
+	// MixLocateName locates one of Config.Names by Name.
+	MixLocateName = "locate-name"
+	// MixLocatePage locates the ten newest symmetric keys (Maximum Items).
+	MixLocatePage = "locate-page"
 )
 
-var mixes = []string{MixGet, MixCreate, MixCreateGetDestroy, MixRegisterGet, MixEncrypt}
+var mixes = []string{MixGet, MixCreate, MixCreateGetDestroy, MixRegisterGet, MixEncrypt, MixLocateName, MixLocatePage}
 
 // Config describes one run.
 type Config struct {
@@ -53,7 +57,14 @@ type Config struct {
 	// MaxOps, when > 0, also ends the run after that many measured
 	// requests (Go benchmarks set it to b.N).
 	MaxOps   uint64
-	PoolSize int           // keys per owner for the get mix; default 64
+	PoolSize int // keys per owner for the get mix; default 64
+	// UIDs, when set, are what the get mix reads, one at random per
+	// request, instead of a pool it creates: objects already in the
+	// store (kmipd bench scale's preload), each owned by every identity.
+	UIDs []string
+	// Names are what the locate-name mix looks for, one at random per
+	// request; each must name an object the caller owns.
+	Names    []string
 	DataSize int           // plaintext bytes for encrypt; default 64
 	Timeout  time.Duration // per request, handshake included; default 10s
 	Version  string        // KMIP protocol version sent; default 1.2
@@ -92,6 +103,9 @@ func (c *Config) setDefaults() error {
 	if !known {
 		return fmt.Errorf("mix %q: want one of %v", c.Mix, mixes)
 	}
+	if c.Mix == MixLocateName && len(c.Names) == 0 {
+		return fmt.Errorf("mix %s needs names to look for", c.Mix)
+	}
 	if c.Workers <= 0 {
 		c.Workers = 1
 	}
@@ -124,11 +138,12 @@ type owner struct {
 }
 
 type runner struct {
-	ctx       context.Context // cancelled on interrupt; bounds dials
-	cfg       Config
-	v         protoVersion
-	owners    []*owner
-	createReq []byte
+	ctx        context.Context // cancelled on interrupt; bounds dials
+	cfg        Config
+	v          protoVersion
+	owners     []*owner
+	createReq  []byte
+	locatePage []byte
 
 	stop   atomic.Bool
 	issued atomic.Uint64 // measured requests started, against MaxOps
@@ -161,7 +176,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{ctx: ctx, cfg: cfg, v: v, createReq: createAES256(v)}
+	r := &runner{ctx: ctx, cfg: cfg, v: v, createReq: createAES256(v), locatePage: locatePage(v)}
 	res := &Result{
 		Label: cfg.Label, Addr: cfg.Addr, Mode: cfg.Mode, Mix: cfg.Mix, Workers: cfg.Workers,
 		Owners: len(cfg.TLS), KMIPVersion: v.String(), WarmupSeconds: cfg.Warmup.Seconds(),
@@ -383,6 +398,9 @@ func (r *runner) setupOwner(ctx context.Context, tc *tls.Config) (*owner, string
 	}
 	switch r.cfg.Mix {
 	case MixGet:
+		if len(r.cfg.UIDs) > 0 {
+			break // the worker builds each Get
+		}
 		for i := 0; i < r.cfg.PoolSize; i++ {
 			if i > 0 {
 				if uid, err = call(opCreate, r.createReq); err != nil {

@@ -43,7 +43,16 @@ func (w *worker) loop() {
 		}
 		switch w.r.cfg.Mix {
 		case MixGet:
+			if u := w.r.cfg.UIDs; len(u) > 0 {
+				w.do(opGet, byUID(w.r.v, opGet, u[w.rng.IntN(len(u))]))
+				break
+			}
 			w.do(opGet, w.o.getReqs[w.rng.IntN(len(w.o.getReqs))])
+		case MixLocateName:
+			n := w.r.cfg.Names
+			w.do(opLocate, locateByName(w.r.v, n[w.rng.IntN(len(n))]))
+		case MixLocatePage:
+			w.do(opLocate, w.r.locatePage)
 		case MixCreate:
 			w.do(opCreate, w.r.createReq)
 		case MixCreateGetDestroy:

@@ -58,6 +58,10 @@ type Hooks struct {
 	// Replica names this replica in the HSM session budget (default
 	// host-pid): replicas in one test process need distinct names.
 	Replica string
+	// Store, if set, is used instead of opening cfg.Storage (benchmarks
+	// measure kmipd on storage.NewMemory against its real store); the
+	// daemon closes it.
+	Store Store
 }
 
 // Daemon is a built kmipd: the HSM and the store are open, nothing listens
@@ -154,8 +158,10 @@ func BuildWith(ctx context.Context, c *Config, log hclog.Logger, h Hooks) (_ *Da
 			return nil, err
 		}
 	}
-	if d.store, err = openStore(ctx, c, log.Named("storage")); err != nil {
-		return nil, fmt.Errorf("opening the store: %w", err)
+	if d.store = h.Store; d.store == nil {
+		if d.store, err = openStore(ctx, c, log.Named("storage")); err != nil {
+			return nil, fmt.Errorf("opening the store: %w", err)
+		}
 	}
 	d.keyring = kek.New(d.hsm, d.store, kek.Config{CacheTTL: c.KEK.CacheTTL, CacheSize: c.KEK.CacheSize}, log.Named("kek"))
 	if err := d.loadMaster(ctx); err != nil {

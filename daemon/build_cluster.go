@@ -27,7 +27,7 @@ var (
 func openStore(ctx context.Context, c *Config, log hclog.Logger) (Store, error) {
 	if c.Storage.Backend != BackendPostgres {
 		syncWrites := c.Storage.SyncWrites
-		return storage.OpenBadger(c.Storage.Path, storage.BadgerOptions{SyncWrites: &syncWrites}, log)
+		return storage.OpenBadger(c.Storage.Path, c.Storage.Badger.Options(storage.BadgerOptions{SyncWrites: &syncWrites}), log)
 	}
 	url, err := c.PostgresURL()
 	if err != nil {

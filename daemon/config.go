@@ -14,6 +14,7 @@ import (
 	"github.com/kmipd/kmipd/certs"
 	"github.com/kmipd/kmipd/kmipops"
 	"github.com/kmipd/kmipd/kmipops/credential"
+	"github.com/kmipd/kmipd/storage"
 )
 
 // Config is the parsed, validated kmipd.hcl with defaults applied. It is plain
@@ -76,6 +77,45 @@ type StorageConfig struct {
 	Path       string // badger only
 	SyncWrites bool   // badger only
 	Postgres   *PostgresConfig
+	Badger     BadgerMemory // badger only
+}
+
+// BadgerMemory bounds the Badger store's memory (storage.BadgerOptions):
+// every figure is set (defaults applied); CacheBytes and BlockCacheBytes 0
+// turn that cache off.
+type BadgerMemory struct {
+	CacheBytes      int64 // sealed values kept for repeated reads
+	BlockCacheBytes int64
+	IndexCacheBytes int64 // table indexes and Bloom filters
+	MemTableBytes   int64
+	NumMemtables    int
+}
+
+// DefaultBadgerMemory is the storage block's default: with the other
+// caches' defaults it keeps kmipd under 512 MiB of anonymous memory at a
+// million objects (README, Performance).
+var DefaultBadgerMemory = BadgerMemory{
+	CacheBytes:      storage.DefaultCacheBytes,
+	BlockCacheBytes: storage.DefaultBlockCacheBytes,
+	IndexCacheBytes: storage.DefaultIndexCacheBytes,
+	MemTableBytes:   storage.DefaultMemTableBytes,
+	NumMemtables:    storage.DefaultNumMemtables,
+}
+
+// Options is m as storage.BadgerOptions' fields.
+func (m BadgerMemory) Options(o storage.BadgerOptions) storage.BadgerOptions {
+	off := func(v int64) int64 {
+		if v == 0 {
+			return -1
+		}
+		return v
+	}
+	o.CacheBytes = int(off(m.CacheBytes))
+	o.BlockCacheBytes = off(m.BlockCacheBytes)
+	o.IndexCacheBytes = m.IndexCacheBytes
+	o.MemTableBytes = m.MemTableBytes
+	o.NumMemtables = m.NumMemtables
+	return o
 }
 
 // PostgresConfig is storage.postgres. URL and Password are secrets: each is
@@ -199,7 +239,7 @@ func defaultConfig() Config {
 			MaxSessions: 4, SessionWaitTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second,
 			MKEKLabel: "kmipd-mkek", HMACLabel: "kmipd-hmac",
 		},
-		Storage: StorageConfig{Backend: BackendBadger, SyncWrites: true},
+		Storage: StorageConfig{Backend: BackendBadger, SyncWrites: true, Badger: DefaultBadgerMemory},
 		KEK:     KEKConfig{CacheTTL: 15 * time.Minute, CacheSize: 10000},
 		Objects: ObjectsConfig{CacheBytes: kmipops.DefaultObjectCacheBytes},
 		KMIP: KMIPConfig{LeaseTime: kmipops.DefaultLeaseTime, Asynchronous: true,

@@ -79,7 +79,7 @@ var schema = []struct {
 		"max_message_size", "read_timeout", "idle_timeout", "write_timeout", "request_timeout", "max_connections", "check_credentials", "credentials_file"}},
 	{"hsm", true, []string{"!module", "token_label", "token_serial", "slot", "!pin", "max_sessions", "min_idle",
 		"session_wait_timeout", "idle_timeout", "mkek_label", "hmac_label", "cluster_max_sessions"}},
-	{"storage", true, []string{"backend", "path", "sync_writes"}}, // path: required by badger (decodeStorage)
+	{"storage", true, append([]string{"backend"}, badgerKeys...)}, // path: required by badger (decodeStorage)
 	{"storage.postgres", false, []string{"url", "password", "max_conns"}},
 	{"kek", false, []string{"cache_ttl", "cache_size", "object_cache_bytes"}}, // object_cache_bytes: deprecated, see objectCache
 	{"objects", false, []string{"cache_bytes"}},

@@ -75,6 +75,9 @@ func checkPostgresURL(s string) error {
 	return nil
 }
 
+// badgerKeys are the storage block's keys for the badger backend only.
+var badgerKeys = []string{"path", "sync_writes", "cache_bytes", "block_cache_bytes", "index_cache_bytes", "memtable_bytes", "num_memtables"}
+
 // decodeStorage decodes the storage block, its postgres block and
 // hsm.cluster_max_sessions, which needs the postgres backend.
 func (d *decoder) decodeStorage(c *Config, blocks map[string]hcl.Attributes, at map[string]hcl.Range) {
@@ -88,15 +91,24 @@ func (d *decoder) decodeStorage(c *Config, blocks map[string]hcl.Attributes, at 
 		}
 		d.path(rs["path"], "storage.path", &st.Path)
 		d.boolean(rs["sync_writes"], "storage.sync_writes", &st.SyncWrites)
+		m := &st.Badger
+		d.size(rs["cache_bytes"], "storage.cache_bytes", &m.CacheBytes, 0, 1<<40)
+		d.size(rs["block_cache_bytes"], "storage.block_cache_bytes", &m.BlockCacheBytes, 0, 1<<40)
+		d.size(rs["index_cache_bytes"], "storage.index_cache_bytes", &m.IndexCacheBytes, 1<<20, 1<<40)
+		d.size(rs["memtable_bytes"], "storage.memtable_bytes", &m.MemTableBytes, 16<<20, 1<<30)
+		d.integer(rs["num_memtables"], "storage.num_memtables", &m.NumMemtables, 1, 16)
 		if hasPG {
 			d.errf(at["storage.postgres"], "storage.postgres needs backend = \"postgres\"",
 				"the storage backend is badger; set storage.backend = \"postgres\" or remove the postgres block")
 		}
 	case BackendPostgres:
-		for _, k := range []string{"path", "sync_writes"} {
+		for _, k := range badgerKeys {
 			if a := rs[k]; a != nil {
-				d.errf(a.Range, "storage."+k+" applies to the badger backend only",
-					"the postgres backend's durability is the server's synchronous_commit")
+				hint := "the postgres backend's memory is the database server's"
+				if k == "path" || k == "sync_writes" {
+					hint = "the postgres backend's durability is the server's synchronous_commit"
+				}
+				d.errf(a.Range, "storage."+k+" applies to the badger backend only", "%s", hint)
 			}
 		}
 		if !hasPG {

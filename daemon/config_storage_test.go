@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kmipd/kmipd/storage"
 )
 
 // pgMinimal is minimal on the postgres backend.
@@ -74,6 +76,8 @@ func TestPostgresConfigErrors(t *testing.T) {
 			"kmipd.hcl:12,3-16: storage.path applies to the badger backend only"},
 		{strings.Replace(pgMinimal, "storage {\n", "storage {\n  sync_writes = false\n", 1),
 			"kmipd.hcl:12,3-22: storage.sync_writes applies to the badger backend only"},
+		{strings.Replace(pgMinimal, "storage {\n", "storage {\n  block_cache_bytes = \"1MiB\"\n", 1),
+			"kmipd.hcl:12,3-29: storage.block_cache_bytes applies to the badger backend only"},
 		{strings.Replace(pgMinimal, "url = \"postgres://kmipd:s3cret@", "url = \"mysql://kmipd:s3cret@", 1),
 			"kmipd.hcl:14,5-"},
 		{strings.Replace(pgMinimal, "url = \"postgres://kmipd:s3cret@db1,db2/kmipd?target_session_attrs=read-write\"", "url = \"s3cret\"", 1),
@@ -108,3 +112,29 @@ func TestPostgresConfigErrors(t *testing.T) {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+// TestBadgerMemoryConfig: the storage block's memory keys reach the Badger
+// store's options; without them every bound is kmipd's default, and 0
+// turns the value and block caches off.
+func TestBadgerMemoryConfig(t *testing.T) {
+	c, err := ParseConfig([]byte(minimal), "kmipd.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Storage.Badger != DefaultBadgerMemory {
+		t.Fatalf("defaults = %+v, want %+v", c.Storage.Badger, DefaultBadgerMemory)
+	}
+	src := strings.Replace(minimal, "storage {\n", "storage {\n  cache_bytes = 0\n  block_cache_bytes = \"8MiB\"\n"+
+		"  index_cache_bytes = \"16MiB\"\n  memtable_bytes = \"32MiB\"\n  num_memtables = 3\n", 1)
+	if c, err = ParseConfig([]byte(src), "kmipd.hcl"); err != nil {
+		t.Fatal(err)
+	}
+	want := BadgerMemory{CacheBytes: 0, BlockCacheBytes: 8 << 20, IndexCacheBytes: 16 << 20, MemTableBytes: 32 << 20, NumMemtables: 3}
+	if c.Storage.Badger != want {
+		t.Fatalf("parsed %+v, want %+v", c.Storage.Badger, want)
+	}
+	o := c.Storage.Badger.Options(storage.BadgerOptions{})
+	if o.CacheBytes >= 0 || o.BlockCacheBytes != 8<<20 || o.IndexCacheBytes != 16<<20 || o.MemTableBytes != 32<<20 || o.NumMemtables != 3 {
+		t.Fatalf("options %+v", o)
+	}
+}

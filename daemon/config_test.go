@@ -167,6 +167,10 @@ func TestBadValues(t *testing.T) {
 		{"hsm", `hmac_label = "kmipd-mkek"`, "hsm.hmac_label must differ from mkek_label"},
 		{"storage", `sync_writes = 1`, "storage.sync_writes must be a bool"},
 		{"storage", `path = 12`, ""}, // numbers convert to strings: accepted
+		{"storage", `cache_bytes = "lots"`, "storage.cache_bytes does not parse as a size"},
+		{"storage", `index_cache_bytes = 0`, "storage.index_cache_bytes must be between 1 byte"},
+		{"storage", `memtable_bytes = "1MiB"`, "storage.memtable_bytes must be between"},
+		{"storage", `num_memtables = 0`, "storage.num_memtables must be between 1"},
 	}
 	for _, tc := range cases {
 		// Attributes may not be redefined, so drop the one being replaced.

@@ -28,11 +28,61 @@ type BadgerOptions struct {
 	// CacheBytes bounds the in-memory cache of stored values that serves
 	// repeated Gets (cache.go); 0 means 32 MiB, negative disables it.
 	CacheBytes int
+
+	// Badger's own memory. Its defaults (five 64 MiB memtables, a 256 MiB
+	// block cache, every table index and Bloom filter held in memory
+	// without bound) do not fit a small VM; zero means kmipd's defaults
+	// below. A memtable costs its size twice over while it fills: the
+	// skiplist arena and the pages of its memory-mapped WAL.
+	MemTableBytes   int64 // each memtable (and L0 table); 0: 64 MiB; at least 16 MiB: a transaction may take 15% of it, and one batch must fit one
+	NumMemtables    int   // memtables held, the one being written included; 0: 2
+	BlockCacheBytes int64 // table blocks; 0: 16 MiB, negative: none
+	IndexCacheBytes int64 // table indexes and Bloom filters; 0: 64 MiB, negative: unbounded (badger's own)
+}
+
+const (
+	DefaultMemTableBytes   = 64 << 20
+	DefaultNumMemtables    = 2
+	DefaultBlockCacheBytes = 16 << 20
+	DefaultIndexCacheBytes = 64 << 20
+)
+
+// badgerMemory applies opts' memory bounds to bo.
+func badgerMemory(bo badger.Options, opts BadgerOptions) badger.Options {
+	pick := func(v, def int64) int64 {
+		switch {
+		case v == 0:
+			return def
+		case v < 0:
+			return 0
+		}
+		return v
+	}
+	mt := opts.MemTableBytes
+	if mt <= 0 {
+		mt = DefaultMemTableBytes
+	}
+	nm := opts.NumMemtables
+	if nm <= 0 {
+		nm = DefaultNumMemtables
+	}
+	// Compactions build each new table in memory before writing it: with
+	// badger's growing table sizes (64 MiB at the last level of a million
+	// objects) and four compactors splitting work into parallel
+	// subcompactions, that reached 600 MiB. Tables of one size, and two
+	// compactors, keep it to tens of MiB.
+	bo.TableSizeMultiplier = 1
+	return bo.WithNumCompactors(2).
+		WithBaseTableSize(8 << 20).
+		WithMemTableSize(mt).
+		WithNumMemtables(nm).
+		WithBlockCacheSize(pick(opts.BlockCacheBytes, DefaultBlockCacheBytes)).
+		WithIndexCacheSize(pick(opts.IndexCacheBytes, DefaultIndexCacheBytes))
 }
 
 const (
 	defaultGCInterval = 5 * time.Minute
-	defaultCacheBytes = 32 << 20
+	DefaultCacheBytes = 32 << 20
 	gcDiscardRatio    = 0.7
 	// maxConflictRetries bounds the retries of a write transaction that
 	// lost a race, which cannot happen while the committer is the only
@@ -95,6 +145,7 @@ func openBadger(path string, opts BadgerOptions, log hclog.Logger, tune func(bad
 		// stores written with it still open.
 		WithCompression(options.None).
 		WithLogger(badgerLogger{log.Named("badger")})
+	bo = badgerMemory(bo, opts)
 	if tune != nil {
 		bo = tune(bo)
 	}
@@ -108,7 +159,7 @@ func openBadger(path string, opts BadgerOptions, log hclog.Logger, tune func(bad
 	b.advisor = startWALAdvisor(path, bo.MemTableSize, &b.advised, log)
 	switch {
 	case opts.CacheBytes == 0:
-		b.cache = newValueCache(defaultCacheBytes)
+		b.cache = newValueCache(DefaultCacheBytes)
 	case opts.CacheBytes > 0:
 		b.cache = newValueCache(opts.CacheBytes)
 	}

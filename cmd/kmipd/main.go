@@ -40,6 +40,7 @@ Usage:
   kmipd bench -addr HOST:PORT -ca CA -cert CERT -key KEY -mode persistent|reconnect
               -workers N -duration D -mix get|create|create-get-destroy|register-get|encrypt
               [-owners K -pki DIR] [-json]
+  kmipd bench scale -dir DIR -n N [-workers W] [-duration D] [-json FILE]
   kmipd client SUBCOMMAND [-dir DIR | -addr HOST:PORT -ca CA -cert CERT -key KEY] [-json] ...
   kmipd version
 
@@ -80,6 +81,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "conformance":
 		return conformance.Main(args[1:], stdout, stderr)
 	case "bench":
+		if len(args) > 1 && args[1] == "scale" {
+			err = cmdBenchScale(ctx, args[2:], stdout, stderr)
+			break
+		}
 		return bench.Main(ctx, args[1:], stdout, stderr)
 	case "client":
 		return cmdClient(ctx, args[1:], os.Stdin, stdout, stderr)

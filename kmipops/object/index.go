@@ -230,12 +230,35 @@ func (s *Scope) Lookup(ctx context.Context, crit []Attr) (uids []string, ok bool
 	if tags == nil {
 		return nil, true, nil // no key, so no object
 	}
-	var result map[string]bool
-	for _, terms := range sets {
-		set := map[string]bool{}
+	// Each criterion's tags, with how many entries they hold (up to
+	// maxCandidates+1), smallest first: the candidates held in memory are
+	// never more than the most selective criterion's, and a lookup whose
+	// every criterion names more than maxCandidates objects is left to
+	// the scan, which holds none.
+	type byCrit struct {
+		prefixes []string
+		n        int
+	}
+	cs := make([]byCrit, len(sets))
+	for i, terms := range sets {
 		for range terms {
-			p := tagPrefix(s.owner, tags[0])
+			cs[i].prefixes = append(cs[i].prefixes, tagPrefix(s.owner, tags[0]))
 			tags = tags[1:]
+		}
+		n, err := s.r.countEntries(ctx, cs[i].prefixes, s.r.maxCandidates()+1)
+		if err != nil {
+			return nil, false, fmt.Errorf("index lookup: %w", err)
+		}
+		cs[i].n = n
+	}
+	slices.SortStableFunc(cs, func(a, b byCrit) int { return a.n - b.n })
+	if cs[0].n > s.r.maxCandidates() {
+		return nil, false, nil
+	}
+	var result map[string]bool
+	for _, c := range cs {
+		set := map[string]bool{}
+		for _, p := range c.prefixes {
 			err := s.r.st.List(ctx, p, func(key string, _ []byte) error {
 				uid := key[len(p):]
 				if result == nil || result[uid] {
@@ -251,6 +274,9 @@ func (s *Scope) Lookup(ctx context.Context, crit []Attr) (uids []string, ok bool
 		if len(result) == 0 {
 			break
 		}
+	}
+	if s.r.broad(ctx, s.owner, len(result)) {
+		return nil, false, nil
 	}
 	uids = make([]string, 0, len(result))
 	for u := range result {
@@ -430,4 +456,126 @@ func (r *Repo) reindex(ctx context.Context, owner, uid string, have []string) er
 		return nil
 	}
 	return r.batch.Apply(ctx, w)
+}
+
+// builtOwners remembers owners whose index marker was seen, so that an
+// Insert looks for it once; it forgets them all when it is full, which
+// costs each owner one more look.
+type builtOwners struct {
+	mu sync.Mutex
+	m  map[string]struct{}
+}
+
+const maxBuiltOwners = 4096
+
+func (b *builtOwners) has(owner string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.m[owner]
+	return ok
+}
+
+func (b *builtOwners) add(owner string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil || len(b.m) >= maxBuiltOwners {
+		b.m = map[string]struct{}{}
+	}
+	b.m[owner] = struct{}{}
+}
+
+var errStopList = errors.New("stop")
+
+// markFirst adds the built marker to the writes of an indexed Insert when
+// the owner has no object yet: an owner whose every object was written
+// with its entries has a complete index, so its first Locate need not
+// rebuild it (which opens every record). The caller holds the gate, so no
+// rotation, and with it no unindexed write, comes between this look and
+// the write.
+func (s *Scope) markFirst(ctx context.Context, w []storage.Write) ([]storage.Write, error) {
+	if s.r.built.has(s.owner) {
+		return w, nil
+	}
+	_, err := s.r.st.Get(ctx, indexMarker(s.owner))
+	if err == nil {
+		s.r.built.add(s.owner)
+		return w, nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("index marker: %w", err)
+	}
+	empty := true
+	err = s.r.st.List(ctx, ownerPrefix(s.owner), func(string, []byte) error {
+		empty = false
+		return errStopList
+	})
+	if err != nil && !errors.Is(err, errStopList) {
+		return nil, fmt.Errorf("index marker: %w", err)
+	}
+	if !empty {
+		return w, nil // written before the index: the first Locate rebuilds it
+	}
+	return append(w, storage.Write{Kind: storage.WritePut, Key: indexMarker(s.owner)}), nil
+}
+
+// maxCandidates bounds the candidates a Lookup holds in memory (about
+// 100 bytes each): past it, the caller scans.
+const maxCandidates = 1 << 16
+
+func (r *Repo) maxCandidates() int {
+	if r.candidateCap > 0 {
+		return r.candidateCap // tests
+	}
+	return maxCandidates
+}
+
+// countEntries counts the entries under prefixes, stopping at limit; a
+// store that cannot list keys alone counts 0 (its criteria keep their
+// order and no bound applies).
+func (r *Repo) countEntries(ctx context.Context, prefixes []string, limit int) (int, error) {
+	kl, ok := r.st.(storage.KeyLister)
+	if !ok {
+		return 0, nil
+	}
+	n := 0
+	for _, p := range prefixes {
+		err := kl.ListKeys(ctx, p, func(string) error {
+			if n++; n >= limit {
+				return errStopList
+			}
+			return nil
+		})
+		if errors.Is(err, errStopList) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// minBroadCandidates is where broad starts looking: below it, fetching the
+// candidates one by one costs little whatever the owner holds.
+const minBroadCandidates = 256
+
+// broad reports whether n candidates are at least half of owner's objects.
+// Fetching each candidate by its key then costs more than reading every
+// record in order (Each), about twice as much per object, so Lookup lets
+// the caller scan. Counting stops at 2n keys, so a selective lookup pays
+// for no more keys than it has candidates; a store that cannot list keys
+// alone is never asked.
+func (r *Repo) broad(ctx context.Context, owner string, n int) bool {
+	kl, ok := r.st.(storage.KeyLister)
+	if !ok || n < minBroadCandidates {
+		return false
+	}
+	count := 0
+	err := kl.ListKeys(ctx, ownerPrefix(owner), func(string) error {
+		if count++; count >= 2*n {
+			return errStopList
+		}
+		return nil
+	})
+	return err == nil && count < 2*n
 }

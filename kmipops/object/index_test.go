@@ -254,11 +254,117 @@ func TestIndexBuiltForOlderRecords(t *testing.T) {
 	if n := len(indexEntries(t, f.st, alice)); n != 0 {
 		t.Fatalf("a store without Batcher got %d index entries", n)
 	}
+	// An indexed write now does not mark the index built: the older
+	// records have no entries yet.
+	o := testObject()
+	o.uid = ""
+	o.Set(AttrName, nameValue("n1"))
+	if err := f.s.Insert(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.Get(ctx, indexMarker(alice)); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("index marked built over unindexed records: %v", err)
+	}
 	got, ok, err := f.s.Lookup(ctx, []Attr{NewAttr(AttrName, nameValue("n0"))})
 	if err != nil || !ok || !slices.Equal(got, want) {
 		t.Fatalf("Lookup = %v, %v, %v; want %v", got, ok, err, want)
 	}
 	if _, err := f.st.Get(ctx, indexMarker(alice)); err != nil {
 		t.Fatalf("index not marked built: %v", err)
+	}
+}
+
+// TestIndexMarkedAtFirstObject: an owner whose first object was written
+// with its entries has a complete index, so its first Lookup opens no
+// record (no rebuild).
+func TestIndexMarkedAtFirstObject(t *testing.T) {
+	f := newFixture(t, -1)
+	var uids []string
+	for range 3 {
+		uids = append(uids, f.insert())
+	}
+	slices.Sort(uids)
+	if _, err := f.st.Get(ctx, indexMarker(alice)); err != nil {
+		t.Fatalf("index not marked built at the first object: %v", err)
+	}
+	// A rebuild opens every record through the keyring: the first Lookup
+	// uses it no more than the second, which never rebuilds.
+	var calls []uint64
+	for range 2 {
+		before := f.opens()
+		got, ok, err := f.s.Lookup(ctx, []Attr{NewAttr(AttrName, nameValue("a"))})
+		if err != nil || !ok || !slices.Equal(got, uids) {
+			t.Fatalf("Lookup = %v, %v, %v; want %v", got, ok, err, uids)
+		}
+		calls = append(calls, f.opens()-before)
+	}
+	if calls[0] != calls[1] {
+		t.Fatalf("keyring calls of the first and second Lookup: %v (a rebuild?)", calls)
+	}
+}
+
+// TestLookupBroadScans: when the candidates are half of the owner's objects
+// or more, Lookup lets the caller scan (ok false); below that, or below
+// minBroadCandidates, it answers.
+func TestLookupBroadScans(t *testing.T) {
+	f := newFixture(t, -1)
+	add := func(name string, n int) {
+		for range n {
+			o := testObject()
+			o.uid = ""
+			o.Set(AttrName, nameValue(name))
+			if err := f.s.Insert(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	add("few", 10)
+	add("some", minBroadCandidates)
+	add("most", minBroadCandidates+100)
+	total := 10 + 2*minBroadCandidates + 100
+	for _, c := range []struct {
+		name string
+		n    int
+		ok   bool
+	}{
+		{"few", 10, true},                         // selective
+		{"some", minBroadCandidates, true},        // under half
+		{"most", minBroadCandidates + 100, false}, // over half: scan
+	} {
+		got, ok, err := f.s.Lookup(ctx, []Attr{NewAttr(AttrName, nameValue(c.name))})
+		if err != nil || ok != c.ok || (ok && len(got) != c.n) {
+			t.Errorf("Lookup(%s) of %d objects = %d candidates, %v, %v; want %d, %v", c.name, total, len(got), ok, err, c.n, c.ok)
+		}
+	}
+}
+
+// TestLookupMostSelectiveFirst: the candidates held are the most selective
+// criterion's, whatever the criteria's order; when every criterion names
+// more objects than the cap, Lookup leaves it to the scan.
+func TestLookupMostSelectiveFirst(t *testing.T) {
+	f := newFixture(t, -1)
+	f.r.candidateCap = 5
+	var grouped []string
+	for i := range 10 {
+		o := testObject()
+		o.uid = ""
+		o.Set(AttrName, nameValue("ten"))
+		if i < 3 {
+			o.Set(AttrObjectGroup, tree.Text(0, "g"))
+		}
+		if err := f.s.Insert(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		if i < 3 {
+			grouped = append(grouped, o.UID())
+		}
+	}
+	slices.Sort(grouped)
+	if got, ok, err := f.s.Lookup(ctx, []Attr{NewAttr(AttrName, nameValue("ten"))}); err != nil || ok {
+		t.Fatalf("Lookup of 10 objects under a cap of 5 = %v, %v, %v; want a scan", got, ok, err)
+	}
+	got, ok, err := f.s.Lookup(ctx, []Attr{NewAttr(AttrName, nameValue("ten")), NewAttr(AttrObjectGroup, tree.Text(0, "g"))})
+	if err != nil || !ok || !slices.Equal(got, grouped) {
+		t.Fatalf("Lookup(Name, Group) = %v, %v, %v; want %v", got, ok, err, grouped)
 	}
 }

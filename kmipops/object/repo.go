@@ -60,6 +60,9 @@ type Repo struct {
 	// s an Indexer; both nil otherwise.
 	batch storage.Batcher
 	index Indexer
+	built builtOwners // owners whose index is known complete
+	// candidateCap replaces maxCandidates when set (tests).
+	candidateCap int
 }
 
 // NewRepo returns a repository over st, sealing with s and drawing uids
@@ -336,6 +339,11 @@ func (s *Scope) Insert(ctx context.Context, o *Object) error {
 	key := objectKey(s.owner, o.uid)
 	if s.r.indexed() {
 		w := append(make([]storage.Write, 0, 8), storage.Write{Kind: storage.WriteCreate, Key: key, Value: sealed})
+		if keys != nil {
+			if w, err = s.markFirst(ctx, w); err != nil {
+				return err
+			}
+		}
 		err = s.r.batch.Apply(ctx, indexWrites(w, nil, keys))
 	} else {
 		err = s.r.st.Create(ctx, key, sealed)

@@ -1,0 +1,61 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kmipd/kmipd/storage"
+)
+
+// memoryStore is storage.Memory as a daemon.Store: the same kmipd with no
+// disk under it, the ceiling for synced writes. Embedding keeps Memory's
+// Batcher and Viewer, so the index and the read path are those of Badger.
+type memoryStore struct{ *storage.Memory }
+
+func (memoryStore) Collector() prometheus.Collector { return noMetrics{} }
+
+type noMetrics struct{}
+
+func (noMetrics) Describe(chan<- *prometheus.Desc) {}
+func (noMetrics) Collect(chan<- prometheus.Metric) {}
+
+// BenchmarkDurableWrites runs create-get-destroy (16 persistent workers:
+// three synced writes per cycle, Create, the first Get's Fresh, Destroy)
+// against kmipd on Badger with synced writes and against the same kmipd on
+// the in-memory store, alternating, three rounds of b.N cycles each, and
+// reports the ratio of their medians (issue 20's target: >= 0.6).
+//
+//	go test -run '^$' -bench DurableWrites -benchtime 3000x ./bench/
+func BenchmarkDurableWrites(b *testing.B) {
+	disk := startInProcess(b)
+	mem := startInProcessOn(b, memoryStore{storage.NewMemory()})
+	run := func(env *inProcess) float64 {
+		res, err := Run(context.Background(), Config{
+			Addr: env.addr, TLS: []*tls.Config{env.tls}, Mode: Persistent, Mix: MixCreateGetDestroy,
+			Workers: 16, MaxOps: uint64(b.N), Timeout: 30 * time.Second,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Errors > 0 {
+			b.Fatalf("%d errors: %v", res.Errors, res.ErrorSamples)
+		}
+		return res.OKPerSec
+	}
+	var d, m []float64
+	for range 3 {
+		d = append(d, run(disk))
+		m = append(m, run(mem))
+	}
+	median := func(v []float64) float64 {
+		a, bb, c := v[0], v[1], v[2]
+		return max(min(a, bb), min(max(a, bb), c))
+	}
+	b.ReportMetric(median(d), "badger-ops/s")
+	b.ReportMetric(median(m), "memory-ops/s")
+	b.ReportMetric(median(d)/median(m), "badger/memory")
+}
