@@ -11,7 +11,10 @@
 # always meets the machine in the same state. Prints, per mix, the median
 # ops/s and p99 of each side, the ratio of the medians (on/off), and every
 # round's own ratio, so the noise of a shared machine is visible next to the
-# figure. Environment:
+# figure; and the server's CPU time per request (its user+system time over the
+# whole run, warm-up included, over the requests that run made at its
+# measured rate), which other work on the machine disturbs less than ops/s.
+# Environment:
 #   AUDIT_ROUNDS    rounds (default 5)
 #   AUDIT_DURATION  measured phase per run (default 10s)
 #   AUDIT_WARMUP    unmeasured warm-up before it (default 2s)
@@ -87,14 +90,23 @@ done
 
 mkdir -p "$TMP/results"
 : >"$TMP/loadavg"
+cpu_ticks() { # pid: the process's user+system time in clock ticks (every thread)
+  local stat f
+  stat="$(cat "/proc/$1/stat")"
+  stat="${stat##*) }" # fields from the 3rd on: the command name may hold spaces
+  read -r -a f <<<"$stat"
+  echo $(( f[11] + f[12] )) # utime and stime, fields 14 and 15
+}
 run() { # round side mix mode workers [extra flags...]
-  local round="$1" side="$2" mix="$3" mode="$4" workers="$5"
+  local round="$1" side="$2" mix="$3" mode="$4" workers="$5" c0
   shift 5
+  c0="$(cpu_ticks "${PID[$side]}")"
   "$BIN" bench -addr "127.0.0.1:${PORT[$side]}" -pki "$TMP/$side/pki" \
     -cert "$TMP/$side/pki/client.crt" -key "$TMP/$side/pki/client.key" \
     -tls-max "$TLS_MAX" -procs "$LOAD_PROCS" -mix "$mix" -mode "$mode" -workers "$workers" \
     -warmup "$WARMUP" -duration "$DURATION" -metrics "http://127.0.0.1:${TPORT[$side]}/metrics" \
     -label "audit-$side" -quiet -json "$@" >"$TMP/results/$round-$mix-$side.json"
+  echo $(( $(cpu_ticks "${PID[$side]}") - c0 )) >"$TMP/results/$round-$mix-$side.cpu"
   cut -d' ' -f1 /proc/loadavg >>"$TMP/loadavg"
 }
 
@@ -117,13 +129,19 @@ echo "# Audit log on vs off: $("$BIN" version), $NCPU cores, $(uname -sr)"
 echo "# AUDIT_ROUNDS=$ROUNDS AUDIT_DURATION=$DURATION AUDIT_WARMUP=$WARMUP BENCH_TLS_MAX=$TLS_MAX BENCH_LOAD_PROCS=$LOAD_PROCS"
 echo "# load average (1/5/15 min) before: $LOAD_BEFORE; after: $LOAD_AFTER; 1-min after each run: $(paste -sd' ' "$TMP/loadavg")"
 echo "# audit.log at the end: $AUDIT_BYTES bytes"
-"$PYTHON" - "$TMP/results" "$ROUNDS" "${MIXES[@]}" <<'EOF'
+"$PYTHON" - "$TMP/results" "$ROUNDS" "$(getconf CLK_TCK)" "${MIXES[@]}" <<'EOF'
 import json, os, statistics, sys
 
-folder, rounds, mixes = sys.argv[1], int(sys.argv[2]), [m.split()[0] for m in sys.argv[3:]]
+folder, rounds, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+mixes = [m.split()[0] for m in sys.argv[4:]]
 def load(r, mix, side):
     with open(os.path.join(folder, f"{r}-{mix}-{side}.json")) as f:
-        return json.load(f)
+        res = json.load(f)
+    with open(os.path.join(folder, f"{r}-{mix}-{side}.cpu")) as f:
+        ticks = int(f.read())
+    # CPU over the whole run; requests over the whole run at the measured rate.
+    res["cpu_us_per_op"] = ticks / hz * 1e6 / max(1.0, res["ops_per_sec"] * (res["seconds"] + res["warmup_seconds"]))
+    return res
 print(f"{'mix':<8} {'ops/s on':>10} {'ops/s off':>10} {'on/off':>7}   {'p99 on':>8} {'p99 off':>8} {'on/off':>7}   errors  per-round ops/s on/off")
 for mix in mixes:
     runs = {s: [load(r, mix, s) for r in range(1, rounds + 1)] for s in ("on", "off")}
@@ -137,4 +155,9 @@ for mix in mixes:
     print(f"{mix:<8} {mo:>10.0f} {mf:>10.0f} {mo / mf:>7.3f}   {po:>6.2f}ms {pf:>6.2f}ms {po / pf if pf else 0:>7.3f}   {errs:>6}  {per}")
     print(f"{'':<8} on  ops/s by round: {' '.join(f'{v:.0f}' for v in ops['on'])}")
     print(f"{'':<8} off ops/s by round: {' '.join(f'{v:.0f}' for v in ops['off'])}")
+    cpu = {s: [x["cpu_us_per_op"] for x in runs[s]] for s in runs}
+    co, cf = statistics.median(cpu["on"]), statistics.median(cpu["off"])
+    cr = [a / b for a, b in zip(cpu["on"], cpu["off"])]
+    print(f"{'':<8} server CPU per request: on {co:.1f}us, off {cf:.1f}us, on/off {co / cf:.3f}; "
+          f"per round {' '.join(f'{v:.3f}' for v in cr)} (median {statistics.median(cr):.3f})")
 EOF
