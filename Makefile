@@ -8,7 +8,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TESTCASES ?= ../shared/kmip-testcases
 FUZZTIME  ?= 60s
 
-.PHONY: all build run test test-go test-interop test-conformance vet fmt fuzz bench barbican-e2e clean test-cluster-long bench-cluster
+.PHONY: all build run test test-go test-interop test-conformance vet fmt fuzz bench barbican-e2e clean test-cluster-long bench-cluster bench-audit
 
 all: build
 
@@ -54,6 +54,13 @@ clean:
 # kmipd and PyKMIP's server side by side (issue 6); BENCH_ROUNDS, BENCH_DURATION and BENCH_WARMUP: see scripts/bench.sh.
 bench: build
 	./scripts/bench.sh $(BIN)
+
+# What the audit log costs (issue 18): two kmipd dev servers, -audit on and
+# off, the same Get and Create loads against each, alternating which goes
+# first; medians, the on/off ratio and every round's ratio. AUDIT_ROUNDS
+# (5), AUDIT_DURATION (10s), AUDIT_WARMUP (2s): see scripts/audit-cost.sh.
+bench-audit: build
+	./scripts/audit-cost.sh $(BIN)
 
 # Barbican 15's real API (gunicorn, MariaDB) in front of kmipd and of its own
 # p11_crypto, on one HSM capped at 8 sessions (issue 19): a table of requests

@@ -42,7 +42,8 @@ import (
 // Logger receives one Event per KMIP batch item. Log may block while the
 // sink is behind (it never drops an event to keep going) and returns
 // an error only when the event was not taken: the sink is closed, or ctx
-// ended while waiting. Log owns e's slices once called.
+// ended while waiting. Log does not keep e's slices after it returns:
+// the caller reuses them (the Sink encodes e before returning).
 type Logger interface {
 	Log(ctx context.Context, e Event) error
 }

@@ -25,8 +25,8 @@ type chain struct {
 	prev [sha256.Size]byte
 }
 
-// A line is a head, which only the chain can write, and a body, which can be
-// encoded before the chain is locked:
+// A line is a head, which only the chain can write, and a body, which the
+// caller encodes on its own (the Sink's writer chains it later):
 //
 //	head: {"seq":N,"prev":"…"
 //	body: ,"time":"…",…}

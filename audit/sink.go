@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -52,12 +53,15 @@ const (
 
 // Sink writes events as hash-chained JSON lines (see the package comment).
 //
-// Log encodes the event on the caller's goroutine and appends it to a
-// buffer under a short lock (the hash chain needs one order); one writer
-// goroutine writes the buffer out every FlushBytes or FlushInterval. So a
-// request never waits on disk I/O unless MaxPending bytes are waiting, and
-// no goroutine is woken per event: handing each event to the writer through
-// a channel, and the writer's wake-ups, cost more CPU than the line itself.
+// Log encodes the event's body on the caller's goroutine and appends it to a
+// buffer under a short lock: a copy, nothing more. One writer goroutine,
+// which owns the chain, takes the buffer every FlushBytes or FlushInterval,
+// gives each body its head (seq and prev) and hash in the buffer's order,
+// and writes the lines out. So a request never waits on disk I/O unless
+// MaxPending bytes are waiting, nor on another request's hashing (under
+// load, SHA-256 under the lock made requests queue for it), and no
+// goroutine is woken per event: handing each event to the writer through a
+// channel, and the writer's wake-ups, cost more CPU than the line itself.
 type Sink struct {
 	log  hclog.Logger
 	opts Options
@@ -67,10 +71,9 @@ type Sink struct {
 	// read lock, so once Close holds the write lock nothing more is handed.
 	life sync.RWMutex
 
-	mu     sync.Mutex // the chain and what Log appends
+	mu     sync.Mutex // what Log appends
 	closed bool
-	chain  chain
-	buf    []byte        // encoded lines the writer has not taken
+	buf    []byte        // line bodies the writer has not taken, each ending in '\n'
 	held   int           // bytes the writer has taken but not written
 	room   chan struct{} // closed when bytes were written; nil if no Log waits
 	kick   chan struct{} // buf reached FlushBytes (capacity 1)
@@ -80,6 +83,8 @@ type Sink struct {
 	done chan struct{}
 
 	// Owned by the writer goroutine (by Open and NewStream before it starts).
+	chain    chain  // the last line chained: only the writer adds lines
+	taken    []byte // buf's spare: the writer swaps the two
 	w        io.Writer
 	f        *os.File // nil for a stream
 	chunk    int      // largest single Write, cut at a line end; 0: no limit
@@ -147,7 +152,7 @@ func newSink(w io.Writer, opts Options, log hclog.Logger) *Sink {
 		log: log, opts: opts, w: w,
 		kick: make(chan struct{}, 1), ctl: make(chan func()),
 		stop: make(chan struct{}), done: make(chan struct{}),
-		buf: make([]byte, 0, size), out: make([]byte, 0, size),
+		buf: make([]byte, 0, size), taken: make([]byte, 0, size), out: make([]byte, 0, size),
 	}
 }
 
@@ -165,7 +170,9 @@ func (s *Sink) Log(ctx context.Context, e Event) error {
 	return err
 }
 
-// append chains one line with body and adds it to buf.
+// append adds body, a line without its head, to buf for the writer to
+// chain. body holds no '\n' (appendString escapes it), so the '\n' after it
+// marks where it ends.
 func (s *Sink) append(ctx context.Context, body []byte) error {
 	s.mu.Lock()
 	// Room takes the line even when ctx has already ended (a request that
@@ -187,7 +194,7 @@ func (s *Sink) append(ctx context.Context, body []byte) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	s.buf = s.chain.appendLine(s.buf, body)
+	s.buf = append(append(s.buf, body...), '\n')
 	full := len(s.buf) >= s.opts.FlushBytes
 	s.mu.Unlock()
 	if full {
@@ -273,21 +280,27 @@ func (s *Sink) run() {
 	}
 }
 
-// take moves what Log appended to out, the writer's own buffer; with a
-// control record (what) after it unless what is "".
+// take chains what Log appended into out, the writer's own buffer; with a
+// control record (what) after it unless what is "". Only the swap of
+// buffers is under the lock: Log goes on appending while the writer hashes.
 func (s *Sink) take(what string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.out) == 0 {
-		s.out, s.buf = s.buf, s.out[:0]
-	} else {
-		s.out = append(s.out, s.buf...)
-		s.buf = s.buf[:0]
+	bodies := s.buf
+	s.buf = s.taken[:0]
+	s.held = len(s.out) + len(bodies) // still waiting, until written
+	s.mu.Unlock()
+	for rest := bodies; len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n')
+		s.out = s.chain.appendLine(s.out, rest[:i])
+		rest = rest[i+1:]
 	}
+	s.taken = bodies[:0]
 	if what != "" {
 		s.out = s.chain.appendControl(s.out, time.Now(), what)
 	}
+	s.mu.Lock()
 	s.held = len(s.out)
+	s.mu.Unlock()
 }
 
 // write writes every line logged so far.
@@ -414,18 +427,15 @@ func (s *Sink) reopen() error {
 		s.log.Warn("the new audit log file is not empty; appending to it", "path", s.path, "bytes", ni.Size())
 	}
 	// The close record ends the old file; the open record, chained right
-	// after it under the same lock, starts the new one before any line
-	// logged meanwhile.
-	s.mu.Lock()
-	s.out = append(s.out, s.buf...)
-	s.buf = s.buf[:0]
-	now := time.Now()
-	s.out = s.chain.appendControl(s.out, now, "close")
+	// after it, starts the new one before any line logged meanwhile (those
+	// wait in buf for the next take).
+	s.take("close")
 	cut := len(s.out)
-	s.out = s.chain.appendControl(s.out, now, "open")
+	s.out = s.chain.appendControl(s.out, time.Now(), "open")
+	s.mu.Lock()
 	s.held = len(s.out)
-	seq := s.chain.seq
 	s.mu.Unlock()
+	seq := s.chain.seq
 	rest := append([]byte(nil), s.out[cut:]...)
 	s.out = s.out[:cut]
 	// What the old file does not take goes to the new one: the chain stays

@@ -19,6 +19,9 @@ import (
 type auditBatch struct {
 	items []auditItem
 	one   [1]auditItem // items' first backing array: most batches have one item
+	// uids backs every item's lists, so that recording allocates nothing in
+	// the steady state: the Logger does not keep an event's slices.
+	uids []string
 }
 
 // auditBatches recycles auditBatch: emitAudit copies everything out.
@@ -39,7 +42,7 @@ func (p *Processor) newAuditBatch() *auditBatch {
 		return nil
 	}
 	ab := auditBatches.Get().(*auditBatch)
-	ab.items = ab.one[:0]
+	ab.items, ab.uids = ab.one[:0], ab.uids[:0]
 	return ab
 }
 
@@ -60,13 +63,22 @@ func (ab *auditBatch) record(it, resp *tree.Node, start time.Time) {
 		// not promised to stay as they are once Process returns.
 		a.batchID = append([]byte(nil), id.Bytes[:min(len(id.Bytes), maxAuditBatchID)]...)
 	}
-	// One backing array for both lists.
-	uids := collectUIDs(it.Child(kmip14.TagRequestPayload), make([]string, 0, 2), &a.omitted)
+	// One backing array for every list of the batch; each item's lists are
+	// capped at their ends, so that the next item's appends (or a larger
+	// array when they grow it) leave them as they are.
+	from := len(ab.uids)
+	limit := from + 2*audit.MaxUIDs
+	uids := collectUIDs(it.Child(kmip14.TagRequestPayload), ab.uids, limit, &a.omitted)
 	n := len(uids)
-	uids = collectUIDs(resp.Child(kmip14.TagResponsePayload), uids, &a.omitted)
-	a.reqUIDs, a.respUIDs = uids[:n:n], uids[n:]
+	uids = collectUIDs(resp.Child(kmip14.TagResponsePayload), uids, limit, &a.omitted)
+	a.reqUIDs, a.respUIDs = uids[from:n:n], uids[n:len(uids):len(uids)]
+	ab.uids = uids
 	ab.items = append(ab.items, a)
 }
+
+// maxPooledUIDs bounds the uids array a pooled auditBatch keeps: a large
+// batch's stays with it, not in the pool.
+const maxPooledUIDs = 256
 
 // maxAuditBatchID is as much of a Unique Batch Item ID as a line shows.
 const maxAuditBatchID = 64
@@ -77,9 +89,9 @@ var uidTags = [...]ttlv.Tag{kmip14.TagUniqueIdentifier, kmip14.TagPrivateKeyUniq
 
 // collectUIDs appends the text values of uidTags anywhere in n (a Get's
 // wrapping key sits in Key Wrapping Specification), out holding at most
-// 2*audit.MaxUIDs (request and response), and counts the rest in omitted.
-// The sink cuts each list to audit.MaxUIDs.
-func collectUIDs(n *tree.Node, out []string, omitted *int) []string {
+// limit (an item's request and response lists take 2*audit.MaxUIDs), and
+// counts the rest in omitted. The sink cuts each list to audit.MaxUIDs.
+func collectUIDs(n *tree.Node, out []string, limit int, omitted *int) []string {
 	if n == nil {
 		return out
 	}
@@ -88,9 +100,9 @@ func collectUIDs(n *tree.Node, out []string, omitted *int) []string {
 		case c.Tag == kmip14.TagAttribute || c.Tag == kmip14.TagKeyBlock:
 			// Attribute values and key material are not walked at all.
 		case c.Type == ttlv.TypeStructure:
-			out = collectUIDs(c, out, omitted)
+			out = collectUIDs(c, out, limit, omitted)
 		case c.Type == ttlv.TypeTextString && (c.Tag == uidTags[0] || c.Tag == uidTags[1] || c.Tag == uidTags[2]):
-			if len(out) < 2*audit.MaxUIDs {
+			if len(out) < limit {
 				out = append(out, c.Text)
 			} else {
 				*omitted++
@@ -115,7 +127,11 @@ func (p *Processor) emitAudit(ctx context.Context, ab *auditBatch, c Caller, v v
 			p.log.Error("panic while auditing; audit events of this request lost", "panic_type", fmt.Sprintf("%T", r), "caller", c.CommonName)
 		}
 		clear(ab.items) // nothing of this request stays reachable from the pool
+		clear(ab.uids)
 		ab.items = nil
+		if cap(ab.uids) > maxPooledUIDs {
+			ab.uids = nil
+		}
 		auditBatches.Put(ab)
 	}()
 	var ver string
