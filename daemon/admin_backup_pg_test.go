@@ -3,18 +3,13 @@ package daemon_test
 import (
 	"bytes"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/kmipd/kmipd/admin"
 	"github.com/kmipd/kmipd/backup"
 	"github.com/kmipd/kmipd/daemon"
-	"github.com/kmipd/kmipd/hsm"
 	"github.com/kmipd/kmipd/kmipops"
 	"github.com/kmipd/kmipd/storage"
 	"github.com/kmipd/kmipd/storage/pgtest"
@@ -30,22 +25,8 @@ func TestAdminBackupRestorePostgres(t *testing.T) {
 	c, hc := testConfig(t)
 	c.Storage.Backend = daemon.BackendPostgres
 	c.Storage.Postgres = &daemon.PostgresConfig{URL: daemon.Secret(src)}
-	sockDir, err := os.MkdirTemp("", "kadm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	c.Admin.Socket = filepath.Join(sockDir, "admin.sock")
-	h, err := hsm.Open(t.Context(), hc, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	d, err := daemon.BuildWith(t.Context(), c, nil, daemon.Hooks{HSM: h})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	adminSocket(t, c)
+	h, d := buildOnHSM(t, c, hc)
 
 	const owners = 3
 	seedKeys(t, d, owners, 10)

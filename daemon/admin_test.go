@@ -40,13 +40,27 @@ type adminEnv struct {
 func startAdmin(t *testing.T) *adminEnv {
 	t.Helper()
 	c, hc := testConfig(t)
-	// Unix socket paths are short (108 bytes); TempDir's may not be.
+	adminSocket(t, c)
+	h, d := buildOnHSM(t, c, hc)
+	return &adminEnv{c: c, h: h, d: d}
+}
+
+// adminSocket points c's admin socket into a fresh directory the test
+// removes. Unix socket paths are short (108 bytes); TempDir's may not be.
+func adminSocket(t *testing.T, c *daemon.Config) {
+	t.Helper()
 	sockDir, err := os.MkdirTemp("", "kadm")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
 	c.Admin.Socket = filepath.Join(sockDir, "admin.sock")
+}
+
+// buildOnHSM opens the HSM hc names and builds the daemon on c with it; the
+// test closes both at its end.
+func buildOnHSM(t *testing.T, c *daemon.Config, hc hsm.Config) (*hsm.HSM, *daemon.Daemon) {
+	t.Helper()
 	h, err := hsm.Open(t.Context(), hc, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +71,7 @@ func startAdmin(t *testing.T) *adminEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	return &adminEnv{c: c, h: h, d: d}
+	return h, d
 }
 
 func caller(i int) kmipops.Caller {
