@@ -5,9 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/kmipd/kmipd/admin"
 	"github.com/kmipd/kmipd/backup"
 	"github.com/kmipd/kmipd/daemon"
 	"github.com/kmipd/kmipd/kmipops"
@@ -30,20 +28,7 @@ func TestAdminBackupRestorePostgres(t *testing.T) {
 
 	const owners = 3
 	seedKeys(t, d, owners, 10)
-	cl := startLoad(t.Context(), d, owners)
-	time.Sleep(50 * time.Millisecond)
-	var buf bytes.Buffer
-	if _, err := admin.Call(t.Context(), c.Admin.Socket, "backup", nil, nil, &buf); err != nil {
-		t.Fatal(err)
-	}
-	failed, firstErr := cl.stop()
-	if failed != 0 {
-		t.Fatalf("%d requests failed during the backup, e.g. %v", failed, firstErr)
-	}
-	_, recs, err := backup.Read(bytes.NewReader(buf.Bytes()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	buf, recs := backupUnderLoad(t, d, c.Admin.Socket, owners)
 	// Consistent: every object's owner has its pKEK record in the backup.
 	want := map[string][]byte{}
 	pkeks := map[string]bool{}

@@ -268,18 +268,15 @@ func TestAdminStatusAndErrors(t *testing.T) {
 	}
 }
 
-// TestAdminBackupRestore: a backup taken while clients create and read keys
-// restores into a fresh store with every object identical through KMIP
-// Get; a non-empty store and another token's HSM are refused with nothing
-// written.
-func TestAdminBackupRestore(t *testing.T) {
-	e := startAdmin(t)
-	const owners = 3
-	seedKeys(t, e.d, owners, 10)
-	cl := startLoad(t.Context(), e.d, owners)
+// backupUnderLoad takes an admin backup through socket while clients of
+// owners owners create and read keys on d, and reads it back; it fails the
+// test if any client request fails meanwhile.
+func backupUnderLoad(t *testing.T, d *daemon.Daemon, socket string, owners int) (*bytes.Buffer, []backup.Record) {
+	t.Helper()
+	cl := startLoad(t.Context(), d, owners)
 	time.Sleep(50 * time.Millisecond)
 	var buf bytes.Buffer
-	if _, err := admin.Call(t.Context(), e.c.Admin.Socket, "backup", nil, nil, &buf); err != nil {
+	if _, err := admin.Call(t.Context(), socket, "backup", nil, nil, &buf); err != nil {
 		t.Fatal(err)
 	}
 	failed, firstErr := cl.stop()
@@ -290,6 +287,18 @@ func TestAdminBackupRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &buf, recs
+}
+
+// TestAdminBackupRestore: a backup taken while clients create and read keys
+// restores into a fresh store with every object identical through KMIP
+// Get; a non-empty store and another token's HSM are refused with nothing
+// written.
+func TestAdminBackupRestore(t *testing.T) {
+	e := startAdmin(t)
+	const owners = 3
+	seedKeys(t, e.d, owners, 10)
+	buf, recs := backupUnderLoad(t, e.d, e.c.Admin.Socket, owners)
 	// What the backup holds, read through KMIP before the server goes.
 	want := map[string][]byte{}
 	for _, r := range recs {
