@@ -74,19 +74,5 @@ func TestAdminBackupRestorePostgres(t *testing.T) {
 	c2 := *c
 	c2.Storage.Postgres = &daemon.PostgresConfig{URL: daemon.Secret(dst)}
 	c2.Admin = nil
-	d2, err := daemon.BuildWith(t.Context(), &c2, nil, daemon.Hooks{HSM: h})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d2.Close()
-	for id, k := range want {
-		owner, uid, _ := strings.Cut(id, "/")
-		got, err := getKey(t.Context(), d2, kmipops.Caller{Identity: owner, CommonName: "x"}, uid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, k) || len(k) != 32 {
-			t.Fatalf("%s differs after restore", id)
-		}
-	}
+	servesRestored(t, &c2, h, want)
 }

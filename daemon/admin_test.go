@@ -367,14 +367,22 @@ func TestAdminBackupRestore(t *testing.T) {
 	c2 := *e.c
 	c2.Storage.Path = fresh
 	c2.Admin = nil
-	d2, err := daemon.BuildWith(t.Context(), &c2, nil, daemon.Hooks{HSM: e.h})
+	servesRestored(t, &c2, e.h, want)
+}
+
+// servesRestored builds a daemon on c with h and fails the test unless
+// every object of want (by "owner/uid") reads back through KMIP Get byte for
+// byte, as a 32-byte key.
+func servesRestored(t *testing.T, c *daemon.Config, h *hsm.HSM, want map[string][]byte) {
+	t.Helper()
+	d, err := daemon.BuildWith(t.Context(), c, nil, daemon.Hooks{HSM: h})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d2.Close()
+	defer d.Close()
 	for id, k := range want {
 		owner, uid, _ := strings.Cut(id, "/")
-		got, err := getKey(t.Context(), d2, kmipops.Caller{Identity: owner, CommonName: "x"}, uid)
+		got, err := getKey(t.Context(), d, kmipops.Caller{Identity: owner, CommonName: "x"}, uid)
 		if err != nil {
 			t.Fatal(err)
 		}
