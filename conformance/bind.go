@@ -143,6 +143,24 @@ func placeholder(s string) (name string, off time.Duration) {
 // responses, never bound, because every occurrence is a different instant.
 func isTime(name string) bool { return name == "NOW" }
 
+// payloadPlaceholder is the name of the placeholder an expected batch item's
+// payload gives as its Unique Identifier: the object the item is about, as
+// an earlier operation of the case bound it.
+func payloadPlaceholder(exp *Node) (name string, ok bool) {
+	for _, c := range exp.Children {
+		if c.Tag != kmip14.TagResponsePayload {
+			continue
+		}
+		for _, p := range c.Children {
+			if p.Tag == kmip14.TagUniqueIdentifier && p.Placeholder != "" {
+				name, _ := placeholder(p.Placeholder)
+				return name, true
+			}
+		}
+	}
+	return "", false
+}
+
 // Resolve builds the concrete request tree, substituting bound values and
 // generating the current time for $NOW. An unbound placeholder is an error:
 // the response that should have carried it did not.

@@ -349,6 +349,24 @@ func checkRandom(path string, e *Node, g *tree.Node) *Mismatch {
 // CreateKeyPair items are read; parameters set later (Add/Modify Attribute)
 // are not tracked, which can only leave a comparison strict.
 func (b *Bindings) learnParams(req, resp *tree.Node) {
+	succeeded(req, resp, func(ri, gi *tree.Node) {
+		op, _ := ri.Child(kmip14.TagOperation).EnumValue()
+		rp, gp := ri.Child(kmip14.TagRequestPayload), gi.Child(kmip14.TagResponsePayload)
+		switch kmip14.Operation(op) {
+		case kmip14.OperationRegister, kmip14.OperationCreate:
+			b.setParams(gp.Child(kmip14.TagUniqueIdentifier), rp.Child(kmip14.TagTemplateAttribute))
+		case kmip14.OperationCreateKeyPair:
+			common := rp.Child(kmip14.TagCommonTemplateAttribute)
+			b.setParams(gp.Child(kmip14.TagPublicKeyUniqueIdentifier), rp.Child(kmip14.TagPublicKeyTemplateAttribute), common)
+			b.setParams(gp.Child(kmip14.TagPrivateKeyUniqueIdentifier), rp.Child(kmip14.TagPrivateKeyTemplateAttribute), common)
+		}
+	})
+}
+
+// succeeded calls fn with each request batch item and its response item, in
+// item order, for the items that succeeded. Either message may be nil; a
+// response with fewer items ends the walk.
+func succeeded(req, resp *tree.Node, fn func(ri, gi *tree.Node)) {
 	if req == nil || resp == nil {
 		return
 	}
@@ -361,16 +379,7 @@ func (b *Bindings) learnParams(req, resp *tree.Node) {
 		if s, ok := gi.Child(kmip14.TagResultStatus).EnumValue(); !ok || s != uint32(kmip14.ResultStatusSuccess) {
 			continue
 		}
-		op, _ := ri.Child(kmip14.TagOperation).EnumValue()
-		rp, gp := ri.Child(kmip14.TagRequestPayload), gi.Child(kmip14.TagResponsePayload)
-		switch kmip14.Operation(op) {
-		case kmip14.OperationRegister, kmip14.OperationCreate:
-			b.setParams(gp.Child(kmip14.TagUniqueIdentifier), rp.Child(kmip14.TagTemplateAttribute))
-		case kmip14.OperationCreateKeyPair:
-			common := rp.Child(kmip14.TagCommonTemplateAttribute)
-			b.setParams(gp.Child(kmip14.TagPublicKeyUniqueIdentifier), rp.Child(kmip14.TagPublicKeyTemplateAttribute), common)
-			b.setParams(gp.Child(kmip14.TagPrivateKeyUniqueIdentifier), rp.Child(kmip14.TagPrivateKeyTemplateAttribute), common)
-		}
+		fn(ri, gi)
 	}
 }
 

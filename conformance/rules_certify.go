@@ -88,16 +88,6 @@ func sameShape(path string, e *Node, g *tree.Node) *Mismatch {
 // issuedItem reports whether an expected batch item is about a certificate
 // the server issued earlier in the case.
 func issuedItem(exp *Node, b *Bindings) bool {
-	for _, c := range exp.Children {
-		if c.Tag != kmip14.TagResponsePayload {
-			continue
-		}
-		for _, p := range c.Children {
-			if p.Tag == kmip14.TagUniqueIdentifier && p.Placeholder != "" {
-				name, _ := placeholder(p.Placeholder)
-				return b.Issued[name]
-			}
-		}
-	}
-	return false
+	name, ok := payloadPlaceholder(exp)
+	return ok && b.Issued[name]
 }

@@ -154,21 +154,10 @@ func rsaPrivateKey(der []byte) (k *rsa.PrivateKey, format int) {
 // before the response is compared, so an Add or Modify Attribute answer
 // echoing the client's date is exact.
 func (b *Bindings) learnActivations(req, resp *tree.Node) {
-	if req == nil || resp == nil {
-		return
-	}
-	items := resp.All(kmip14.TagBatchItem)
-	for i, ri := range req.All(kmip14.TagBatchItem) {
-		if i >= len(items) {
-			return
-		}
-		gi := items[i]
-		if s, ok := gi.Child(kmip14.TagResultStatus).EnumValue(); !ok || s != uint32(kmip14.ResultStatusSuccess) {
-			continue
-		}
+	succeeded(req, resp, func(ri, gi *tree.Node) {
 		uid, ok := gi.Path(kmip14.TagResponsePayload, kmip14.TagUniqueIdentifier).TextValue()
 		if !ok {
-			continue
+			return
 		}
 		op, _ := ri.Child(kmip14.TagOperation).EnumValue()
 		switch kmip14.Operation(op) {
@@ -180,7 +169,7 @@ func (b *Bindings) learnActivations(req, resp *tree.Node) {
 				delete(b.Activated, uid)
 			}
 		}
-	}
+	})
 }
 
 // serverActivated reports whether the object a response batch item is

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/ttlv"
 
 	"github.com/kmipd/kmipd/kmipops/tree"
@@ -25,18 +24,8 @@ import (
 // a Create Split Key of the case returned: its payload's Unique Identifier
 // is a placeholder bound by that operation.
 func splitPartItem(exp *Node, b *Bindings) bool {
-	for _, c := range exp.Children {
-		if c.Tag != kmip14.TagResponsePayload {
-			continue
-		}
-		for _, p := range c.Children {
-			if p.Tag == kmip14.TagUniqueIdentifier && p.Placeholder != "" {
-				name, _ := placeholder(p.Placeholder)
-				return b.SplitParts[name]
-			}
-		}
-	}
-	return false
+	name, ok := payloadPlaceholder(exp)
+	return ok && b.SplitParts[name]
 }
 
 // splitKeyMaterial is the path of a Split Key object's key material in a

@@ -3,18 +3,11 @@ package daemon_test
 import (
 	"bytes"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/hashicorp/go-hclog"
-
-	"github.com/kmipd/kmipd/admin"
 	"github.com/kmipd/kmipd/backup"
 	"github.com/kmipd/kmipd/daemon"
-	"github.com/kmipd/kmipd/hsm"
 	"github.com/kmipd/kmipd/kmipops"
 	"github.com/kmipd/kmipd/storage"
 	"github.com/kmipd/kmipd/storage/pgtest"
@@ -30,39 +23,12 @@ func TestAdminBackupRestorePostgres(t *testing.T) {
 	c, hc := testConfig(t)
 	c.Storage.Backend = daemon.BackendPostgres
 	c.Storage.Postgres = &daemon.PostgresConfig{URL: daemon.Secret(src)}
-	sockDir, err := os.MkdirTemp("", "kadm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	c.Admin.Socket = filepath.Join(sockDir, "admin.sock")
-	h, err := hsm.Open(t.Context(), hc, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	d, err := daemon.BuildWith(t.Context(), c, nil, daemon.Hooks{HSM: h})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	adminSocket(t, c)
+	h, d := buildOnHSM(t, c, hc)
 
 	const owners = 3
 	seedKeys(t, d, owners, 10)
-	cl := startLoad(t.Context(), d, owners)
-	time.Sleep(50 * time.Millisecond)
-	var buf bytes.Buffer
-	if _, err := admin.Call(t.Context(), c.Admin.Socket, "backup", nil, nil, &buf); err != nil {
-		t.Fatal(err)
-	}
-	failed, firstErr := cl.stop()
-	if failed != 0 {
-		t.Fatalf("%d requests failed during the backup, e.g. %v", failed, firstErr)
-	}
-	_, recs, err := backup.Read(bytes.NewReader(buf.Bytes()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	buf, recs := backupUnderLoad(t, d, c.Admin.Socket, owners)
 	// Consistent: every object's owner has its pKEK record in the backup.
 	want := map[string][]byte{}
 	pkeks := map[string]bool{}
@@ -108,19 +74,5 @@ func TestAdminBackupRestorePostgres(t *testing.T) {
 	c2 := *c
 	c2.Storage.Postgres = &daemon.PostgresConfig{URL: daemon.Secret(dst)}
 	c2.Admin = nil
-	d2, err := daemon.BuildWith(t.Context(), &c2, nil, daemon.Hooks{HSM: h})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d2.Close()
-	for id, k := range want {
-		owner, uid, _ := strings.Cut(id, "/")
-		got, err := getKey(t.Context(), d2, kmipops.Caller{Identity: owner, CommonName: "x"}, uid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, k) || len(k) != 32 {
-			t.Fatalf("%s differs after restore", id)
-		}
-	}
+	servesRestored(t, &c2, h, want)
 }

@@ -3,13 +3,9 @@ package daemon_test
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/kmipd/kmipd/admin"
 	"github.com/kmipd/kmipd/daemon"
@@ -28,12 +24,7 @@ type rotEnv struct {
 func startRot(t *testing.T) *rotEnv {
 	t.Helper()
 	c, hc := testConfig(t)
-	sockDir, err := os.MkdirTemp("", "kadm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	c.Admin.Socket = filepath.Join(sockDir, "admin.sock")
+	adminSocket(t, c)
 	e := &rotEnv{c: c, hc: hc}
 	e.open(t)
 	return e
@@ -42,17 +33,7 @@ func startRot(t *testing.T) *rotEnv {
 // open opens the HSM with e.hc's labels and builds the daemon on e.c.
 func (e *rotEnv) open(t *testing.T) {
 	t.Helper()
-	h, err := hsm.Open(t.Context(), e.hc, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	d, err := daemon.BuildWith(t.Context(), e.c, nil, daemon.Hooks{HSM: h})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	e.h, e.d = h, d
+	e.h, e.d = buildOnHSM(t, e.c, e.hc)
 }
 
 // restart closes the daemon and the HSM and opens both again.

@@ -40,13 +40,27 @@ type adminEnv struct {
 func startAdmin(t *testing.T) *adminEnv {
 	t.Helper()
 	c, hc := testConfig(t)
-	// Unix socket paths are short (108 bytes); TempDir's may not be.
+	adminSocket(t, c)
+	h, d := buildOnHSM(t, c, hc)
+	return &adminEnv{c: c, h: h, d: d}
+}
+
+// adminSocket points c's admin socket into a fresh directory the test
+// removes. Unix socket paths are short (108 bytes); TempDir's may not be.
+func adminSocket(t *testing.T, c *daemon.Config) {
+	t.Helper()
 	sockDir, err := os.MkdirTemp("", "kadm")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
 	c.Admin.Socket = filepath.Join(sockDir, "admin.sock")
+}
+
+// buildOnHSM opens the HSM hc names and builds the daemon on c with it; the
+// test closes both at its end.
+func buildOnHSM(t *testing.T, c *daemon.Config, hc hsm.Config) (*hsm.HSM, *daemon.Daemon) {
+	t.Helper()
 	h, err := hsm.Open(t.Context(), hc, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +71,7 @@ func startAdmin(t *testing.T) *adminEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	return &adminEnv{c: c, h: h, d: d}
+	return h, d
 }
 
 func caller(i int) kmipops.Caller {
@@ -254,18 +268,15 @@ func TestAdminStatusAndErrors(t *testing.T) {
 	}
 }
 
-// TestAdminBackupRestore: a backup taken while clients create and read keys
-// restores into a fresh store with every object identical through KMIP
-// Get; a non-empty store and another token's HSM are refused with nothing
-// written.
-func TestAdminBackupRestore(t *testing.T) {
-	e := startAdmin(t)
-	const owners = 3
-	seedKeys(t, e.d, owners, 10)
-	cl := startLoad(t.Context(), e.d, owners)
+// backupUnderLoad takes an admin backup through socket while clients of
+// owners owners create and read keys on d, and reads it back; it fails the
+// test if any client request fails meanwhile.
+func backupUnderLoad(t *testing.T, d *daemon.Daemon, socket string, owners int) (*bytes.Buffer, []backup.Record) {
+	t.Helper()
+	cl := startLoad(t.Context(), d, owners)
 	time.Sleep(50 * time.Millisecond)
 	var buf bytes.Buffer
-	if _, err := admin.Call(t.Context(), e.c.Admin.Socket, "backup", nil, nil, &buf); err != nil {
+	if _, err := admin.Call(t.Context(), socket, "backup", nil, nil, &buf); err != nil {
 		t.Fatal(err)
 	}
 	failed, firstErr := cl.stop()
@@ -276,6 +287,18 @@ func TestAdminBackupRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &buf, recs
+}
+
+// TestAdminBackupRestore: a backup taken while clients create and read keys
+// restores into a fresh store with every object identical through KMIP
+// Get; a non-empty store and another token's HSM are refused with nothing
+// written.
+func TestAdminBackupRestore(t *testing.T) {
+	e := startAdmin(t)
+	const owners = 3
+	seedKeys(t, e.d, owners, 10)
+	buf, recs := backupUnderLoad(t, e.d, e.c.Admin.Socket, owners)
 	// What the backup holds, read through KMIP before the server goes.
 	want := map[string][]byte{}
 	for _, r := range recs {
@@ -344,14 +367,22 @@ func TestAdminBackupRestore(t *testing.T) {
 	c2 := *e.c
 	c2.Storage.Path = fresh
 	c2.Admin = nil
-	d2, err := daemon.BuildWith(t.Context(), &c2, nil, daemon.Hooks{HSM: e.h})
+	servesRestored(t, &c2, e.h, want)
+}
+
+// servesRestored builds a daemon on c with h and fails the test unless
+// every object of want (by "owner/uid") reads back through KMIP Get byte for
+// byte, as a 32-byte key.
+func servesRestored(t *testing.T, c *daemon.Config, h *hsm.HSM, want map[string][]byte) {
+	t.Helper()
+	d, err := daemon.BuildWith(t.Context(), c, nil, daemon.Hooks{HSM: h})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d2.Close()
+	defer d.Close()
 	for id, k := range want {
 		owner, uid, _ := strings.Cut(id, "/")
-		got, err := getKey(t.Context(), d2, kmipops.Caller{Identity: owner, CommonName: "x"}, uid)
+		got, err := getKey(t.Context(), d, kmipops.Caller{Identity: owner, CommonName: "x"}, uid)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -345,6 +345,14 @@ func (b *Badger) Delete(ctx context.Context, key string) error {
 // List calls fn for each key under prefix in ascending order, with copied
 // values, from one read snapshot.
 func (b *Badger) List(ctx context.Context, prefix string, fn func(key string, value []byte) error) error {
+	return b.scan(ctx, "list", prefix, true, fn)
+}
+
+// scan walks the keys under prefix in ascending order from one read
+// snapshot, calling fn with each key and, if values is set, a copy of its
+// value (nil otherwise). fn's first error stops the walk and is returned
+// unchanged; badger's own errors are wrapped as op's.
+func (b *Badger) scan(ctx context.Context, op, prefix string, values bool, fn func(key string, value []byte) error) error {
 	if err := b.enter(ctx); err != nil {
 		return err
 	}
@@ -354,7 +362,8 @@ func (b *Badger) List(ctx context.Context, prefix string, fn func(key string, va
 	err := b.db.View(func(txn *badger.Txn) error {
 		io := badger.DefaultIteratorOptions
 		io.Prefix = p
-		// Values are copied one at a time; prefetching would copy ahead of fn.
+		// Values are copied one at a time, if at all; prefetching would copy
+		// ahead of fn.
 		io.PrefetchValues = false
 		it := txn.NewIterator(io)
 		defer it.Close()
@@ -363,12 +372,15 @@ func (b *Badger) List(ctx context.Context, prefix string, fn func(key string, va
 				return fmt.Errorf("storage: %w", err)
 			}
 			item := it.Item()
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if v == nil {
-				v = []byte{}
+			var v []byte
+			if values {
+				var err error
+				if v, err = item.ValueCopy(nil); err != nil {
+					return err
+				}
+				if v == nil {
+					v = []byte{}
+				}
 			}
 			if err := fn(string(item.Key()), v); err != nil {
 				fnErr = err
@@ -381,7 +393,7 @@ func (b *Badger) List(ctx context.Context, prefix string, fn func(key string, va
 		return fnErr // the caller's own error, unchanged
 	}
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		return b.wrap("list", prefix, err)
+		return b.wrap(op, prefix, err)
 	}
 	return err
 }
