@@ -38,21 +38,13 @@ NCPU="$(nproc)"
 LOAD_PROCS="${BENCH_LOAD_PROCS:-$(( NCPU / 2 > 0 ? NCPU / 2 : 1 ))}"
 IFS=';' read -r -a MIXES <<<"${AUDIT_MIXES:-get persistent 32;create persistent 16}"
 PYTHON=/usr/bin/python3
+ME=audit-cost.sh
+. "$ROOT/scripts/servers.sh"
 
 [ -x "$BIN" ] || { echo "audit-cost.sh: $BIN not found; run make build" >&2; exit 1; }
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/kmipd-audit-cost.XXXXXX")"
 declare -A PID=() PORT=() TPORT=()
 
-stop_group() { # pid: SIGTERM the process group, SIGKILL after 10s
-  local pid="$1" i
-  [ -n "$pid" ] || return 0
-  kill -TERM -- "-$pid" 2>/dev/null || return 0
-  for i in $(seq 100); do
-    kill -0 -- "-$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL -- "-$pid" 2>/dev/null || true
-}
 cleanup() {
   local side
   for side in "${!PID[@]}"; do stop_group "${PID[$side]}"; done
@@ -60,22 +52,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_ports() { # n: n loopback ports free a moment ago, bound together so they differ
-  "$PYTHON" -c 'import socket,sys; s=[socket.socket() for _ in range(int(sys.argv[1]))]; [x.bind(("127.0.0.1", 0)) for x in s]; print(" ".join(str(x.getsockname()[1]) for x in s))' "$1"
-}
-
-wait_port() { # port pid log: until the port accepts, or fail if pid died
-  local port="$1" pid="$2" log="$3" i
-  for i in $(seq 600); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "audit-cost.sh: server exited before listening on $port:" >&2; tail -n 30 "$log" >&2; return 1
-    fi
-    sleep 0.1
-  done
-  echo "audit-cost.sh: nothing listening on $port after 60s:" >&2; tail -n 30 "$log" >&2; return 1
-}
 
 read -r PORT[on] TPORT[on] PORT[off] TPORT[off] < <(free_ports 4)
 for side in on off; do

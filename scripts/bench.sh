@@ -51,6 +51,8 @@ LOAD_PROCS="${BENCH_LOAD_PROCS:-$(( NCPU / 2 > 0 ? NCPU / 2 : 1 ))}"
 # Always the system Python: the python3 on PATH may be a pyenv without the
 # Debian python3-pykmip modules.
 PYTHON=/usr/bin/python3
+ME=bench.sh
+. "$ROOT/scripts/servers.sh"
 PYKMIP_SERVER=/usr/bin/pykmip-server
 
 # Scenarios: mix mode workers [extra bench flags, for both servers]. Encrypt
@@ -67,16 +69,6 @@ SCENARIOS=(
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/kmipd-bench.XXXXXX")"
 KMIPD_PID="" PYKMIP_PID=""
 
-stop_group() { # pid: SIGTERM the process group, SIGKILL after 10s
-  local pid="$1" i
-  [ -n "$pid" ] || return 0
-  kill -TERM -- "-$pid" 2>/dev/null || return 0
-  for i in $(seq 100); do
-    kill -0 -- "-$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL -- "-$pid" 2>/dev/null || true
-}
 cleanup() {
   stop_group "$PYKMIP_PID"
   stop_group "$KMIPD_PID"
@@ -84,22 +76,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_ports() { # n: n loopback ports free a moment ago, bound together so they differ
-  "$PYTHON" -c 'import socket,sys; s=[socket.socket() for _ in range(int(sys.argv[1]))]; [x.bind(("127.0.0.1", 0)) for x in s]; print(" ".join(str(x.getsockname()[1]) for x in s))' "$1"
-}
-
-wait_port() { # port pid log: until the port accepts, or fail if pid died
-  local port="$1" pid="$2" log="$3" i
-  for i in $(seq 600); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "bench.sh: server exited before listening on $port:" >&2; tail -n 30 "$log" >&2; return 1
-    fi
-    sleep 0.1
-  done
-  echo "bench.sh: nothing listening on $port after 60s:" >&2; tail -n 30 "$log" >&2; return 1
-}
 
 # kmipd: dev mode makes the token, the master keys and the PKI under TMP.
 read -r KPORT TPORT < <(free_ports 2)
