@@ -127,7 +127,7 @@ func (c *comparer) node(path string, e *Node, g *tree.Node, enumTag ttlv.Tag) *M
 		return c.within(path, e.Placeholder, off, g, enumTag)
 	}
 	if c.pending && rebinds(e.Tag) {
-		delete(c.b.Values, name)
+		c.b.unbind(e.Placeholder)
 	}
 	made := c.freshlyMade(e.Tag, g) // before bind: whether the value is new to the case
 	bound, ok := c.b.bind(e.Placeholder, g)
@@ -258,9 +258,8 @@ func (c *comparer) children(path string, exp *Node, got *tree.Node) *Mismatch {
 		if g.Tag != e.Tag {
 			return &Mismatch{Path: p, Expected: describe(e, enumFor(e.Tag, attrTag)), Got: tree.TagName(g.Tag) + " = " + format(g, g.Tag) + " in its place"}
 		}
-		if exp.Tag == kmip14.TagResponsePayload && c.newStream && rebindsStream(e.Tag) && e.Placeholder != "" {
-			name, _ := placeholder(e.Placeholder)
-			delete(c.b.Values, name)
+		if exp.Tag == kmip14.TagResponsePayload && c.newStream && rebindsStream(e.Tag) {
+			c.b.unbind(e.Placeholder)
 		}
 		var m *Mismatch
 		switch {

@@ -100,13 +100,26 @@ func rebinds(tag ttlv.Tag) bool { return tag == kmip14.TagAsynchronousCorrelatio
 
 // unbindPending forgets the correlation placeholders of a pending batch
 // item before bindLoose binds them again.
-func (b *Bindings) unbindPending(bi *Node) {
-	for _, f := range bi.Children {
-		if rebinds(f.Tag) && f.Placeholder != "" {
-			name, _ := placeholder(f.Placeholder)
-			delete(b.Values, name)
+func (b *Bindings) unbindPending(bi *Node) { b.unbindFields(bi.Children, rebinds) }
+
+// unbindFields forgets the placeholders of the fields whose tag fresh names
+// (rebinds, rebindsStream): values the server issues afresh for each new
+// operation, so that the next comparison or bindLoose binds them again.
+func (b *Bindings) unbindFields(fields []*Node, fresh func(ttlv.Tag) bool) {
+	for _, f := range fields {
+		if fresh(f.Tag) {
+			b.unbind(f.Placeholder)
 		}
 	}
+}
+
+// unbind forgets what the placeholder ph ("" for none) was bound to.
+func (b *Bindings) unbind(ph string) {
+	if ph == "" {
+		return
+	}
+	name, _ := placeholder(ph)
+	delete(b.Values, name)
 }
 
 // sameRSAPrivateKeySize: the key material of a generated RSA private key,

@@ -47,14 +47,8 @@ func rebindsStream(tag ttlv.Tag) bool { return tag == kmip14.TagCorrelationValue
 // stream's first request before bindLoose binds it again.
 func (b *Bindings) unbindStream(bi *Node) {
 	for _, p := range bi.Children {
-		if p.Tag != kmip14.TagResponsePayload {
-			continue
-		}
-		for _, f := range p.Children {
-			if rebindsStream(f.Tag) && f.Placeholder != "" {
-				name, _ := placeholder(f.Placeholder)
-				delete(b.Values, name)
-			}
+		if p.Tag == kmip14.TagResponsePayload {
+			b.unbindFields(p.Children, rebindsStream)
 		}
 	}
 }
