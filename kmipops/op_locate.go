@@ -87,35 +87,34 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 			hits = append(hits, hit{o.UID(), t, groupMember{o.UID(), o.Order(), o.State() == kmip14.StateActive}})
 		}
 	}
-	// The blind index names the candidates when it covers a criterion;
-	// each is opened and checked against them all.
-	cands, indexed, err := ic.objects.Lookup(ic.ctx, m.exact)
-	switch {
-	case err != nil:
-	case indexed:
-		// Archived candidates too: check filters by the Storage Status Mask.
-		all := ic.objects.WithArchived()
-		for _, uid := range cands {
-			o, lerr := all.Load(ic.ctx, uid)
-			if errors.Is(lerr, object.ErrNotFound) || errors.Is(lerr, object.ErrDenied) {
-				continue // removed since the lookup, or not the caller's to see
-			}
-			if lerr != nil {
-				err = lerr
-				break
-			}
+	// With Maximum Items the matches are found newest first along the
+	// ordering index, and the search stops once it has Offset + Maximum
+	// Items of them; it then does not know how many there are.
+	stream := hasMax && member == 0
+	need := int(offset) + int(maxItems)
+	walked, stopped := false, false
+	if stream && need == 0 {
+		walked, stopped = true, true
+	}
+	if stream && !walked {
+		walked, stopped, err = locateOrdered(ic, m.exact, need, func(o *object.Object) bool {
 			check(o)
-		}
-	default:
-		err = ic.objects.Each(ic.ctx, func(o *object.Object) error {
-			check(o)
-			return nil
+			return len(hits) >= need
 		})
+		if err != nil {
+			return nil, fmt.Errorf("locate: %w", err)
+		}
+		if !walked {
+			hits = nil // the walk gave up: search as without Maximum Items
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("locate: %w", err)
+	if !walked {
+		if err := locateAll(ic, m.exact, check); err != nil {
+			return nil, fmt.Errorf("locate: %w", err)
+		}
 	}
-	// Newest first, so Maximum Items keeps the most recent matches.
+	// Newest first, so Maximum Items keeps the most recent matches (the
+	// walk found them in this order already).
 	sort.Slice(hits, func(i, j int) bool {
 		if !hits[i].initial.Equal(hits[j].initial) {
 			return hits[i].initial.After(hits[j].initial)
@@ -159,8 +158,69 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	if len(uids) > 0 {
 		ic.placeholder = uids[0]
 	}
-	// Located Items is optional; it is sent when the client pages.
-	return locateResponse(ic, uids, total, hasMax || hasOffset), nil
+	// Located Items is optional (§4.9: a server MAY omit it when it cannot
+	// determine the count); it is sent when the client pages and the
+	// search did not stop early.
+	return locateResponse(ic, uids, total, (hasMax || hasOffset) && !stopped), nil
+}
+
+// locateAll calls check with every object that may match crit: the blind
+// index's candidates when it covers a criterion, else every object.
+func locateAll(ic *itemCtx, crit []object.Attr, check func(o *object.Object)) error {
+	cands, indexed, err := ic.objects.Lookup(ic.ctx, crit)
+	switch {
+	case err != nil:
+		return err
+	case indexed:
+		// Archived candidates too: check filters by the Storage Status Mask.
+		all := ic.objects.WithArchived()
+		for _, uid := range cands {
+			o, err := all.Load(ic.ctx, uid)
+			if errors.Is(err, object.ErrNotFound) || errors.Is(err, object.ErrDenied) {
+				continue // removed since the lookup, or not the caller's to see
+			}
+			if err != nil {
+				return err
+			}
+			check(o)
+		}
+		return nil
+	}
+	return ic.objects.Each(ic.ctx, func(o *object.Object) error {
+		check(o)
+		return nil
+	})
+}
+
+// streamCandidates bounds, per item a Locate keeps, the candidates a walk
+// in order takes from the blind index: past it the walk opens objects in
+// order until enough match, which costs about need/selectivity openings,
+// at most streamCandidates of them per item kept.
+const streamCandidates = 128
+
+// locateOrdered walks the caller's objects newest first (object.Ordered),
+// each that may match crit, until check (called with each) says it has
+// enough. walked is false when the walk did not answer (no index, or a
+// walk over the candidates gave up) and the caller searches otherwise;
+// stopped says check ended it, before the last object.
+func locateOrdered(ic *itemCtx, crit []object.Attr, need int, check func(o *object.Object) (enough bool)) (walked, stopped bool, err error) {
+	cands, indexed, err := ic.objects.LookupUpTo(ic.ctx, crit, max(1024, streamCandidates*need))
+	if err != nil || (indexed && len(cands) <= need) {
+		return false, false, err // opening every candidate costs no more
+	}
+	var only map[string]bool
+	if indexed {
+		only = make(map[string]bool, len(cands))
+		for _, u := range cands {
+			only[u] = true
+		}
+	}
+	all := ic.objects.WithArchived() // check filters by the Storage Status Mask
+	walked, err = all.Ordered(ic.ctx, only, func(o *object.Object) (bool, error) {
+		stopped = check(o)
+		return stopped, nil
+	})
+	return walked, stopped && walked, err
 }
 
 // noneLocated is the ID Placeholder after a Locate that found nothing: no
