@@ -89,14 +89,11 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	}
 	// With Maximum Items the matches are found newest first along the
 	// ordering index, and the search stops once it has Offset + Maximum
-	// Items of them; it then does not know how many there are.
-	stream := hasMax && member == 0
+	// Items of them; it then does not know how many there are. Maximum
+	// Items 0 asks for that count alone: it is searched in full.
 	need := int(offset) + int(maxItems)
 	walked, stopped := false, false
-	if stream && need == 0 {
-		walked, stopped = true, true
-	}
-	if stream && !walked {
+	if hasMax && maxItems > 0 && member == 0 {
 		walked, stopped, err = locateOrdered(ic, m.exact, need, func(o *object.Object) bool {
 			check(o)
 			return len(hits) >= need
