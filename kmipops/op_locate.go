@@ -3,6 +3,7 @@ package kmipops
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -93,8 +94,8 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	// Items 0 asks for that count alone: it is searched in full.
 	need := int(offset) + int(maxItems)
 	walked, stopped := false, false
-	if hasMax && maxItems > 0 && member == 0 {
-		walked, stopped, err = locateOrdered(ic, m.exact, need, func(o *object.Object) bool {
+	if hasMax && maxItems > 0 && member == 0 && !p.fullLocate {
+		walked, stopped, err = locateOrdered(ic, m.exact, need, func() { hits = hits[:0] }, func(o *object.Object) bool {
 			check(o)
 			return len(hits) >= need
 		})
@@ -102,7 +103,7 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 			return nil, fmt.Errorf("locate: %w", err)
 		}
 		if !walked {
-			hits = nil // the walk gave up: search as without Maximum Items
+			hits = nil // no walk answered: search as without Maximum Items
 		}
 	}
 	if !walked {
@@ -189,34 +190,56 @@ func locateAll(ic *itemCtx, crit []object.Attr, check func(o *object.Object)) er
 	})
 }
 
-// streamCandidates bounds, per item a Locate keeps, the candidates a walk
-// in order takes from the blind index: past it the walk opens objects in
-// order until enough match, which costs about need/selectivity openings,
-// at most streamCandidates of them per item kept.
-const streamCandidates = 128
+// What a Locate walking the ordering index may spend, per item it keeps
+// (Offset + Maximum Items), before it tries another way: a walk that
+// gives up has cost about as much as the way it then takes. Counting an
+// index entry costs a small fraction of opening a record.
+const (
+	// The candidates counted before a first walk: a criterion that names
+	// more leaves the walk to open objects in order...
+	streamCount = 16
+	// ...until it has opened this many, when few of them match; it then
+	// takes the candidates however many (up to the index's bound).
+	streamOpens = 64
+	// Entries a walk over candidates reads per candidate.
+	walkPerCandidate = 16
+)
 
 // locateOrdered walks the caller's objects newest first (object.Ordered),
-// each that may match crit, until check (called with each) says it has
-// enough. walked is false when the walk did not answer (no index, or a
-// walk over the candidates gave up) and the caller searches otherwise;
-// stopped says check ended it, before the last object.
-func locateOrdered(ic *itemCtx, crit []object.Attr, need int, check func(o *object.Object) (enough bool)) (walked, stopped bool, err error) {
-	cands, indexed, err := ic.objects.LookupUpTo(ic.ctx, crit, max(1024, streamCandidates*need))
-	if err != nil || (indexed && len(cands) <= need) {
-		return false, false, err // opening every candidate costs no more
-	}
-	var only map[string]bool
-	if indexed {
-		only = make(map[string]bool, len(cands))
-		for _, u := range cands {
-			only[u] = true
-		}
-	}
+// each that may match crit, until check (called with each, after begin
+// at the start of each walk) says it has enough. walked is false when no
+// walk answered (no index, or each gave up) and the caller searches
+// otherwise; stopped says check ended it, before the last object.
+func locateOrdered(ic *itemCtx, crit []object.Attr, need int, begin func(), check func(o *object.Object) (enough bool)) (walked, stopped bool, err error) {
 	all := ic.objects.WithArchived() // check filters by the Storage Status Mask
-	walked, err = all.Ordered(ic.ctx, only, func(o *object.Object) (bool, error) {
-		stopped = check(o)
-		return stopped, nil
-	})
+	walk := func(cands []string, limit int) (bool, error) {
+		var only map[string]bool
+		if cands != nil {
+			only = make(map[string]bool, len(cands))
+			for _, u := range cands {
+				only[u] = true
+			}
+		}
+		begin()
+		stopped = false
+		return all.Ordered(ic.ctx, only, limit, func(o *object.Object) (bool, error) {
+			stopped = check(o)
+			return stopped, nil
+		})
+	}
+	cands, indexed, err := ic.objects.LookupUpTo(ic.ctx, crit, max(256, streamCount*need))
+	if !indexed && err == nil {
+		if walked, err = walk(nil, streamOpens*need); walked || err != nil {
+			return walked, stopped && walked, err
+		}
+		// Few of the objects opened matched: their candidates, if the
+		// index can name them, are passed over unread.
+		cands, indexed, err = ic.objects.LookupUpTo(ic.ctx, crit, math.MaxInt)
+	}
+	if err != nil || !indexed || len(cands) <= need {
+		return false, false, err // no walk; or opening every candidate costs no more
+	}
+	walked, err = walk(cands, walkPerCandidate*len(cands))
 	return walked, stopped && walked, err
 }
 

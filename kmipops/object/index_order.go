@@ -66,21 +66,16 @@ func sameOrder(a, b *Object) bool {
 	return oka == okb && ta.Equal(tb)
 }
 
-// walkPerCandidate is how many ordering entries a walk over a candidate
-// set may read per candidate before it gives up: reading a key costs a
-// small fraction of opening a record, so a walk that gives up has cost
-// about as much again as opening every candidate.
-const walkPerCandidate = 16
-
 // Ordered calls fn with the owner's objects that the scope may use,
 // newest first (Initial Date descending, uid ascending), each opened when
 // its turn comes, until fn says stop. only, when not nil, names the uids
 // to consider (a Lookup's candidates): the others are passed over without
-// being opened, and the walk gives up after walkPerCandidate entries per
-// candidate. ok is false when it did not answer (no index on this store,
-// the owner's pKEK rotating, or it gave up), and the caller then searches
-// another way: fn may have been called before a give-up.
-func (s *Scope) Ordered(ctx context.Context, only map[string]bool, fn func(o *Object) (stop bool, err error)) (ok bool, err error) {
+// being opened. limit, when positive, bounds the entries the walk reads
+// (with only nil: the objects it opens) before it gives up. ok is false
+// when it did not answer (no index on this store, the owner's pKEK
+// rotating, or it gave up), and the caller then searches another way: fn
+// may have been called before a give-up.
+func (s *Scope) Ordered(ctx context.Context, only map[string]bool, limit int, fn func(o *Object) (stop bool, err error)) (ok bool, err error) {
 	if !s.r.indexed() {
 		return false, nil
 	}
@@ -94,8 +89,8 @@ func (s *Scope) Ordered(ctx context.Context, only map[string]bool, fn func(o *Ob
 		return false, err
 	}
 	budget := -1
-	if only != nil {
-		budget = walkPerCandidate * max(len(only), 1)
+	if limit > 0 {
+		budget = limit
 	}
 	p := orderPrefix(s.owner)
 	gaveUp := false

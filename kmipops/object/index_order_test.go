@@ -51,7 +51,7 @@ func newestFirst(t testing.TB, s Scope) []string {
 func walk(t testing.TB, s Scope, only map[string]bool, limit int) ([]string, bool) {
 	t.Helper()
 	var got []string
-	ok, err := s.Ordered(ctx, only, func(o *Object) (bool, error) {
+	ok, err := s.Ordered(ctx, only, 16*len(only), func(o *Object) (bool, error) {
 		got = append(got, o.UID())
 		return limit > 0 && len(got) >= limit, nil
 	})
@@ -136,7 +136,7 @@ func TestOrderedNewestFirst(t *testing.T) {
 	if n := f.opens() - before; n > uint64(len(wantOnly)) {
 		t.Fatalf("the walk over %d candidates used the keyring %d times", len(wantOnly), n)
 	}
-	// One candidate, the oldest: walkPerCandidate entries, then give up.
+	// One candidate, the oldest: 16 entries, then give up.
 	if _, ok := walk(t, f.s, map[string]bool{want[len(want)-1]: true}, 0); ok {
 		t.Fatalf("a walk over 1 candidate among %d objects did not give up", len(want))
 	}
