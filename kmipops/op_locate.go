@@ -17,10 +17,13 @@ import (
 // opLocate searches the caller's objects (KMIP 1.4 §4.9). Every object is
 // sealed; the blind index (kmipops/object/index.go: keyed hashes, nothing
 // in the clear) names the candidates when a criterion is indexed, else
-// every record of the caller is opened. Any attribute may be a criterion, custom
-// (x-, y-) ones of any type included; Object Group Member narrows the
-// matches to Fresh objects, or to the group's default one (groups.go).
-// Objects the request's credential identity may not use are not found.
+// every record of the caller is opened. With Maximum Items, the objects
+// are walked newest first along the index's ordering entries and only
+// until Offset + Maximum Items match (locateOrdered). Any attribute may be
+// a criterion, custom (x-, y-) ones of any type included; Object Group
+// Member narrows the matches to Fresh objects, or to the group's default
+// one (groups.go). Objects the request's credential identity may not use
+// are not found.
 func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 	intField := func(tag ttlv.Tag) (int32, bool, error) {
 		n := payload.Child(tag)

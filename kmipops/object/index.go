@@ -40,8 +40,12 @@ import (
 // value's canonical TTLV encoding, as tree.View.Equal compares). Dates and
 // big integers are not indexed: Locate checks them on the candidates.
 //
-// Each object also has one ordering entry, idx/<owner>/order/..., whose
-// key sorts newest first (index_order.go, which says what it shows).
+// Each object also has one ordering entry, idx/<owner>/order/<hex>/<uid>,
+// whose key sorts newest first (index_order.go): its Initial Date plus a
+// per-owner secret offset, bit-inverted. It shows the order in which one
+// owner's objects were created and the intervals between them (to the
+// second), never a date; one creation time learnt elsewhere gives the
+// others. Badger's versions and PostgreSQL's xmin show the order already.
 
 // Indexer is what the repository needs for its blind index
 // (*kek.Keyring satisfies it): one tag per term under owner's index key;
