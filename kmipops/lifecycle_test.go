@@ -199,14 +199,25 @@ func TestLocate(t *testing.T) {
 	// State is the current one.
 	okPayload(t, e.do(alice, item(kmip14.OperationActivate, uidF(k1))), 0)
 	eq(locate(attrNode("State", tree.Enum(0, uint32(kmip14.StateActive)))), k1)
-	// Located Items (1.3+) counts all matches; the placeholder is the first.
-	resp := e.do(alice, item(kmip14.OperationLocate, tree.Int(kmip14.TagMaximumItems, 1), nameAttr("Symmetric Key")),
+	// Located Items (1.3+) counts all matches when the search went through
+	// them all; the placeholder is the first.
+	resp := e.do(alice, item(kmip14.OperationLocate, tree.Int(kmip14.TagMaximumItems, 5), nameAttr("Symmetric Key")),
 		item(kmip14.OperationGetAttributes, tree.Text(kmip14.TagAttributeName, "Object Type")))
 	if n := okPayload(t, resp, 0).Child(kmip14.TagLocatedItems); n == nil || n.Int != 3 {
 		t.Fatalf("Located Items %v", n)
 	}
 	if text(t, okPayload(t, resp, 1), kmip14.TagUniqueIdentifier) != op {
 		t.Fatal("placeholder after Locate")
+	}
+	// A search that stopped at Maximum Items does not know the count and
+	// leaves it out (§4.9: the server MAY omit it).
+	resp = e.do(alice, item(kmip14.OperationLocate, tree.Int(kmip14.TagMaximumItems, 1), nameAttr("Symmetric Key")),
+		item(kmip14.OperationGetAttributes, tree.Text(kmip14.TagAttributeName, "Object Type")))
+	if n := okPayload(t, resp, 0).Child(kmip14.TagLocatedItems); n != nil {
+		t.Fatalf("Located Items %v after a search that stopped early", n)
+	}
+	if text(t, okPayload(t, resp, 1), kmip14.TagUniqueIdentifier) != op {
+		t.Fatal("placeholder after a Locate that stopped early")
 	}
 	// Destroyed objects are left out unless the search names a State.
 	okPayload(t, e.do(alice, item(kmip14.OperationDestroy, uidF(k2))), 0)

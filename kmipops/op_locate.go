@@ -3,6 +3,7 @@ package kmipops
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -16,10 +17,13 @@ import (
 // opLocate searches the caller's objects (KMIP 1.4 §4.9). Every object is
 // sealed; the blind index (kmipops/object/index.go: keyed hashes, nothing
 // in the clear) names the candidates when a criterion is indexed, else
-// every record of the caller is opened. Any attribute may be a criterion, custom
-// (x-, y-) ones of any type included; Object Group Member narrows the
-// matches to Fresh objects, or to the group's default one (groups.go).
-// Objects the request's credential identity may not use are not found.
+// every record of the caller is opened. With Maximum Items, the objects
+// are walked newest first along the index's ordering entries and only
+// until Offset + Maximum Items match (locateOrdered). Any attribute may be
+// a criterion, custom (x-, y-) ones of any type included; Object Group
+// Member narrows the matches to Fresh objects, or to the group's default
+// one (groups.go). Objects the request's credential identity may not use
+// are not found.
 func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 	intField := func(tag ttlv.Tag) (int32, bool, error) {
 		n := payload.Child(tag)
@@ -87,35 +91,31 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 			hits = append(hits, hit{o.UID(), t, groupMember{o.UID(), o.Order(), o.State() == kmip14.StateActive}})
 		}
 	}
-	// The blind index names the candidates when it covers a criterion;
-	// each is opened and checked against them all.
-	cands, indexed, err := ic.objects.Lookup(ic.ctx, m.exact)
-	switch {
-	case err != nil:
-	case indexed:
-		// Archived candidates too: check filters by the Storage Status Mask.
-		all := ic.objects.WithArchived()
-		for _, uid := range cands {
-			o, lerr := all.Load(ic.ctx, uid)
-			if errors.Is(lerr, object.ErrNotFound) || errors.Is(lerr, object.ErrDenied) {
-				continue // removed since the lookup, or not the caller's to see
-			}
-			if lerr != nil {
-				err = lerr
-				break
-			}
+	// With Maximum Items the matches are found newest first along the
+	// ordering index, and the search stops once it has Offset + Maximum
+	// Items of them; it then does not know how many there are. Maximum
+	// Items 0 asks for that count alone: it is searched in full.
+	need := int(offset) + int(maxItems)
+	walked, stopped := false, false
+	if hasMax && maxItems > 0 && member == 0 && !p.fullLocate {
+		walked, stopped, err = locateOrdered(ic, m.exact, need, func() { hits = hits[:0] }, func(o *object.Object) bool {
 			check(o)
-		}
-	default:
-		err = ic.objects.Each(ic.ctx, func(o *object.Object) error {
-			check(o)
-			return nil
+			return len(hits) >= need
 		})
+		if err != nil {
+			return nil, fmt.Errorf("locate: %w", err)
+		}
+		if !walked {
+			hits = nil // no walk answered: search as without Maximum Items
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("locate: %w", err)
+	if !walked {
+		if err := locateAll(ic, m.exact, check); err != nil {
+			return nil, fmt.Errorf("locate: %w", err)
+		}
 	}
-	// Newest first, so Maximum Items keeps the most recent matches.
+	// Newest first, so Maximum Items keeps the most recent matches (the
+	// walk found them in this order already).
 	sort.Slice(hits, func(i, j int) bool {
 		if !hits[i].initial.Equal(hits[j].initial) {
 			return hits[i].initial.After(hits[j].initial)
@@ -159,8 +159,91 @@ func opLocate(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	if len(uids) > 0 {
 		ic.placeholder = uids[0]
 	}
-	// Located Items is optional; it is sent when the client pages.
-	return locateResponse(ic, uids, total, hasMax || hasOffset), nil
+	// Located Items is optional (§4.9: a server MAY omit it when it cannot
+	// determine the count); it is sent when the client pages and the
+	// search did not stop early.
+	return locateResponse(ic, uids, total, (hasMax || hasOffset) && !stopped), nil
+}
+
+// locateAll calls check with every object that may match crit: the blind
+// index's candidates when it covers a criterion, else every object.
+func locateAll(ic *itemCtx, crit []object.Attr, check func(o *object.Object)) error {
+	cands, indexed, err := ic.objects.Lookup(ic.ctx, crit)
+	switch {
+	case err != nil:
+		return err
+	case indexed:
+		// Archived candidates too: check filters by the Storage Status Mask.
+		all := ic.objects.WithArchived()
+		for _, uid := range cands {
+			o, err := all.Load(ic.ctx, uid)
+			if errors.Is(err, object.ErrNotFound) || errors.Is(err, object.ErrDenied) {
+				continue // removed since the lookup, or not the caller's to see
+			}
+			if err != nil {
+				return err
+			}
+			check(o)
+		}
+		return nil
+	}
+	return ic.objects.Each(ic.ctx, func(o *object.Object) error {
+		check(o)
+		return nil
+	})
+}
+
+// What a Locate walking the ordering index may spend, per item it keeps
+// (Offset + Maximum Items), before it tries another way: a walk that
+// gives up has cost about as much as the way it then takes. Counting an
+// index entry costs a small fraction of opening a record.
+const (
+	// The candidates counted before a first walk: a criterion that names
+	// more leaves the walk to open objects in order...
+	streamCount = 16
+	// ...until it has opened this many, when few of them match; it then
+	// takes the candidates however many (up to the index's bound).
+	streamOpens = 64
+	// Entries a walk over candidates reads per candidate.
+	walkPerCandidate = 16
+)
+
+// locateOrdered walks the caller's objects newest first (object.Ordered),
+// each that may match crit, until check (called with each, after begin
+// at the start of each walk) says it has enough. walked is false when no
+// walk answered (no index, or each gave up) and the caller searches
+// otherwise; stopped says check ended it, before the last object.
+func locateOrdered(ic *itemCtx, crit []object.Attr, need int, begin func(), check func(o *object.Object) (enough bool)) (walked, stopped bool, err error) {
+	all := ic.objects.WithArchived() // check filters by the Storage Status Mask
+	walk := func(cands []string, limit int) (bool, error) {
+		var only map[string]bool
+		if cands != nil {
+			only = make(map[string]bool, len(cands))
+			for _, u := range cands {
+				only[u] = true
+			}
+		}
+		begin()
+		stopped = false
+		return all.Ordered(ic.ctx, only, limit, func(o *object.Object) (bool, error) {
+			stopped = check(o)
+			return stopped, nil
+		})
+	}
+	cands, indexed, err := ic.objects.LookupUpTo(ic.ctx, crit, max(256, streamCount*need))
+	if !indexed && err == nil {
+		if walked, err = walk(nil, streamOpens*need); walked || err != nil {
+			return walked, stopped && walked, err
+		}
+		// Few of the objects opened matched: their candidates, if the
+		// index can name them, are passed over unread.
+		cands, indexed, err = ic.objects.LookupUpTo(ic.ctx, crit, math.MaxInt)
+	}
+	if err != nil || !indexed || len(cands) <= need {
+		return false, false, err // no walk; or opening every candidate costs no more
+	}
+	walked, err = walk(cands, walkPerCandidate*len(cands))
+	return walked, stopped && walked, err
 }
 
 // noneLocated is the ID Placeholder after a Locate that found nothing: no

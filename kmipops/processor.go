@@ -107,6 +107,9 @@ type Processor struct {
 	pending  *asyncTable
 	binder   *credential.Binder // passwords bound on first use
 	groups   *rotations         // Group Member Default's rotations (groups.go)
+	// fullLocate makes Locate search in full even with Maximum Items,
+	// as it did before the ordering index (benchmarks compare the two).
+	fullLocate bool
 }
 
 // NewProcessor returns a Processor over st, sealing every record with s

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/gemalto/kmip-go/kmip14"
 	"github.com/gemalto/kmip-go/ttlv"
 
 	"github.com/kmipd/kmipd/kmipops/tree"
@@ -30,14 +29,23 @@ import (
 // already). Entries are written in the same storage transaction as the
 // record (storage.Batcher) by Insert, Update, Remove and Undo's restore; a
 // store that is no Batcher has no index and Locate scans. The marker
-// idx/<owner>/built says the owner's index is complete: Lookup rebuilds
-// an owner's index (RebuildIndex) before its first use, which covers
-// records written before the index existed.
+// idx/<owner>/built says the owner's index is complete, its value which
+// version of the index (indexVersion): Lookup and Ordered rebuild an
+// owner's index (RebuildIndex) before its first use when it is missing or
+// older, which covers records written before the index, or before the
+// entries of the current version, existed.
 //
 // Indexed: Name, Object Type, State, Cryptographic Algorithm and Length,
 // Object Group, Link and custom (x-, y-) attributes, by exact value (the
 // value's canonical TTLV encoding, as tree.View.Equal compares). Dates and
 // big integers are not indexed: Locate checks them on the candidates.
+//
+// Each object also has one ordering entry, idx/<owner>/order/<hex>/<uid>,
+// whose key sorts newest first (index_order.go): its Initial Date plus a
+// per-owner secret offset, bit-inverted. It shows the order in which one
+// owner's objects were created and the intervals between them (to the
+// second), never a date; one creation time learnt elsewhere gives the
+// others. Badger's versions and PostgreSQL's xmin show the order already.
 
 // Indexer is what the repository needs for its blind index
 // (*kek.Keyring satisfies it): one tag per term under owner's index key;
@@ -59,6 +67,14 @@ func IndexPrefix(owner string) string { return indexPrefix(owner) }
 
 func indexPrefix(owner string) string { return "idx/" + owner + "/" }
 func indexMarker(owner string) string { return "idx/" + owner + "/built" }
+
+// indexVersion is the value of the built marker: an index marked with
+// another (or none: version 1 had no ordering entries) is rebuilt.
+const indexVersion = "2"
+
+// builtMarker reports whether v, the built marker's value, is this
+// version's.
+func builtMarker(v []byte) bool { return string(v) == indexVersion }
 
 // buildingMarker names a rebuild in progress. A pKEK rotation that ends
 // meanwhile deletes it with the rest of idx/<owner>/ (the entries written
@@ -122,15 +138,13 @@ func sameTerms(a, b [][]byte) bool {
 // indexed reports whether the repository keeps an index.
 func (r *Repo) indexed() bool { return r.batch != nil && r.index != nil }
 
-// indexKeys are the index entries of o (nil without an index or object).
+// indexKeys are the index entries of o, its ordering entry last (nil
+// without an index or object).
 func (s *Scope) indexKeys(ctx context.Context, o *Object) ([]string, error) {
 	if !s.r.indexed() || o == nil {
 		return nil, nil
 	}
-	terms := indexTerms(o)
-	if len(terms) == 0 {
-		return nil, nil
-	}
+	terms := append(indexTerms(o), orderTerm)
 	tags, err := s.r.index.BlindIndex(ctx, s.owner, terms)
 	if noIndex(err) {
 		return nil, nil // dropped and rebuilt when the rotation ends
@@ -142,9 +156,10 @@ func (s *Scope) indexKeys(ctx context.Context, o *Object) ([]string, error) {
 		return nil, fmt.Errorf("index object: no index key for the owner")
 	}
 	keys := make([]string, len(tags))
-	for i, t := range tags {
+	for i, t := range tags[:len(tags)-1] {
 		keys[i] = tagPrefix(s.owner, t) + o.uid
 	}
+	keys[len(keys)-1] = orderKey(s.owner, tags[len(tags)-1], o)
 	return keys, nil
 }
 
@@ -163,136 +178,14 @@ func indexWrites(w []storage.Write, old, new []string) []storage.Write {
 	return w
 }
 
-// stateSources are the stored states an object in state s may have: the
-// time-driven transitions (AdvanceState) happen when the object is read,
-// not written.
-func stateSources(s kmip14.State) []kmip14.State {
-	switch s {
-	case kmip14.StateActive:
-		return []kmip14.State{kmip14.StateActive, kmip14.StatePreActive}
-	case kmip14.StateDeactivated:
-		return []kmip14.State{kmip14.StateDeactivated, kmip14.StateActive, kmip14.StatePreActive}
-	}
-	return []kmip14.State{s}
-}
-
-// Lookup returns the uids of the owner's objects that may match every one
-// of crit, exact criteria a matching object has an instance equal to (each
-// a Locate criterion without its date ranges). ok is false when the index
-// answers none of them (no indexed criterion, or no index on this store):
-// the caller then scans (Each). The candidates are a superset of the
-// matches, for the caller to check: it must Load each, and skip one that
-// is gone.
-func (s *Scope) Lookup(ctx context.Context, crit []Attr) (uids []string, ok bool, err error) {
-	if !s.r.indexed() {
-		return nil, false, nil
-	}
-	var sets [][][]byte // per criterion, the tags any of which qualifies
-	for i := range crit {
-		c := &crit[i]
-		v := c.value()
-		if c.name == AttrState && v != nil && v.Type == ttlv.TypeEnumeration {
-			var terms [][]byte
-			for _, st := range stateSources(kmip14.State(v.Int)) {
-				t, _ := indexTerm(AttrState, tree.Enum(kmip14.TagAttributeValue, uint32(st)))
-				terms = append(terms, t)
-			}
-			sets = append(sets, terms)
-			continue
-		}
-		if t, ok := indexTerm(c.name, v); ok {
-			sets = append(sets, [][]byte{t})
-		}
-	}
-	if len(sets) == 0 {
-		return nil, false, nil
-	}
-	if _, err := s.r.index.BlindIndex(ctx, s.owner, nil); noIndex(err) {
-		return nil, false, nil
-	}
-	if err := s.r.ensureIndex(ctx, s.owner); err != nil {
-		if noIndex(err) {
-			return nil, false, nil
-		}
-		return nil, false, err
-	}
-	var all [][]byte
-	for _, terms := range sets {
-		all = append(all, terms...)
-	}
-	tags, err := s.r.index.BlindIndex(ctx, s.owner, all)
-	if noIndex(err) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("index lookup: %w", err)
-	}
-	if tags == nil {
-		return nil, true, nil // no key, so no object
-	}
-	// Each criterion's tags, with how many entries they hold (up to
-	// maxCandidates+1), smallest first: the candidates held in memory are
-	// never more than the most selective criterion's, and a lookup whose
-	// every criterion names more than maxCandidates objects is left to
-	// the scan, which holds none.
-	type byCrit struct {
-		prefixes []string
-		n        int
-	}
-	cs := make([]byCrit, len(sets))
-	for i, terms := range sets {
-		for range terms {
-			cs[i].prefixes = append(cs[i].prefixes, tagPrefix(s.owner, tags[0]))
-			tags = tags[1:]
-		}
-		n, err := s.r.countEntries(ctx, cs[i].prefixes, s.r.maxCandidates()+1)
-		if err != nil {
-			return nil, false, fmt.Errorf("index lookup: %w", err)
-		}
-		cs[i].n = n
-	}
-	slices.SortStableFunc(cs, func(a, b byCrit) int { return a.n - b.n })
-	if cs[0].n > s.r.maxCandidates() {
-		return nil, false, nil
-	}
-	var result map[string]bool
-	for _, c := range cs {
-		set := map[string]bool{}
-		for _, p := range c.prefixes {
-			err := s.r.st.List(ctx, p, func(key string, _ []byte) error {
-				uid := key[len(p):]
-				if result == nil || result[uid] {
-					set[uid] = true
-				}
-				return nil
-			})
-			if err != nil {
-				return nil, false, fmt.Errorf("index lookup: %w", err)
-			}
-		}
-		result = set
-		if len(result) == 0 {
-			break
-		}
-	}
-	if s.r.broad(ctx, s.owner, len(result)) {
-		return nil, false, nil
-	}
-	uids = make([]string, 0, len(result))
-	for u := range result {
-		uids = append(uids, u)
-	}
-	slices.Sort(uids)
-	return uids, true, nil
-}
-
-// ensureIndex rebuilds owner's index unless it is marked complete.
+// ensureIndex rebuilds owner's index unless it is marked complete at
+// this version.
 func (r *Repo) ensureIndex(ctx context.Context, owner string) error {
-	_, err := r.st.Get(ctx, indexMarker(owner))
-	if err == nil {
+	v, err := r.st.Get(ctx, indexMarker(owner))
+	if err == nil && builtMarker(v) {
 		return nil
 	}
-	if !errors.Is(err, storage.ErrNotFound) {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("index marker: %w", err)
 	}
 	return r.RebuildIndex(ctx, owner)
@@ -317,12 +210,13 @@ func (r *Repo) RebuildIndex(ctx context.Context, owner string) error {
 	if err := r.markBuilding(ctx, owner, token); err != nil {
 		return err
 	}
-	// What the index holds now, by uid, and which objects exist.
+	// What the index holds now, by uid, and which objects exist. Every
+	// entry ends in /<uid> (a uid has no '/'); the markers have no '/'.
 	have := map[string][]string{}
 	p := indexPrefix(owner)
 	err := r.st.List(ctx, p, func(key string, _ []byte) error {
 		rest := key[len(p):]
-		if i := strings.IndexByte(rest, '/'); i > 0 {
+		if i := strings.LastIndexByte(rest, '/'); i > 0 {
 			have[rest[i+1:]] = append(have[rest[i+1:]], key)
 		}
 		return nil
@@ -401,7 +295,7 @@ func (r *Repo) markBuilt(ctx context.Context, owner string, token []byte) error 
 		return fmt.Errorf("rebuild index: %w", err)
 	}
 	return r.batch.Apply(ctx, []storage.Write{
-		{Kind: storage.WritePut, Key: indexMarker(owner)},
+		{Kind: storage.WritePut, Key: indexMarker(owner), Value: []byte(indexVersion)},
 		{Kind: storage.WriteDelete, Key: buildingMarker(owner)},
 	})
 }
@@ -496,12 +390,12 @@ func (s *Scope) markFirst(ctx context.Context, w []storage.Write) ([]storage.Wri
 	if s.r.built.has(s.owner) {
 		return w, nil
 	}
-	_, err := s.r.st.Get(ctx, indexMarker(s.owner))
-	if err == nil {
+	v, err := s.r.st.Get(ctx, indexMarker(s.owner))
+	if err == nil && builtMarker(v) {
 		s.r.built.add(s.owner)
 		return w, nil
 	}
-	if !errors.Is(err, storage.ErrNotFound) {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("index marker: %w", err)
 	}
 	empty := true
@@ -515,67 +409,5 @@ func (s *Scope) markFirst(ctx context.Context, w []storage.Write) ([]storage.Wri
 	if !empty {
 		return w, nil // written before the index: the first Locate rebuilds it
 	}
-	return append(w, storage.Write{Kind: storage.WritePut, Key: indexMarker(s.owner)}), nil
-}
-
-// maxCandidates bounds the candidates a Lookup holds in memory (about
-// 100 bytes each): past it, the caller scans.
-const maxCandidates = 1 << 16
-
-func (r *Repo) maxCandidates() int {
-	if r.candidateCap > 0 {
-		return r.candidateCap // tests
-	}
-	return maxCandidates
-}
-
-// countEntries counts the entries under prefixes, stopping at limit; a
-// store that cannot list keys alone counts 0 (its criteria keep their
-// order and no bound applies).
-func (r *Repo) countEntries(ctx context.Context, prefixes []string, limit int) (int, error) {
-	kl, ok := r.st.(storage.KeyLister)
-	if !ok {
-		return 0, nil
-	}
-	n := 0
-	for _, p := range prefixes {
-		err := kl.ListKeys(ctx, p, func(string) error {
-			if n++; n >= limit {
-				return errStopList
-			}
-			return nil
-		})
-		if errors.Is(err, errStopList) {
-			break
-		}
-		if err != nil {
-			return 0, err
-		}
-	}
-	return n, nil
-}
-
-// minBroadCandidates is where broad starts looking: below it, fetching the
-// candidates one by one costs little whatever the owner holds.
-const minBroadCandidates = 256
-
-// broad reports whether n candidates are at least half of owner's objects.
-// Fetching each candidate by its key then costs more than reading every
-// record in order (Each), about twice as much per object, so Lookup lets
-// the caller scan. Counting stops at 2n keys, so a selective lookup pays
-// for no more keys than it has candidates; a store that cannot list keys
-// alone is never asked.
-func (r *Repo) broad(ctx context.Context, owner string, n int) bool {
-	kl, ok := r.st.(storage.KeyLister)
-	if !ok || n < minBroadCandidates {
-		return false
-	}
-	count := 0
-	err := kl.ListKeys(ctx, ownerPrefix(owner), func(string) error {
-		if count++; count >= 2*n {
-			return errStopList
-		}
-		return nil
-	})
-	return err == nil && count < 2*n
+	return append(w, storage.Write{Kind: storage.WritePut, Key: indexMarker(s.owner), Value: []byte(indexVersion)}), nil
 }

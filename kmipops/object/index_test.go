@@ -58,10 +58,10 @@ func named(t testing.TB, s Scope, v string) []string {
 }
 
 // TestIndexMatchesRebuild runs random creates, attribute changes,
-// revocations, destructions, removals and undone batches (fixed seed), and
-// checks that the index kept by the writes is exactly what a rebuild from
-// the records makes, and that lookups by Name give exactly the objects a
-// scan finds.
+// revocations, destructions, Initial Date changes, removals and undone
+// batches (fixed seed), and checks that the index kept by the writes is
+// exactly what a rebuild from the records makes, that lookups by Name give
+// exactly the objects a scan finds, and the ordering entries its order.
 func TestIndexMatchesRebuild(t *testing.T) {
 	f := newFixture(t, 0)
 	rng := rand.New(rand.NewPCG(20, 1))
@@ -85,7 +85,7 @@ func TestIndexMatchesRebuild(t *testing.T) {
 	change := func(s Scope, uid string) {
 		t.Helper()
 		_, err := s.Update(ctx, uid, func(o *Object) (bool, error) {
-			switch rng.IntN(7) {
+			switch rng.IntN(8) {
 			case 0:
 				o.Set(AttrName, nameValue(names[rng.IntN(len(names))]))
 			case 1:
@@ -102,6 +102,8 @@ func TestIndexMatchesRebuild(t *testing.T) {
 				o.Set("x-tag", tree.Int(0, int32(rng.IntN(3))))
 			case 6:
 				o.Set(AttrFresh, tree.Bool(0, false)) // no indexed value changes
+			case 7:
+				o.Set(AttrInitialDate, tree.Time(0, time.Unix(1700000000+int64(rng.IntN(4)), 0))) // moves its ordering entry
 			}
 			return true, nil
 		})
@@ -159,6 +161,11 @@ func TestIndexMatchesRebuild(t *testing.T) {
 		if want := named(t, f.s, v); !slices.Equal(got, want) {
 			t.Fatalf("Lookup(Name=%s) = %v, a scan finds %v", v, got, want)
 		}
+	}
+
+	// The ordering entries give the objects newest first.
+	if got, ok := walk(t, f.s, nil, 0); !ok || !slices.Equal(got, newestFirst(t, f.s)) {
+		t.Fatalf("Ordered = %v (%v), a scan sorts %v", got, ok, newestFirst(t, f.s))
 	}
 
 	// Drop the index and derive it again from the records.

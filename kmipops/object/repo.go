@@ -266,7 +266,7 @@ func (s *Scope) save(ctx context.Context, before, o *Object) error {
 		return err
 	}
 	var oldKeys, newKeys []string
-	if s.r.indexed() && (s.undo != nil || !sameTerms(indexTerms(before), indexTerms(o))) {
+	if s.r.indexed() && (s.undo != nil || !sameTerms(indexTerms(before), indexTerms(o)) || !sameOrder(before, o)) {
 		// Most writes (a Get's Fresh, a usage count) touch no indexed
 		// value: those need no index key unless Undo must know them.
 		if oldKeys, err = s.indexKeys(ctx, before); err != nil {
