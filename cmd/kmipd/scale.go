@@ -134,7 +134,7 @@ func cmdBenchScale(ctx context.Context, args []string, stdout, stderr io.Writer)
 		case bench.MixGet:
 			res.Get, err = run(mix, *workers, 0, func(bc *bench.Config) { bc.UIDs = got })
 		case bench.MixLocateName:
-			res.LocateByName, err = run(mix, *workers, 0, func(bc *bench.Config) { bc.Names = names })
+			res.LocateByName, err = run(mix, *workers, 0, func(bc *bench.Config) { bc.Names, bc.UIDs = names, got })
 		case bench.MixLocatePage:
 			res.LocatePage, err = run(mix, 1, *pageOps, func(bc *bench.Config) { bc.Timeout = time.Minute })
 		case bench.MixCreate:
