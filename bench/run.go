@@ -61,6 +61,7 @@ type Config struct {
 	// UIDs, when set, are what the get mix reads, one at random per
 	// request, instead of a pool it creates: objects already in the
 	// store (kmipd bench scale's preload), each owned by every identity.
+	// The get and locate-name mixes then write nothing (setupOwner).
 	UIDs []string
 	// Names are what the locate-name mix looks for, one at random per
 	// request; each must name an object the caller owns.
@@ -373,7 +374,11 @@ func (r *runner) deadline() <-chan time.Time {
 
 // setupOwner introduces the owner to the server (its first Create makes
 // kmipd create and cache the owner's pKEK, which is not the steady state
-// being measured) and prepares what the mix needs.
+// being measured) and prepares what the mix needs. A read-only mix over
+// objects already stored (UIDs) is introduced by a Get of one of them
+// instead, so that it writes nothing: on a large store, a run's few
+// Creates left tables whose key ranges spanned the whole store, and
+// merging them into the next level made later runs compact for seconds.
 func (r *runner) setupOwner(ctx context.Context, tc *tls.Config) (*owner, string, error) {
 	c, err := dial(ctx, splitList(r.cfg.Addr)[0], tc, r.cfg.Timeout)
 	if err != nil {
@@ -392,8 +397,12 @@ func (r *runner) setupOwner(ctx context.Context, tc *tls.Config) (*owner, string
 		return string(uid), nil
 	}
 	o := &owner{tls: tc}
-	uid, err := call(opCreate, r.createReq)
-	if err != nil {
+	var uid string
+	if readOnly := r.cfg.Mix == MixGet || r.cfg.Mix == MixLocateName; readOnly && len(r.cfg.UIDs) > 0 {
+		if _, err := call(opGet, byUID(r.v, opGet, r.cfg.UIDs[0])); err != nil {
+			return nil, "", err
+		}
+	} else if uid, err = call(opCreate, r.createReq); err != nil {
 		return nil, "", err
 	}
 	switch r.cfg.Mix {

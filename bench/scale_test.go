@@ -37,7 +37,7 @@ func TestScaleMixes(t *testing.T) {
 		op  string
 	}{
 		{MixGet, func(c *Config) { c.UIDs = uids }, "Get"},
-		{MixLocateName, func(c *Config) { c.Names = names }, "Locate"},
+		{MixLocateName, func(c *Config) { c.Names, c.UIDs = names, uids }, "Locate"},
 		{MixLocatePage, nil, "Locate"},
 	} {
 		cfg := Config{Addr: env.addr, TLS: []*tls.Config{env.tls}, Mode: Persistent, Mix: c.mix,
@@ -51,6 +51,13 @@ func TestScaleMixes(t *testing.T) {
 		}
 		if res.Ops != 30 || res.Errors != 0 || res.ByOp[c.op].Ops != 30 {
 			t.Fatalf("%s: %d ops, %d errors (%v), %d %s", c.mix, res.Ops, res.Errors, res.ErrorSamples, res.ByOp[c.op].Ops, c.op)
+		}
+		// Given the store's uids, the read-only mixes write nothing:
+		// their owner is introduced by a Get, not a Create.
+		if c.mix != MixLocatePage {
+			if all, err := cl.Locate(t.Context(), 0); err != nil || len(all) != len(uids) {
+				t.Fatalf("after %s: the owner holds %d objects (%v), want %d", c.mix, len(all), err, len(uids))
+			}
 		}
 	}
 	// A name nobody holds is an error, not a success.

@@ -86,7 +86,7 @@ type StorageConfig struct {
 type BadgerMemory struct {
 	CacheBytes      int64 // sealed values kept for repeated reads
 	BlockCacheBytes int64
-	IndexCacheBytes int64 // table indexes and Bloom filters
+	IndexCacheBytes int64 // indexes of encrypted tables (storage.BadgerOptions)
 	MemTableBytes   int64
 	NumMemtables    int
 }

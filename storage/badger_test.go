@@ -145,10 +145,11 @@ func TestBadgerOpenFails(t *testing.T) {
 }
 
 // A store whose tables were written with badger's default Snappy
-// compression (kmipd before it turned compression off) opens and reads.
+// compression (kmipd before it turned compression off, with a block cache,
+// which badger requires for compression) opens and reads without one.
 func TestOpensSnappyCompressedStore(t *testing.T) {
 	dir := t.TempDir()
-	old, err := openBadger(dir, BadgerOptions{}, testLogger(t), func(o badger.Options) badger.Options {
+	old, err := openBadger(dir, BadgerOptions{BlockCacheBytes: 16 << 20}, testLogger(t), func(o badger.Options) badger.Options {
 		return o.WithCompression(options.Snappy)
 	})
 	if err != nil {

@@ -107,23 +107,24 @@ func cmdBenchScale(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if cfg != nil {
 			cfg(&bc)
 		}
-		cpu0 := srv.cpuSeconds()
+		cpu0, flt0 := srv.cpuSeconds(), srv.faults()
 		r, err := bench.Run(ctx, bc)
-		cpu := srv.cpuSeconds() - cpu0
+		cpu, flt := srv.cpuSeconds()-cpu0, srv.faults()-flt0
 		if err != nil {
 			return scalePhase{}, fmt.Errorf("%s: %w", mix, err)
 		}
 		if r.Errors > 0 && mix != bench.MixLocatePage {
 			return scalePhase{}, fmt.Errorf("%s: %d of %d requests failed: %v", mix, r.Errors, r.Ops, r.ErrorSamples)
 		}
-		anon, file := srv.rssMiB("RssAnon"), srv.rssMiB("RssFile")
+		anon, file, clean := srv.rssMiB("RssAnon"), srv.rssMiB("RssFile"), srv.cleanMiB()
 		res.RSSAnonMaxMiB = max(res.RSSAnonMaxMiB, anon)
 		res.RSSMaxMiB = max(res.RSSMaxMiB, anon+file)
-		fmt.Fprintf(stderr, "scale: %s: %.0f ops/s, p50 %.2f ms, p99 %.2f ms, %d errors %v; kmipd RSS %.0f MiB anonymous + %.0f MiB file\n",
-			mix, r.OpsPerSec, r.Latency.P50, r.Latency.P99, r.Errors, r.ErrorSamples, anon, file)
+		fmt.Fprintf(stderr, "scale: %s: %.0f ops/s, p50 %.2f ms, p99 %.2f ms, %d errors %v; kmipd RSS %.0f MiB anonymous + %.0f MiB file (%.0f MiB clean)\n",
+			mix, r.OpsPerSec, r.Latency.P50, r.Latency.P99, r.Errors, r.ErrorSamples, anon, file, clean)
 		p := phaseOf(r)
 		p.ServerCPUMicros = cpu * 1e6 / float64(max(r.Ops, 1))
-		fmt.Fprintf(stderr, "scale: %s: kmipd CPU %.0f µs per request\n", mix, p.ServerCPUMicros)
+		p.PageFaults = float64(flt) / float64(max(r.Ops, 1))
+		fmt.Fprintf(stderr, "scale: %s: kmipd CPU %.0f µs and %.2f page faults per request\n", mix, p.ServerCPUMicros, p.PageFaults)
 		return p, nil
 	}
 	// Reads first, so each sees exactly the N preloaded objects.
@@ -133,7 +134,7 @@ func cmdBenchScale(ctx context.Context, args []string, stdout, stderr io.Writer)
 		case bench.MixGet:
 			res.Get, err = run(mix, *workers, 0, func(bc *bench.Config) { bc.UIDs = got })
 		case bench.MixLocateName:
-			res.LocateByName, err = run(mix, *workers, 0, func(bc *bench.Config) { bc.Names = names })
+			res.LocateByName, err = run(mix, *workers, 0, func(bc *bench.Config) { bc.Names, bc.UIDs = names, got })
 		case bench.MixLocatePage:
 			res.LocatePage, err = run(mix, 1, *pageOps, func(bc *bench.Config) { bc.Timeout = time.Minute })
 		case bench.MixCreate:
@@ -176,6 +177,11 @@ type scalePhase struct {
 	// request: on cores shared with other work it moves far less than
 	// the latencies do.
 	ServerCPUMicros float64 `json:"server_cpu_us_per_op"`
+	// PageFaults is kmipd's page faults (minor and major) per measured
+	// request, counted as its CPU is: first touches of the memory-mapped
+	// table files, which a read uses in place, and of heap pages the Go
+	// runtime had given back.
+	PageFaults float64 `json:"server_page_faults_per_op"`
 }
 
 func phaseOf(r *bench.Result) scalePhase {
@@ -310,21 +316,61 @@ func (s *scaleServer) rssMiB(field string) float64 {
 	return 0
 }
 
-// cpuSeconds is the server's CPU time so far (utime + stime).
-func (s *scaleServer) cpuSeconds() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+// cleanMiB is how much of the server's resident memory is clean (the
+// smaps rollup's Shared_Clean and Private_Clean): pages of mapped files
+// that match the disk, which the kernel can drop under pressure without
+// writing anything. Nearly all of RssFile is the mapped table files'.
+func (s *scaleServer) cleanMiB() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", s.cmd.Process.Pid))
 	if err != nil {
 		return 0
 	}
-	// Fields after the command's closing parenthesis; utime and stime are
-	// the 14th and 15th of the line, in clock ticks (USER_HZ, 100).
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
+	var kb float64
+	for _, l := range strings.Split(string(b), "\n") {
+		name, rest, _ := strings.Cut(l, ":")
+		if name == "Shared_Clean" || name == "Private_Clean" {
+			v, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			kb += v
+		}
+	}
+	return kb / 1024
+}
+
+// stat is the server's /proc stat fields after the command's closing
+// parenthesis (the line's 3rd field on), or nil.
+func (s *scaleServer) stat() []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return nil
+	}
+	if f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(f) >= 13 {
+		return f
+	}
+	return nil
+}
+
+// cpuSeconds is the server's CPU time so far (utime + stime: the line's
+// 14th and 15th fields, in clock ticks, USER_HZ 100).
+func (s *scaleServer) cpuSeconds() float64 {
+	f := s.stat()
+	if f == nil {
 		return 0
 	}
 	u, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (u + st) / 100
+}
+
+// faults is the server's page faults so far, minor and major (the line's
+// 10th and 12th fields).
+func (s *scaleServer) faults() uint64 {
+	f := s.stat()
+	if f == nil {
+		return 0
+	}
+	minor, _ := strconv.ParseUint(f[7], 10, 64)
+	major, _ := strconv.ParseUint(f[9], 10, 64)
+	return minor + major
 }
 
 // stop ends the server as a signal would, and waits for it.
