@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kmipd/kmipd/daemon"
 	"github.com/kmipd/kmipd/storage"
 )
 
@@ -47,10 +48,12 @@ func BenchmarkDurableWrites(b *testing.B) {
 		return res.OKPerSec
 	}
 	var d, m []float64
+	before := commitStats(b, disk.store)
 	for range 3 {
 		d = append(d, run(disk))
 		m = append(m, run(mem))
 	}
+	c := commitStats(b, disk.store).minus(before)
 	median := func(v []float64) float64 {
 		a, bb, c := v[0], v[1], v[2]
 		return max(min(a, bb), min(max(a, bb), c))
@@ -58,4 +61,40 @@ func BenchmarkDurableWrites(b *testing.B) {
 	b.ReportMetric(median(d), "badger-ops/s")
 	b.ReportMetric(median(m), "memory-ops/s")
 	b.ReportMetric(median(d)/median(m), "badger/memory")
+	if c.commits > 0 {
+		// Are the workers' writes sharing syncs, and what does one cost?
+		b.ReportMetric(c.writes/c.commits, "writes/commit")
+		b.ReportMetric(c.commitSum/c.commits*1e3, "ms/commit")
+	}
+}
+
+// commits are a store's group-commit counters (storage/metrics.go).
+type commits struct{ commits, writes, commitSum float64 }
+
+func (c commits) minus(o commits) commits {
+	return commits{c.commits - o.commits, c.writes - o.writes, c.commitSum - o.commitSum}
+}
+
+func commitStats(tb testing.TB, st daemon.Store) commits {
+	tb.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(st.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var c commits
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "kmipd_storage_commits_total":
+				c.commits = m.GetCounter().GetValue()
+			case "kmipd_storage_committed_writes_total":
+				c.writes = m.GetCounter().GetValue()
+			case "kmipd_storage_commit_seconds":
+				c.commitSum = m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	return c
 }

@@ -28,6 +28,7 @@ type inProcess struct {
 	hsm      *hsm.HSM
 	accepted *atomic.Int64 // TCP connections accepted by the server
 	verifier *chainVerifier
+	store    daemon.Store
 }
 
 // countingListener counts accepted connections: in reconnect mode, one per
@@ -97,7 +98,7 @@ func startInProcessOn(tb testing.TB, store daemon.Store, with ...func(*kmipops.O
 	ctls := &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12,
 		Certificates: []tls.Certificate{cli.TLS()}}
 	v := verifyOnce(ctls)
-	return &inProcess{addr: l.Addr().String(), tls: ctls, hsm: d.HSM(), accepted: accepted, verifier: v}
+	return &inProcess{addr: l.Addr().String(), tls: ctls, hsm: d.HSM(), accepted: accepted, verifier: v, store: d.Store()}
 }
 
 // TestWarmupIsNotMeasured: the server is sent the warm-up's requests, but

@@ -121,6 +121,7 @@ type Badger struct {
 	groups     atomic.Uint64 // transactions committed by the committer
 	grouped    atomic.Uint64 // operations they carried
 	wm         *writeMetrics
+	stragglers stragglers // the committer's: how long to wait for a group (commit.go)
 
 	advisor *walAdvisor   // keeps WAL syncs small (waladvice_linux.go)
 	advised atomic.Uint64 // WAL mappings it has advised

@@ -25,7 +25,8 @@ import (
 // another), and commits once: one WAL sync and one value-log sync for the
 // whole group. Each caller gets its own result only after that commit has
 // returned, so "nil means durable" holds exactly as before. A caller alone
-// is not delayed: the committer waits for nothing but the queue.
+// is not delayed: the committer waits for nothing but the queue, and for
+// stragglers only when writers are concurrent (below).
 //
 // Being the only writer also means a group can never lose a conflict.
 
@@ -92,11 +93,89 @@ func (b *Badger) commitLoop() {
 				break drain
 			}
 		}
+		group, size = b.stragglers.gather(b.writes, group, size)
+		start := time.Now()
 		b.safeCommitGroup(group)
+		b.stragglers.record(len(group), time.Since(start))
 		clear(group) // drop references to finished callers' buffers
 		// A commit may have filled the memtable and opened a new WAL.
 		b.advisor.poke(size)
 	}
+}
+
+// Waiting for stragglers.
+//
+// A commit costs much the same CPU however many writes it carries: the
+// syncs, a badger transaction, the page faults of the WAL, the hand-offs
+// between the committer, badger's writer and the callers (on the 2-core
+// benchmark VM, where system calls and faults are dear). Concurrent writers
+// come back with their next write soon after a commit has answered them,
+// but a commit that starts at once carries only those already queued: 16
+// writers made groups of about 7, in two cohorts taking turns. So when
+// recent commits carried more writes than are queued now, the committer
+// waits for the rest, at most maxStragglerWait and never longer than the
+// previous commit took (the time the callers already wait for a sync). A
+// lone writer makes groups of one and is never delayed; after a burst, the
+// wait stops within stragglerWindow commits.
+//
+// Measured (README, Durable writes against memory): kmipd's CPU per
+// create-get-destroy request fell by about a fifth, and 16 writers straight
+// on the store made groups of 15 instead of 8 and 10-92% more writes per
+// second; what it does to kmipd's requests per second was within the
+// benchmark's noise.
+const (
+	stragglerWindow  = 16
+	maxStragglerWait = 500 * time.Microsecond
+)
+
+type stragglers struct {
+	sizes [stragglerWindow]int // of the last commits, a ring
+	next  int
+	last  time.Duration // the last commit's duration
+	timer *time.Timer
+}
+
+// gather adds to group the writes that arrive within the wait, until it is
+// as large as the largest recent group (or full).
+func (s *stragglers) gather(writes <-chan *writeOp, group []*writeOp, size int) ([]*writeOp, int) {
+	want := 0
+	for _, n := range s.sizes {
+		want = max(want, n)
+	}
+	want = min(want, maxGroupOps)
+	if len(group) >= want || size >= maxGroupBytes {
+		return group, size
+	}
+	wait := min(maxStragglerWait, s.last)
+	if wait <= 0 {
+		return group, size
+	}
+	if s.timer == nil {
+		s.timer = time.NewTimer(wait)
+	} else {
+		s.timer.Reset(wait)
+	}
+	defer s.timer.Stop()
+	for len(group) < want && size < maxGroupBytes {
+		select {
+		case op, ok := <-writes:
+			if !ok {
+				return group, size
+			}
+			group = append(group, op)
+			size += op.size()
+		case <-s.timer.C:
+			return group, size
+		}
+	}
+	return group, size
+}
+
+// record notes a commit of n writes that took d.
+func (s *stragglers) record(n int, d time.Duration) {
+	s.sizes[s.next] = n
+	s.next = (s.next + 1) % len(s.sizes)
+	s.last = d
 }
 
 // safeCommitGroup keeps a panic inside badger from killing the committer

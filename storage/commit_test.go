@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -182,5 +183,55 @@ func TestGroupCommitSurvivesPanic(t *testing.T) {
 	}
 	if err := b.Put(context.Background(), "p/after", []byte("x")); err != nil {
 		t.Fatalf("Put after a panicked group: %v", err)
+	}
+}
+
+// The committer waits for as many writes as recent commits carried, and
+// for no one when writes come one at a time.
+func TestStragglers(t *testing.T) {
+	op := func() *writeOp { return &writeOp{kind: opPut, key: []byte("k"), done: make(chan error, 1)} }
+	var s stragglers
+	ch := make(chan *writeOp, 8)
+
+	// Alone: groups of one, and a queued write is left for the next group.
+	for range stragglerWindow {
+		s.record(1, time.Millisecond)
+	}
+	ch <- op()
+	if g, _ := s.gather(ch, []*writeOp{op()}, 1); len(g) != 1 || len(ch) != 1 {
+		t.Fatalf("lone writer: group of %d, %d left queued; want 1 and 1", len(g), len(ch))
+	}
+	<-ch
+
+	// Concurrent: the group grows to the largest recent one, no further.
+	s.record(4, time.Millisecond)
+	for range 5 {
+		ch <- op()
+	}
+	if g, _ := s.gather(ch, []*writeOp{op()}, 1); len(g) != 4 || len(ch) != 2 {
+		t.Fatalf("after a group of 4: group of %d, %d left queued; want 4 and 2", len(g), len(ch))
+	}
+	<-ch
+	<-ch
+
+	// Nobody comes: the wait ends (at most the last commit's duration).
+	if g, _ := s.gather(ch, []*writeOp{op()}, 1); len(g) != 1 {
+		t.Fatalf("empty queue: group of %d", len(g))
+	}
+	// A closed queue ends it too.
+	close(ch)
+	s.record(4, time.Hour)
+	if g, _ := s.gather(ch, []*writeOp{op()}, 1); len(g) != 1 {
+		t.Fatalf("closed queue: group of %d", len(g))
+	}
+
+	// The burst is forgotten after stragglerWindow commits.
+	for range stragglerWindow {
+		s.record(1, time.Millisecond)
+	}
+	ch2 := make(chan *writeOp, 1)
+	ch2 <- op()
+	if g, _ := s.gather(ch2, []*writeOp{op()}, 1); len(g) != 1 {
+		t.Fatalf("after the burst: group of %d, want 1", len(g))
 	}
 }
