@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/kmipd/kmipd/admin"
 	"github.com/kmipd/kmipd/daemon"
+	"github.com/kmipd/kmipd/kek"
 	"github.com/kmipd/kmipd/kmipops"
 	"github.com/kmipd/kmipd/kmipops/object"
 	"github.com/kmipd/kmipd/kmipops/tree"
@@ -190,4 +192,54 @@ func TestLocateOverOldIndexAnswersAtOnce(t *testing.T) {
 	if err := e.d.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestAdminReindexDuringPKEKRotation: an owner whose pKEK rotation was
+// interrupted (its record holds two generations) cannot be reindexed: a
+// clear error, nothing marked; once the rotation is finished, reindex
+// rebuilds its index under the new key and Locate finds every object.
+func TestAdminReindexDuringPKEKRotation(t *testing.T) {
+	e := startAdmin(t)
+	seedKeys(t, e.d, 1, 40)
+	o0 := caller(0).Identity
+	ctx, cancel := context.WithCancel(t.Context())
+	prefix := "obj/" + o0 + "/"
+	_, err := e.d.Keyring().RotatePKEK(ctx, o0, kek.Sealed{
+		Prefix:  prefix,
+		AAD:     func(key string) []byte { return []byte(strings.TrimPrefix(key, prefix)) },
+		Derived: object.IndexPrefix(o0),
+	}, func(done, total int) { cancel() })
+	cancel()
+	if err == nil {
+		t.Fatal("the interrupted rotation finished")
+	}
+	marker := func() string {
+		v, err := e.d.Store().Get(t.Context(), object.IndexPrefix(o0)+"built")
+		if err != nil {
+			return err.Error()
+		}
+		return string(v)
+	}
+	was, entries := marker(), indexKeys(t, e.d, o0)
+	if _, err := reindex(t, e, daemon.ReindexArgs{Owner: o0}); err == nil || !strings.Contains(err.Error(), "rotates") {
+		t.Fatalf("reindex during a pKEK rotation: %v", err)
+	}
+	if now := marker(); now != was || !slices.Equal(indexKeys(t, e.d, o0), entries) {
+		t.Fatalf("a refused reindex changed the index: marker %q -> %q", was, now)
+	}
+	checkLocateAll(t, e.d, caller(0)) // by the scan meanwhile
+	if _, err := admin.Call(t.Context(), e.c.Admin.Socket, "rotate-pkek", daemon.RotatePKEKArgs{Owner: o0}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := reindex(t, e, daemon.ReindexArgs{Owner: o0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Owners[0]; got.Objects != 40 || got.Written < 4*40 {
+		t.Fatalf("reindex after the rotation: %+v", got)
+	}
+	if now := marker(); now != "2" {
+		t.Fatalf("marker after reindex: %q", now)
+	}
+	checkLocateAll(t, e.d, caller(0))
 }
