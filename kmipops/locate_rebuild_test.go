@@ -16,9 +16,10 @@ import (
 	"github.com/kmipd/kmipd/storage"
 )
 
-// heldRebuild holds every index rebuild of owner at its first step (the
-// listing of the owner's index) until release is closed, counts them, and
-// closes built once the owner's index is marked built.
+// heldRebuild holds every index rebuild of owner at its listing of the
+// owner's index (its second pass, before the index is marked built; Locate
+// lists no index here) until release is closed, counts them, and closes
+// built once the owner's index is marked built.
 type heldRebuild struct {
 	*storage.Memory
 	prefix   string
