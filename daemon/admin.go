@@ -41,6 +41,7 @@ func (d *Daemon) startAdmin() error {
 		"rotate-pkek": st.rotatePKEK,
 		"rotate-mkek": st.rotateMKEK,
 		"rotate-hmac": st.rotateHMAC,
+		"reindex":     st.reindex,
 	}, d.log.Named("admin"))
 	if err != nil {
 		return err

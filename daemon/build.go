@@ -315,12 +315,16 @@ func (d *Daemon) ReopenAudit() error {
 	return d.audit.Reopen()
 }
 
-// Close stops telemetry and closes the store, and the HSM (then its session
-// budget) unless Hooks.HSM supplied it. Call it once serving has returned.
+// Close stops telemetry and background index rebuilds, and closes the
+// store, and the HSM (then its session budget) unless Hooks.HSM supplied
+// it. Call it once serving has returned.
 func (d *Daemon) Close() error {
 	var errs []error
 	if d.admin != nil {
 		_ = d.admin.Close() // first: its handlers use the store and the HSM
+	}
+	if d.processor != nil {
+		d.processor.Close() // background index rebuilds, before the store goes
 	}
 	if d.telemetry != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

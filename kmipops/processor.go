@@ -142,12 +142,24 @@ func NewProcessor(st storage.Store, s object.Sealer, opts Options, log hclog.Log
 		// A Poll's answer "SHALL NOT be asynchronous" (§4.27), nor a Cancel's.
 		async[op] = op != kmip14.OperationPoll && op != kmip14.OperationCancel
 	}
+	objects := object.NewRepo(st, s, opts.Rand, opts.ObjectCacheBytes)
+	objects.SetLogger(log.Named("index"))
 	return &Processor{opts: opts, log: log, streams: newStreamTable(),
-		objects:  object.NewRepo(st, s, opts.Rand, opts.ObjectCacheBytes),
+		objects:  objects,
 		asyncOps: async, pending: newAsyncTable(),
 		binder: credential.NewBinder(st, opts.CredentialIterations),
 		groups: newRotations()}
 }
+
+// RebuildIndex rebuilds owner's blind index from its records (kmipd admin
+// reindex; see object.Repo.RebuildIndex).
+func (p *Processor) RebuildIndex(ctx context.Context, owner string, progress func(done, total int)) (object.RebuildStats, error) {
+	return p.objects.RebuildIndex(ctx, owner, progress)
+}
+
+// Close stops the Processor's background work (index rebuilds a Locate
+// started) and waits for it; call it before closing the store.
+func (p *Processor) Close() { p.objects.Close() }
 
 // version is a KMIP protocol version.
 type version struct{ major, minor int32 }

@@ -24,6 +24,7 @@ const adminUsage = `Usage:
   kmipd admin rotate-pkek -config FILE (-owner ID | -all) [-json]
   kmipd admin rotate-mkek -config FILE [-label LABEL] [-destroy-old] [-json]
   kmipd admin rotate-hmac -config FILE [-label LABEL] [-destroy-old] [-json]
+  kmipd admin reindex -config FILE (-owner ID | -all) [-json]
   kmipd restore -config FILE -in FILE      (offline: the server must be stopped)
 
 admin commands talk to the running server through the admin socket its
@@ -40,7 +41,7 @@ func cmdAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, adminUsage)
 		return nil
-	case "status", "backup", "rotate-pkek", "rotate-mkek", "rotate-hmac":
+	case "status", "backup", "rotate-pkek", "rotate-mkek", "rotate-hmac", "reindex":
 	default:
 		fmt.Fprintf(stderr, "kmipd admin: unknown command %q\n\n%s", sub, adminUsage)
 		return errUsage
@@ -51,18 +52,19 @@ func cmdAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"rotate-pkek": "admin rotate-pkek -config FILE (-owner ID | -all) [-json]",
 		"rotate-mkek": "admin rotate-mkek -config FILE [-label LABEL] [-destroy-old] [-json]",
 		"rotate-hmac": "admin rotate-hmac -config FILE [-label LABEL] [-destroy-old] [-json]",
+		"reindex":     "admin reindex -config FILE (-owner ID | -all) [-json]",
 	}[sub], stderr)
 	cfgPath := fs.String("config", "", "the running server's kmipd.hcl (required)")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	out := fs.String("out", "", "backup file to write (backup)")
-	owner := fs.String("owner", "", "owner identity whose pKEK to rotate (rotate-pkek)")
-	all := fs.Bool("all", false, "rotate every owner's pKEK (rotate-pkek)")
+	owner := fs.String("owner", "", "owner identity whose pKEK to rotate (rotate-pkek) or whose index to rebuild (reindex)")
+	all := fs.Bool("all", false, "every owner's (rotate-pkek, reindex)")
 	label := fs.String("label", "", "the new master key's label (rotate-mkek, rotate-hmac; default: the configured one + /gen-N)")
 	destroyOld := fs.Bool("destroy-old", false, "destroy the old master key instead of disabling it (rotate-mkek, rotate-hmac)")
 	if err := parseFlags(fs, rest); err != nil {
 		return err
 	}
-	if *cfgPath == "" || (sub == "backup" && *out == "") || (sub == "rotate-pkek" && (*owner == "") == !*all) {
+	if *cfgPath == "" || (sub == "backup" && *out == "") || ((sub == "rotate-pkek" || sub == "reindex") && (*owner == "") == !*all) {
 		fs.Usage()
 		return errUsage
 	}
@@ -92,6 +94,8 @@ func cmdAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		fmt.Fprintf(stdout, "backup of %d sealed records written to %s\n", n, *out)
 		return nil
+	case "reindex":
+		return adminReindex(ctx, socket, daemon.ReindexArgs{Owner: *owner, All: *all}, *asJSON, stdout, stderr)
 	case "rotate-mkek", "rotate-hmac":
 		raw, err := admin.Call(ctx, socket, sub, daemon.RotateMasterArgs{Label: *label, DestroyOld: *destroyOld},
 			progressBar(stderr), nil)
@@ -136,6 +140,29 @@ func cmdAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if len(res.Owners) == 0 {
 		fmt.Fprintln(stdout, "no owner has a pKEK yet: nothing to rotate")
+	}
+	return nil
+}
+
+// adminReindex asks the server to rebuild blind indexes and prints what
+// each rebuild did.
+func adminReindex(ctx context.Context, socket string, args daemon.ReindexArgs, asJSON bool, stdout, stderr io.Writer) error {
+	raw, err := admin.Call(ctx, socket, "reindex", args, progressBar(stderr), nil)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(stdout, raw)
+	}
+	var res daemon.ReindexResult
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return err
+	}
+	for _, o := range res.Owners {
+		fmt.Fprintf(stdout, "%s: index rebuilt, %d objects, %d entries written, %d removed, %.3f s\n", o.Owner, o.Objects, o.Written, o.Removed, o.Seconds)
+	}
+	if len(res.Owners) == 0 {
+		fmt.Fprintln(stdout, "no owner has a pKEK yet: nothing to index")
 	}
 	return nil
 }

@@ -31,6 +31,7 @@ func TestAdminCommandErrors(t *testing.T) {
 		"admin status -config " + path:                 "nothing answers on " + cfg.Admin.Socket,
 		"admin backup -config " + path + " -out x.bak": "nothing answers",
 		"admin rotate-pkek -config " + path + " -all":  "nothing answers",
+		"admin reindex -config " + path + " -all":      "nothing answers",
 		"admin status -config " + path + ".missing":    "no such file",
 	} {
 		var out, errOut bytes.Buffer
@@ -44,7 +45,8 @@ func TestAdminCommandErrors(t *testing.T) {
 	if code := run([]string{"admin", "status", "-config", path}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "no admin block") {
 		t.Errorf("no admin block: exit %d, %q", code, errOut.String())
 	}
-	for _, args := range []string{"admin", "admin nope", "admin rotate-pkek -config x", "admin backup -config x", "restore -config x"} {
+	for _, args := range []string{"admin", "admin nope", "admin rotate-pkek -config x", "admin backup -config x", "restore -config x",
+		"admin reindex -config x", "admin reindex -config x -all -owner o"} {
 		if code := run(strings.Fields(args), &out, &errOut); code != 2 {
 			t.Errorf("kmipd %s: exit %d, want 2", args, code)
 		}

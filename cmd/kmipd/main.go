@@ -35,6 +35,7 @@ Usage:
   kmipd admin status -config FILE [-json]
   kmipd admin backup -config FILE -out FILE
   kmipd admin rotate-pkek -config FILE (-owner ID | -all) [-json]
+  kmipd admin reindex -config FILE (-owner ID | -all) [-json]
   kmipd restore -config FILE -in FILE
   kmipd conformance -addr HOST:PORT -ca CA -cert CERT -key KEY [-json] PATH...
   kmipd bench -addr HOST:PORT -ca CA -cert CERT -key KEY -mode persistent|reconnect

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -30,10 +29,10 @@ import (
 // record (storage.Batcher) by Insert, Update, Remove and Undo's restore; a
 // store that is no Batcher has no index and Locate scans. The marker
 // idx/<owner>/built says the owner's index is complete, its value which
-// version of the index (indexVersion): Lookup and Ordered rebuild an
-// owner's index (RebuildIndex) before its first use when it is missing or
-// older, which covers records written before the index, or before the
-// entries of the current version, existed.
+// version of the index (indexVersion): when it is missing or older (records
+// written before the index, or before the entries of the current version,
+// existed), Lookup and Ordered start a rebuild in the background and
+// answer "scan" until it is done (index_rebuild.go).
 //
 // Indexed: Name, Object Type, State, Cryptographic Algorithm and Length,
 // Object Group, Link and custom (x-, y-) attributes, by exact value (the
@@ -176,180 +175,6 @@ func indexWrites(w []storage.Write, old, new []string) []storage.Write {
 		}
 	}
 	return w
-}
-
-// ensureIndex rebuilds owner's index unless it is marked complete at
-// this version.
-func (r *Repo) ensureIndex(ctx context.Context, owner string) error {
-	v, err := r.st.Get(ctx, indexMarker(owner))
-	if err == nil && builtMarker(v) {
-		return nil
-	}
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("index marker: %w", err)
-	}
-	return r.RebuildIndex(ctx, owner)
-}
-
-// rebuildWorkers bounds the writes a rebuild has in flight: enough for the
-// store to commit them in groups.
-const rebuildWorkers = 16
-
-// RebuildIndex derives owner's index from the records again: every entry
-// not due to a stored object goes, every due one is written, then the
-// owner is marked indexed. It is safe while the server runs: each object
-// is fixed under its own lock, in one transaction.
-func (r *Repo) RebuildIndex(ctx context.Context, owner string) error {
-	if !r.indexed() {
-		return errors.New("rebuild index: the store keeps no index")
-	}
-	token := make([]byte, 16)
-	if _, err := io.ReadFull(r.rand, token); err != nil {
-		return fmt.Errorf("rebuild index: %w", err)
-	}
-	if err := r.markBuilding(ctx, owner, token); err != nil {
-		return err
-	}
-	// What the index holds now, by uid, and which objects exist. Every
-	// entry ends in /<uid> (a uid has no '/'); the markers have no '/'.
-	have := map[string][]string{}
-	p := indexPrefix(owner)
-	err := r.st.List(ctx, p, func(key string, _ []byte) error {
-		rest := key[len(p):]
-		if i := strings.LastIndexByte(rest, '/'); i > 0 {
-			have[rest[i+1:]] = append(have[rest[i+1:]], key)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("rebuild index: %w", err)
-	}
-	uids := make([]string, 0, len(have))
-	for u := range have {
-		uids = append(uids, u)
-	}
-	op := ownerPrefix(owner)
-	err = r.st.List(ctx, op, func(key string, _ []byte) error {
-		if u := key[len(op):]; have[u] == nil {
-			uids = append(uids, u)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("rebuild index: %w", err)
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-		next  = make(chan string)
-	)
-	for range min(rebuildWorkers, len(uids)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for uid := range next {
-				if err := r.reindex(ctx, owner, uid, have[uid]); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for _, u := range uids {
-		next <- u
-	}
-	close(next)
-	wg.Wait()
-	if first != nil {
-		return fmt.Errorf("rebuild index: %w", first)
-	}
-	return r.markBuilt(ctx, owner, token)
-}
-
-// markBuilding records a rebuild under the gate, once no rotation holds
-// the owner's index (BlindIndex answers).
-func (r *Repo) markBuilding(ctx context.Context, owner string, token []byte) error {
-	defer r.enter(owner)()
-	if _, err := r.index.BlindIndex(ctx, owner, nil); err != nil {
-		return fmt.Errorf("rebuild index: %w", err)
-	}
-	if err := r.st.Put(ctx, buildingMarker(owner), token); err != nil {
-		return fmt.Errorf("rebuild index: %w", err)
-	}
-	return nil
-}
-
-// markBuilt marks the index built if the rebuild's own marker is still
-// there, under the gate: otherwise a rotation dropped what it wrote.
-func (r *Repo) markBuilt(ctx context.Context, owner string, token []byte) error {
-	defer r.enter(owner)()
-	got, err := r.st.Get(ctx, buildingMarker(owner))
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && string(got) != string(token)) {
-		return fmt.Errorf("rebuild index: %w", errRebuildOverrun)
-	}
-	if err != nil {
-		return fmt.Errorf("rebuild index: %w", err)
-	}
-	return r.batch.Apply(ctx, []storage.Write{
-		{Kind: storage.WritePut, Key: indexMarker(owner), Value: []byte(indexVersion)},
-		{Kind: storage.WriteDelete, Key: buildingMarker(owner)},
-	})
-}
-
-// errRebuildOverrun: a pKEK rotation (or another rebuild) overtook this
-// rebuild; it reads as NoIndex, so the caller scans and a later Locate
-// rebuilds.
-var errRebuildOverrun = noIndexErr("the index changed under the rebuild")
-
-type noIndexErr string
-
-func (e noIndexErr) Error() string { return string(e) }
-func (noIndexErr) NoIndex() bool   { return true }
-
-// reindex makes uid's entries those of its record, under its lock; have
-// is what the index held for it when the rebuild began (any it gained since
-// came from a write under this lock, for the record as it now is).
-func (r *Repo) reindex(ctx context.Context, owner, uid string, have []string) error {
-	defer r.locks.lock(owner, uid)()
-	s := r.Scope(owner, nil).WithArchived() // archived objects are indexed too
-	o, err := s.Load(ctx, uid)
-	if errors.Is(err, ErrNotFound) || (err == nil && !validUID(uid)) {
-		o, err = nil, nil
-	}
-	if err != nil {
-		return fmt.Errorf("object %s: %w", uid, err)
-	}
-	// Tags computed and written under the gate, so a rotation cannot come
-	// between them; during one, the rebuild stops (NoIndex).
-	defer r.enter(owner)()
-	if _, err := r.index.BlindIndex(ctx, owner, nil); err != nil {
-		return err
-	}
-	want, err := s.indexKeys(ctx, o)
-	if err != nil {
-		return err
-	}
-	var w []storage.Write
-	for _, k := range have {
-		if !slices.Contains(want, k) {
-			w = append(w, storage.Write{Kind: storage.WriteDelete, Key: k})
-		}
-	}
-	for _, k := range want {
-		// One the index held at the start is there still: a write since
-		// that dropped it made a record without it, or put it back.
-		if !slices.Contains(have, k) {
-			w = append(w, storage.Write{Kind: storage.WritePut, Key: k})
-		}
-	}
-	if len(w) == 0 {
-		return nil
-	}
-	return r.batch.Apply(ctx, w)
 }
 
 // builtOwners remembers owners whose index marker was seen, so that an

@@ -167,8 +167,9 @@ func TestOrderedNewestFirst(t *testing.T) {
 }
 
 // TestOrderRebuildsOldIndex: an index built before the ordering entries
-// (built marker without a version, no entries) is rebuilt once by the
-// first walk, to exactly what the writes keep.
+// (built marker without a version, no entries) is rebuilt once, in the
+// background, from the first walk (which gives up meanwhile), to exactly
+// what the writes keep.
 func TestOrderRebuildsOldIndex(t *testing.T) {
 	f := newFixture(t, 0)
 	for i := range 20 {
@@ -198,9 +199,13 @@ func TestOrderRebuildsOldIndex(t *testing.T) {
 	if want[0] != extra {
 		t.Fatalf("newest is %s, want %s", want[0], extra)
 	}
+	if _, ok := walk(t, f.s, nil, 0); ok {
+		t.Fatalf("Ordered over an old index answered")
+	}
+	<-f.r.rb.done(alice)
 	got, ok := walk(t, f.s, nil, 0)
 	if !ok || !slices.Equal(got, want) {
-		t.Fatalf("Ordered over an old index = %v (%v), want %v", got, ok, want)
+		t.Fatalf("Ordered after the rebuild = %v (%v), want %v", got, ok, want)
 	}
 	if v, err := f.st.Get(ctx, indexMarker(alice)); err != nil || !builtMarker(v) {
 		t.Fatalf("built marker after the rebuild: %q, %v", v, err)
@@ -215,7 +220,7 @@ func TestOrderRebuildsOldIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := f.r.RebuildIndex(ctx, alice); err != nil {
+	if _, err := f.r.RebuildIndex(ctx, alice, nil); err != nil {
 		t.Fatal(err)
 	}
 	if rebuilt := indexEntries(t, f.st, alice); !slices.Equal(after, rebuilt) {
@@ -224,8 +229,9 @@ func TestOrderRebuildsOldIndex(t *testing.T) {
 }
 
 // TestOrderAfterRotation: a pKEK rotation drops the index, ordering
-// entries included; the next walk rebuilds it under the new key (a new
-// offset: every key changes) in the same order.
+// entries included; the next walk starts its rebuild under the new key (a
+// new offset: every key changes), and the walks after it give the same
+// order.
 func TestOrderAfterRotation(t *testing.T) {
 	f := newFixture(t, 0)
 	for i := range 30 {
@@ -245,6 +251,10 @@ func TestOrderAfterRotation(t *testing.T) {
 	if n := len(indexEntries(t, f.st, alice)); n != 0 {
 		t.Fatalf("%d index entries left after the rotation", n)
 	}
+	if _, ok := walk(t, f.s, nil, 0); ok {
+		t.Fatalf("Ordered over a dropped index answered")
+	}
+	<-f.r.rb.done(alice)
 	if got, ok := walk(t, f.s, nil, 0); !ok || !slices.Equal(got, want) {
 		t.Fatalf("Ordered after a rotation = %v (%v), want %v", got, ok, want)
 	}

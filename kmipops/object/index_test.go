@@ -35,6 +35,16 @@ func indexEntries(t testing.TB, st storage.Store, owner string) []string {
 	return keys
 }
 
+// countRecords counts owner's records.
+func countRecords(t testing.TB, st storage.Store, owner string) int {
+	t.Helper()
+	n := 0
+	if err := st.List(ctx, ownerPrefix(owner), func(string, []byte) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // named lists (by scanning every record) the uids of owner's objects with
 // a Name instance v.
 func named(t testing.TB, s Scope, v string) []string {
@@ -68,7 +78,7 @@ func TestIndexMatchesRebuild(t *testing.T) {
 	names := []string{"alpha", "beta", "gamma", "delta"}
 	groups := []string{"g1", "g2"}
 	// Marked built while empty, so no lookup below rebuilds it.
-	if err := f.r.RebuildIndex(ctx, alice); err != nil {
+	if _, err := f.r.RebuildIndex(ctx, alice, nil); err != nil {
 		t.Fatal(err)
 	}
 	var uids []string
@@ -174,10 +184,14 @@ func TestIndexMatchesRebuild(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := f.r.RebuildIndex(ctx, alice); err != nil {
+	st, err := f.r.RebuildIndex(ctx, alice, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 	rebuilt := indexEntries(t, f.st, alice)
+	if st.Objects != countRecords(t, f.st, alice) || st.Written != len(rebuilt) || st.Removed != 0 {
+		t.Fatalf("rebuild from nothing: %+v, %d entries", st, len(rebuilt))
+	}
 	if !slices.Equal(kept, rebuilt) {
 		t.Fatalf("index kept by the writes (%d entries) differs from a rebuild (%d entries)\nkept:    %v\nrebuilt: %v",
 			len(kept), len(rebuilt), kept, rebuilt)
@@ -237,7 +251,8 @@ type plainStore struct{ storage.Store }
 
 // Records written without an index (a store that is no Batcher, or a
 // kmipd before the index) are found once a Repo with an index serves
-// Locate: its first lookup builds the owner's index.
+// Locate: its first lookup starts a rebuild of the owner's index and lets
+// the caller scan; once it is done, lookups answer.
 func TestIndexBuiltForOlderRecords(t *testing.T) {
 	f := newFixture(t, 0)
 	old := NewRepo(plainStore{f.st}, f.kr, crand.Reader, 0)
@@ -272,6 +287,10 @@ func TestIndexBuiltForOlderRecords(t *testing.T) {
 	if _, err := f.st.Get(ctx, indexMarker(alice)); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("index marked built over unindexed records: %v", err)
 	}
+	if _, ok, err := f.s.Lookup(ctx, []Attr{NewAttr(AttrName, nameValue("n0"))}); ok || err != nil {
+		t.Fatalf("Lookup over an index not built = %v, %v; want a scan", ok, err)
+	}
+	<-f.r.rb.done(alice)
 	got, ok, err := f.s.Lookup(ctx, []Attr{NewAttr(AttrName, nameValue("n0"))})
 	if err != nil || !ok || !slices.Equal(got, want) {
 		t.Fatalf("Lookup = %v, %v, %v; want %v", got, ok, err, want)

@@ -61,6 +61,7 @@ type Repo struct {
 	batch storage.Batcher
 	index Indexer
 	built builtOwners // owners whose index is known complete
+	rb    rebuilds    // index rebuilds running (index_rebuild.go)
 	// candidateCap replaces maxCandidates when set (tests).
 	candidateCap int
 }
