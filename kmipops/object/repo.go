@@ -1,7 +1,6 @@
 package object
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -145,7 +144,7 @@ func (s *Scope) load(ctx context.Context, uid string) (*Object, error) {
 	r, key := s.r, objectKey(s.owner, uid)
 	defer r.enter(s.owner)()
 	read := r.cache.begin(s.owner)
-	o, sealed, err := r.cache.fetch(ctx, r.st, read, key)
+	o, sealed, scratch, record, err := r.cache.fetch(ctx, r.st, read, key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, ErrNotFound
 	}
@@ -155,10 +154,8 @@ func (s *Scope) load(ctx context.Context, uid string) (*Object, error) {
 	if o != nil {
 		return o, nil
 	}
-	keep := r.cache.mayKeep(read)
-	var record []byte
-	if keep {
-		record = bytes.Clone(sealed) // opening overwrites sealed
+	if scratch != nil {
+		defer putScratch(scratch)
 	}
 	plain, err := r.seal.OpenInPlace(ctx, s.owner, []byte(uid), sealed)
 	if err != nil {
@@ -169,7 +166,7 @@ func (s *Scope) load(ctx context.Context, uid string) (*Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode object record: %w", err)
 	}
-	if !keep {
+	if record == nil {
 		return o, nil
 	}
 	r.cache.put(read, s.owner, key, record, o)
