@@ -228,12 +228,19 @@ func (s *Scope) Update(ctx context.Context, uid string, fn func(o *Object) (chan
 	if err != nil {
 		return nil, err
 	}
-	before := o.clone() // values are never changed in place: this is cheap
+	// fn's first change keeps o as it was (willChange), the image save
+	// needs: most calls change nothing and copy nothing.
+	o.tracking = true
 	changed, err := fn(o)
+	before := o.before
+	o.before, o.tracking = nil, false
 	if err != nil {
 		return nil, err
 	}
 	if changed {
+		if before == nil { // nothing changed through o's methods
+			before = o.clone()
+		}
 		if err := s.save(ctx, before, o); err != nil {
 			return nil, err
 		}
