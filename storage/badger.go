@@ -279,13 +279,14 @@ func (b *Badger) Get(ctx context.Context, key string) ([]byte, error) {
 	if v, ok := b.cache.get(key); ok {
 		return v, nil
 	}
-	return b.read(key)
+	return b.read(key, false)
 }
 
 var _ Viewer = (*Badger)(nil)
 
 // View calls fn with the value at key: the cached slice itself when the
-// value cache holds it, else a copy read from badger (which fills the cache).
+// value cache holds it, else the copy read from badger, which the cache
+// then holds too (a Get copies twice).
 func (b *Badger) View(ctx context.Context, key string, fn func(value []byte) error) error {
 	if err := b.begin(ctx, key); err != nil {
 		return err
@@ -294,7 +295,7 @@ func (b *Badger) View(ctx context.Context, key string, fn func(value []byte) err
 	v, ok := b.cache.peek(key)
 	if !ok {
 		var err error
-		if v, err = b.read(key); err != nil {
+		if v, err = b.read(key, true); err != nil {
 			return err
 		}
 	}
@@ -302,8 +303,9 @@ func (b *Badger) View(ctx context.Context, key string, fn func(value []byte) err
 }
 
 // read gets key's value from badger, filling the cache; the caller has
-// entered.
-func (b *Badger) read(key string) ([]byte, error) {
+// entered. The value is the caller's own, or with shared, the cache's
+// too, and then never written (View).
+func (b *Badger) read(key string, shared bool) ([]byte, error) {
 	gen := b.cache.generation()
 	var v []byte
 	err := b.db.View(func(txn *badger.Txn) error {
@@ -320,7 +322,11 @@ func (b *Badger) read(key string) ([]byte, error) {
 	if v == nil {
 		v = []byte{}
 	}
-	b.cache.fill(key, v, gen)
+	if shared {
+		b.cache.keep(key, v, gen)
+	} else {
+		b.cache.fill(key, v, gen)
+	}
 	return v, nil
 }
 

@@ -37,8 +37,9 @@ func (c *valueCache) get(key string) ([]byte, bool) {
 }
 
 // peek returns the cached value itself. Cached slices are never written
-// after they are stored (putLocked copies, set and remove replace), so the
-// caller may read it after the lock is released, but must not modify it.
+// after they are stored (set and fill copy, keep's caller gives up v, set
+// and remove replace), so the caller may read and keep it after the lock
+// is released, but must not modify it.
 func (c *valueCache) peek(key string) ([]byte, bool) {
 	if c == nil {
 		return nil, false
@@ -61,13 +62,22 @@ func (c *valueCache) generation() uint64 {
 
 // fill caches a copy of v, read from badger, unless a write reached the
 // cache since gen was read.
-func (c *valueCache) fill(key string, v []byte, gen uint64) {
+func (c *valueCache) fill(key string, v []byte, gen uint64) { c.fillShared(key, v, gen, false) }
+
+// keep is fill without the copy: the cache holds v itself, which nobody
+// may write from now on (View's readers share it).
+func (c *valueCache) keep(key string, v []byte, gen uint64) { c.fillShared(key, v, gen, true) }
+
+func (c *valueCache) fillShared(key string, v []byte, gen uint64, shared bool) {
 	if c == nil || len(v) > c.limit {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen == gen {
+		if !shared {
+			v = append(make([]byte, 0, len(v)), v...)
+		}
 		c.putLocked(key, v)
 	}
 }
@@ -83,7 +93,7 @@ func (c *valueCache) set(key string, v []byte) {
 	c.gen++
 	c.removeLocked(key)
 	if len(v) <= c.limit {
-		c.putLocked(key, v)
+		c.putLocked(key, append(make([]byte, 0, len(v)), v...))
 	}
 }
 
@@ -97,6 +107,7 @@ func (c *valueCache) remove(key string) {
 	c.removeLocked(key)
 }
 
+// putLocked caches v itself, which the cache now owns.
 func (c *valueCache) putLocked(key string, v []byte) {
 	c.removeLocked(key)
 	// Evict arbitrary entries (map order is randomised) until it fits: a
@@ -107,7 +118,7 @@ func (c *valueCache) putLocked(key string, v []byte) {
 		}
 		c.removeLocked(k)
 	}
-	c.m[key] = append(make([]byte, 0, len(v)), v...)
+	c.m[key] = v
 	c.size += len(key) + len(v)
 }
 

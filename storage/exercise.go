@@ -354,12 +354,21 @@ func exView(t testing.TB, s Store, v Viewer) {
 			t.Fatalf("View #%d saw %q, want %q", i, got, want)
 		}
 	}
+	// A value fn keeps is never changed by the store (Viewer): not by a
+	// later View, nor by a write replacing it.
+	var kept []byte
+	if err := v.View(ctx, "exercise/view/k", func(b []byte) error { kept = b; return nil }); err != nil {
+		t.Fatalf("View: %v", err)
+	}
 	mustPut(t, s, "exercise/view/k", []byte("second"))
 	var got []byte
 	if err := v.View(ctx, "exercise/view/k", func(b []byte) error { got = bytes.Clone(b); return nil }); err != nil || string(got) != "second" {
 		t.Fatalf("View after Put = %q, %v; want \"second\"", got, err)
 	}
 	mustGet(t, s, "exercise/view/k", []byte("second"))
+	if !bytes.Equal(kept, want) {
+		t.Fatalf("a value View showed became %q after an overwrite, want %q", kept, want)
+	}
 	sentinel := errors.New("from fn")
 	if err := v.View(ctx, "exercise/view/k", func([]byte) error { return sentinel }); err != sentinel {
 		t.Fatalf("View returned %v, want fn's error unchanged", err)

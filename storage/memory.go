@@ -71,9 +71,9 @@ func (s *Memory) Get(ctx context.Context, key string) ([]byte, error) {
 	return append([]byte{}, v...), nil
 }
 
-// View calls fn with the stored value itself, outside the lock: fn must
-// neither modify nor keep it (Viewer), and a concurrent write replaces the
-// slice rather than changing it, so fn always sees one whole value.
+// View calls fn with the stored value itself, outside the lock: fn must not
+// modify it (Viewer), and a concurrent write replaces the slice rather than
+// changing it, so fn always sees one whole value, and may keep it.
 func (s *Memory) View(ctx context.Context, key string, fn func(value []byte) error) error {
 	v, err := s.lookup(ctx, key)
 	if err != nil {

@@ -63,12 +63,14 @@ type Store interface {
 }
 
 // Viewer is implemented by a Store that can show a value without copying
-// it, for readers that only compare or copy it themselves (kmipops checks a
-// record against the one it has already opened). Exercise covers it when s
-// implements it.
+// it, for readers that only compare, copy or keep it (kmipops checks a
+// record against the one it has already opened, and keeps the record it
+// opens). Exercise covers it when s implements it.
 type Viewer interface {
 	// View calls fn with the value at key, or returns ErrNotFound without
-	// calling it. fn must neither modify value nor keep it after it
-	// returns. View returns fn's error unchanged.
+	// calling it. fn must not modify value, which may be shared with the
+	// store's cache and other readers; it may keep it, since the store never
+	// changes a value it has shown (a write replaces it). View returns fn's
+	// error unchanged.
 	View(ctx context.Context, key string, fn func(value []byte) error) error
 }

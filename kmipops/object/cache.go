@@ -97,26 +97,71 @@ func (c *cache) begin(owner string) cacheRead {
 }
 
 // fetch reads key's record from st: either the cached object opened from it
-// (a private copy) or, on a miss, the record itself, which the caller owns.
-// A hit reads the record in place when st is a storage.Viewer.
-func (c *cache) fetch(ctx context.Context, st storage.Store, r cacheRead, key string) (*Object, []byte, error) {
+// (a private copy) or, on a miss, a copy of the record for the caller to
+// open in place (sealed): in a scratch buffer to hand back (putScratch) if
+// scratch is not nil. With it comes, when the cache
+// may keep what the caller opens, the record for it (record). A read
+// through a storage.Viewer copies the record only into the scratch buffer,
+// which allocates nothing once the pool is warm.
+func (c *cache) fetch(ctx context.Context, st storage.Store, r cacheRead, key string) (o *Object, sealed []byte, scratch *[]byte, record []byte, err error) {
 	v, ok := st.(storage.Viewer)
 	if !c.mayKeep(r) || !ok {
+		// With no pKEK cached there is nothing to compare or keep: the
+		// copy Get makes is opened in place, as it is from a store that
+		// has no View.
 		sealed, err := st.Get(ctx, key)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, nil, err
 		}
-		return c.get(r, key, sealed), sealed, nil
+		if o = c.get(r, key, sealed); o != nil {
+			return o, nil, nil, nil, nil
+		}
+		if c.mayKeep(r) {
+			record = bytes.Clone(sealed) // opening overwrites sealed
+		}
+		return nil, sealed, nil, record, nil
 	}
-	var o *Object
-	var sealed []byte
-	err := v.View(ctx, key, func(b []byte) error {
-		if o = c.get(r, key, b); o == nil {
-			sealed = bytes.Clone(b)
+	var f fetched // one allocation for what the closure fills in
+	err = v.View(ctx, key, func(b []byte) error {
+		if f.o = c.get(r, key, b); f.o != nil {
+			return nil
 		}
+		// Opened from a pooled copy; kept as shown, for the store never
+		// changes it (storage.Viewer).
+		f.scratch, f.record = getScratch(b), b
 		return nil
 	})
-	return o, sealed, err
+	if f.scratch != nil {
+		sealed = *f.scratch
+	}
+	return f.o, sealed, f.scratch, f.record, err
+}
+
+type fetched struct {
+	o       *Object
+	scratch *[]byte
+	record  []byte
+}
+
+// Scratch buffers for records opened in place, so that a read that misses
+// the cache allocates no buffer for the record's plaintext.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+const maxScratch = 64 << 10 // larger buffers are left to the GC
+
+// getScratch returns a pooled buffer holding a copy of b.
+func getScratch(b []byte) *[]byte {
+	s := scratchPool.Get().(*[]byte)
+	*s = append((*s)[:0], b...)
+	return s
+}
+
+// putScratch scrubs s, which held a record and its plaintext, and pools it.
+func putScratch(s *[]byte) {
+	clear((*s)[:cap(*s)])
+	if cap(*s) <= maxScratch {
+		scratchPool.Put(s)
+	}
 }
 
 // get returns a private copy of the object opened from sealed, if it is

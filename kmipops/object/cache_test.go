@@ -190,3 +190,49 @@ func TestCacheBound(t *testing.T) {
 		t.Fatal("the bound evicted nothing")
 	}
 }
+
+// A read that misses opens the record in a pooled scratch buffer, and the
+// cache keeps the record the store showed it: neither may tie what a Load
+// returns or keeps to memory a later read reuses.
+func TestMissesShareNothingWithScratch(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		bytes int
+	}{{"cache", 0}, {"entries-too-large", 1 << 10}, {"no-cache", -1}} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, c.bytes)
+			a, b := f.insert(), f.insert()
+			oa := f.load(a)
+			want := encoded(t, oa)
+			for range 3 { // reuses the scratch buffer oa was opened in
+				f.load(b)
+				f.r.cache.drop(objectKey(alice, b))
+			}
+			if got := encoded(t, oa); !bytes.Equal(got, want) {
+				t.Fatal("an object a miss returned changed when later reads reused the scratch buffer")
+			}
+			if m, _ := oa.Body().Path(kmip14.TagKeyBlock, kmip14.TagKeyValue, kmip14.TagKeyMaterial).BytesValue(); !bytes.Equal(m, keyMaterial) {
+				t.Fatalf("key material became %x", m)
+			}
+			if f.r.cache == nil {
+				return
+			}
+			f.r.cache.mu.RLock()
+			e := f.r.cache.m[objectKey(alice, a)]
+			f.r.cache.mu.RUnlock()
+			if c.bytes != 0 {
+				if e != nil {
+					t.Fatal("an entry above the per-entry bound was cached")
+				}
+				return
+			}
+			stored, err := f.st.Get(ctx, objectKey(alice, a))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e == nil || !bytes.Equal(e.sealed, stored) {
+				t.Fatal("the cached entry's record is not the stored record byte for byte")
+			}
+		})
+	}
+}

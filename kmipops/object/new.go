@@ -122,6 +122,7 @@ func New(s Spec) (*Object, error) {
 // applyClientAttrs adds template attributes to a new object. Server-managed
 // attributes are refused, except an Object Type equal to the real one.
 func (o *Object) applyClientAttrs(l []Attr) error {
+	o.willChange()
 	for _, a := range l {
 		d, known := defs[a.name]
 		if known && d.rules&setClient == 0 {

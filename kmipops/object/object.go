@@ -35,6 +35,12 @@ type Object struct {
 	// insertion stamp, which orders objects made within one second.
 	creator string
 	stamp   int64
+
+	// While Update's fn runs (tracking), the first change saves the object
+	// as fn found it in before (willChange): the image save compares and
+	// undo logs, which a read-only fn, most Gets, then need not copy.
+	before   *Object
+	tracking bool
 }
 
 // UID is the object's Unique Identifier ("" until the repository assigns
@@ -53,7 +59,10 @@ func (o *Object) Body() tree.View { return o.body.View() }
 func (o *Object) CloneBody() *tree.Node { return o.body.Clone() }
 
 // ClearBody drops the key material, as Destroy does; the attributes stay.
-func (o *Object) ClearBody() { o.body = nil }
+func (o *Object) ClearBody() {
+	o.willChange()
+	o.body = nil
+}
 
 // clone copies o deeply enough for a caller to change it through its
 // methods: the attribute list is new, while the values and the body, which
@@ -61,7 +70,16 @@ func (o *Object) ClearBody() { o.body = nil }
 func (o *Object) clone() *Object {
 	c := *o
 	c.attrs = slices.Clone(o.attrs)
+	c.before, c.tracking = nil, false
 	return &c
+}
+
+// willChange is called by every method that changes the object, before the
+// change: while Update tracks o, the first one keeps o as it was.
+func (o *Object) willChange() {
+	if o.tracking && o.before == nil {
+		o.before = o.clone()
+	}
 }
 
 // Get is the value of the first instance of name (not Present if the
@@ -118,6 +136,7 @@ func (o *Object) find(name string, index int32) int {
 // Set replaces every instance of name with one, of index 0, whose value is
 // v. It takes v over (see NewAttr).
 func (o *Object) Set(name string, v *tree.Node) {
+	o.willChange()
 	v.Tag = kmip14.TagAttributeValue
 	for i, a := range o.attrs {
 		if a.name == name {
@@ -133,6 +152,7 @@ func (o *Object) Set(name string, v *tree.Node) {
 // Add appends an instance of name with the next free index and value v,
 // which it takes over, and returns it.
 func (o *Object) Add(name string, v *tree.Node) Attr {
+	o.willChange()
 	v.Tag = kmip14.TagAttributeValue
 	a := Attr{name: name, index: o.nextIndex(name), node: withUsageCount(name, v)}
 	o.attrs = append(o.attrs, a)
@@ -156,6 +176,7 @@ func (o *Object) Modify(name string, index int32, v *tree.Node) (Attr, bool) {
 	if i < 0 {
 		return Attr{}, false
 	}
+	o.willChange()
 	v.Tag = kmip14.TagAttributeValue
 	o.attrs[i].setValue(withUsageCount(name, v))
 	return o.attrs[i], true
@@ -168,6 +189,7 @@ func (o *Object) Delete(name string, index int32) (Attr, bool) {
 	if i < 0 {
 		return Attr{}, false
 	}
+	o.willChange()
 	gone := o.attrs[i]
 	o.attrs = append(o.attrs[:i:i], o.attrs[i+1:]...)
 	return gone, true

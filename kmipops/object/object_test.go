@@ -251,3 +251,39 @@ func TestAdvanceState(t *testing.T) {
 		}
 	}
 }
+
+// Every method that changes an object keeps, while Update tracks it, the
+// object as it was: the image save moves index entries from.
+func TestEveryChangeKeepsTheBeforeImage(t *testing.T) {
+	for name, change := range map[string]func(o *Object){
+		"Set":       func(o *Object) { o.Set(AttrState, tree.Enum(0, uint32(kmip14.StateActive))) },
+		"Add":       func(o *Object) { o.Add(AttrName, nameValue("c")) },
+		"Modify":    func(o *Object) { o.Modify(AttrName, 1, nameValue("c")) },
+		"Delete":    func(o *Object) { o.Delete(AttrName, 0) },
+		"ClearBody": func(o *Object) { o.ClearBody() },
+		"applyClientAttrs": func(o *Object) {
+			_ = o.applyClientAttrs([]Attr{NewAttr("x-new", tree.Text(0, "v"))})
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := testObject()
+			want := encoded(t, o)
+			o.tracking = true
+			o.Get(AttrName) // reading changes nothing
+			if o.before != nil {
+				t.Fatal("a read kept a before image")
+			}
+			change(o)
+			change(o)
+			if o.before == nil {
+				t.Fatal("no before image kept")
+			}
+			if got := encoded(t, o.before); !bytes.Equal(got, want) {
+				t.Fatal("the before image is not the object as it was")
+			}
+			if bytes.Equal(encoded(t, o), want) {
+				t.Fatal("the change changed nothing")
+			}
+		})
+	}
+}

@@ -1,7 +1,6 @@
 package object
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -146,7 +145,7 @@ func (s *Scope) load(ctx context.Context, uid string) (*Object, error) {
 	r, key := s.r, objectKey(s.owner, uid)
 	defer r.enter(s.owner)()
 	read := r.cache.begin(s.owner)
-	o, sealed, err := r.cache.fetch(ctx, r.st, read, key)
+	o, sealed, scratch, record, err := r.cache.fetch(ctx, r.st, read, key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, ErrNotFound
 	}
@@ -156,10 +155,8 @@ func (s *Scope) load(ctx context.Context, uid string) (*Object, error) {
 	if o != nil {
 		return o, nil
 	}
-	keep := r.cache.mayKeep(read)
-	var record []byte
-	if keep {
-		record = bytes.Clone(sealed) // opening overwrites sealed
+	if scratch != nil {
+		defer putScratch(scratch)
 	}
 	plain, err := r.seal.OpenInPlace(ctx, s.owner, []byte(uid), sealed)
 	if err != nil {
@@ -170,7 +167,7 @@ func (s *Scope) load(ctx context.Context, uid string) (*Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode object record: %w", err)
 	}
-	if !keep {
+	if record == nil {
 		return o, nil
 	}
 	r.cache.put(read, s.owner, key, record, o)
@@ -232,12 +229,19 @@ func (s *Scope) Update(ctx context.Context, uid string, fn func(o *Object) (chan
 	if err != nil {
 		return nil, err
 	}
-	before := o.clone() // values are never changed in place: this is cheap
+	// fn's first change keeps o as it was (willChange), the image save
+	// needs: most calls change nothing and copy nothing.
+	o.tracking = true
 	changed, err := fn(o)
+	before := o.before
+	o.before, o.tracking = nil, false
 	if err != nil {
 		return nil, err
 	}
 	if changed {
+		if before == nil { // nothing changed through o's methods
+			before = o.clone()
+		}
 		if err := s.save(ctx, before, o); err != nil {
 			return nil, err
 		}
