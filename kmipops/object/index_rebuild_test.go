@@ -296,7 +296,7 @@ func TestRebuildUnderWrites(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var mine []string          // inserted here: only this writer removes them (Remove takes no lock)
+			var mine []string          // inserted here: only this writer removes them, so each Remove finds its object
 			for i := 0; i < 200; i++ { // bounded
 				select {
 				case <-stop:

@@ -361,27 +361,37 @@ func (s *Scope) Insert(ctx context.Context, o *Object) error {
 }
 
 // Remove deletes a stored object (used to roll back half a key pair), and
-// its index entries.
+// its index entries, under the object's lock: an Update racing it either
+// saves first, and its entries are the ones deleted, or finds no object,
+// rather than bring the record back without the entries both versions share.
 func (s *Scope) Remove(ctx context.Context, uid string) error {
-	var keys []string
+	if !validUID(uid) {
+		return storage.ErrNotFound
+	}
+	defer s.r.locks.lock(s.owner, uid)()
+	var o *Object // the record as the lock holds it, whose entries go
 	if s.r.indexed() {
-		o, err := s.Load(ctx, uid)
+		var err error
+		o, err = s.Load(ctx, uid)
 		if errors.Is(err, ErrNotFound) {
 			return storage.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		if keys, err = s.indexKeys(ctx, o); err != nil {
-			return err
-		}
+	}
+	// Tags computed and written under the gate, as save does, so that a
+	// rotation cannot come between them (lock first, then gate).
+	defer s.r.enter(s.owner)()
+	keys, err := s.indexKeys(ctx, o) // nil without an index
+	if err != nil {
+		return err
 	}
 	if err := s.undoBefore(ctx, uid, false, keys); err != nil {
 		return err
 	}
 	key := objectKey(s.owner, uid)
 	defer s.r.cache.drop(key)
-	var err error
 	if s.r.indexed() {
 		w := append(make([]storage.Write, 0, 8), storage.Write{Kind: storage.WriteDelete, Key: key})
 		err = s.r.batch.Apply(ctx, indexWrites(w, keys, nil))

@@ -108,7 +108,6 @@ func (s *Scope) Discard(ctx context.Context, uid string) error {
 	if !validUID(uid) {
 		return ErrNotFound
 	}
-	defer s.r.locks.lock(s.owner, uid)()
 	err := s.Remove(ctx, uid)
 	if errors.Is(err, storage.ErrNotFound) {
 		return ErrNotFound
