@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -142,10 +143,52 @@ func (a *adminState) backup(ctx context.Context, _ json.RawMessage, r *admin.Res
 	return nil, err
 }
 
-// RotatePKEKArgs are rotate-pkek's arguments: one owner, or all.
-type RotatePKEKArgs struct {
+// OwnerArgs are the arguments of a command over pKEK owners: one owner, or all.
+type OwnerArgs struct {
 	Owner string `json:"owner,omitempty"`
 	All   bool   `json:"all,omitempty"`
+}
+
+// RotatePKEKArgs are rotate-pkek's arguments.
+type RotatePKEKArgs = OwnerArgs
+
+// decodeOwnerArgs decodes and checks the arguments of a command over owners.
+func decodeOwnerArgs(raw json.RawMessage) (OwnerArgs, error) {
+	var args OwnerArgs
+	if err := admin.DecodeArgs(raw, &args); err != nil {
+		return args, err
+	}
+	if (args.Owner == "") == !args.All {
+		return args, fmt.Errorf("name one owner or all of them")
+	}
+	if strings.Contains(args.Owner, "/") {
+		return args, fmt.Errorf("owner %q is not an owner identity", args.Owner)
+	}
+	return args, nil
+}
+
+// pkekOwners names the owners args selects: every owner with a pKEK, or the
+// one named once it is known to have one.
+func (d *Daemon) pkekOwners(ctx context.Context, args OwnerArgs) ([]string, error) {
+	if !args.All {
+		if _, err := d.store.Get(ctx, kek.RecordPrefix+args.Owner); errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("owner %q has no pKEK: %w", args.Owner, err)
+		} else if err != nil {
+			return nil, fmt.Errorf("owner %q: %w", args.Owner, err)
+		}
+		return []string{args.Owner}, nil
+	}
+	var owners []string
+	err := d.store.List(ctx, kek.RecordPrefix, func(key string, _ []byte) error {
+		if o, ok := kek.IsRecordKey(key); ok {
+			owners = append(owners, o)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing owners: %w", err)
+	}
+	return owners, nil
 }
 
 // RotatePKEKResult is rotate-pkek's answer.
@@ -154,15 +197,9 @@ type RotatePKEKResult struct {
 }
 
 func (a *adminState) rotatePKEK(ctx context.Context, raw json.RawMessage, r *admin.Responder) (any, error) {
-	var args RotatePKEKArgs
-	if err := admin.DecodeArgs(raw, &args); err != nil {
+	args, err := decodeOwnerArgs(raw)
+	if err != nil {
 		return nil, err
-	}
-	if (args.Owner == "") == !args.All {
-		return nil, fmt.Errorf("name one owner or all of them")
-	}
-	if strings.Contains(args.Owner, "/") {
-		return nil, fmt.Errorf("owner %q is not an owner identity", args.Owner)
 	}
 	a.mu.Lock()
 	if a.rotation != "" {
@@ -178,20 +215,9 @@ func (a *adminState) rotatePKEK(ctx context.Context, raw json.RawMessage, r *adm
 		a.mu.Unlock()
 	}()
 	d := a.d
-	owners := []string{args.Owner}
-	if args.All {
-		owners = nil
-		err := d.store.List(ctx, kek.RecordPrefix, func(key string, _ []byte) error {
-			if o, ok := kek.IsRecordKey(key); ok {
-				owners = append(owners, o)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("listing owners: %w", err)
-		}
-	} else if _, err := d.store.Get(ctx, kek.RecordPrefix+args.Owner); err != nil {
-		return nil, fmt.Errorf("owner %q has no pKEK: %w", args.Owner, err)
+	owners, err := d.pkekOwners(ctx, args)
+	if err != nil {
+		return nil, err
 	}
 	var res RotatePKEKResult
 	for i, owner := range owners {

@@ -3,21 +3,14 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/kmipd/kmipd/admin"
-	"github.com/kmipd/kmipd/kek"
-	"github.com/kmipd/kmipd/storage"
 )
 
-// ReindexArgs are reindex's arguments: one owner, or all.
-type ReindexArgs struct {
-	Owner string `json:"owner,omitempty"`
-	All   bool   `json:"all,omitempty"`
-}
+// ReindexArgs are reindex's arguments.
+type ReindexArgs = OwnerArgs
 
 // ReindexOwner is what the rebuild of one owner's blind index did.
 type ReindexOwner struct {
@@ -39,15 +32,9 @@ type ReindexResult struct {
 // An owner whose pKEK rotates fails the command, naming it, with nothing
 // marked: its index is dropped and rebuilt when the rotation ends anyway.
 func (a *adminState) reindex(ctx context.Context, raw json.RawMessage, r *admin.Responder) (any, error) {
-	var args ReindexArgs
-	if err := admin.DecodeArgs(raw, &args); err != nil {
+	args, err := decodeOwnerArgs(raw)
+	if err != nil {
 		return nil, err
-	}
-	if (args.Owner == "") == !args.All {
-		return nil, fmt.Errorf("name one owner or all of them")
-	}
-	if strings.Contains(args.Owner, "/") {
-		return nil, fmt.Errorf("owner %q is not an owner identity", args.Owner)
 	}
 	a.mu.Lock()
 	running := a.rotation
@@ -58,22 +45,9 @@ func (a *adminState) reindex(ctx context.Context, raw json.RawMessage, r *admin.
 		return nil, fmt.Errorf("%w: %s (its owners' indexes are rebuilt after it; run reindex when it has finished)", admin.ErrBusy, running)
 	}
 	d := a.d
-	owners := []string{args.Owner}
-	if args.All {
-		owners = nil
-		err := d.store.List(ctx, kek.RecordPrefix, func(key string, _ []byte) error {
-			if o, ok := kek.IsRecordKey(key); ok {
-				owners = append(owners, o)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("listing owners: %w", err)
-		}
-	} else if _, err := d.store.Get(ctx, kek.RecordPrefix+args.Owner); errors.Is(err, storage.ErrNotFound) {
-		return nil, fmt.Errorf("owner %q has no pKEK, so no objects to index", args.Owner)
-	} else if err != nil {
-		return nil, fmt.Errorf("owner %q: %w", args.Owner, err)
+	owners, err := d.pkekOwners(ctx, args)
+	if err != nil {
+		return nil, err
 	}
 	log := d.log.Named("admin")
 	res := ReindexResult{Owners: []ReindexOwner{}}

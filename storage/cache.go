@@ -27,11 +27,14 @@ func newValueCache(maxBytes int) *valueCache {
 	return &valueCache{m: make(map[string][]byte), max: maxBytes, limit: min(maxBytes/16, 64<<10)}
 }
 
+// copyOf returns a copy of v, never nil, like badger's own copies.
+func copyOf(v []byte) []byte { return append(make([]byte, 0, len(v)), v...) }
+
 // get returns a copy of the cached value, which the caller owns.
 func (c *valueCache) get(key string) ([]byte, bool) {
 	v, ok := c.peek(key)
 	if ok {
-		v = append(make([]byte, 0, len(v)), v...) // never nil, like badger's own copies
+		v = copyOf(v)
 	}
 	return v, ok
 }
@@ -61,23 +64,23 @@ func (c *valueCache) generation() uint64 {
 }
 
 // fill caches a copy of v, read from badger, unless a write reached the
-// cache since gen was read.
-func (c *valueCache) fill(key string, v []byte, gen uint64) { c.fillShared(key, v, gen, false) }
+// cache since gen was read. The copy is made before the lock is taken.
+func (c *valueCache) fill(key string, v []byte, gen uint64) {
+	if c == nil || len(v) > c.limit {
+		return
+	}
+	c.keep(key, copyOf(v), gen)
+}
 
 // keep is fill without the copy: the cache holds v itself, which nobody
 // may write from now on (View's readers share it).
-func (c *valueCache) keep(key string, v []byte, gen uint64) { c.fillShared(key, v, gen, true) }
-
-func (c *valueCache) fillShared(key string, v []byte, gen uint64, shared bool) {
+func (c *valueCache) keep(key string, v []byte, gen uint64) {
 	if c == nil || len(v) > c.limit {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen == gen {
-		if !shared {
-			v = append(make([]byte, 0, len(v)), v...)
-		}
 		c.putLocked(key, v)
 	}
 }
@@ -93,7 +96,7 @@ func (c *valueCache) set(key string, v []byte) {
 	c.gen++
 	c.removeLocked(key)
 	if len(v) <= c.limit {
-		c.putLocked(key, append(make([]byte, 0, len(v)), v...))
+		c.putLocked(key, copyOf(v))
 	}
 }
 

@@ -97,74 +97,61 @@ func cmdAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "reindex":
 		return adminReindex(ctx, socket, daemon.ReindexArgs{Owner: *owner, All: *all}, *asJSON, stdout, stderr)
 	case "rotate-mkek", "rotate-hmac":
-		raw, err := admin.Call(ctx, socket, sub, daemon.RotateMasterArgs{Label: *label, DestroyOld: *destroyOld},
-			progressBar(stderr), nil)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(stdout, raw)
-		}
-		var res daemon.RotateMasterResult
-		if err := json.Unmarshal(raw, &res); err != nil {
-			return err
-		}
-		resumed := ""
-		if res.Resumed {
-			resumed = " (resumed an interrupted rotation)"
-		}
-		fmt.Fprintf(stdout, "%s: %s -> %s, %d pKEK record entries moved%s; old key: %s\n", res.Kind, res.From, res.To, res.Entries, resumed, res.Retired)
-		if res.Reminder != "" {
-			fmt.Fprintln(stdout, res.Reminder)
-		}
-		return nil
+		return adminRun(ctx, socket, sub, daemon.RotateMasterArgs{Label: *label, DestroyOld: *destroyOld}, *asJSON, stdout, stderr,
+			func(res daemon.RotateMasterResult) {
+				fmt.Fprintf(stdout, "%s: %s -> %s, %d pKEK record entries moved%s; old key: %s\n", res.Kind, res.From, res.To, res.Entries, resumedNote(res.Resumed), res.Retired)
+				if res.Reminder != "" {
+					fmt.Fprintln(stdout, res.Reminder)
+				}
+			})
 	}
-	raw, err := admin.Call(ctx, socket, "rotate-pkek", daemon.RotatePKEKArgs{Owner: *owner, All: *all},
-		progressBar(stderr), nil)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(stdout, raw)
-	}
-	var res daemon.RotatePKEKResult
-	if err := json.Unmarshal(raw, &res); err != nil {
-		return err
-	}
-	for _, o := range res.Owners {
-		resumed := ""
-		if o.Resumed {
-			resumed = " (resumed an interrupted rotation)"
-		}
-		fmt.Fprintf(stdout, "%s: pKEK generation %d -> %d, %d objects resealed%s\n", o.Owner, o.From, o.To, o.Resealed, resumed)
-	}
-	if len(res.Owners) == 0 {
-		fmt.Fprintln(stdout, "no owner has a pKEK yet: nothing to rotate")
-	}
-	return nil
+	return adminRun(ctx, socket, "rotate-pkek", daemon.RotatePKEKArgs{Owner: *owner, All: *all}, *asJSON, stdout, stderr,
+		func(res daemon.RotatePKEKResult) {
+			for _, o := range res.Owners {
+				fmt.Fprintf(stdout, "%s: pKEK generation %d -> %d, %d objects resealed%s\n", o.Owner, o.From, o.To, o.Resealed, resumedNote(o.Resumed))
+			}
+			if len(res.Owners) == 0 {
+				fmt.Fprintln(stdout, "no owner has a pKEK yet: nothing to rotate")
+			}
+		})
 }
 
 // adminReindex asks the server to rebuild blind indexes and prints what
 // each rebuild did.
 func adminReindex(ctx context.Context, socket string, args daemon.ReindexArgs, asJSON bool, stdout, stderr io.Writer) error {
-	raw, err := admin.Call(ctx, socket, "reindex", args, progressBar(stderr), nil)
+	return adminRun(ctx, socket, "reindex", args, asJSON, stdout, stderr, func(res daemon.ReindexResult) {
+		for _, o := range res.Owners {
+			fmt.Fprintf(stdout, "%s: index rebuilt, %d objects, %d entries written, %d removed, %.3f s\n", o.Owner, o.Objects, o.Written, o.Removed, o.Seconds)
+		}
+		if len(res.Owners) == 0 {
+			fmt.Fprintln(stdout, "no owner has a pKEK yet: nothing to index")
+		}
+	})
+}
+
+// adminRun calls a long-running admin command, drawing its progress on
+// stderr, and prints its answer: as JSON with -json, else through text.
+func adminRun[R any](ctx context.Context, socket, op string, args any, asJSON bool, stdout, stderr io.Writer, text func(R)) error {
+	raw, err := admin.Call(ctx, socket, op, args, progressBar(stderr), nil)
 	if err != nil {
 		return err
 	}
 	if asJSON {
 		return printJSON(stdout, raw)
 	}
-	var res daemon.ReindexResult
+	var res R
 	if err := json.Unmarshal(raw, &res); err != nil {
 		return err
 	}
-	for _, o := range res.Owners {
-		fmt.Fprintf(stdout, "%s: index rebuilt, %d objects, %d entries written, %d removed, %.3f s\n", o.Owner, o.Objects, o.Written, o.Removed, o.Seconds)
-	}
-	if len(res.Owners) == 0 {
-		fmt.Fprintln(stdout, "no owner has a pKEK yet: nothing to index")
-	}
+	text(res)
 	return nil
+}
+
+func resumedNote(resumed bool) string {
+	if resumed {
+		return " (resumed an interrupted rotation)"
+	}
+	return ""
 }
 
 // adminSocket reads the configuration only for its admin block.

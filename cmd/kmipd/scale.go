@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -302,33 +303,26 @@ func (s *scaleServer) waitServing(ctx context.Context, addr string, tc *tls.Conf
 }
 
 // rssMiB reads a memory figure (VmRSS, VmHWM) of the server process.
-func (s *scaleServer) rssMiB(field string) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, field+":"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
+func (s *scaleServer) rssMiB(field string) float64 { return s.procMiB("status", field) }
 
 // cleanMiB is how much of the server's resident memory is clean (the
 // smaps rollup's Shared_Clean and Private_Clean): pages of mapped files
 // that match the disk, which the kernel can drop under pressure without
 // writing anything. Nearly all of RssFile is the mapped table files'.
 func (s *scaleServer) cleanMiB() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", s.cmd.Process.Pid))
+	return s.procMiB("smaps_rollup", "Shared_Clean", "Private_Clean")
+}
+
+// procMiB sums the "Name: N kB" lines of the server's /proc file named by
+// names, in MiB; 0 if it cannot be read.
+func (s *scaleServer) procMiB(file string, names ...string) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", s.cmd.Process.Pid, file))
 	if err != nil {
 		return 0
 	}
 	var kb float64
 	for _, l := range strings.Split(string(b), "\n") {
-		name, rest, _ := strings.Cut(l, ":")
-		if name == "Shared_Clean" || name == "Private_Clean" {
+		if name, rest, _ := strings.Cut(l, ":"); slices.Contains(names, name) {
 			v, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
 			kb += v
 		}
