@@ -144,22 +144,13 @@ func (r *Repo) listKeys(ctx context.Context, prefix string, fn func(key string) 
 // Objects is 1 when there is a record.
 func (r *Repo) indexObject(ctx context.Context, owner, uid string) (keys []string, n RebuildStats, err error) {
 	defer r.locks.lock(owner, uid)()
-	s := r.Scope(owner, nil).WithArchived() // archived objects are indexed too
-	o, err := s.Load(ctx, uid)
-	if errors.Is(err, ErrNotFound) || (err == nil && !validUID(uid)) {
-		return nil, n, nil
-	}
-	if err != nil {
-		return nil, n, fmt.Errorf("object %s: %w", uid, err)
-	}
-	n.Objects = 1
-	// Tags computed and written under the gate, so a rotation cannot come
-	// between them; during one, the rebuild stops (NoIndex).
-	defer r.enter(owner)()
-	if _, err := r.index.BlindIndex(ctx, owner, nil); err != nil {
+	s, o, err := r.openForIndex(ctx, owner, uid)
+	if o == nil || err != nil {
 		return nil, n, err
 	}
-	want, err := s.indexKeys(ctx, o)
+	n.Objects = 1
+	defer r.enter(owner)()
+	want, err := s.dueKeys(ctx, o)
 	if err != nil {
 		return nil, n, err
 	}
@@ -181,6 +172,31 @@ func (r *Repo) indexObject(ctx context.Context, owner, uid string) (keys []strin
 		n.Written = len(w)
 	}
 	return want, n, nil
+}
+
+// openForIndex opens uid's record as a rebuild indexes it, archived or
+// not; nil when there is none. The caller holds uid's lock.
+func (r *Repo) openForIndex(ctx context.Context, owner, uid string) (Scope, *Object, error) {
+	s := r.Scope(owner, nil).WithArchived() // archived objects are indexed too
+	o, err := s.Load(ctx, uid)
+	if errors.Is(err, ErrNotFound) || (err == nil && !validUID(uid)) {
+		return s, nil, nil
+	}
+	if err != nil {
+		return s, nil, fmt.Errorf("object %s: %w", uid, err)
+	}
+	return s, o, nil
+}
+
+// dueKeys are the entries o is due (none for nil), for a rebuild to
+// write or keep. The caller holds the gate, so that no rotation comes
+// between the tags and their writes; during one it fails NoIndex and the
+// rebuild stops (indexKeys alone would answer no entries).
+func (s *Scope) dueKeys(ctx context.Context, o *Object) ([]string, error) {
+	if _, err := s.r.index.BlindIndex(ctx, s.owner, nil); err != nil {
+		return nil, err
+	}
+	return s.indexKeys(ctx, o)
 }
 
 // prune deletes owner's entries that no object is due: those keep does not
@@ -225,19 +241,12 @@ func (r *Repo) prune(ctx context.Context, owner string, keep func(key string) bo
 // is not due now, under its lock.
 func (r *Repo) pruneUID(ctx context.Context, owner, uid string, keys []string) (int, error) {
 	defer r.locks.lock(owner, uid)()
-	s := r.Scope(owner, nil).WithArchived()
-	o, err := s.Load(ctx, uid)
-	if errors.Is(err, ErrNotFound) || (err == nil && !validUID(uid)) {
-		o, err = nil, nil
-	}
+	s, o, err := r.openForIndex(ctx, owner, uid)
 	if err != nil {
-		return 0, fmt.Errorf("object %s: %w", uid, err)
-	}
-	defer r.enter(owner)()
-	if _, err := r.index.BlindIndex(ctx, owner, nil); err != nil {
 		return 0, err
 	}
-	want, err := s.indexKeys(ctx, o)
+	defer r.enter(owner)()
+	want, err := s.dueKeys(ctx, o) // none when the record is gone
 	if err != nil {
 		return 0, err
 	}

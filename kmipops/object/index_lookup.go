@@ -71,7 +71,14 @@ func (s *Scope) lookup(ctx context.Context, crit []Attr, limit int, scanBroad bo
 	if len(sets) == 0 {
 		return nil, false, nil
 	}
-	if _, err := s.r.index.BlindIndex(ctx, s.owner, nil); noIndex(err) {
+	var all [][]byte
+	for _, terms := range sets {
+		all = append(all, terms...)
+	}
+	// One keyring call both computes the tags and says whether a rotation
+	// holds the index (NoIndex: scan, and start no rebuild).
+	tags, err := s.r.index.BlindIndex(ctx, s.owner, all)
+	if noIndex(err) {
 		return nil, false, nil
 	}
 	if err := s.r.ensureIndex(ctx, s.owner); err != nil {
@@ -79,14 +86,6 @@ func (s *Scope) lookup(ctx context.Context, crit []Attr, limit int, scanBroad bo
 			return nil, false, nil
 		}
 		return nil, false, err
-	}
-	var all [][]byte
-	for _, terms := range sets {
-		all = append(all, terms...)
-	}
-	tags, err := s.r.index.BlindIndex(ctx, s.owner, all)
-	if noIndex(err) {
-		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("index lookup: %w", err)

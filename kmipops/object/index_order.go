@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"math/bits"
 	"strings"
-
-	"github.com/kmipd/kmipd/storage"
 )
 
 // The ordering index.
@@ -117,12 +115,7 @@ func (s *Scope) Ordered(ctx context.Context, only map[string]bool, limit int, fn
 		}
 		return err
 	}
-	if kl, isKL := s.r.st.(storage.KeyLister); isKL {
-		err = kl.ListKeys(ctx, p, visit)
-	} else {
-		err = s.r.st.List(ctx, p, func(key string, _ []byte) error { return visit(key) })
-	}
-	if err != nil && !errors.Is(err, errStopList) {
+	if err := s.r.listKeys(ctx, p, visit); err != nil && !errors.Is(err, errStopList) {
 		return false, fmt.Errorf("ordered walk: %w", err)
 	}
 	return !gaveUp, nil

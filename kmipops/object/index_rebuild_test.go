@@ -79,6 +79,26 @@ func freshRebuild(t *testing.T, r *Repo, st storage.Store, owner string) []strin
 	return indexEntries(t, st, owner)
 }
 
+// wantLookup fails t unless s's Lookup of crit answers from the index
+// with want; what says when.
+func wantLookup(t *testing.T, s Scope, crit []Attr, want []string, what string) {
+	t.Helper()
+	got, ok, err := s.Lookup(ctx, crit)
+	if err != nil || !ok || !slices.Equal(got, want) {
+		t.Fatalf("Lookup %s = %v, %v, %v; want %v", what, got, ok, err, want)
+	}
+}
+
+// wantAsFresh fails t unless owner's index on st is the one a fresh
+// rebuild on r makes; what names the index.
+func wantAsFresh(t *testing.T, r *Repo, st storage.Store, owner, what string) {
+	t.Helper()
+	kept := indexEntries(t, st, owner)
+	if fresh := freshRebuild(t, r, st, owner); !slices.Equal(kept, fresh) {
+		t.Fatalf("%s (%d entries) differs from a fresh rebuild (%d)", what, len(kept), len(fresh))
+	}
+}
+
 // TestLookupDoesNotWaitForRebuild: Lookups of an owner whose index is not
 // built answer "scan" at once while one rebuild, started by the first of
 // them, is held; the scan finds the right objects meanwhile; once the
@@ -114,14 +134,8 @@ func TestLookupDoesNotWaitForRebuild(t *testing.T) {
 	if n := h.rebuilds.Load(); n != 1 {
 		t.Fatalf("%d rebuilds started, want 1", n)
 	}
-	got, ok, err := s.Lookup(ctx, crit)
-	if err != nil || !ok || !slices.Equal(got, want) {
-		t.Fatalf("Lookup after the rebuild = %v, %v, %v; want %v", got, ok, err, want)
-	}
-	built := indexEntries(t, f.st, alice)
-	if fresh := freshRebuild(t, r, f.st, alice); !slices.Equal(built, fresh) {
-		t.Fatalf("background rebuild (%d entries) differs from a fresh one (%d)", len(built), len(fresh))
-	}
+	wantLookup(t, s, crit, want, "after the rebuild")
+	wantAsFresh(t, r, f.st, alice, "background rebuild")
 	if n := h.rebuilds.Load(); n != 2 {
 		t.Fatalf("%d rebuilds, want 2", n)
 	}
@@ -193,15 +207,8 @@ func TestRebuildStopsAtClose(t *testing.T) {
 	if _, err := r2.RebuildIndex(ctx, alice, nil); err != nil {
 		t.Fatal(err)
 	}
-	s2 := r2.Scope(alice, nil)
-	got, ok, err := s2.Lookup(ctx, crit)
-	if err != nil || !ok || !slices.Equal(got, want) {
-		t.Fatalf("Lookup = %v, %v, %v; want %v", got, ok, err, want)
-	}
-	built := indexEntries(t, f.st, alice)
-	if fresh := freshRebuild(t, r2, f.st, alice); !slices.Equal(built, fresh) {
-		t.Fatalf("index (%d entries) differs from a fresh rebuild (%d)", len(built), len(fresh))
-	}
+	wantLookup(t, r2.Scope(alice, nil), crit, want, "after RebuildIndex")
+	wantAsFresh(t, r2, f.st, alice, "index")
 }
 
 // TestRebuildOvertakenByRotation: a pKEK rotation that ends while a
@@ -238,14 +245,8 @@ func TestRebuildOvertakenByRotation(t *testing.T) {
 	}
 	<-h.entered // the second rebuild
 	<-r.rb.done(alice)
-	got, ok, err := s.Lookup(ctx, crit)
-	if err != nil || !ok || !slices.Equal(got, want) {
-		t.Fatalf("Lookup = %v, %v, %v; want %v", got, ok, err, want)
-	}
-	built := indexEntries(t, f.st, alice)
-	if fresh := freshRebuild(t, r, f.st, alice); !slices.Equal(built, fresh) {
-		t.Fatalf("index (%d entries) differs from a fresh rebuild (%d)", len(built), len(fresh))
-	}
+	wantLookup(t, s, crit, want, "after the second rebuild")
+	wantAsFresh(t, r, f.st, alice, "index")
 }
 
 // TestRebuildRepairs: a rebuild puts back missing entries, deletes one of
@@ -334,8 +335,5 @@ func TestRebuildUnderWrites(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	kept := indexEntries(t, f.st, alice)
-	if fresh := freshRebuild(t, f.r, f.st, alice); !slices.Equal(kept, fresh) {
-		t.Fatalf("index after rebuilds under writes (%d entries) differs from a fresh rebuild (%d)", len(kept), len(fresh))
-	}
+	wantAsFresh(t, f.r, f.st, alice, "index after rebuilds under writes")
 }

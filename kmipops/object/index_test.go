@@ -3,7 +3,6 @@ package object
 import (
 	crand "crypto/rand"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -255,21 +254,8 @@ type plainStore struct{ storage.Store }
 // the caller scan; once it is done, lookups answer.
 func TestIndexBuiltForOlderRecords(t *testing.T) {
 	f := newFixture(t, 0)
-	old := NewRepo(plainStore{f.st}, f.kr, crand.Reader, 0)
-	s := old.Scope(alice, nil)
-	var want []string
-	for i := range 5 {
-		o := testObject()
-		o.uid = ""
-		o.Set(AttrName, nameValue(fmt.Sprint("n", i%2)))
-		if err := s.Insert(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-		if i%2 == 0 {
-			want = append(want, o.uid)
-		}
-	}
-	slices.Sort(want)
+	want := oldRecords(t, f, 5)
+	s := NewRepo(plainStore{f.st}, f.kr, crand.Reader, 0).Scope(alice, nil)
 	if _, ok, _ := s.Lookup(ctx, []Attr{NewAttr(AttrName, nameValue("n0"))}); ok {
 		t.Fatalf("a Repo without an index claims to answer")
 	}
@@ -291,10 +277,7 @@ func TestIndexBuiltForOlderRecords(t *testing.T) {
 		t.Fatalf("Lookup over an index not built = %v, %v; want a scan", ok, err)
 	}
 	<-f.r.rb.done(alice)
-	got, ok, err := f.s.Lookup(ctx, []Attr{NewAttr(AttrName, nameValue("n0"))})
-	if err != nil || !ok || !slices.Equal(got, want) {
-		t.Fatalf("Lookup = %v, %v, %v; want %v", got, ok, err, want)
-	}
+	wantLookup(t, f.s, []Attr{NewAttr(AttrName, nameValue("n0"))}, want, "after the rebuild")
 	if _, err := f.st.Get(ctx, indexMarker(alice)); err != nil {
 		t.Fatalf("index not marked built: %v", err)
 	}

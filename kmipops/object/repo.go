@@ -360,10 +360,11 @@ func (s *Scope) Insert(ctx context.Context, o *Object) error {
 	return nil
 }
 
-// Remove deletes a stored object (used to roll back half a key pair), and
-// its index entries, under the object's lock: an Update racing it either
-// saves first, and its entries are the ones deleted, or finds no object,
-// rather than bring the record back without the entries both versions share.
+// Remove deletes a stored object (used to roll back half a key pair, and
+// by Discard) and its index entries, under the object's lock: an Update
+// racing it either saves first, and its entries are the ones deleted, or
+// finds no object, rather than bring the record back without the entries
+// both versions share. storage.ErrNotFound if it is gone or uid invalid.
 func (s *Scope) Remove(ctx context.Context, uid string) error {
 	if !validUID(uid) {
 		return storage.ErrNotFound

@@ -105,10 +105,7 @@ func (o *Object) TemplateAttrs() ([]Attr, error) {
 // (and, under Undo, its before-image): Destroy of a Template, which has no
 // key material to clear and no State to keep. ErrNotFound if it is gone.
 func (s *Scope) Discard(ctx context.Context, uid string) error {
-	if !validUID(uid) {
-		return ErrNotFound
-	}
-	err := s.Remove(ctx, uid)
+	err := s.Remove(ctx, uid) // storage.ErrNotFound for an invalid uid too
 	if errors.Is(err, storage.ErrNotFound) {
 		return ErrNotFound
 	}
