@@ -167,15 +167,9 @@ func batchContext(exp *Node, b *Bindings) (op uint32, generated bool) {
 		if c.Tag == kmip14.TagOperation && c.Lit != nil {
 			op = uint32(c.Lit.Int)
 		}
-		if c.Tag != kmip14.TagResponsePayload {
-			continue
-		}
-		for _, p := range c.Children {
-			if p.Tag == kmip14.TagUniqueIdentifier && p.Placeholder != "" {
-				name, _ := placeholder(p.Placeholder)
-				generated = b.Generated[name] || b.Run.generatedValue(b.Values[name])
-			}
-		}
+	}
+	if name, ok := payloadPlaceholder(exp); ok {
+		generated = b.Generated[name] || b.Run.generatedValue(b.Values[name])
 	}
 	return op, generated
 }

@@ -332,3 +332,33 @@ func TestActivationDateFromActivate(t *testing.T) {
 		}
 	}
 }
+
+// A client's Add Attribute of Activation Date after an Activate (a server
+// that accepts it) makes the date the client's again: exact, as after a
+// Modify Attribute.
+func TestActivationDateAddedByClient(t *testing.T) {
+	const recorded = "2013-01-10T23:36:01+00:00"
+	sub := func(s string) string { return strings.ReplaceAll(s, "$UNIQUE_IDENTIFIER_0", "k1") }
+	created := opResponse("Create", `<ObjectType type="Enumeration" value="SymmetricKey"/>`+uid0)
+	activated := opResponse("Activate", uid0)
+	added := opResponse("AddAttribute", uid0+attr("Activation Date", "DateTime", recorded))
+	read := getAttrs("$UNIQUE_IDENTIFIER_0", attr("Activation Date", "DateTime", recorded))
+	doc := "<KMIP>\n# TIME 0\n" + request("Create", `<ObjectType type="Enumeration" value="SymmetricKey"/>`) + created +
+		request("Activate", uid0) + activated +
+		request("AddAttribute", uid0+attr("Activation Date", "DateTime", recorded)) + added +
+		request("GetAttributes", uid0+`<AttributeName type="TextString" value="Activation Date"/>`) + read + "</KMIP>"
+	for _, c := range []struct {
+		name, date string
+		pass       bool
+	}{{"server's clock", time.Now().UTC().Format(time.RFC3339), false}, {"the client's date", recorded, true}} {
+		tc, err := Parse(strings.NewReader(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &fakeConn{resp: []*tree.Node{concrete(t, sub(created)), concrete(t, sub(activated)), concrete(t, sub(added)),
+			concrete(t, getAttrs("k1", attr("Activation Date", "DateTime", c.date)))}}
+		if r := Replay(context.Background(), f, tc); r.Passed != c.pass || (!r.Passed && r.Failed != 4) {
+			t.Errorf("%s: passed %v, want %v (%s)", c.name, r.Passed, c.pass, r.Reason())
+		}
+	}
+}

@@ -181,3 +181,36 @@ func TestReplayTwoStreams(t *testing.T) {
 		t.Fatalf("a changed value within the second stream: passed %v at step %d", r.Passed, r.Failed)
 	}
 }
+
+// In a batch, only the item whose request starts a stream rebinds: an item
+// beside it that continues the current stream must still repeat the value.
+func TestNewStreamRebindsOnlyItsBatchItem(t *testing.T) {
+	item := func(v string) string {
+		return `<BatchItem><Operation type="Enumeration" value="Encrypt"/><ResultStatus type="Enumeration" value="Success"/><ResponsePayload>` +
+			uid0 + v + `</ResponsePayload></BatchItem>`
+	}
+	two := func(a, b string) string {
+		return strings.Replace(response(item(a)+item(b)), `<BatchCount type="Integer" value="1"/>`, `<BatchCount type="Integer" value="2"/>`, 1)
+	}
+	req := `<RequestMessage><RequestHeader><ProtocolVersion><ProtocolVersionMajor type="Integer" value="1"/><ProtocolVersionMinor type="Integer" value="4"/></ProtocolVersion>
+<BatchCount type="Integer" value="2"/></RequestHeader>
+<BatchItem><Operation type="Enumeration" value="Encrypt"/><RequestPayload>` + uid0 + `<Data type="ByteString" value="01"/>` + corrPH + `</RequestPayload></BatchItem>
+<BatchItem><Operation type="Enumeration" value="Encrypt"/><RequestPayload>` + uid0 + `<Data type="ByteString" value="02"/>` + initTrue + `</RequestPayload></BatchItem></RequestMessage>`
+	exp := two(corrPH, corrPH)
+	for _, c := range []struct {
+		name, first string
+		ok          bool
+	}{{"continuing item repeats", "aa", true}, {"continuing item changes", "bb", false}} {
+		b := NewBindings()
+		b.Values["UNIQUE_IDENTIFIER_0"] = tree.Text(kmip14.TagUniqueIdentifier, "k1")
+		b.Values["CORRELATION_VALUE"] = tree.Bytes(kmip14.TagCorrelationValue, []byte{0xaa})
+		got := strings.ReplaceAll(two(corrLit(c.first), corrLit("cc")), "$UNIQUE_IDENTIFIER_0", "k1")
+		m := compareStream(t, b, req, exp, got)
+		if (m == nil) != c.ok || (m != nil && !strings.Contains(m.Path, "BatchItem[0]")) {
+			t.Errorf("%s: %v", c.name, m)
+		}
+		if c.ok && hex.EncodeToString(b.Values["CORRELATION_VALUE"].Bytes) != "cc" {
+			t.Errorf("%s: the new stream's value not bound: %x", c.name, b.Values["CORRELATION_VALUE"].Bytes)
+		}
+	}
+}
