@@ -237,6 +237,40 @@ func TestGeneratedKeyMaterial(t *testing.T) {
 	}
 }
 
+// A generated key's Big Integers (Transparent key formats) are type-checked
+// only: its private exponent and CRT values differ in length from one random
+// key to the next, and TTLV pads each after a sign byte. Anyone else's Big
+// Integers, and a generated key's other fields, compare as always.
+func TestGeneratedBigIntegers(t *testing.T) {
+	getKey := func(uid, d, alg string) string {
+		return opResponse("Get", `<ObjectType type="Enumeration" value="PrivateKey"/>`+uid+`<PrivateKey><KeyBlock>
+  <KeyFormatType type="Enumeration" value="TransparentRSAPrivateKey"/><KeyValue><KeyMaterial>
+  <PrivateExponent type="BigInteger" value="`+d+`"/></KeyMaterial></KeyValue>
+  <CryptographicAlgorithm type="Enumeration" value="`+alg+`"/></KeyBlock></PrivateKey>`)
+	}
+	exp := getKey(uid0, "0x00c0ffee00c0ffee00c0ffee00c0ffee", "RSA")
+	created := opResponse("CreateKeyPair", `<PrivateKeyUniqueIdentifier type="TextString" value="$UNIQUE_IDENTIFIER_0"/><PublicKeyUniqueIdentifier type="TextString" value="$UNIQUE_IDENTIFIER_1"/>`)
+	registered := opResponse("Register", uid0)
+	for _, c := range []struct {
+		first, d, alg string
+		ok            bool
+	}{
+		{created, "0x0000000000000001", "RSA", true},                    // a random key's exponent, shorter
+		{created, "0x0000000000000001", "ECDSA", false},                 // but its other fields are exact
+		{registered, "0x0000000000000001", "RSA", false},                // a registered key is exact
+		{registered, "0x00c0ffee00c0ffee00c0ffee00c0ffee", "RSA", true}, // and matches itself
+	} {
+		b := NewBindings()
+		if m := compare(t, c.first, strings.ReplaceAll(strings.ReplaceAll(c.first, "$UNIQUE_IDENTIFIER_0", "k1"), "$UNIQUE_IDENTIFIER_1", "k2"), b); m != nil {
+			t.Fatal(m)
+		}
+		m := compare(t, exp, getKey(uidLit("k1"), c.d, c.alg), b)
+		if (m == nil) != c.ok {
+			t.Errorf("after %.40q, exponent %s, %s: mismatch %v", c.first, c.d, c.alg, m)
+		}
+	}
+}
+
 // A case may record a server output as a literal and use it later as a
 // placeholder: the request gets what the server actually returned.
 func TestPlaceholderFromEarlierField(t *testing.T) {

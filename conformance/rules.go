@@ -44,8 +44,6 @@ func (c *comparer) ignored(parent, tag ttlv.Tag) bool {
 	switch {
 	case parent == kmip14.TagBatchItem && tag == kmip14.TagResultMessage:
 		return true
-	case parent == kmip14.TagResponsePayload && (tag == kmip14.TagVendorIdentification || tag == kmip14.TagServerInformation):
-		return true
 	case parent == kmip14.TagResponsePayload && c.op == uint32(kmip14.OperationQuery):
 		_, ok := queryFields[tag]
 		return ok

@@ -72,6 +72,14 @@ func TestQueryAnswerIsServers(t *testing.T) {
 	if m := compareReq(t, query, exp, badType); m == nil || !strings.HasSuffix(m.Path, "ResponsePayload/ObjectType") {
 		t.Fatalf("an Integer Object Type: %v", m)
 	}
+	// Nor is a Vendor Identification outside Query a server's description.
+	vendor := func(v string) string {
+		return opResponse("Get", uidLit("k")+`<VendorIdentification type="TextString" value="`+v+`"/>`)
+	}
+	get := request("Get", uidLit("k"))
+	if m := compareReq(t, get, vendor("server-vendor.com"), vendor("kmipd")); m == nil || !strings.HasSuffix(m.Path, "ResponsePayload/VendorIdentification") {
+		t.Fatalf("a Vendor Identification outside Query: %v", m)
+	}
 	// Outside Query an Object Type is compared as always.
 	create := request("Create", `<ObjectType type="Enumeration" value="SymmetricKey"/>`)
 	if m := compareReq(t, create, opResponse("Create", `<ObjectType type="Enumeration" value="SymmetricKey"/>`+uid0),
