@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kmipd/kmipd/testkit"
 )
 
 const softHSMModule = "/usr/lib/softhsm/libsofthsm2.so"
@@ -59,16 +61,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // devServer is a `kmipd dev` process on 127.0.0.1.
 type devServer struct {
 	addr, metrics, pki string
@@ -81,7 +73,8 @@ func startDev(t *testing.T) *devServer {
 	}
 	bin := kmipdBinary(t)
 	dir := t.TempDir()
-	addr, tele := freePort(t), freePort(t)
+	addrs := testkit.FreeAddrs(t, 2)
+	addr, tele := addrs[0], addrs[1]
 	var log bytes.Buffer
 	cmd := exec.Command(bin, "dev", "-dir", filepath.Join(dir, "dev"), "-addr", addr,
 		"-telemetry-addr", tele, "-log-level", "warn")

@@ -73,7 +73,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-freeport() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+freeport() { /usr/bin/python3 "$root/scripts/freeports.py" 1; }
 
 # run SET DIR: a fresh server, the replay, the server stopped. The replayer's
 # exit status goes to SET.rc.

@@ -24,6 +24,7 @@ bin=${1:?usage: pykmip-suite.sh [-each] KMIPD_BIN [SUITE_DIR] [OUT_FILE]}
 suite=${2:-../shared/pykmip-integration}
 out=${3:-bin/pykmip-suite.txt}
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+here=$(cd "$(dirname "$0")" && pwd)
 suite=$(cd "$suite" && pwd)
 mkdir -p "$(dirname "$out")"
 out=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
@@ -38,7 +39,7 @@ trap 'stop; rm -rf "$work"' EXIT
 # DIR/home/.pykmip/pykmip.conf.
 start() {
   local dir=$1 port
-  port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(/usr/bin/python3 "$here/freeports.py" 1)
   "$bin" dev -dir "$dir/dev" -addr "127.0.0.1:$port" -telemetry-addr off -log-level warn >"$dir/kmipd.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 300); do

@@ -13,8 +13,8 @@ stop_group() { # pid: SIGTERM the process group, SIGKILL after 10s
   kill -KILL -- "-$pid" 2>/dev/null || true
 }
 
-free_ports() { # n: n loopback ports free a moment ago, bound together so they differ
-  "$PYTHON" -c 'import socket,sys; s=[socket.socket() for _ in range(int(sys.argv[1]))]; [x.bind(("127.0.0.1", 0)) for x in s]; print(" ".join(str(x.getsockname()[1]) for x in s))' "$1"
+free_ports() { # n: n consecutive loopback ports, free now, below the ephemeral range
+  "$PYTHON" "$ROOT/scripts/freeports.py" "$1"
 }
 
 wait_port() { # port pid log: until the port accepts, or fail if pid died

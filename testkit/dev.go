@@ -110,7 +110,7 @@ func StartDev(t testing.TB, opts DevOptions) *Dev {
 			d.Stop()
 		}
 	})
-	addrs := freeAddrs(t, 2)
+	addrs := FreeAddrs(t, 2)
 	d.Addr, d.TelemetryAddr = addrs[0], addrs[1]
 	d.launch(d.devArgs())
 	if opts.KEKCacheSize > 0 {
@@ -149,23 +149,6 @@ func (d *Dev) setCacheSize(n int) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		d.t.Fatalf("testkit: %v", err)
 	}
-}
-
-// freeAddrs returns n loopback addresses whose ports were free a moment
-// ago. They are held open together, so the ports differ: taken one after
-// another, the kernel may hand the same one out twice, and a server then
-// failed to bind its telemetry to its own KMIP port (seen once in .ci/run).
-func freeAddrs(t testing.TB, n int) []string {
-	addrs := make([]string, n)
-	for i := range addrs {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("testkit: no free port: %v", err)
-		}
-		defer l.Close()
-		addrs[i] = l.Addr().String()
-	}
-	return addrs
 }
 
 // spawn starts commands from one goroutine locked to its OS thread for the

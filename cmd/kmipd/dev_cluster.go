@@ -149,7 +149,8 @@ func runDevCluster(ctx context.Context, n int, dir, addr, module string, maxSess
 	}
 	for i, r := range replicas {
 		if err := waitReplicaReady(ctx, r, time.Minute); err != nil {
-			return fmt.Errorf("dev -cluster: replica %d (log %s): %w", i, filepath.Join(dir, fmt.Sprintf("replica-%d.log", i)), err)
+			logPath := filepath.Join(dir, fmt.Sprintf("replica-%d.log", i))
+			return fmt.Errorf("dev -cluster: replica %d (log %s): %w%s", i, logPath, err, logTail(logPath, 20))
 		}
 	}
 	b, err := json.MarshalIndent(info, "", "  ")
@@ -197,6 +198,19 @@ func startReplica(self, cfgPath, logPath string) (*devReplica, error) {
 		close(r.exited)
 	}()
 	return r, nil
+}
+
+// logTail is the last n lines of a replica's log, indented under the error
+// that names it: the folder holding the log may be gone by the time someone
+// reads the error (a test's temporary folder).
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
+	lines = lines[max(0, len(lines)-n):]
+	return "\n    " + string(bytes.Join(lines, []byte("\n    ")))
 }
 
 // waitReplicaReady polls the replica's /readyz.

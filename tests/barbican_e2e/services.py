@@ -12,13 +12,18 @@ import fcntl
 import getpass
 import os
 import signal
-import socket
 import struct
 import subprocess
+import sys
 import time
 import urllib.request
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(REPO_ROOT, "scripts"))
+try:
+    import freeports
+finally:
+    sys.path.pop(0)
 PYTHON = "/usr/bin/python3"  # Debian's: Barbican and PyKMIP live there
 SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
 
@@ -28,17 +33,8 @@ class E2EError(Exception):
 
 
 def free_ports(n):
-    """n distinct loopback ports that were free a moment ago (held together)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """n consecutive loopback ports, free now, below the ephemeral range."""
+    return freeports.free_ports(n)
 
 
 _libc = ctypes.CDLL(None, use_errno=True)

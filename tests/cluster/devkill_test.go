@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,34 +29,6 @@ type devCluster struct {
 		Telemetry string `json:"telemetry"`
 	} `json:"replicas"`
 	PostgresURL string `json:"postgres_url"`
-}
-
-// consecutivePorts finds n consecutive free ports on 127.0.0.1.
-func consecutivePorts(t *testing.T, n int) int {
-	t.Helper()
-	for try := 0; try < 50; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if base+n > 65535 {
-			continue
-		}
-		ok := true
-		for p := base; p < base+n && ok; p++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if ok = err == nil; ok {
-				l.Close()
-			}
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no run of free ports")
-	return 0
 }
 
 // devOptions configures startDevClusterWith.
@@ -96,7 +67,7 @@ func startDevClusterWith(t *testing.T, o devOptions) (devCluster, string, *testm
 		t.Fatal(err)
 	}
 	state := filepath.Join(dir, "capped.state")
-	base := consecutivePorts(t, 2*o.replicas)
+	base := testkit.FreePorts(t, 2*o.replicas)
 	args := append([]string{"dev", "-cluster", strconv.Itoa(o.replicas), "-dir", filepath.Join(dir, "dev"), "-addr", "127.0.0.1:" + strconv.Itoa(base),
 		"-hsm-module", so, "-max-sessions", strconv.Itoa(budget), "-log-level", "warn"}, o.args...)
 	cmd := exec.Command(bin, args...)

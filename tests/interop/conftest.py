@@ -45,6 +45,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.oid import NameOID
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(REPO_ROOT, "scripts"))
+try:
+    import freeports
+finally:
+    sys.path.pop(0)
 START_TIMEOUT = 60.0
 BUILD_TIMEOUT = 900.0
 PYKMIP_SERVER = "/usr/bin/pykmip-server"
@@ -159,12 +164,8 @@ def make_pki(pki_dir, clients=("client",)):
 # --------------------------------------------------------------------------
 
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A loopback port, free now, below the ephemeral range (scripts/freeports.py)."""
+    return freeports.free_ports(1)[0]
 
 
 def _tail(path, n=4000):
