@@ -45,9 +45,9 @@ const rebuildWorkers = 16
 // scan meanwhile, and one of them starts its rebuild later.
 const maxBackgroundRebuilds = 2
 
-// rebuildRetryAfter is how long a failed background rebuild is not tried
-// again for its owner, so that a fault does not have every Locate open
-// every record a second time.
+// rebuildRetryAfter is how long after a failed rebuild (in the background
+// or an operator's) no Locate starts another for its owner, so that a
+// fault does not have every Locate open every record a second time.
 const rebuildRetryAfter = 30 * time.Second
 
 // rebuilds are the rebuilds running, one per owner, and what the ended
