@@ -5,6 +5,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Status is what `kmipd admin status` shows.
@@ -22,6 +23,36 @@ type Status struct {
 	// (running, or interrupted: run it again to finish), e.g.
 	// "rotate-mkek kmipd-mkek -> kmipd-mkek/gen-2".
 	Pending string `json:"pending_rotation,omitempty"`
+	// Index is what the blind index's rebuilds are doing.
+	Index IndexStatus `json:"index"`
+}
+
+// IndexStatus is the blind index's rebuilds: those running, each owner's
+// last failure until a rebuild of it succeeds, and how many ended since
+// the server started, by outcome ("completed", "failed", "stopped": by
+// shutdown, a cancelled request or a pKEK rotation, to be started again).
+type IndexStatus struct {
+	Running []IndexRebuild    `json:"running"`
+	Failed  []IndexFailure    `json:"failed"`
+	Ended   map[string]uint64 `json:"ended"`
+}
+
+// IndexRebuild is one owner's rebuild running.
+type IndexRebuild struct {
+	Owner   string    `json:"owner"`
+	Started time.Time `json:"started"`
+	Objects int       `json:"objects_done"`
+	Total   int       `json:"objects_total"` // 0 until the objects are listed
+	By      string    `json:"started_by"`    // "locate" (in the background) or "admin" (reindex)
+}
+
+// IndexFailure is one owner's last failed rebuild: no Locate starts
+// another before RetryAt (reindex may).
+type IndexFailure struct {
+	Owner   string    `json:"owner"`
+	At      time.Time `json:"failed_at"`
+	RetryAt time.Time `json:"retry_at"`
+	Error   string    `json:"error"`
 }
 
 type Token struct {
@@ -80,6 +111,7 @@ func (s *Status) Render(w io.Writer) {
 	if s.Pending != "" {
 		fmt.Fprintf(w, "pending:   %s (unfinished until it completes)\n", s.Pending)
 	}
+	s.Index.render(w)
 	owners := append([]OwnerStatus(nil), s.Owners...)
 	sort.Slice(owners, func(i, j int) bool { return owners[i].Owner < owners[j].Owner })
 	fmt.Fprintf(w, "owners:    %d\n", len(owners))
@@ -92,5 +124,24 @@ func (s *Status) Render(w io.Writer) {
 			p = " (rotation pending)"
 		}
 		fmt.Fprintf(w, "  %-66s %8d %4d%s\n", o.Owner, o.Objects, o.Generation, p)
+	}
+}
+
+func (x *IndexStatus) render(w io.Writer) {
+	fmt.Fprintf(w, "index:     rebuilds running %d; since start %d completed, %d failed, %d stopped\n",
+		len(x.Running), x.Ended["completed"], x.Ended["failed"], x.Ended["stopped"])
+	if len(x.Running) > 0 {
+		fmt.Fprintf(w, "  %-66s %-20s %-17s %s\n", "REBUILDING", "STARTED", "OBJECTS", "BY")
+	}
+	for _, r := range x.Running {
+		total := "?"
+		if r.Total > 0 {
+			total = fmt.Sprint(r.Total)
+		}
+		fmt.Fprintf(w, "  %-66s %-20s %-17s %s\n", r.Owner, r.Started.UTC().Format(time.RFC3339), fmt.Sprintf("%d/%s", r.Objects, total), r.By)
+	}
+	for _, f := range x.Failed {
+		fmt.Fprintf(w, "  failed:  %s at %s, retried from %s: %s\n", f.Owner,
+			f.At.UTC().Format(time.RFC3339), f.RetryAt.UTC().Format(time.RFC3339), f.Error)
 	}
 }

@@ -72,6 +72,7 @@ func (a *adminState) status(ctx context.Context, _ json.RawMessage, _ *admin.Res
 	a.mu.Lock()
 	s.Rotation = a.rotation
 	a.mu.Unlock()
+	s.Index = indexStatus(d.processor)
 	if rot, err := readRotation(ctx, d.store); err != nil {
 		return nil, err
 	} else if rot != nil {

@@ -209,6 +209,9 @@ func BuildWith(ctx context.Context, c *Config, log hclog.Logger, h Hooks) (_ *Da
 		h.Processor(&opts)
 	}
 	d.processor = kmipops.NewProcessor(d.store, d.keyring, opts, log.Named("kmipops"))
+	if err := d.metrics.Register(newIndexCollector(d.processor)); err != nil {
+		return nil, err
+	}
 	tlsConf, err := tlsConfig(c.Listener)
 	if err != nil {
 		return nil, err

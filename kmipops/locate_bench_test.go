@@ -31,6 +31,16 @@ import (
 // unbatchedStore hides the store's storage.Batcher: no index is kept.
 type unbatchedStore struct{ storage.Store }
 
+// sharedView is the store as replicas would share it: no
+// storage.Exclusive, so every indexed Locate reads its owner's index
+// marker ("index-reread"; "index" remembers it, index_marker.go).
+type sharedView struct {
+	storage.Store
+	storage.Batcher
+	storage.KeyLister
+	storage.Viewer
+}
+
 func newBadgerSoftEnv(b *testing.B) *env {
 	st, err := storage.OpenBadger(b.TempDir(), storage.BadgerOptions{GCInterval: -1}, hclog.NewNullLogger())
 	if err != nil {
@@ -88,6 +98,8 @@ func benchLocateByName(b *testing.B, n int) {
 	scan := NewProcessor(unbatchedStore{e.st}, e.kr, Options{}, nil)
 	full := NewProcessor(e.st, e.kr, Options{}, nil)
 	full.fullLocate = true
+	bst := e.st.(*storage.Badger)
+	reread := NewProcessor(sharedView{bst, bst, bst, bst}, e.kr, Options{}, nil)
 	byName := reqMsg(e.v, item(kmip14.OperationLocate, nameAttr(fmt.Sprintf("key-%d", n/2))))
 	byTypeMax10 := reqMsg(e.v, item(kmip14.OperationLocate, tree.Int(kmip14.TagMaximumItems, 10),
 		attrNode("Object Type", tree.Enum(0, uint32(kmip14.ObjectTypeSymmetricKey)))))
@@ -99,9 +111,11 @@ func benchLocateByName(b *testing.B, n int) {
 	}{
 		{"name/scan", scan, byName, 1},
 		{"name/index", e.p, byName, 1},
+		{"name/index-reread", reread, byName, 1},
 		{"type-max10/scan", scan, byTypeMax10, 10},
 		{"type-max10/full", full, byTypeMax10, 10},
 		{"type-max10/walk", e.p, byTypeMax10, 10},
+		{"type-max10/walk-reread", reread, byTypeMax10, 10},
 	} {
 		// The first indexed Locate of an owner checks its index against
 		// its records once (RebuildIndex: it finds nothing to write here)

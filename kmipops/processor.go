@@ -157,6 +157,10 @@ func (p *Processor) RebuildIndex(ctx context.Context, owner string, progress fun
 	return p.objects.RebuildIndex(ctx, owner, progress)
 }
 
+// IndexStatus reports the blind index's rebuilds (kmipd admin status and
+// metrics; see object.Repo.IndexStatus).
+func (p *Processor) IndexStatus() object.IndexStatus { return p.objects.IndexStatus() }
+
 // Close stops the Processor's background work (index rebuilds a Locate
 // started) and waits for it; call it before closing the store.
 func (p *Processor) Close() { p.objects.Close() }

@@ -282,7 +282,14 @@ func (b *Badger) Get(ctx context.Context, key string) ([]byte, error) {
 	return b.read(key, false)
 }
 
-var _ Viewer = (*Badger)(nil)
+var (
+	_ Viewer    = (*Badger)(nil)
+	_ Exclusive = (*Badger)(nil)
+)
+
+// ExclusiveToProcess marks Badger Exclusive: its directory lock keeps every
+// other process out while it is open.
+func (*Badger) ExclusiveToProcess() {}
 
 // View calls fn with the value at key: the cached slice itself when the
 // value cache holds it, else the copy read from badger, which the cache

@@ -24,9 +24,13 @@ type Memory struct {
 }
 
 var (
-	_ Store  = (*Memory)(nil)
-	_ Viewer = (*Memory)(nil)
+	_ Store     = (*Memory)(nil)
+	_ Viewer    = (*Memory)(nil)
+	_ Exclusive = (*Memory)(nil)
 )
+
+// ExclusiveToProcess marks Memory Exclusive: no other process sees it.
+func (*Memory) ExclusiveToProcess() {}
 
 // NewMemory returns an empty in-memory Store.
 func NewMemory() *Memory {

@@ -62,6 +62,16 @@ type Store interface {
 	Close() error
 }
 
+// Exclusive is implemented by a Store that no other process writes while
+// this one has it open: Badger locks its directory, Memory lives in the
+// process. A reader may then keep what it read of the store for as long as
+// its own process's writes leave it true (kmipops remembers index markers).
+// A store replicas share (PostgreSQL) is not Exclusive.
+type Exclusive interface {
+	// ExclusiveToProcess does nothing: it marks the Store.
+	ExclusiveToProcess()
+}
+
 // Viewer is implemented by a Store that can show a value without copying
 // it, for readers that only compare, copy or keep it (kmipops checks a
 // record against the one it has already opened, and keeps the record it

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kmipd/kmipd/admin"
 	"github.com/kmipd/kmipd/daemon"
 	"github.com/kmipd/kmipd/testkit"
 )
@@ -43,6 +44,23 @@ func TestAdminReindexCommand(t *testing.T) {
 	if code := run([]string{"admin", "reindex", "-config", cfg, "-owner", owner}, &out, &errOut); code != 0 ||
 		!strings.Contains(out.String(), owner+": index rebuilt, 3 objects, 0 entries written, 0 removed") {
 		t.Fatalf("reindex -owner: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+	// Both rebuilds show in admin status, text and JSON, as completed.
+	out.Reset()
+	if code := run([]string{"admin", "status", "-config", cfg, "-json"}, &out, &errOut); code != 0 {
+		t.Fatalf("status -json: exit %d, %s", code, errOut.String())
+	}
+	var st admin.Status
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if len(st.Index.Running) != 0 || len(st.Index.Failed) != 0 || st.Index.Ended["completed"] != 2 {
+		t.Fatalf("status -json after two reindexes: %+v", st.Index)
+	}
+	out.Reset()
+	if code := run([]string{"admin", "status", "-config", cfg}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "index:     rebuilds running 0; since start 2 completed, 0 failed, 0 stopped") {
+		t.Fatalf("status: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
 	}
 	if after := locate(t, dev, "-name", "a"); !slices.Equal(slices.Sorted(slices.Values(after)), slices.Sorted(slices.Values(before))) {
 		t.Fatalf("Locate after reindex: %v, before %v", after, before)

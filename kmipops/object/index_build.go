@@ -35,8 +35,9 @@ const progressEvery = 1024
 // them.
 const pruneBatch = 256
 
-// rebuild is RebuildIndex with owner's slot held.
-func (r *Repo) rebuild(ctx context.Context, owner string, progress func(done, total int)) (RebuildStats, error) {
+// rebuild is RebuildIndex with owner's slot held; it counts its progress
+// in run.
+func (r *Repo) rebuild(ctx context.Context, owner string, run *rebuildRun, progress func(done, total int)) (RebuildStats, error) {
 	start := time.Now()
 	var stats RebuildStats
 	if !r.indexed() {
@@ -58,6 +59,7 @@ func (r *Repo) rebuild(ctx context.Context, owner string, progress func(done, to
 	if err != nil {
 		return stats, fmt.Errorf("rebuild index: %w", err)
 	}
+	run.total.Store(int64(len(uids)))
 	seed := maphash.MakeSeed()
 	var (
 		wg     sync.WaitGroup
@@ -84,7 +86,9 @@ func (r *Repo) rebuild(ctx context.Context, owner string, progress func(done, to
 				}
 				stats.Objects += n.Objects
 				stats.Written += n.Written
-				if done++; progress != nil && done%progressEvery == 0 {
+				done++
+				run.objects.Store(int64(done))
+				if progress != nil && done%progressEvery == 0 {
 					progress(done, len(uids))
 				}
 				mu.Unlock()
@@ -269,6 +273,7 @@ func (r *Repo) pruneUID(ctx context.Context, owner, uid string, keys []string) (
 // the owner's index (BlindIndex answers).
 func (r *Repo) markBuilding(ctx context.Context, owner string, token []byte) error {
 	defer r.enter(owner)()
+	r.markers.forget(owner)
 	if _, err := r.index.BlindIndex(ctx, owner, nil); err != nil {
 		return fmt.Errorf("rebuild index: %w", err)
 	}
@@ -289,6 +294,7 @@ func (r *Repo) markBuilt(ctx context.Context, owner string, token []byte) error 
 	if err != nil {
 		return fmt.Errorf("rebuild index: %w", err)
 	}
+	defer r.markers.forget(owner)
 	return r.batch.Apply(ctx, []storage.Write{
 		{Kind: storage.WritePut, Key: indexMarker(owner), Value: []byte(indexVersion)},
 		{Kind: storage.WriteDelete, Key: buildingMarker(owner)},

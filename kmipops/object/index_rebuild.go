@@ -45,97 +45,87 @@ const rebuildWorkers = 16
 // scan meanwhile, and one of them starts its rebuild later.
 const maxBackgroundRebuilds = 2
 
-// rebuildRetryAfter is how long a failed background rebuild is not tried
-// again for its owner, so that a fault does not have every Locate open
-// every record a second time.
+// rebuildRetryAfter is how long after a failed rebuild (in the background
+// or an operator's) no Locate starts another for its owner, so that a
+// fault does not have every Locate open every record a second time.
 const rebuildRetryAfter = 30 * time.Second
 
-// rebuilds are the rebuilds running, one per owner. The zero value is
-// ready; Repo.Close stops the background ones.
+// rebuilds are the rebuilds running, one per owner, and what the ended
+// ones came to (index_status.go shows both). The zero value is ready;
+// Repo.Close stops the background ones.
 type rebuilds struct {
 	mu         sync.Mutex
-	running    map[string]chan struct{} // owner → closed when its rebuild ends
+	running    map[string]*rebuildRun // owner → its rebuild
 	background int
-	failed     map[string]time.Time // owner → no background rebuild before
-	ctx        context.Context      // the background rebuilds'; nil until the first
+	failed     map[string]rebuildFailure // owner → its last failure, until a rebuild succeeds
+	outcomes   [numOutcomes]uint64       // rebuilds ended, by outcome
+	ctx        context.Context           // the background rebuilds'; nil until the first
 	cancel     context.CancelFunc
 	closed     bool
 	wg         sync.WaitGroup
 	log        hclog.Logger
 }
 
-// acquire makes owner's slot the caller's, once no rebuild of owner runs.
-func (b *rebuilds) acquire(ctx context.Context, owner string) (release func(), err error) {
+// acquire makes owner's slot the caller's (an operator's rebuild), once no
+// rebuild of owner runs.
+func (b *rebuilds) acquire(ctx context.Context, owner string) (run *rebuildRun, release func(), err error) {
 	for {
 		b.mu.Lock()
-		ch, busy := b.running[owner]
+		cur, busy := b.running[owner]
 		if !busy {
-			release = b.take(owner)
+			run, release = b.take(owner, false)
 			b.mu.Unlock()
-			return release, nil
+			return run, release, nil
 		}
 		b.mu.Unlock()
 		select {
-		case <-ch:
+		case <-cur.finished:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	}
 }
 
 // take marks owner's rebuild running; the caller holds mu.
-func (b *rebuilds) take(owner string) (release func()) {
+func (b *rebuilds) take(owner string, background bool) (run *rebuildRun, release func()) {
 	if b.running == nil {
-		b.running = map[string]chan struct{}{}
+		b.running = map[string]*rebuildRun{}
 	}
-	ch := make(chan struct{})
-	b.running[owner] = ch
-	return func() {
+	run = &rebuildRun{finished: make(chan struct{}), started: time.Now(), background: background}
+	b.running[owner] = run
+	return run, func() {
 		b.mu.Lock()
 		delete(b.running, owner)
 		b.mu.Unlock()
-		close(ch)
+		close(run.finished)
 	}
 }
 
 // tryBackground takes owner's slot for a background rebuild and counts it
 // in wg, unless one runs, maxBackgroundRebuilds do, the repository is
-// closed or owner's last one failed lately.
-func (b *rebuilds) tryBackground(owner string) (ctx context.Context, release func(), ok bool) {
+// closed or owner's last rebuild failed less than rebuildRetryAfter ago.
+func (b *rebuilds) tryBackground(owner string) (ctx context.Context, run *rebuildRun, release func(), ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed || b.background >= maxBackgroundRebuilds || b.running[owner] != nil {
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
-	if t, ok := b.failed[owner]; ok {
-		if time.Now().Before(t) {
-			return nil, nil, false
-		}
-		delete(b.failed, owner)
+	if f, ok := b.failed[owner]; ok && time.Now().Before(f.retry) {
+		return nil, nil, nil, false
 	}
 	if b.ctx == nil {
 		b.ctx, b.cancel = context.WithCancel(context.Background())
 	}
 	b.background++
 	b.wg.Add(1)
-	rel := b.take(owner)
-	return b.ctx, func() {
+	run, rel := b.take(owner, true)
+	return b.ctx, run, func() {
 		b.mu.Lock()
 		b.background--
 		b.mu.Unlock()
 		rel()
 		b.wg.Done()
 	}, true
-}
-
-// failedNow keeps owner from a background rebuild for rebuildRetryAfter.
-func (b *rebuilds) failedNow(owner string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.failed == nil || len(b.failed) >= maxBuiltOwners {
-		b.failed = map[string]time.Time{}
-	}
-	b.failed[owner] = time.Now().Add(rebuildRetryAfter)
 }
 
 func (b *rebuilds) logger() hclog.Logger {
@@ -151,8 +141,8 @@ func (b *rebuilds) logger() hclog.Logger {
 func (b *rebuilds) done(owner string) <-chan struct{} {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if ch := b.running[owner]; ch != nil {
-		return ch
+	if run := b.running[owner]; run != nil {
+		return run.finished
 	}
 	ch := make(chan struct{})
 	close(ch)
@@ -186,10 +176,15 @@ var errIndexBuilding = noIndexErr("the index is being rebuilt")
 
 // ensureIndex returns nil when owner's index is marked complete at this
 // version; otherwise it starts a rebuild in the background and returns
-// errIndexBuilding.
+// errIndexBuilding. What it reads is cached (index_marker.go).
 func (r *Repo) ensureIndex(ctx context.Context, owner string) error {
+	seen := r.markers.begin(owner)
+	if seen.current() {
+		return nil
+	}
 	v, err := r.st.Get(ctx, indexMarker(owner))
 	if err == nil && builtMarker(v) {
+		r.markers.built(owner, seen)
 		return nil
 	}
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -202,7 +197,7 @@ func (r *Repo) ensureIndex(ctx context.Context, owner string) error {
 // rebuildInBackground starts a rebuild of owner's index unless tryBackground
 // refuses one. It logs its start and end, with counts.
 func (r *Repo) rebuildInBackground(owner string) {
-	ctx, release, ok := r.rb.tryBackground(owner)
+	ctx, run, release, ok := r.rb.tryBackground(owner)
 	if !ok {
 		return
 	}
@@ -210,17 +205,18 @@ func (r *Repo) rebuildInBackground(owner string) {
 	go func() {
 		defer release()
 		log.Info("index rebuild started: Locate scans until it ends")
-		st, err := r.rebuild(ctx, owner, nil)
+		st, err := r.rebuild(ctx, owner, run, nil)
 		counts := []any{"objects", st.Objects, "written", st.Written, "removed", st.Removed, "seconds", st.Duration.Seconds()}
-		switch {
-		case err == nil:
+		switch r.rb.end(ctx, owner, err) {
+		case rebuildCompleted:
 			log.Info("index rebuild finished", counts...)
-		case ctx.Err() != nil:
-			log.Info("index rebuild stopped: closing", counts...)
-		case noIndex(err):
-			log.Info("index rebuild stopped; the next Locate starts another", append(counts, "reason", err)...)
+		case rebuildStopped:
+			if ctx.Err() != nil {
+				log.Info("index rebuild stopped: closing", counts...)
+			} else {
+				log.Info("index rebuild stopped; the next Locate starts another", append(counts, "reason", err)...)
+			}
 		default:
-			r.rb.failedNow(owner)
 			log.Error("index rebuild failed; Locate scans until one succeeds", append(counts, "error", err, "retry_after", rebuildRetryAfter)...)
 		}
 	}()
@@ -238,10 +234,12 @@ func (r *Repo) RebuildIndex(ctx context.Context, owner string, progress func(don
 	if !r.indexed() {
 		return RebuildStats{}, errors.New("rebuild index: the store keeps no index")
 	}
-	release, err := r.rb.acquire(ctx, owner)
+	run, release, err := r.rb.acquire(ctx, owner)
 	if err != nil {
 		return RebuildStats{}, fmt.Errorf("rebuild index: %w", err)
 	}
 	defer release()
-	return r.rebuild(ctx, owner, progress)
+	st, err := r.rebuild(ctx, owner, run, progress)
+	r.rb.end(ctx, owner, err)
+	return st, err
 }

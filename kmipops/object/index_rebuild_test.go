@@ -195,7 +195,14 @@ func TestRebuildStopsAtClose(t *testing.T) {
 		t.Fatal("Lookup answered over an index not built")
 	}
 	<-h.entered
+	if st := r.IndexStatus(); len(st.Running) != 1 || st.Running[0].Owner != alice || !st.Running[0].Background ||
+		st.Running[0].Total != 0 || st.Running[0].Started.IsZero() {
+		t.Fatalf("status of a rebuild held before it listed the objects: %+v", st)
+	}
 	r.Close() // cancels the held rebuild
+	if st := r.IndexStatus(); len(st.Running) != 0 || len(st.Failures) != 0 || st.Ended["stopped"] != 1 || st.Ended["failed"] != 0 {
+		t.Fatalf("status after Close stopped the rebuild: %+v", st)
+	}
 	if _, err := f.st.Get(ctx, indexMarker(alice)); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a stopped rebuild left a marker: %v", err)
 	}
@@ -206,6 +213,9 @@ func TestRebuildStopsAtClose(t *testing.T) {
 	t.Cleanup(r2.Close)
 	if _, err := r2.RebuildIndex(ctx, alice, nil); err != nil {
 		t.Fatal(err)
+	}
+	if st := r2.IndexStatus(); len(st.Running) != 0 || st.Ended["completed"] != 1 {
+		t.Fatalf("status after RebuildIndex: %+v", st)
 	}
 	wantLookup(t, r2.Scope(alice, nil), crit, want, "after RebuildIndex")
 	wantAsFresh(t, r2, f.st, alice, "index")
@@ -239,6 +249,9 @@ func TestRebuildOvertakenByRotation(t *testing.T) {
 	<-r.rb.done(alice)
 	if _, err := f.st.Get(ctx, indexMarker(alice)); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("an overtaken rebuild marked the index: %v", err)
+	}
+	if st := r.IndexStatus(); st.Ended["stopped"] != 1 || st.Ended["failed"] != 0 || len(st.Failures) != 0 {
+		t.Fatalf("an overtaken rebuild is not counted stopped: %+v", st)
 	}
 	if _, ok, _ := s.Lookup(ctx, crit); ok {
 		t.Fatal("Lookup answered over an index the rotation dropped")

@@ -57,10 +57,11 @@ type Repo struct {
 
 	// The blind index (index.go), kept when st is a storage.Batcher and
 	// s an Indexer; both nil otherwise.
-	batch storage.Batcher
-	index Indexer
-	built builtOwners // owners whose index is known complete
-	rb    rebuilds    // index rebuilds running (index_rebuild.go)
+	batch   storage.Batcher
+	index   Indexer
+	built   builtOwners  // owners whose index is known complete (markFirst)
+	markers indexMarkers // built markers seen (ensureIndex, index_marker.go)
+	rb      rebuilds     // index rebuilds running (index_rebuild.go)
 	// candidateCap replaces maxCandidates when set (tests).
 	candidateCap int
 }
@@ -70,13 +71,18 @@ type Repo struct {
 // implements KeyGenerations: zero means DefaultCacheBytes, negative turns
 // it off, so that every read opens its record.
 // An index of attribute values (index.go) is kept when st is a
-// storage.Batcher and s an Indexer.
+// storage.Batcher and s an Indexer; its built markers are remembered when
+// st is also storage.Exclusive and s implements KeyGenerations.
 func NewRepo(st storage.Store, s Sealer, rand io.Reader, cacheBytes int) *Repo {
 	r := &Repo{st: st, seal: s, rand: rand, cache: newCache(s, cacheBytes)}
 	b, isBatcher := st.(storage.Batcher)
 	ix, isIndexer := s.(Indexer)
 	if isBatcher && isIndexer {
 		r.batch, r.index = b, ix
+		_, exclusive := st.(storage.Exclusive)
+		if kg, ok := s.(KeyGenerations); ok && exclusive {
+			r.markers.keys = kg
+		}
 	}
 	return r
 }
