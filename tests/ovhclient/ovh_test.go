@@ -39,6 +39,8 @@ func TestOVHClient(t *testing.T) {
 	t.Run("Rekey", s.testRekey)
 	t.Run("Batch", s.testBatch)
 	t.Run("KMIP14ImportExport", s.testImportExport)
+	t.Run("Deeper", s.testDeeper)
+	t.Run("More", s.testMore)
 }
 
 // dial connects the ovh client with a fresh identity (a new owner).
