@@ -3,6 +3,7 @@ package kmipops
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"errors"
 	"fmt"
 	"math/big"
 
@@ -50,7 +51,9 @@ func recommendedCurveOf(c elliptic.Curve) (kmip14.RecommendedCurve, bool) {
 	return 0, false
 }
 
-var errTransparentEC = fmt.Errorf("transparent EC key material is malformed or not on its curve")
+// errTransparentEC is why transparent EC material is refused; it never carries
+// the numbers.
+var errTransparentEC = errors.New("transparent EC key material is malformed or not on its curve")
 
 // readTransparentEC reads a transparent EC Key Material of object type ot.
 // A curve kmipd does not compute with (P-192, the binary and Brainpool

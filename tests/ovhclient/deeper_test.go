@@ -384,6 +384,23 @@ func (s *server) testMore(t *testing.T) {
 		t.Errorf("the undone Create left %v (%v)", loc, err)
 	}
 
+	// kmipclient's Revoke without WithRevocationReasonCode sends an empty
+	// Revocation Reason; its Revocation Reason Code is required (KMIP 1.0
+	// §3.31), so kmipd answers Invalid Field and the key stays Active.
+	cr0, err := c.Create().AES(128, kmip.CryptographicUsageEncrypt).Exec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Activate(cr0.UniqueIdentifier).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	if r := reasonOf(t, c, &payloads.RevokeRequestPayload{UniqueIdentifier: cr0.UniqueIdentifier}); r != kmip.ResultReasonInvalidField {
+		t.Errorf("Revoke with an empty Revocation Reason: reason %v, want Invalid Field", r)
+	}
+	if st := state(t, c, cr0.UniqueIdentifier); st != kmip.StateActive {
+		t.Errorf("State %v after a refused Revoke", st)
+	}
+
 	c10 := s.dial(t, "template", kmipclient.EnforceVersion(kmip.V1_0))
 	tpl, err := c10.Register().Object(&kmip.Template{Attribute: []kmip.Attribute{
 		{AttributeName: kmip.AttributeNameCryptographicAlgorithm, AttributeValue: kmip.CryptographicAlgorithmAES},
