@@ -18,6 +18,7 @@ func (s *server) testVersion(t *testing.T, v kmip.ProtocolVersion) {
 	rec := &recorder{}
 	c := s.dial(t, "v"+v.String(), kmipclient.EnforceVersion(v), kmipclient.WithMiddlewares(rec.middleware))
 	t.Run("Query", func(t *testing.T) { checkQuery(t, c) })
+	t.Run("NewerOperations", func(t *testing.T) { checkNewerOperations(t, c) })
 	t.Run("SymmetricLifecycle", func(t *testing.T) { checkSymmetricLifecycle(t, c) })
 	t.Run("Attributes", func(t *testing.T) { checkAttributes(t, c) })
 	t.Run("Locate", func(t *testing.T) { checkLocate(t, c) })
@@ -80,6 +81,29 @@ func checkQuery(t *testing.T, c *kmipclient.Client) {
 	}
 }
 
+// checkNewerOperations: an operation that the request's version does not
+// define (Discover Versions and Re-key Key Pair are 1.1, the cryptographic
+// ones 1.2) is Operation Not Supported, as Query at that version says.
+func checkNewerOperations(t *testing.T, c *kmipclient.Client) {
+	for _, o := range []struct {
+		pl    kmip.OperationPayload
+		since int32
+	}{
+		{&payloads.DiscoverVersionsRequestPayload{}, 1},
+		{&payloads.RekeyKeyPairRequestPayload{PrivateKeyUniqueIdentifier: "none"}, 1},
+		{&payloads.HashRequestPayload{CryptographicParameters: kmip.CryptographicParameters{HashingAlgorithm: kmip.HashingAlgorithmSHA_256}, Data: []byte("x")}, 2},
+		{&payloads.EncryptRequestPayload{UniqueIdentifier: "none", Data: []byte("x")}, 2},
+	} {
+		r := reasonOf(t, c, o.pl)
+		if minor(c) < o.since && r != kmip.ResultReasonOperationNotSupported {
+			t.Errorf("%v at %v: reason %v, want Operation Not Supported", o.pl.Operation(), c.Version(), r)
+		}
+		if minor(c) >= o.since && r == kmip.ResultReasonOperationNotSupported {
+			t.Errorf("%v at %v: Operation Not Supported", o.pl.Operation(), c.Version())
+		}
+	}
+}
+
 // attrs fetches every attribute of an object, by name.
 func attrs(t *testing.T, c *kmipclient.Client, id string, names ...kmip.AttributeName) map[kmip.AttributeName][]any {
 	t.Helper()
@@ -132,6 +156,8 @@ func checkSymmetricLifecycle(t *testing.T, c *kmipclient.Client) {
 	if got := a[kmip.AttributeNameState]; len(got) != 1 || got[0] != kmip.StatePreActive {
 		t.Errorf("State after Create %v, want Pre-Active", got)
 	}
+	checkAllAttrs(t, c, id, kmip.AttributeNameCryptographicAlgorithm, kmip.AttributeNameFresh,
+		kmip.AttributeNameOriginalCreationDate, kmip.AttributeNameDigest, kmip.AttributeNameLastChangeDate)
 	raw := getSymmetric(t, c, id, 0)
 	if len(raw) != 16 {
 		t.Fatalf("Get: %d bytes of AES-128", len(raw))

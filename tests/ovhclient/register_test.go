@@ -60,6 +60,10 @@ func checkRegister(t *testing.T, c *kmipclient.Client) {
 	if err != nil {
 		t.Fatalf("Get Certificate: %v", err)
 	}
+	checkAllAttrs(t, c, r.UniqueIdentifier, kmip.AttributeNameCertificateType, kmip.AttributeNameCertificateIdentifier,
+		kmip.AttributeNameCertificateSubject, kmip.AttributeNameCertificateIssuer, kmip.AttributeNameX509CertificateSubject,
+		kmip.AttributeNameX509CertificateIssuer, kmip.AttributeNameX509CertificateIdentifier, kmip.AttributeNameDigitalSignatureAlgorithm,
+		kmip.AttributeNameCertificateLength)
 	cert, ok := g.Object.(*kmip.Certificate)
 	if !ok || !bytes.Equal(cert.CertificateValue, der) || cert.CertificateType != kmip.CertificateTypeX_509 {
 		t.Errorf("Certificate round trip: %T equal=%v", g.Object, ok && bytes.Equal(cert.CertificateValue, der))
@@ -79,6 +83,8 @@ func checkRegister(t *testing.T, c *kmipclient.Client) {
 		if err != nil {
 			t.Fatalf("Register RSA private key (format %v): %v", f, err)
 		}
+		checkAllAttrs(t, c, priv.UniqueIdentifier, kmip.AttributeNameCryptographicAlgorithm, kmip.AttributeNameCryptographicLength,
+			kmip.AttributeNameCryptographicUsageMask, kmip.AttributeNameState, kmip.AttributeNameDigest)
 		if got := getPrivate(t, c, priv.UniqueIdentifier); !rsaKey.Equal(got) {
 			t.Errorf("RSA private key (format %v) comes back different", f)
 		}
@@ -190,6 +196,10 @@ func checkKeyPairs(t *testing.T, c *kmipclient.Client) {
 			continue
 		}
 		priv, pub := r.PrivateKeyUniqueIdentifier, r.PublicKeyUniqueIdentifier
+		for _, id := range []string{priv, pub} {
+			checkAllAttrs(t, c, id, kmip.AttributeNameCryptographicAlgorithm, kmip.AttributeNameCryptographicLength,
+				kmip.AttributeNameState, kmip.AttributeNameLink, kmip.AttributeNameFresh, kmip.AttributeNameOriginalCreationDate)
+		}
 		checkLink(t, c, priv, kmip.LinkTypePublicKeyLink, pub)
 		checkLink(t, c, pub, kmip.LinkTypePrivateKeyLink, priv)
 		sk := getPrivate(t, c, priv)
@@ -289,5 +299,47 @@ func checkUsageAndLease(t *testing.T, c *kmipclient.Client) {
 	}
 	if l.LeaseTime <= 0 || l.UniqueIdentifier != id || l.LastChangeDate.IsZero() {
 		t.Errorf("Obtain Lease: %+v", l)
+	}
+}
+
+// attrSince is the KMIP 1.x minor version that defined each attribute newer
+// than 1.0 (1.1 §3.34–3.39, 1.2 §3.40–3.43, 1.3 §3.44, 1.4 §3.45–3.51).
+var attrSince = map[kmip.AttributeName]int32{
+	kmip.AttributeNameCertificateLength: 1, kmip.AttributeNameFresh: 1, kmip.AttributeNameX509CertificateIdentifier: 1,
+	kmip.AttributeNameX509CertificateSubject: 1, kmip.AttributeNameX509CertificateIssuer: 1, kmip.AttributeNameDigitalSignatureAlgorithm: 1,
+	kmip.AttributeNameAlternativeName: 2, kmip.AttributeNameKeyValuePresent: 2, kmip.AttributeNameKeyValueLocation: 2,
+	kmip.AttributeNameOriginalCreationDate: 2, kmip.AttributeNameRandomNumberGenerator: 3,
+	kmip.AttributeNamePKCS_12FriendlyName: 4, kmip.AttributeNameDescription: 4, kmip.AttributeNameComment: 4,
+	kmip.AttributeNameSensitive: 4, kmip.AttributeNameAlwaysSensitive: 4, kmip.AttributeNameExtractable: 4,
+	kmip.AttributeNameNeverExtractable: 4,
+}
+
+// checkAllAttrs: Get Attributes naming none answers the object's attributes
+// that the request's version defines (KMIP 1.x §4.11), every one of which the
+// client decodes; Get Attribute List names the same ones.
+func checkAllAttrs(t *testing.T, c *kmipclient.Client, id string, want ...kmip.AttributeName) {
+	t.Helper()
+	a := attrs(t, c, id)
+	for n := range a {
+		if v, ok := attrSince[n]; ok && v > minor(c) {
+			t.Errorf("Get Attributes at %v answered %q, defined from 1.%d", c.Version(), n, v)
+		}
+	}
+	for _, n := range append(want, kmip.AttributeNameUniqueIdentifier, kmip.AttributeNameObjectType, kmip.AttributeNameInitialDate) {
+		if v, ok := attrSince[n]; (!ok || v <= minor(c)) && len(a[n]) == 0 {
+			t.Errorf("Get Attributes at %v lacks %q", c.Version(), n)
+		}
+	}
+	list, err := c.GetAttributeList(id).Exec()
+	if err != nil {
+		t.Fatalf("Get Attribute List: %v", err)
+	}
+	for _, n := range list.AttributeName {
+		if v, ok := attrSince[n]; ok && v > minor(c) {
+			t.Errorf("Get Attribute List at %v names %q, defined from 1.%d", c.Version(), n, v)
+		}
+		if len(a[n]) == 0 {
+			t.Errorf("Get Attribute List names %q, which Get Attributes did not answer", n)
+		}
 	}
 }
