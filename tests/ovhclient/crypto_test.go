@@ -193,6 +193,16 @@ func checkSignVerify(t *testing.T, c *kmipclient.Client) {
 			if err := verifyGo(signer.Public(), kp.cp.PaddingMethod, digest[:], sig2); err != nil {
 				t.Errorf("Go rejects the Digested Data signature: %v", err)
 			}
+			if kp.cp.PaddingMethod == kmip.PaddingMethodPSS {
+				// Salt Length left to the server: Go's verifier finds it.
+				sig3, err := signer.Sign(nil, digest[:], &rsa.PSSOptions{Hash: crypto.SHA256, SaltLength: rsa.PSSSaltLengthAuto})
+				if err != nil {
+					t.Fatalf("PSS with the server's salt length: %v", err)
+				}
+				if err := rsa.VerifyPSS(signer.Public().(*rsa.PublicKey), crypto.SHA256, digest[:], sig3, nil); err != nil {
+					t.Errorf("Go rejects the PSS signature with the server's salt length: %v", err)
+				}
+			}
 		})
 	}
 }

@@ -343,6 +343,27 @@ func (s *server) testMore(t *testing.T) {
 		t.Errorf("Opaque Object round trip: %+v", g.Object)
 	}
 
+	// A URI Name (KMIP 1.0 §3.2) locates its key; Key Wrap Type (1.4 §4.11)
+	// As Registered / Not Wrapped on a key registered unwrapped serves it plain.
+	uri, err := c.Create().AES(128, kmip.CryptographicUsageEncrypt).WithURI("https://example.org/ovh/k1").Exec()
+	if err != nil {
+		t.Fatalf("Create with a URI Name: %v", err)
+	}
+	loc, err := c.Locate().WithURI("https://example.org/ovh/k1").Exec()
+	if err != nil || !slices.Equal(loc.UniqueIdentifier, []string{uri.UniqueIdentifier}) {
+		t.Errorf("Locate by URI Name: %v, %v", loc, err)
+	}
+	plain := getSymmetric(t, c, uri.UniqueIdentifier, 0)
+	for _, kwt := range []kmip.KeyWrapType{kmip.AsRegistered, kmip.NotWrapped} {
+		g, err := c.Get(uri.UniqueIdentifier).WithKeyWrapType(kwt).Exec()
+		if err != nil {
+			t.Fatalf("Get with Key Wrap Type %v: %v", kwt, err)
+		}
+		if km, err := g.Object.(*kmip.SymmetricKey).KeyMaterial(); err != nil || !bytes.Equal(km, plain) {
+			t.Errorf("Get with Key Wrap Type %v: %v", kwt, err)
+		}
+	}
+
 	// Key Compression (KMIP 1.0 §2.1.3, §4.11): kmipd either serves the
 	// compressed point or refuses with Key Compression Type Not Supported.
 	kp, err := c.CreateKeyPair().ECDSA(kmip.RecommendedCurveP_256, kmip.CryptographicUsageSign, kmip.CryptographicUsageVerify).Exec()
@@ -379,7 +400,7 @@ func (s *server) testMore(t *testing.T) {
 	if res[0].ResultStatus != kmip.ResultStatusOperationUndone || res[1].ResultReason != kmip.ResultReasonItemNotFound {
 		t.Errorf("Undo: %v, then %v/%v", res[0].ResultStatus, res[1].ResultStatus, res[1].ResultReason)
 	}
-	loc, err := c.Locate().WithName("ovh-undone").Exec()
+	loc, err = c.Locate().WithName("ovh-undone").Exec()
 	if err != nil || len(loc.UniqueIdentifier) != 0 {
 		t.Errorf("the undone Create left %v (%v)", loc, err)
 	}

@@ -3,6 +3,7 @@ package ovhclient
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -189,5 +190,46 @@ func (s *server) testKMIP2Refused(t *testing.T) {
 			t.Errorf("KMIP %v refusal written as %v, want a version kmipd speaks", v, resp.Header.ProtocolVersion)
 		}
 		t.Logf("KMIP %v: %v %v %q", v, resp.BatchItem[0].ResultStatus, resp.BatchItem[0].ResultReason, resp.BatchItem[0].ResultMessage)
+	}
+}
+
+// testConcurrent: clones of one client (each its own TLS connection) create,
+// read and destroy keys at once; every key reads back as its own.
+func (s *server) testConcurrent(t *testing.T) {
+	c := s.dial(t, "concurrent")
+	const workers, rounds = 4, 8
+	errs := make(chan error, workers)
+	for w := range workers {
+		cl, err := c.Clone()
+		if err != nil {
+			t.Fatalf("Clone: %v", err)
+		}
+		t.Cleanup(func() { cl.Close() })
+		go func() {
+			errs <- func() error {
+				for i := range rounds {
+					cr, err := cl.Create().AES(256, kmip.CryptographicUsageEncrypt).WithName(fmt.Sprintf("ovh-c-%d-%d", w, i)).Exec()
+					if err != nil {
+						return err
+					}
+					loc, err := cl.Locate().WithName(fmt.Sprintf("ovh-c-%d-%d", w, i)).Exec()
+					if err != nil {
+						return err
+					}
+					if !slices.Equal(loc.UniqueIdentifier, []string{cr.UniqueIdentifier}) {
+						return fmt.Errorf("worker %d round %d: Locate found %v, want [%s]", w, i, loc.UniqueIdentifier, cr.UniqueIdentifier)
+					}
+					if _, err := cl.Destroy(cr.UniqueIdentifier).Exec(); err != nil {
+						return err
+					}
+				}
+				return nil
+			}()
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -9,7 +9,6 @@ package ovhclient
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -41,6 +40,7 @@ func TestOVHClient(t *testing.T) {
 	t.Run("KMIP14ImportExport", s.testImportExport)
 	t.Run("Deeper", s.testDeeper)
 	t.Run("More", s.testMore)
+	t.Run("Concurrent", s.testConcurrent)
 }
 
 // dial connects the ovh client with a fresh identity (a new owner).
@@ -167,10 +167,4 @@ func reasonOf(t *testing.T, c *kmipclient.Client, pl kmip.OperationPayload) kmip
 		t.Fatalf("%v: no KMIP answer: %v", pl.Operation(), err)
 	}
 	return res[0].ResultReason
-}
-
-// isConnErr says the client saw the connection end rather than a message.
-func isConnErr(err error) bool {
-	var ne interface{ Timeout() bool }
-	return err != nil && !errors.As(err, &ne)
 }
