@@ -313,6 +313,12 @@ func (p *Processor) dispatch(ic *itemCtx, it *tree.Node, opName *string) (*tree.
 	if !ok {
 		return nil, Errorf(kmip14.ResultReasonOperationNotSupported, "operation %s not supported", op)
 	}
+	if since := opSince[op]; since > ic.v.minor {
+		// The request's protocol version has no such operation (KMIP 1.0's
+		// Operation enumeration ends at Put, 1.1's at Discover Versions), and
+		// Query at that version does not offer it.
+		return nil, Errorf(kmip14.ResultReasonOperationNotSupported, "%s needs KMIP 1.%d", op, since)
+	}
 	payload := it.Child(kmip14.TagRequestPayload)
 	if payload == nil || payload.Type != ttlv.TypeStructure {
 		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "missing Request Payload")

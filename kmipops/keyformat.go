@@ -91,9 +91,10 @@ func marshalAsymmetric(ot kmip14.ObjectType, f kmip14.KeyFormatType, key any) ([
 // is when it already is, converted where that is a re-encoding (symmetric
 // Raw ↔ Transparent Symmetric Key; RSA private PKCS#1 ↔ PKCS#8 ↔ Transparent
 // RSA Private Key; RSA public PKCS#1 ↔ X.509 ↔ Transparent RSA Public Key;
-// EC private PKCS#8 ↔ EC Private Key, secp256k1 included), else Key Format
-// Type Not Supported. A meta-data only key has no value to convert (Key Value
-// Not Present).
+// EC private PKCS#8 ↔ EC Private Key ↔ Transparent EC(DSA/DH/MQV) Private Key,
+// EC public X.509 ↔ Transparent EC(DSA/DH/MQV) Public Key, secp256k1
+// included), else Key Format Type Not Supported. A meta-data only key has no
+// value to convert (Key Value Not Present).
 func convertFormat(ot kmip14.ObjectType, body tree.View, want kmip14.KeyFormatType) (*tree.Node, error) {
 	kb := body.Child(kmip14.TagKeyBlock)
 	have32, ok := kb.Child(kmip14.TagKeyFormatType).EnumValue()

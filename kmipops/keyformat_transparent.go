@@ -23,7 +23,8 @@ import (
 var errTransparent = errors.New("transparent RSA key material is incomplete or inconsistent")
 
 // readAsymmetric reads an asymmetric key's Key Material in format f: the
-// transparent RSA structures here, DER byte strings through parseAsymmetric.
+// transparent RSA structures here, the transparent EC ones in
+// keyformat_transparent_ec.go, DER byte strings through parseAsymmetric.
 // A format it does not read is errUnknownFormat.
 func readAsymmetric(ot kmip14.ObjectType, f kmip14.KeyFormatType, km tree.View) (any, error) {
 	switch {
@@ -31,6 +32,9 @@ func readAsymmetric(ot kmip14.ObjectType, f kmip14.KeyFormatType, km tree.View) 
 		return transparentRSAPrivate(km)
 	case ot == kmip14.ObjectTypePublicKey && f == kmip14.KeyFormatTypeTransparentRSAPublicKey:
 		return transparentRSAPublic(km)
+	}
+	if private, ok := transparentEC(f); ok {
+		return readTransparentEC(ot, private, km) // keyformat_transparent_ec.go
 	}
 	der, ok := km.BytesValue()
 	if !ok {
@@ -53,6 +57,9 @@ func keyMaterialIn(ot kmip14.ObjectType, want kmip14.KeyFormatType, key any) (*t
 				tree.Big(kmip14.TagModulus, new(big.Int).Set(k.N)),
 				tree.Big(kmip14.TagPublicExponent, big.NewInt(int64(k.E)))), true
 		}
+	}
+	if private, ok := transparentEC(want); ok {
+		return transparentECNode(private, key)
 	}
 	b, ok := marshalAsymmetric(ot, want, key)
 	if !ok {

@@ -35,9 +35,6 @@ type joinPart struct {
 }
 
 func opJoinSplitKey(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
-	if ic.v.minor < 2 {
-		return nil, Errorf(kmip14.ResultReasonOperationNotSupported, "Join Split Key needs KMIP 1.2")
-	}
 	ot, err := requireObjectType(payload)
 	if err != nil {
 		return nil, err

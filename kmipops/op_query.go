@@ -18,7 +18,8 @@ var registrableTypes = []kmip14.ObjectType{
 }
 
 // opSince is the KMIP 1.x minor version that introduced an operation, for
-// those newer than 1.0: Query does not offer them to older clients.
+// those newer than 1.0: Query does not offer them to older clients, and
+// dispatch answers them Operation Not Supported in an older request.
 var opSince = map[kmip14.Operation]int32{kmip14.OperationDiscoverVersions: 1, kmip14.OperationReKeyKeyPair: 1,
 	kmip14.OperationEncrypt: 2, kmip14.OperationDecrypt: 2, kmip14.OperationSign: 2, kmip14.OperationSignatureVerify: 2,
 	kmip14.OperationMAC: 2, kmip14.OperationMACVerify: 2, kmip14.OperationRNGRetrieve: 2, kmip14.OperationRNGSeed: 2,

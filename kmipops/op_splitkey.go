@@ -60,9 +60,6 @@ type splitSource struct {
 }
 
 func opCreateSplitKey(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
-	if ic.v.minor < 2 {
-		return nil, Errorf(kmip14.ResultReasonOperationNotSupported, "Create Split Key needs KMIP 1.2")
-	}
 	ot, err := requireObjectType(payload)
 	if err != nil {
 		return nil, err

@@ -55,20 +55,25 @@ func goTool() (string, error) {
 	return p, nil
 }
 
+// kmipdModule is the module whose ./cmd/kmipd BuildKmipd builds.
+const kmipdModule = "github.com/kmipd/kmipd"
+
 func buildKmipd() (string, error) {
 	gotool, err := goTool()
 	if err != nil {
 		return "", err
 	}
-	out, err := exec.Command(gotool, "env", "GOMOD").Output()
+	// The kmipd module's own folder, not the current module's: a nested test
+	// module (tests/ovhclient) reaches kmipd through a replace directive, and
+	// kmipd must build from its own go.mod, as it ships.
+	out, err := exec.Command(gotool, "list", "-m", "-f", "{{.Dir}}", kmipdModule).Output()
 	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %v", err)
+		return "", fmt.Errorf("go list -m %s: %v (not inside the kmipd module or one replacing it?)", kmipdModule, err)
 	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("not inside the kmipd module (go env GOMOD = %q)", gomod)
+	root := strings.TrimSpace(string(out))
+	if root == "" {
+		return "", fmt.Errorf("go list -m %s: no module folder", kmipdModule)
 	}
-	root := filepath.Dir(gomod)
 	base, err := os.UserCacheDir()
 	if err != nil {
 		base = os.TempDir()
