@@ -94,10 +94,6 @@ const (
 	defaultGCInterval = 5 * time.Minute
 	DefaultCacheBytes = 32 << 20
 	gcDiscardRatio    = 0.7
-	// maxConflictRetries bounds the retries of a write transaction that
-	// lost a race, which cannot happen while the committer is the only
-	// writer (see commit.go); it is a safety net, not a code path.
-	maxConflictRetries = 16
 )
 
 // Badger is a Store on github.com/dgraph-io/badger/v4. Badger's own value
@@ -155,6 +151,13 @@ func openBadger(path string, opts BadgerOptions, log hclog.Logger, tune func(bad
 		// flush and compaction. Tables record their own compression, so
 		// stores written with it still open.
 		WithCompression(options.None).
+		// The committer (commit.go) is badger's only writer and commits
+		// one transaction at a time, each begun after the last one was
+		// written, so no transaction can conflict with another. Badger's
+		// detection would only hash every key written and, while any read
+		// (a List, a backup's Snapshot) stays open, keep each commit's
+		// key set in memory until it ends.
+		WithDetectConflicts(false).
 		WithLogger(badgerLogger{log.Named("badger")})
 	bo = badgerMemory(bo, opts)
 	if tune != nil {

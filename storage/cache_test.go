@@ -34,6 +34,14 @@ func TestValueCache(t *testing.T) {
 	if v, _ := c.get("k"); string(v) != "new" {
 		t.Fatalf("get handed out cache memory: %q", v)
 	}
+	c.set("k", []byte{}) // an index entry's empty value replaces it
+	if v, ok := c.get("k"); ok {
+		t.Fatalf("empty write left %q cached", v)
+	}
+	c.fill("k", []byte{}, c.generation()) // a Get of it caches it
+	if v, ok := c.get("k"); !ok || len(v) != 0 {
+		t.Fatalf("filled empty value: %q, %v", v, ok)
+	}
 	c.remove("k")
 	if _, ok := c.get("k"); ok {
 		t.Fatal("removed key still cached")
@@ -107,5 +115,26 @@ func TestCacheCoherentUnderConcurrency(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// Writes of empty values (index entries) do not fill the cache, and a Get
+// after one still sees it, not the value it replaced.
+func TestCacheSkipsEmptyWrites(t *testing.T) {
+	b := openTest(t, t.TempDir())
+	defer b.Close()
+	ctx := context.Background()
+	mustPut(t, b, "idx/a", []byte("was"))
+	if err := b.Apply(ctx, []Write{{Kind: WritePut, Key: "idx/a"}, {Kind: WriteCreate, Key: "idx/b"}, {Kind: WritePut, Key: "rec", Value: []byte("r")}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"idx/a", "idx/b"} {
+		if v, ok := b.cache.peek(k); ok {
+			t.Fatalf("%s cached after an empty write: %q", k, v)
+		}
+		mustGet(t, b, k, []byte{})
+	}
+	if v, ok := b.cache.peek("rec"); !ok || string(v) != "r" {
+		t.Fatalf("record not cached by its write: %q, %v", v, ok)
 	}
 }

@@ -28,7 +28,12 @@ import (
 // is not delayed: the committer waits for nothing but the queue, and for
 // stragglers only when writers are concurrent (below).
 //
-// Being the only writer also means a group can never lose a conflict.
+// Being the only writer also means a group can never lose a conflict, so
+// badger's conflict detection is off: Create's existence check and Delete's
+// presence check read a transaction begun after every earlier commit was
+// written, and nothing can write between that read and the commit. Any
+// other writer (a second committer, badger's Update or a WriteBatch) would
+// break this, and must not be added.
 
 const (
 	// A group stays well inside badger's per-transaction limits (about 15%
@@ -204,12 +209,9 @@ func (b *Badger) safeCommitGroup(ops []*writeOp) {
 func (b *Badger) commitGroup(ops []*writeOp) {
 	for len(ops) > 0 {
 		start := time.Now()
+		// Badger's conflict detection is off (badger.go): the checks of
+		// Create and Delete are exact because nothing else writes.
 		n, err := b.commitPrefix(ops)
-		for retry := 0; errors.Is(err, badger.ErrConflict) && retry < maxConflictRetries; retry++ {
-			// Unreachable while this goroutine is badger's only writer;
-			// re-running the prefix re-evaluates every check, so it is safe.
-			n, err = b.commitPrefix(ops)
-		}
 		b.wm.commit.Observe(since(start))
 		// The cache learns the outcome before any caller does (cache.go).
 		for _, op := range ops[:n] {

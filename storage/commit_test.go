@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -233,5 +234,65 @@ func TestStragglers(t *testing.T) {
 	ch2 <- op()
 	if g, _ := s.gather(ch2, []*writeOp{op()}, 1); len(g) != 1 {
 		t.Fatalf("after the burst: group of %d, want 1", len(g))
+	}
+}
+
+// Badger's conflict detection is off because the committer is its only
+// writer; Create must still be exclusive. Writers race to Create (or Apply a
+// batch creating) one of a few keys, hold it, and Delete it: were a Create's
+// existence check ever stale, two writers would hold one key at once.
+func TestCreateExclusiveWithoutConflictDetection(t *testing.T) {
+	b := openTest(t, t.TempDir())
+	defer b.Close()
+	if b.db.Opts().DetectConflicts {
+		t.Fatal("badger's conflict detection is on; commit.go relies on being the only writer instead")
+	}
+	ctx := context.Background()
+	const keys, writers, rounds = 3, 16, 60
+	var holders [keys]atomic.Int32
+	var won atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				k := (w + r) % keys
+				key := fmt.Sprintf("excl/%d", k)
+				var err error
+				if r%2 == 0 {
+					err = b.Create(ctx, key, []byte{byte(w)})
+				} else {
+					err = b.Apply(ctx, []Write{{Kind: WriteCreate, Key: key, Value: []byte{byte(w)}},
+						{Kind: WritePut, Key: fmt.Sprintf("excl-idx/%d/%d", k, w)}})
+				}
+				if errors.Is(err, ErrExists) {
+					continue
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				if n := holders[k].Add(1); n != 1 {
+					errs <- fmt.Errorf("%d writers hold %s at once", n, key)
+					return
+				}
+				won.Add(1)
+				holders[k].Add(-1)
+				if err := b.Delete(ctx, key); err != nil {
+					errs <- fmt.Errorf("delete %s it created: %v", key, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if won.Load() == 0 {
+		t.Fatal("no Create won")
 	}
 }
