@@ -313,10 +313,14 @@ func (p *Processor) dispatch(ic *itemCtx, it *tree.Node, opName *string) (*tree.
 	if !ok {
 		return nil, Errorf(kmip14.ResultReasonOperationNotSupported, "operation %s not supported", op)
 	}
-	if since := opSince[op]; since > ic.v.minor {
+	if since := opSince[op]; since > ic.v.minor && op != kmip14.OperationDiscoverVersions {
 		// The request's protocol version has no such operation (KMIP 1.0's
 		// Operation enumeration ends at Put, 1.1's at Discover Versions), and
-		// Query at that version does not offer it.
+		// Query at that version does not offer it. Discover Versions is the
+		// negotiation itself: a client that does not yet know what the
+		// server speaks may send it under its lowest version (PyKMIP's
+		// server answers it under any), and refusing it would leave a 1.0
+		// client unable to learn that 1.4 is there.
 		return nil, Errorf(kmip14.ResultReasonOperationNotSupported, "%s needs KMIP 1.%d", op, since)
 	}
 	payload := it.Child(kmip14.TagRequestPayload)

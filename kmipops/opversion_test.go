@@ -12,7 +12,8 @@ import (
 // TestOperationVersions: an operation a request's protocol version does not
 // define is Operation Not Supported (what Query at that version says), and
 // the same request at the version that added it is served. Found by the
-// ovh/kmip-go suite: Hash in a KMIP 1.0 message was performed.
+// ovh/kmip-go suite: Hash in a KMIP 1.0 message was performed. Discover
+// Versions, the negotiation, is answered under every version.
 func TestOperationVersions(t *testing.T) {
 	e := newEnv(t, Options{})
 	hash := item(kmip14.OperationHash, tree.Struct(kmip14.TagCryptographicParameters,
@@ -22,7 +23,7 @@ func TestOperationVersions(t *testing.T) {
 	for _, c := range []struct {
 		it    *tree.Node
 		since int32
-	}{{hash, 2}, {rng, 2}, {dv, 1}} {
+	}{{hash, 2}, {rng, 2}, {dv, 0}} {
 		for minor := int32(0); minor <= 4; minor++ {
 			e.v = version{1, minor}
 			resp := e.do(alice, c.it)
@@ -32,7 +33,17 @@ func TestOperationVersions(t *testing.T) {
 				}
 				continue
 			}
-			okPayload(t, resp, 0)
+			p := okPayload(t, resp, 0)
+			if c.it == dv {
+				// The whole list, newest first, whatever version asked.
+				vs := p.All(kmip14.TagProtocolVersion)
+				if len(vs) != len(supportedVersions) {
+					t.Fatalf("1.%d: Discover Versions lists %d versions, want %d", minor, len(vs), len(supportedVersions))
+				}
+				if v, _ := vs[0].Child(kmip14.TagProtocolVersionMinor).IntValue(); v != 4 {
+					t.Errorf("1.%d: Discover Versions lists 1.%d first", minor, v)
+				}
+			}
 		}
 	}
 }
