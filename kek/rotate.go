@@ -224,6 +224,12 @@ func (k *Keyring) beginRotation(ctx context.Context, owner string, res *RotateRe
 		rec = b
 	}
 	res.To, res.From = entries[0].gen, entries[1].gen
+	// Before the reseal lists the records: a replica still sealing under
+	// the old generation either committed already, and is listed, or is
+	// refused (shared.go).
+	if err := k.markRetired(ctx, owner, res.From); err != nil {
+		return nil, err
+	}
 	k.cache.evict(owner)
 	return k.openRecord(ctx, owner, rec)
 }

@@ -274,6 +274,9 @@ func (r *Repo) pruneUID(ctx context.Context, owner, uid string, keys []string) (
 func (r *Repo) markBuilding(ctx context.Context, owner string, token []byte) error {
 	defer r.enter(owner)()
 	r.markers.forget(owner)
+	if err := r.refresh(ctx, owner); err != nil {
+		return fmt.Errorf("rebuild index: %w", err)
+	}
 	if _, err := r.index.BlindIndex(ctx, owner, nil); err != nil {
 		return fmt.Errorf("rebuild index: %w", err)
 	}
