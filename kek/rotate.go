@@ -134,8 +134,9 @@ const rotateBatch = 32
 // the old while the objects move, and a later call finishes what a crash
 // left. progress, if not nil, is called after each batch.
 //
-// Ordering: (1) holding the gate, the record becomes [new, old] and the
-// cache forgets the owner, so from then on every seal uses the new
+// Ordering: (1) holding the gate, the record becomes [new, old], the old
+// generation is marked retired (for other replicas' writers, shared.go)
+// and the cache forgets the owner, so from then on every seal uses the new
 // generation; (2) the records still under the old one are resealed in
 // batches, each holding the gate; (3) holding the gate, a last pass
 // confirms none is left and the record becomes [new]. Readers and writers

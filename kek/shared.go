@@ -98,3 +98,22 @@ func (k *Keyring) Refresh(ctx context.Context, owner string) error {
 	}
 	return nil
 }
+
+// IndexFence is Fence for index entries: the mark of the generation whose
+// key BlindIndex and WriteTags use for owner now; "" when owner has no
+// pKEK. A rebuild puts it in the write that marks the index built, which
+// then fails if a rotation began meanwhile (the rotation drops what the
+// rebuild wrote when it ends, perhaps after the rebuild's last look).
+func (k *Keyring) IndexFence(ctx context.Context, owner string) (string, error) {
+	if err := checkOwner(owner); err != nil {
+		return "", err
+	}
+	ks, err := k.aead(ctx, owner, false)
+	if isNoPKEK(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return retiredKey(owner, ks.gens[0]), nil
+}

@@ -26,6 +26,9 @@ type Fencer interface {
 	Fence(owner string, sealed []byte) (string, error)
 	// Evict forgets owner's cached key: the next use reads it again.
 	Evict(owner string)
+	// IndexFence is the fence of the key index tags are computed under
+	// now ("" when owner has none).
+	IndexFence(ctx context.Context, owner string) (string, error)
 }
 
 // staleRetries bounds how often one write is made again after its key was
@@ -43,9 +46,30 @@ func (r *Repo) fenced(owner string, w []storage.Write, sealed []byte) ([]storage
 	if err != nil {
 		return nil, "", fmt.Errorf("fence: %w", err)
 	}
+	return fenceWrites(w, key), key, nil
+}
+
+// fence appends the fence key's Create and Delete to w ("" appends none).
+func fenceWrites(w []storage.Write, key string) []storage.Write {
+	if key == "" {
+		return w
+	}
 	return append(w,
 		storage.Write{Kind: storage.WriteCreate, Key: key},
-		storage.Write{Kind: storage.WriteDelete, Key: key}), key, nil
+		storage.Write{Kind: storage.WriteDelete, Key: key})
+}
+
+// indexFence is the fence of the key owner's index entries are computed
+// under now, when the repository fences writes.
+func (r *Repo) indexFence(ctx context.Context, owner string) (string, error) {
+	if r.fence == nil {
+		return "", nil
+	}
+	key, err := r.fence.IndexFence(ctx, owner)
+	if err != nil {
+		return "", fmt.Errorf("fence: %w", err)
+	}
+	return key, nil
 }
 
 // stale reports whether err, from a write fenced by fence, failed because

@@ -1,6 +1,7 @@
 package object
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"slices"
@@ -237,4 +238,65 @@ func TestSharedWritesAfterOtherReplicasRotationEnds(t *testing.T) {
 		}
 		p.r.wantLoads(t, p.who, append(slices.Clone(uids), late))
 	}
+}
+
+// hookedStore is a replica's PostgreSQL store that runs onGet (once) right
+// after it reads key: the moment between a rebuild's last look at its own
+// marker and its marking the index built.
+type hookedStore struct {
+	*storage.Postgres
+	key   string
+	onGet func()
+}
+
+func (h *hookedStore) Get(c context.Context, key string) ([]byte, error) {
+	v, err := h.Postgres.Get(c, key)
+	if key == h.key && h.onGet != nil {
+		f := h.onGet
+		h.onGet = nil
+		f()
+	}
+	return v, err
+}
+
+// TestSharedRebuildOvertakenByOtherReplicasRotation: a rebuild on replica
+// b reads its building marker, and before it marks the index built another
+// replica rotates the owner's pKEK from start to end (dropping the index
+// and the marker). The rebuild must not mark built an index the rotation
+// emptied: every object is still found, on either replica.
+func TestSharedRebuildOvertakenByOtherReplicasRotation(t *testing.T) {
+	c := newSharedStore(t)
+	a := c.replica()
+	var uids []string
+	for range 6 {
+		uids = append(uids, a.insert(t, "n"))
+	}
+	pg, err := storage.OpenPostgres(ctx, storage.PostgresOptions{URL: c.url, MaxConns: 4}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Close() })
+	hs := &hookedStore{Postgres: pg, key: buildingMarker(alice)}
+	kr := kek.New(c.mk, hs, kek.Config{}, hclog.NewNullLogger())
+	br := NewRepo(hs, kr, rand.Reader, 0)
+	t.Cleanup(br.Close)
+	b := &replica{kr: kr, r: br, s: br.Scope(alice, nil)}
+	prefix := ownerPrefix(alice)
+	hs.onGet = func() {
+		if _, err := a.kr.RotatePKEK(ctx, alice, kek.Sealed{
+			Prefix:  prefix,
+			AAD:     func(k string) []byte { return []byte(strings.TrimPrefix(k, prefix)) },
+			Derived: IndexPrefix(alice),
+		}, nil); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := b.r.RebuildIndex(ctx, alice, nil); err == nil {
+		t.Error("a rebuild overtaken by a rotation succeeded")
+	}
+	if hs.onGet != nil {
+		t.Fatal("the rebuild never read its marker")
+	}
+	a.wantFound(t, "a", "n", uids)
+	b.wantFound(t, "b", "n", uids)
 }
