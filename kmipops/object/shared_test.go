@@ -300,3 +300,59 @@ func TestSharedRebuildOvertakenByOtherReplicasRotation(t *testing.T) {
 	a.wantFound(t, "a", "n", uids)
 	b.wantFound(t, "b", "n", uids)
 }
+
+// TestSharedStaleWritesDuringOtherReplicasRotation: replica b, its pKEK
+// cached before the rotation, creates objects while replica a rotates the
+// owner's pKEK. The rotation completes (no write lands under the old
+// generation after its last look), and a fresh process opens every object
+// and finds each through the index.
+func TestSharedStaleWritesDuringOtherReplicasRotation(t *testing.T) {
+	c := newSharedStore(t)
+	a, b := c.replica(), c.replica()
+	var uids []string
+	for range 40 {
+		uids = append(uids, a.insert(t, "old"))
+	}
+	b.wantLoads(t, "b", uids[:1])
+	const n = 40
+	written := make(chan string, n)
+	go func() {
+		defer close(written)
+		for range n {
+			o := testObject()
+			o.uid = ""
+			o.Set(AttrName, nameValue("new"))
+			if err := b.s.Insert(ctx, o); err != nil {
+				t.Errorf("b's insert during the rotation: %v", err)
+				return
+			}
+			written <- o.UID()
+		}
+	}()
+	a.rotate(t, nil)
+	var news []string
+	for u := range written {
+		news = append(news, u)
+	}
+	if len(news) != n {
+		t.Fatalf("b wrote %d of %d objects", len(news), n)
+	}
+	// Rebuilt again once b is done, so that nothing depends on when the
+	// first rebuild ran.
+	if _, err := a.r.RebuildIndex(ctx, alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	fresh := c.replica()
+	fresh.wantLoads(t, "a fresh process", append(slices.Clone(uids), news...))
+	for _, p := range []struct {
+		who string
+		r   *replica
+	}{{"a", a}, {"b", b}, {"a fresh process", fresh}} {
+		for name, want := range map[string][]string{"old": uids, "new": news} {
+			got, indexed := p.r.find(t, name)
+			if !slices.Equal(got, slices.Sorted(slices.Values(want))) || !indexed {
+				t.Errorf("%s: Locate %q found %d of %d (index used: %v)", p.who, name, len(got), len(want), indexed)
+			}
+		}
+	}
+}
