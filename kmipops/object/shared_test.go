@@ -27,12 +27,12 @@ type replica struct {
 }
 
 type sharedStore struct {
-	t   *testing.T
+	t   testing.TB
 	url string
 	mk  *softMasterKeys
 }
 
-func newSharedStore(t *testing.T) *sharedStore {
+func newSharedStore(t testing.TB) *sharedStore {
 	t.Helper()
 	return &sharedStore{t: t, url: pgtest.Database(t), mk: newSoftMasterKeys(t)}
 }
