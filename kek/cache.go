@@ -193,3 +193,10 @@ func (c *cache) lead(ctx context.Context, owner string, f *flight,
 }
 
 var errLoadPanicked = errors.New("pKEK load panicked")
+
+// peek returns the owner's cached, fresh key set, or nil; it loads nothing.
+func (c *cache) peek(owner string) *keyset {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.getLocked(owner)
+}

@@ -74,6 +74,32 @@ func (k *Keyring) BlindIndex(ctx context.Context, owner string, terms [][]byte) 
 		// key; until then callers scan.
 		return nil, errRotating
 	}
+	return indexTags(ks, terms)
+}
+
+// WriteTags is BlindIndex for the entries a write adds or deletes: while
+// the owner's pKEK rotates it answers under the new generation rather than
+// NoIndex. The rotation drops the owner's index when it ends, so entries
+// written before then go with the rest, and those written after are the
+// new key's, as the rebuild makes them; a replica whose cache still shows
+// a rotation that another replica has finished (shared.go) thus indexes
+// what it writes.
+func (k *Keyring) WriteTags(ctx context.Context, owner string, terms [][]byte) ([][]byte, error) {
+	if err := checkOwner(owner); err != nil {
+		return nil, err
+	}
+	ks, err := k.aead(ctx, owner, false)
+	if isNoPKEK(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return indexTags(ks, terms)
+}
+
+// indexTags computes terms' tags under ks's current generation.
+func indexTags(ks *keyset, terms [][]byte) ([][]byte, error) {
 	ok, isOwnerKey := ks.aeads[0].(*ownerKey)
 	if !isOwnerKey {
 		return nil, passThrough("index key", errors.New("pKEK cached without an index key"))

@@ -134,8 +134,9 @@ const rotateBatch = 32
 // the old while the objects move, and a later call finishes what a crash
 // left. progress, if not nil, is called after each batch.
 //
-// Ordering: (1) holding the gate, the record becomes [new, old] and the
-// cache forgets the owner, so from then on every seal uses the new
+// Ordering: (1) holding the gate, the record becomes [new, old], the old
+// generation is marked retired (for other replicas' writers, shared.go)
+// and the cache forgets the owner, so from then on every seal uses the new
 // generation; (2) the records still under the old one are resealed in
 // batches, each holding the gate; (3) holding the gate, a last pass
 // confirms none is left and the record becomes [new]. Readers and writers
@@ -224,6 +225,12 @@ func (k *Keyring) beginRotation(ctx context.Context, owner string, res *RotateRe
 		rec = b
 	}
 	res.To, res.From = entries[0].gen, entries[1].gen
+	// Before the reseal lists the records: a replica still sealing under
+	// the old generation either committed already, and is listed, or is
+	// refused (shared.go).
+	if err := k.markRetired(ctx, owner, res.From); err != nil {
+		return nil, err
+	}
 	k.cache.evict(owner)
 	return k.openRecord(ctx, owner, rec)
 }

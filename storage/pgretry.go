@@ -166,7 +166,9 @@ func (p *Postgres) exactWrite(ctx context.Context, op string, w written, sql str
 }
 
 // check reads every row of w in one query and reports whether each holds
-// what w wrote (a put or create: these very bytes; a delete: no row).
+// what w wrote (a put or create: these very bytes; a delete: no row). A
+// key a batch writes more than once holds what its last write left (a
+// fence's Create and Delete: no row).
 func (w written) check(ctx context.Context, p *Postgres) (bool, error) {
 	keys := make([][]byte, len(w))
 	for i, x := range w {
@@ -188,7 +190,14 @@ func (w written) check(ctx context.Context, p *Postgres) (bool, error) {
 	if err := rows.Err(); err != nil {
 		return false, err
 	}
-	for _, x := range w {
+	last := make(map[string]int, len(w))
+	for i, x := range w {
+		last[x.Key] = i
+	}
+	for i, x := range w {
+		if last[x.Key] != i {
+			continue
+		}
 		v, ok := stored[x.Key]
 		if x.Kind == WriteDelete {
 			if ok {

@@ -174,3 +174,33 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// A batch that writes one key twice (kmipops' fence: a Create and a
+// Delete), whose COMMIT happened and lost its answer: the rows are checked
+// against the batch's last write of each key, so it reports success, not
+// ErrExists for its own Create on the retry.
+func TestLostCommitBatchRepeatedKey(t *testing.T) {
+	ctx := context.Background()
+	p := openPG(t, pgtest.Database(t), PostgresOptions{})
+	fired := loseCommit(p, func(ctx context.Context, c *pgxpool.Conn) error {
+		if _, err := c.Exec(ctx, "COMMIT"); err != nil {
+			return err
+		}
+		return c.Conn().Close(ctx)
+	})
+	err := p.Apply(ctx, []Write{
+		{Kind: WriteCreate, Key: "obj", Value: []byte("v")},
+		{Kind: WriteCreate, Key: "fence"},
+		{Kind: WriteDelete, Key: "fence"},
+	})
+	if err != nil {
+		t.Fatalf("Apply whose commit answer was lost = %v, want nil", err)
+	}
+	if fired.Load() != 1 {
+		t.Fatalf("COMMIT ran %d times, want once", fired.Load())
+	}
+	mustGet(t, p, "obj", []byte("v"))
+	if _, err := p.Get(ctx, "fence"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("fence: Get = %v, want ErrNotFound", err)
+	}
+}

@@ -30,6 +30,10 @@ var (
 	// the same), and reports the generations the cache follows.
 	_ Sealer         = (*kek.Keyring)(nil)
 	_ KeyGenerations = (*kek.Keyring)(nil)
+	// Over a store replicas share it fences writes and refreshes lookups
+	// (fence.go).
+	_ Fencer    = (*kek.Keyring)(nil)
+	_ Refresher = (*kek.Keyring)(nil)
 )
 
 // softMasterKeys are kek master keys in software: AES-256-GCM wrapping and

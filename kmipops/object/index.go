@@ -48,13 +48,17 @@ import (
 
 // Indexer is what the repository needs for its blind index
 // (*kek.Keyring satisfies it): one tag per term under owner's index key;
-// nil, nil when owner has no key yet (and so no object).
+// nil, nil when owner has no key yet (and so no object). BlindIndex,
+// for lookups and rebuilds, fails NoIndex while the owner's key rotates;
+// WriteTags, for the entries a write makes or deletes, answers under the
+// new key meanwhile (the rotation drops the index when it ends).
 type Indexer interface {
 	BlindIndex(ctx context.Context, owner string, terms [][]byte) ([][]byte, error)
+	WriteTags(ctx context.Context, owner string, terms [][]byte) ([][]byte, error)
 }
 
 // noIndex reports whether err says the index cannot be used now (the
-// owner's pKEK is rotating): writes then skip it and lookups scan.
+// owner's pKEK is rotating, or the index is being rebuilt): lookups scan.
 func noIndex(err error) bool {
 	var n interface{ NoIndex() bool }
 	return errors.As(err, &n) && n.NoIndex()
@@ -144,10 +148,7 @@ func (s *Scope) indexKeys(ctx context.Context, o *Object) ([]string, error) {
 		return nil, nil
 	}
 	terms := append(indexTerms(o), orderTerm)
-	tags, err := s.r.index.BlindIndex(ctx, s.owner, terms)
-	if noIndex(err) {
-		return nil, nil // dropped and rebuilt when the rotation ends
-	}
+	tags, err := s.r.index.WriteTags(ctx, s.owner, terms)
 	if err != nil {
 		return nil, fmt.Errorf("index object: %w", err)
 	}
@@ -208,9 +209,8 @@ var errStopList = errors.New("stop")
 // markFirst adds the built marker to the writes of an indexed Insert when
 // the owner has no object yet: an owner whose every object was written
 // with its entries has a complete index, so its first Locate need not
-// rebuild it (which opens every record). The caller holds the gate, so no
-// rotation, and with it no unindexed write, comes between this look and
-// the write.
+// rebuild it (which opens every record). Every write is indexed (during a
+// rotation too: WriteTags), and a rotation drops the marker when it ends.
 func (s *Scope) markFirst(ctx context.Context, w []storage.Write) ([]storage.Write, error) {
 	if s.r.built.has(s.owner) {
 		return w, nil

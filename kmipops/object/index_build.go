@@ -47,12 +47,13 @@ func (r *Repo) rebuild(ctx context.Context, owner string, run *rebuildRun, progr
 	if _, err := io.ReadFull(r.rand, token); err != nil {
 		return stats, fmt.Errorf("rebuild index: %w", err)
 	}
-	if err := r.markBuilding(ctx, owner, token); err != nil {
+	fence, err := r.markBuilding(ctx, owner, token)
+	if err != nil {
 		return stats, err
 	}
 	var uids []string
 	op := ownerPrefix(owner)
-	err := r.listKeys(ctx, op, func(key string) error {
+	err = r.listKeys(ctx, op, func(key string) error {
 		uids = append(uids, strings.Clone(key[len(op):])) // not the whole key
 		return nil
 	})
@@ -129,7 +130,7 @@ feed:
 		stats.Duration = time.Since(start)
 		return stats, fmt.Errorf("rebuild index: %w", err)
 	}
-	err = r.markBuilt(ctx, owner, token)
+	err = r.markBuilt(ctx, owner, token, fence)
 	stats.Duration = time.Since(start)
 	return stats, err
 }
@@ -270,22 +271,32 @@ func (r *Repo) pruneUID(ctx context.Context, owner, uid string, keys []string) (
 }
 
 // markBuilding records a rebuild under the gate, once no rotation holds
-// the owner's index (BlindIndex answers).
-func (r *Repo) markBuilding(ctx context.Context, owner string, token []byte) error {
+// the owner's index (BlindIndex answers), and returns the fence of the key
+// it indexes under, on a store replicas share (fence.go).
+func (r *Repo) markBuilding(ctx context.Context, owner string, token []byte) (fence string, err error) {
 	defer r.enter(owner)()
 	r.markers.forget(owner)
+	if err := r.refresh(ctx, owner); err != nil {
+		return "", fmt.Errorf("rebuild index: %w", err)
+	}
 	if _, err := r.index.BlindIndex(ctx, owner, nil); err != nil {
-		return fmt.Errorf("rebuild index: %w", err)
+		return "", fmt.Errorf("rebuild index: %w", err)
+	}
+	if fence, err = r.indexFence(ctx, owner); err != nil {
+		return "", fmt.Errorf("rebuild index: %w", err)
 	}
 	if err := r.st.Put(ctx, buildingMarker(owner), token); err != nil {
-		return fmt.Errorf("rebuild index: %w", err)
+		return "", fmt.Errorf("rebuild index: %w", err)
 	}
-	return nil
+	return fence, nil
 }
 
 // markBuilt marks the index built if the rebuild's own marker is still
-// there, under the gate: otherwise a rotation dropped what it wrote.
-func (r *Repo) markBuilt(ctx context.Context, owner string, token []byte) error {
+// there, under the gate: otherwise a rotation dropped what it wrote. The
+// gate holds back only this process's rotations; another replica's, begun
+// since markBuilding, fails the write through fence (it may drop the index
+// between the look and the write).
+func (r *Repo) markBuilt(ctx context.Context, owner string, token []byte, fence string) error {
 	defer r.enter(owner)()
 	got, err := r.st.Get(ctx, buildingMarker(owner))
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && string(got) != string(token)) {
@@ -295,10 +306,14 @@ func (r *Repo) markBuilt(ctx context.Context, owner string, token []byte) error 
 		return fmt.Errorf("rebuild index: %w", err)
 	}
 	defer r.markers.forget(owner)
-	return r.batch.Apply(ctx, []storage.Write{
+	err = r.batch.Apply(ctx, fenceWrites([]storage.Write{
 		{Kind: storage.WritePut, Key: indexMarker(owner), Value: []byte(indexVersion)},
 		{Kind: storage.WriteDelete, Key: buildingMarker(owner)},
-	})
+	}, fence))
+	if r.stale(ctx, owner, fence, err) {
+		return fmt.Errorf("rebuild index: %w", errRebuildOverrun)
+	}
+	return err
 }
 
 // errRebuildOverrun: a pKEK rotation (or another rebuild) overtook this

@@ -75,6 +75,11 @@ func (s *Scope) lookup(ctx context.Context, crit []Attr, limit int, scanBroad bo
 	for _, terms := range sets {
 		all = append(all, terms...)
 	}
+	// Tags under a key another replica has rotated would find nothing in
+	// the index rebuilt under the new one.
+	if err := s.r.refresh(ctx, s.owner); err != nil {
+		return nil, false, err
+	}
 	// One keyring call both computes the tags and says whether a rotation
 	// holds the index (NoIndex: scan, and start no rebuild).
 	tags, err := s.r.index.BlindIndex(ctx, s.owner, all)

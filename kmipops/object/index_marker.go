@@ -20,7 +20,8 @@ import "sync"
 // the in-memory store). Replicas sharing PostgreSQL each keep their own
 // pKEK cache, which another replica's rotation does not evict, so a
 // remembered "built" could outlive the index it named; there every Locate
-// reads the marker (one query) as before.
+// reads the marker (one query) as before, and has the owner's cached pKEK
+// checked against its record (Repo.refresh, fence.go).
 type indexMarkers struct {
 	keys KeyGenerations // nil: nothing is remembered
 

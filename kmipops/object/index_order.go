@@ -77,6 +77,9 @@ func (s *Scope) Ordered(ctx context.Context, only map[string]bool, limit int, fn
 	if !s.r.indexed() {
 		return false, nil
 	}
+	if err := s.r.refresh(ctx, s.owner); err != nil {
+		return false, err
+	}
 	if _, err := s.r.index.BlindIndex(ctx, s.owner, nil); noIndex(err) {
 		return false, nil
 	}

@@ -70,12 +70,28 @@ func (s *Scope) putBack(ctx context.Context, uid string, prior []byte, now, was 
 	var cur, old []string
 	var err error
 	if s.r.indexed() {
-		if cur, err = s.indexKeys(ctx, now); err == nil {
-			old, err = s.indexKeys(ctx, was)
-		}
-		if err == nil {
+		for try := 0; ; try++ {
+			var fence string
+			if cur, err = s.indexKeys(ctx, now); err == nil {
+				old, err = s.indexKeys(ctx, was)
+			}
 			w := []storage.Write{{Kind: storage.WritePut, Key: key, Value: prior}}
-			err = s.r.batch.Apply(ctx, indexWrites(w, cur, old))
+			if err == nil {
+				w, fence, err = s.r.fenced(s.owner, w, prior)
+			}
+			if err == nil {
+				err = s.r.batch.Apply(ctx, indexWrites(w, cur, old))
+			}
+			if !s.r.stale(ctx, s.owner, fence, err) || try >= staleRetries {
+				break
+			}
+			// Sealed a moment ago under a key another replica has
+			// retired since: under the current one now.
+			if g, ok := s.r.seal.(Gate); ok {
+				if prior, err = g.Reseal(ctx, s.owner, []byte(uid), prior); err != nil {
+					break
+				}
+			}
 		}
 	} else {
 		err = s.r.st.Put(ctx, key, prior)

@@ -62,6 +62,11 @@ type Repo struct {
 	built   builtOwners  // owners whose index is known complete (markFirst)
 	markers indexMarkers // built markers seen (ensureIndex, index_marker.go)
 	rb      rebuilds     // index rebuilds running (index_rebuild.go)
+	// On a store replicas share (fence.go): writes carry the fence of
+	// their sealing key, lookups refresh the owner's key first; nil
+	// otherwise.
+	fence     Fencer
+	refresher Refresher
 	// candidateCap replaces maxCandidates when set (tests).
 	candidateCap int
 }
@@ -82,6 +87,12 @@ func NewRepo(st storage.Store, s Sealer, rand io.Reader, cacheBytes int) *Repo {
 		_, exclusive := st.(storage.Exclusive)
 		if kg, ok := s.(KeyGenerations); ok && exclusive {
 			r.markers.keys = kg
+		}
+		if f, ok := s.(Fencer); ok && !exclusive {
+			r.fence = f
+		}
+		if rf, ok := s.(Refresher); ok && !exclusive {
+			r.refresher = rf
 		}
 	}
 	return r
@@ -272,37 +283,58 @@ func (s *Scope) sealObject(ctx context.Context, o *Object) ([]byte, error) {
 // its lock), and moves its index entries.
 func (s *Scope) save(ctx context.Context, before, o *Object) error {
 	defer s.r.enter(s.owner)()
-	sealed, err := s.sealObject(ctx, o)
-	if err != nil {
-		return err
+	key := objectKey(s.owner, o.uid)
+	defer s.r.cache.drop(key) // also after a failed write, whose outcome is unknown
+	for try := 0; ; try++ {
+		logged := s.undoLogged(o.uid)
+		sealed, newKeys, fence, err := s.saveOnce(ctx, before, o)
+		if s.r.stale(ctx, s.owner, fence, err) && try < staleRetries {
+			if !logged {
+				s.undoForget(o.uid) // its index keys were the stale key's
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		s.undoAfter(o.uid, sealed, newKeys)
+		return nil
 	}
-	var oldKeys, newKeys []string
+}
+
+// saveOnce seals o and writes it with its index entries, once.
+func (s *Scope) saveOnce(ctx context.Context, before, o *Object) (sealed []byte, newKeys []string, fence string, err error) {
+	if sealed, err = s.sealObject(ctx, o); err != nil {
+		return nil, nil, "", err
+	}
+	var oldKeys []string
 	if s.r.indexed() && (s.undo != nil || !sameTerms(indexTerms(before), indexTerms(o)) || !sameOrder(before, o)) {
 		// Most writes (a Get's Fresh, a usage count) touch no indexed
 		// value: those need no index key unless Undo must know them.
 		if oldKeys, err = s.indexKeys(ctx, before); err != nil {
-			return err
+			return nil, nil, "", err
 		}
 		if newKeys, err = s.indexKeys(ctx, o); err != nil {
-			return err
+			return nil, nil, "", err
 		}
 	}
 	if err := s.undoBefore(ctx, o.uid, false, oldKeys); err != nil {
-		return err
+		return nil, nil, "", err
 	}
 	key := objectKey(s.owner, o.uid)
-	defer s.r.cache.drop(key) // also after a failed write, whose outcome is unknown
 	if s.r.indexed() {
-		w := append(make([]storage.Write, 0, 8), storage.Write{Kind: storage.WritePut, Key: key, Value: sealed})
+		w := append(make([]storage.Write, 0, 10), storage.Write{Kind: storage.WritePut, Key: key, Value: sealed})
+		if w, fence, err = s.r.fenced(s.owner, w, sealed); err != nil {
+			return nil, nil, "", err
+		}
 		err = s.r.batch.Apply(ctx, indexWrites(w, oldKeys, newKeys))
 	} else {
 		err = s.r.st.Put(ctx, key, sealed)
 	}
 	if err != nil {
-		return fmt.Errorf("write object: %w", err)
+		return nil, nil, fence, fmt.Errorf("write object: %w", err)
 	}
-	s.undoAfter(o.uid, sealed, newKeys)
-	return nil
+	return sealed, newKeys, "", nil
 }
 
 // AssignUID gives a new object a fresh random uid, for callers that need
@@ -336,34 +368,53 @@ func (s *Scope) Insert(ctx context.Context, o *Object) error {
 		o.stamp = s.r.stamp.next()
 	}
 	defer s.r.enter(s.owner)()
-	sealed, err := s.sealObject(ctx, o)
-	if err != nil {
-		return err
+	for try := 0; ; try++ {
+		logged := s.undoLogged(o.uid)
+		sealed, keys, fence, err := s.insertOnce(ctx, o)
+		if s.r.stale(ctx, s.owner, fence, err) && try < staleRetries {
+			if !logged {
+				s.undoForget(o.uid)
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		s.undoAfter(o.uid, sealed, keys)
+		return nil
 	}
-	keys, err := s.indexKeys(ctx, o)
-	if err != nil {
-		return err
+}
+
+// insertOnce seals o and creates its record with its index entries, once.
+func (s *Scope) insertOnce(ctx context.Context, o *Object) (sealed []byte, keys []string, fence string, err error) {
+	if sealed, err = s.sealObject(ctx, o); err != nil {
+		return nil, nil, "", err
+	}
+	if keys, err = s.indexKeys(ctx, o); err != nil {
+		return nil, nil, "", err
 	}
 	if err := s.undoBefore(ctx, o.uid, true, nil); err != nil {
-		return err
+		return nil, nil, "", err
 	}
 	key := objectKey(s.owner, o.uid)
 	if s.r.indexed() {
-		w := append(make([]storage.Write, 0, 8), storage.Write{Kind: storage.WriteCreate, Key: key, Value: sealed})
+		w := append(make([]storage.Write, 0, 10), storage.Write{Kind: storage.WriteCreate, Key: key, Value: sealed})
 		if keys != nil {
 			if w, err = s.markFirst(ctx, w); err != nil {
-				return err
+				return nil, nil, "", err
 			}
+		}
+		if w, fence, err = s.r.fenced(s.owner, w, sealed); err != nil {
+			return nil, nil, "", err
 		}
 		err = s.r.batch.Apply(ctx, indexWrites(w, nil, keys))
 	} else {
 		err = s.r.st.Create(ctx, key, sealed)
 	}
 	if err != nil {
-		return fmt.Errorf("create object: %w", err)
+		return nil, nil, fence, fmt.Errorf("create object: %w", err)
 	}
-	s.undoAfter(o.uid, sealed, keys)
-	return nil
+	return sealed, keys, "", nil
 }
 
 // Remove deletes a stored object (used to roll back half a key pair, and

@@ -56,6 +56,23 @@ func (s *Scope) undoBefore(ctx context.Context, uid string, fresh bool, idx []st
 	return nil
 }
 
+// undoLogged reports whether the undo log holds uid already.
+func (s *Scope) undoLogged(uid string) bool {
+	return s.undo != nil && s.undo.byUID[uid] != nil
+}
+
+// undoForget drops uid's entry, the log's newest, which undoBefore made
+// for a write that failed and is made again (fence.go).
+func (s *Scope) undoForget(uid string) {
+	if s.undo == nil || s.undo.byUID[uid] == nil {
+		return
+	}
+	delete(s.undo.byUID, uid)
+	if n := len(s.undo.entries); n > 0 && s.undo.entries[n-1].uid == uid {
+		s.undo.entries = s.undo.entries[:n-1]
+	}
+}
+
 // undoAfter notes what a write left in uid's record and index entries.
 func (s *Scope) undoAfter(uid string, written []byte, idx []string) {
 	if s.undo != nil {
@@ -105,7 +122,17 @@ func (r *Repo) restore(ctx context.Context, owner string, ent *undoEntry) error 
 		case cur != nil:
 			w = append(w, storage.Write{Kind: storage.WriteDelete, Key: key})
 		}
-		return r.batch.Apply(ctx, indexWrites(w, ent.writtenIdx, ent.priorIdx))
+		w, fence, err := r.fenced(owner, w, ent.prior)
+		if err != nil {
+			return err
+		}
+		err = r.batch.Apply(ctx, indexWrites(w, ent.writtenIdx, ent.priorIdx))
+		if r.stale(ctx, owner, fence, err) {
+			// Another replica's rotation retired the key that sealed the
+			// prior record, and its index entries with it.
+			return fmt.Errorf("its key was rotated since; left as it is")
+		}
+		return err
 	}
 	switch {
 	case ent.prior != nil:

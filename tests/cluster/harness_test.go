@@ -27,8 +27,9 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // replica is one in-process kmipd of a cluster.
 type replica struct {
-	d    *daemon.Daemon
-	addr string
+	d     *daemon.Daemon
+	addr  string
+	admin string // its admin socket
 }
 
 // cluster is n replicas on one fresh database and one fresh SoftHSM token,
@@ -89,7 +90,7 @@ func startClusterOn(t *testing.T, url string, n, budget int) *cluster {
 				t.Errorf("replica %d close: %v", i, err)
 			}
 		})
-		c.replicas = append(c.replicas, &replica{d: d, addr: l.Addr().String()})
+		c.replicas = append(c.replicas, &replica{d: d, addr: l.Addr().String(), admin: cfg.Admin.Socket})
 	}
 	return c
 }
