@@ -57,24 +57,7 @@ func deriveIndexKey(pkek []byte) []byte {
 // returns nil, nil. Like Open, it calls the HSM only when owner's pKEK is
 // not cached.
 func (k *Keyring) BlindIndex(ctx context.Context, owner string, terms [][]byte) ([][]byte, error) {
-	if err := checkOwner(owner); err != nil {
-		return nil, err
-	}
-	ks, err := k.aead(ctx, owner, false)
-	if isNoPKEK(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if len(ks.gens) != 1 {
-		// A pKEK rotation is moving the owner's objects: tags under either
-		// generation would be wrong for part of them. The index is dropped
-		// when the rotation ends (Sealed.Derived) and rebuilt under the new
-		// key; until then callers scan.
-		return nil, errRotating
-	}
-	return indexTags(ks, terms)
+	return k.tags(ctx, owner, terms, false)
 }
 
 // WriteTags is BlindIndex for the entries a write adds or deletes: while
@@ -85,6 +68,12 @@ func (k *Keyring) BlindIndex(ctx context.Context, owner string, terms [][]byte) 
 // a rotation that another replica has finished (shared.go) thus indexes
 // what it writes.
 func (k *Keyring) WriteTags(ctx context.Context, owner string, terms [][]byte) ([][]byte, error) {
+	return k.tags(ctx, owner, terms, true)
+}
+
+// tags is BlindIndex (rotating false: refused while a rotation runs) and
+// WriteTags (rotating true: the newest generation's tags).
+func (k *Keyring) tags(ctx context.Context, owner string, terms [][]byte, rotating bool) ([][]byte, error) {
 	if err := checkOwner(owner); err != nil {
 		return nil, err
 	}
@@ -94,6 +83,13 @@ func (k *Keyring) WriteTags(ctx context.Context, owner string, terms [][]byte) (
 	}
 	if err != nil {
 		return nil, err
+	}
+	if len(ks.gens) != 1 && !rotating {
+		// A pKEK rotation is moving the owner's objects: tags under either
+		// generation would be wrong for part of them. The index is dropped
+		// when the rotation ends (Sealed.Derived) and rebuilt under the new
+		// key; until then callers scan.
+		return nil, errRotating
 	}
 	return indexTags(ks, terms)
 }
