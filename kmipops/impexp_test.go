@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
 	"testing"
 	"time"
 
@@ -466,6 +468,33 @@ func TestImportUndo(t *testing.T) {
 	for name, want := range map[string]int{"old": 1, "new": 0, "replacement": 0} {
 		if n := len(okPayload(t, e.do(alice, item(kmip14.OperationLocate, nameAttr(name))), 0).All(kmip14.TagUniqueIdentifier)); n != want {
 			t.Errorf("Locate %q found %d, want %d", name, n, want)
+		}
+	}
+}
+
+// TestImportExportAudit: the audit lines name the operation and the uid,
+// never the material or an attribute value.
+func TestImportExportAudit(t *testing.T) {
+	e, s, path := auditEnv(t)
+	mat := make([]byte, 32)
+	rand.Read(mat)
+	okPayload(t, e.do(alice, importItem("audited-import", kmip14.ObjectTypeSymmetricKey, symKeyBody(mat), nil, nameAttr("audit-secret-name"))), 0)
+	if x := parseExport(t, okPayload(t, e.do(alice, exportItem("audited-import")), 0)); !bytes.Equal(
+		x.body.Path(kmip14.TagKeyBlock, kmip14.TagKeyValue, kmip14.TagKeyMaterial).Bytes, mat) {
+		t.Fatal("Export returned other bytes than imported")
+	}
+	raw, lines := closeAudit(t, s, path)
+	if len(lines) != 2 || lines[0].Op != "Import" || lines[1].Op != "Export" {
+		t.Fatalf("audit lines: %s", raw)
+	}
+	for _, l := range lines {
+		if len(l.RequestUIDs) != 1 || l.RequestUIDs[0] != "audited-import" || len(l.ResponseUIDs) != 1 || l.ResponseUIDs[0] != "audited-import" {
+			t.Fatalf("%s line uids %v / %v", l.Op, l.RequestUIDs, l.ResponseUIDs)
+		}
+	}
+	for _, f := range [][]byte{mat, []byte(hex.EncodeToString(mat[:8])), []byte(base64.StdEncoding.EncodeToString(mat)), []byte("audit-secret-name")} {
+		if bytes.Contains(raw, f) {
+			t.Fatalf("the audit log holds %q", f)
 		}
 	}
 }
