@@ -35,8 +35,8 @@ type Supplied struct {
 // rather than any server generated values". What the client does not give
 // is what New would set from s. Still refused (Invalid Field): a Unique
 // Identifier, Object Type or Certificate Type contradicting the request, a
-// State that is none, a single-instance attribute given twice and an index
-// given twice. A Destroyed (or Destroyed Compromised) object is stored
+// State that is none, a single-instance attribute given twice or with an
+// index other than 0, and an index given twice. A Destroyed (or Destroyed Compromised) object is stored
 // without its material, as Destroy leaves one.
 func NewImported(s Spec, uid string, supplied []Supplied) (*Object, error) {
 	if s.Body == nil {
@@ -81,6 +81,9 @@ func NewImported(s Spec, uid string, supplied []Supplied) (*Object, error) {
 	}
 	// Named indices are kept; the others take the next free one, in order.
 	for _, sa := range supplied {
+		if d, known := defs[sa.Attr.name]; sa.Indexed && known && !d.multi && sa.Attr.index != 0 {
+			return nil, errorf(kmip14.ResultReasonInvalidField, "attribute %q has a single instance, index 0", sa.Attr.name)
+		}
 		if sa.Indexed && !take(sa.Attr.name, sa.Attr.index) {
 			return nil, errorf(kmip14.ResultReasonInvalidField, "attribute %q index %d given twice", sa.Attr.name, sa.Attr.index)
 		}

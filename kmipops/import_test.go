@@ -3,225 +3,20 @@ package kmipops
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"testing"
 	"time"
 
 	"github.com/gemalto/kmip-go/kmip14"
-	"github.com/gemalto/kmip-go/ttlv"
 
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
-// exportItem asks for uid's Export ("" leaves it to the ID Placeholder).
-func exportItem(uid string, fields ...*tree.Node) *tree.Node {
-	if uid != "" {
-		fields = append([]*tree.Node{uidF(uid)}, fields...)
-	}
-	return item(kmip14.OperationExport, fields...)
-}
-
-// importItem imports body as uid with the attribute nodes attrs.
-func importItem(uid string, ot kmip14.ObjectType, body *tree.Node, replace *bool, attrs ...*tree.Node) *tree.Node {
-	f := []*tree.Node{uidF(uid), tree.Enum(kmip14.TagObjectType, uint32(ot))}
-	if replace != nil {
-		f = append(f, tree.Bool(kmip14.TagReplaceExisting, *replace))
-	}
-	return item(kmip14.OperationImport, append(f, template(kmip14.TagTemplateAttribute, attrs...), body)...)
-}
-
-// exported is an Export answer taken apart.
-type exported struct {
-	ot    kmip14.ObjectType
-	uid   string
-	attrs []*tree.Node // the Attribute structures, in order
-	body  *tree.Node   // nil when none was returned
-}
-
-func (x exported) values(name string) []*tree.Node {
-	var out []*tree.Node
-	for _, a := range x.attrs {
-		if n, _ := a.Child(kmip14.TagAttributeName).TextValue(); n == name {
-			out = append(out, a.Child(kmip14.TagAttributeValue))
-		}
-	}
-	return out
-}
-
-func parseExport(t *testing.T, p *tree.Node) exported {
-	t.Helper()
-	if len(p.Children) < 3 || p.Children[0].Tag != kmip14.TagObjectType || p.Children[1].Tag != kmip14.TagUniqueIdentifier ||
-		p.Children[2].Tag != kmip14.TagTemplateAttribute {
-		t.Fatalf("Export payload is not Object Type, Unique Identifier, Template-Attribute, object: %s", p)
-	}
-	x := exported{ot: kmip14.ObjectType(p.Children[0].Int), uid: p.Children[1].Text, attrs: p.Children[2].All(kmip14.TagAttribute)}
-	if len(p.Children) == 4 {
-		x.body = p.Children[3]
-	}
-	if len(p.Children) > 4 {
-		t.Fatalf("Export payload has %d fields", len(p.Children))
-	}
-	return x
-}
-
-// registrable is one object of each type Import and Export take.
-func registrable(t *testing.T) map[kmip14.ObjectType]*tree.Node {
-	rk, _ := rsa.GenerateKey(rand.Reader, 1024)
-	pkcs8, _ := x509.MarshalPKCS8PrivateKey(rk)
-	spki, _ := x509.MarshalPKIXPublicKey(&rk.PublicKey)
-	aes := bytes.Repeat([]byte{0x2a}, 32)
-	return map[kmip14.ObjectType]*tree.Node{
-		kmip14.ObjectTypeSymmetricKey: keyBody(kmip14.TagSymmetricKey, kmip14.KeyFormatTypeRaw, kmip14.CryptographicAlgorithmAES, 256, aes),
-		kmip14.ObjectTypePrivateKey:   keyBody(kmip14.TagPrivateKey, kmip14.KeyFormatTypePKCS_8, kmip14.CryptographicAlgorithmRSA, 1024, pkcs8),
-		kmip14.ObjectTypePublicKey:    keyBody(kmip14.TagPublicKey, kmip14.KeyFormatTypeX_509, kmip14.CryptographicAlgorithmRSA, 1024, spki),
-		kmip14.ObjectTypeCertificate: tree.Struct(kmip14.TagCertificate,
-			tree.Enum(kmip14.TagCertificateType, uint32(kmip14.CertificateTypeX_509)), tree.Bytes(kmip14.TagCertificateValue, selfSigned(t))),
-		kmip14.ObjectTypeSecretData: tree.Struct(kmip14.TagSecretData,
-			tree.Enum(kmip14.TagSecretDataType, uint32(kmip14.SecretDataTypePassword)),
-			tree.Struct(kmip14.TagKeyBlock, tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypeOpaque)),
-				tree.Struct(kmip14.TagKeyValue, tree.Bytes(kmip14.TagKeyMaterial, []byte("hunter2"))))),
-		kmip14.ObjectTypeOpaqueObject: tree.Struct(kmip14.TagOpaqueObject,
-			tree.Enum(kmip14.TagOpaqueDataType, 0x80000001), tree.Bytes(kmip14.TagOpaqueDataValue, []byte("SecretPassword"))),
-		kmip14.ObjectTypeSplitKey: tree.Struct(kmip14.TagSplitKey,
-			tree.Int(kmip14.TagSplitKeyParts, 3), tree.Int(kmip14.TagKeyPartIdentifier, 1), tree.Int(kmip14.TagSplitKeyThreshold, 2),
-			tree.Enum(kmip14.TagSplitKeyMethod, 1),
-			keyBlock(kmip14.CryptographicAlgorithmAES, 128, kmip14.KeyFormatTypeRaw, aes[:16])),
-		kmip14.ObjectTypePGPKey: tree.Struct(kmip14.TagPGPKey, tree.Int(kmip14.TagPGPKeyVersion, 4),
-			tree.Struct(kmip14.TagKeyBlock, tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypeOpaque)),
-				tree.Struct(kmip14.TagKeyValue, tree.Bytes(kmip14.TagKeyMaterial, []byte("pgp key bytes"))))),
-	}
-}
-
-// TestExportEveryType exports one object of each type: the object as
-// registered and every attribute Get Attributes lists, in that order.
-func TestExportEveryType(t *testing.T) {
-	e := newEnv(t, Options{})
-	for ot, body := range registrable(t) {
-		t.Run(ot.String(), func(t *testing.T) {
-			uid := text(t, okPayload(t, e.do(alice, register(ot, body, nameAttr("exp-"+ot.String()),
-				attrNode("x-note", tree.Text(0, "n")))), 0), kmip14.TagUniqueIdentifier)
-			ga := okPayload(t, e.do(alice, item(kmip14.OperationGetAttributes, uidF(uid))), 0).All(kmip14.TagAttribute)
-			x := parseExport(t, okPayload(t, e.do(alice, exportItem(uid)), 0))
-			if x.ot != ot || x.uid != uid {
-				t.Fatalf("Export answered %s %s", x.ot, x.uid)
-			}
-			if x.body == nil || !x.body.View().Equal(body.View()) {
-				t.Fatalf("exported object %s, registered %s", x.body, body)
-			}
-			if len(x.attrs) != len(ga) {
-				t.Fatalf("%d attributes exported, Get Attributes lists %d", len(x.attrs), len(ga))
-			}
-			for i := range ga {
-				if !x.attrs[i].View().Equal(ga[i].View()) {
-					t.Fatalf("attribute %d: exported %s, listed %s", i, x.attrs[i], ga[i])
-				}
-			}
-			if len(x.values("Unique Identifier")) != 1 || len(x.values("State")) != 1 || len(x.values("x-note")) != 1 {
-				t.Fatalf("attributes missing from the export: %v", x.attrs)
-			}
-		})
-	}
-}
-
-func TestExportRules(t *testing.T) {
-	e := newEnv(t, Options{})
-	// The ID Placeholder: Create then Export without a uid; Export sets it
-	// for the next item too.
-	resp := e.do(alice, createAES(128), exportItem(""), item(kmip14.OperationGetAttributes))
-	created := text(t, okPayload(t, resp, 0), kmip14.TagUniqueIdentifier)
-	if x := parseExport(t, okPayload(t, resp, 1)); x.uid != created || x.body == nil {
-		t.Fatalf("placeholder Export: %s", okPayload(t, resp, 1))
-	}
-	if text(t, okPayload(t, resp, 2), kmip14.TagUniqueIdentifier) != created {
-		t.Fatal("Export did not leave its uid in the ID Placeholder")
-	}
-	wantFail(t, e.do(alice, exportItem("")), 0, kmip14.ResultReasonMissingData)
-
-	// Fresh turns false, as for Get.
-	if f, _ := e.getAttrs(alice, created, "Fresh")["Fresh"][0].BoolValue(); f {
-		t.Fatal("an exported key is still Fresh")
-	}
-
-	// A destroyed object: its attributes, no object.
-	gone := e.create(alice)
-	okPayload(t, e.do(alice, item(kmip14.OperationDestroy, uidF(gone))), 0)
-	x := parseExport(t, okPayload(t, e.do(alice, exportItem(gone)), 0))
-	if x.body != nil {
-		t.Fatalf("a destroyed object's export carries %s", x.body)
-	}
-	if st := x.values("State"); len(st) != 1 || kmip14.State(st[0].Int) != kmip14.StateDestroyed || x.values("Destroy Date") == nil {
-		t.Fatalf("destroyed object's attributes: %v", x.attrs)
-	}
-
-	// Get's refusals.
-	sens := e.create(alice, attrNode("Sensitive", tree.Bool(0, true)))
-	wantFail(t, e.do(alice, exportItem(sens)), 0, kmip14.ResultReasonSensitive)
-	noex := e.create(alice, attrNode("Extractable", tree.Bool(0, false)))
-	wantFail(t, e.do(alice, exportItem(noex)), 0, kmip14.ResultReasonNotExtractable)
-	wantFail(t, e.do(alice, exportItem(created, tree.Enum(kmip14.TagKeyCompressionType, 1))), 0, kmip14.ResultReasonKeyCompressionTypeNotSupported)
-	wantFail(t, e.do(alice, exportItem(created, tree.Int(kmip14.TagKeyFormatType, 1))), 0, kmip14.ResultReasonInvalidField)
-	wantFail(t, e.do(alice, exportItem(created, tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypePKCS_1)))), 0, kmip14.ResultReasonKeyFormatTypeNotSupported)
-	// Another owner's object is not found; so is nothing.
-	wantFail(t, e.do(bob, exportItem(created)), 0, kmip14.ResultReasonItemNotFound)
-	wantFail(t, e.do(alice, exportItem("no-such-object")), 0, kmip14.ResultReasonItemNotFound)
-
-	// A Key Format Type is served as Get serves it.
-	tsk := okPayload(t, e.do(alice, exportItem(created, tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypeTransparentSymmetricKey)))), 0)
-	if f := parseExport(t, tsk).body.Path(kmip14.TagKeyBlock, kmip14.TagKeyFormatType); f == nil || kmip14.KeyFormatType(f.Int) != kmip14.KeyFormatTypeTransparentSymmetricKey {
-		t.Fatalf("Key Format Type not honoured: %s", tsk)
-	}
-}
-
-// wrappingKey makes an Active AES key of alice's that may wrap and unwrap.
-func wrappingKey(t *testing.T, e *env) string {
-	k := text(t, okPayload(t, e.do(alice, createWith(algA(kmip14.CryptographicAlgorithmAES), lenA(256),
-		maskA(kmip14.CryptographicUsageMaskWrapKey|kmip14.CryptographicUsageMaskUnwrapKey))), 0), kmip14.TagUniqueIdentifier)
-	okPayload(t, e.do(alice, item(kmip14.OperationActivate, uidF(k))), 0)
-	return k
-}
-
-// TestExportWrappedImportUnwrapped exports a key wrapped under one of
-// alice's keys, and imports it back with Key Wrap Type Not Wrapped (the
-// server unwraps it) and without (stored as provided).
-func TestExportWrappedImportUnwrapped(t *testing.T) {
-	e := newEnv(t, Options{})
-	kek := wrappingKey(t, e)
-	key := e.create(alice)
-	plain := okPayload(t, e.do(alice, item(kmip14.OperationGet, uidF(key))), 0).Child(kmip14.TagSymmetricKey)
-	x := parseExport(t, okPayload(t, e.do(alice, exportItem(key, wrapSpecNode(kek))), 0))
-	kb := x.body.Child(kmip14.TagKeyBlock)
-	if kb.Child(kmip14.TagKeyWrappingData) == nil || kb.Child(kmip14.TagKeyValue).Type != ttlv.TypeByteString {
-		t.Fatalf("Key Wrapping Specification not honoured: %s", x.body)
-	}
-	if bytes.Contains(kb.Child(kmip14.TagKeyValue).Bytes, plain.Path(kmip14.TagKeyBlock, kmip14.TagKeyValue, kmip14.TagKeyMaterial).Bytes) {
-		t.Fatal("the wrapped key value holds the key in the clear")
-	}
-	notWrapped := tree.Enum(kmip14.TagKeyWrapType, uint32(kmip14.KeyWrapTypeNotWrapped))
-	imp := func(uid string, extra ...*tree.Node) *tree.Node {
-		f := []*tree.Node{uidF(uid), tree.Enum(kmip14.TagObjectType, uint32(x.ot))}
-		f = append(f, extra...)
-		return item(kmip14.OperationImport, append(f, tree.Struct(kmip14.TagTemplateAttribute, x.attrs[1:]...), x.body)...)
-	}
-	okPayload(t, e.do(alice, imp("unwrapped-copy", notWrapped)), 0)
-	got := okPayload(t, e.do(alice, item(kmip14.OperationGet, uidF("unwrapped-copy"))), 0).Child(kmip14.TagSymmetricKey)
-	if !got.View().Equal(plain.View()) {
-		t.Fatalf("unwrapped import holds %s, the key was %s", got, plain)
-	}
-	okPayload(t, e.do(alice, imp("wrapped-copy")), 0)
-	got = okPayload(t, e.do(alice, item(kmip14.OperationGet, uidF("wrapped-copy"))), 0).Child(kmip14.TagSymmetricKey)
-	if !got.View().Equal(x.body.View()) {
-		t.Fatalf("import without Key Wrap Type changed the object: %s", got)
-	}
-	// The wrapping key must be available: bob has no such key.
-	wantFail(t, e.do(bob, imp("unwrapped-copy", notWrapped)), 0, kmip14.ResultReasonItemNotFound)
-	// A tampered wrapping does not unwrap.
-	bad := x.body.Clone()
-	bad.Path(kmip14.TagKeyBlock, kmip14.TagKeyValue).Bytes[3] ^= 1
-	f := []*tree.Node{uidF("tampered"), tree.Enum(kmip14.TagObjectType, uint32(x.ot)), notWrapped, tree.Struct(kmip14.TagTemplateAttribute), bad}
-	wantFail(t, e.do(alice, item(kmip14.OperationImport, f...)), 0, kmip14.ResultReasonCryptographicFailure)
+// indexed gives the Attribute structure a an Attribute Index.
+func indexed(a *tree.Node, i int32) *tree.Node {
+	a.Children = append(a.Children[:1], append([]*tree.Node{tree.Int(kmip14.TagAttributeIndex, i)}, a.Children[1:]...)...)
+	return a
 }
 
 // TestImportKeepsAttributes imports an object whose attributes are all
@@ -249,9 +44,7 @@ func TestImportKeepsAttributes(t *testing.T) {
 		attrNode("x-origin", tree.Text(0, "elsewhere")),
 	}
 	// A named index is kept.
-	second := nameAttr("imported-key-2")
-	second.Children = append(second.Children[:1], append([]*tree.Node{tree.Int(kmip14.TagAttributeIndex, 5)}, second.Children[1:]...)...)
-	supplied = append(supplied, second)
+	supplied = append(supplied, indexed(nameAttr("imported-key-2"), 5))
 	uid := text(t, okPayload(t, e.do(alice, importItem("my-key-1", kmip14.ObjectTypeSymmetricKey, body, nil, supplied...)), 0), kmip14.TagUniqueIdentifier)
 	if uid != "my-key-1" {
 		t.Fatalf("Import answered uid %q", uid)
@@ -314,6 +107,12 @@ func TestImportExisting(t *testing.T) {
 	// Replace Existing of a uid nobody has simply imports.
 	okPayload(t, e.do(alice, importItem("fresh-uid", kmip14.ObjectTypeSecretData, bodies[kmip14.ObjectTypeSecretData], &yes)), 0)
 
+	// An archived object is replaced like any other.
+	okPayload(t, e.do(alice, item(kmip14.OperationArchive, uidF("k"))), 0)
+	wantFail(t, e.do(alice, importItem("k", kmip14.ObjectTypeSecretData, bodies[kmip14.ObjectTypeSecretData], nil)), 0, kmip14.ResultReasonObjectAlreadyExists)
+	okPayload(t, e.do(alice, importItem("k", kmip14.ObjectTypeSecretData, bodies[kmip14.ObjectTypeSecretData], &yes)), 0)
+	okPayload(t, e.do(alice, item(kmip14.OperationGet, uidF("k"))), 0)
+
 	// An object imported Destroyed is kept as Destroy leaves one: its
 	// attributes without its material.
 	okPayload(t, e.do(alice, importItem("dead", kmip14.ObjectTypeSymmetricKey, bodies[kmip14.ObjectTypeSymmetricKey], nil,
@@ -357,23 +156,26 @@ func TestImportRefusals(t *testing.T) {
 		req    *tree.Node
 		reason kmip14.ResultReason
 	}{
-		"no uid":             {imp(tree.Enum(kmip14.TagObjectType, sk), ta, aes), kmip14.ResultReasonInvalidMessage},
-		"uid not text":       {imp(tree.Int(kmip14.TagUniqueIdentifier, 1), tree.Enum(kmip14.TagObjectType, sk), ta, aes), kmip14.ResultReasonInvalidField},
-		"uid with slash":     {importItem("a/b", kmip14.ObjectTypeSymmetricKey, aes, nil), kmip14.ResultReasonInvalidField},
-		"empty uid":          {importItem("", kmip14.ObjectTypeSymmetricKey, aes, nil), kmip14.ResultReasonInvalidField},
-		"no object type":     {imp(uidF("u"), ta, aes), kmip14.ResultReasonInvalidMessage},
-		"object type int":    {imp(uidF("u"), tree.Int(kmip14.TagObjectType, 2), ta, aes), kmip14.ResultReasonInvalidField},
-		"template type":      {importItem("u", kmip14.ObjectTypeTemplate, tree.Struct(kmip14.TagTemplate), nil), kmip14.ResultReasonInvalidField},
-		"no template-attr":   {imp(uidF("u"), tree.Enum(kmip14.TagObjectType, sk), aes), kmip14.ResultReasonInvalidMessage},
-		"no object":          {imp(uidF("u"), tree.Enum(kmip14.TagObjectType, sk), ta), kmip14.ResultReasonInvalidMessage},
-		"body mismatch":      {importItem("u", kmip14.ObjectTypePrivateKey, aes, nil), kmip14.ResultReasonInvalidMessage},
-		"replace not bool":   {imp(uidF("u"), tree.Enum(kmip14.TagObjectType, sk), tree.Int(kmip14.TagReplaceExisting, 1), ta, aes), kmip14.ResultReasonInvalidField},
-		"wrap type unknown":  {imp(uidF("u"), tree.Enum(kmip14.TagObjectType, sk), tree.Enum(kmip14.TagKeyWrapType, 3), ta, aes), kmip14.ResultReasonInvalidField},
-		"other object type":  {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("Object Type", tree.Enum(0, uint32(kmip14.ObjectTypeSecretData)))), kmip14.ResultReasonInvalidField},
-		"other uid attr":     {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("Unique Identifier", tree.Text(0, "v"))), kmip14.ResultReasonInvalidField},
-		"no such state":      {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("State", tree.Enum(0, 99))), kmip14.ResultReasonInvalidField},
-		"state as int":       {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("State", tree.Int(0, 2))), kmip14.ResultReasonInvalidField},
-		"date as text":       {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("Initial Date", tree.Text(0, "yesterday"))), kmip14.ResultReasonInvalidField},
+		"no uid":            {imp(tree.Enum(kmip14.TagObjectType, sk), ta, aes), kmip14.ResultReasonInvalidMessage},
+		"uid not text":      {imp(tree.Int(kmip14.TagUniqueIdentifier, 1), tree.Enum(kmip14.TagObjectType, sk), ta, aes), kmip14.ResultReasonInvalidField},
+		"uid with slash":    {importItem("a/b", kmip14.ObjectTypeSymmetricKey, aes, nil), kmip14.ResultReasonInvalidField},
+		"empty uid":         {importItem("", kmip14.ObjectTypeSymmetricKey, aes, nil), kmip14.ResultReasonInvalidField},
+		"no object type":    {imp(uidF("u"), ta, aes), kmip14.ResultReasonInvalidMessage},
+		"object type int":   {imp(uidF("u"), tree.Int(kmip14.TagObjectType, 2), ta, aes), kmip14.ResultReasonInvalidField},
+		"template type":     {importItem("u", kmip14.ObjectTypeTemplate, tree.Struct(kmip14.TagTemplate), nil), kmip14.ResultReasonInvalidField},
+		"no template-attr":  {imp(uidF("u"), tree.Enum(kmip14.TagObjectType, sk), aes), kmip14.ResultReasonInvalidMessage},
+		"no object":         {imp(uidF("u"), tree.Enum(kmip14.TagObjectType, sk), ta), kmip14.ResultReasonInvalidMessage},
+		"body mismatch":     {importItem("u", kmip14.ObjectTypePrivateKey, aes, nil), kmip14.ResultReasonInvalidMessage},
+		"replace not bool":  {imp(uidF("u"), tree.Enum(kmip14.TagObjectType, sk), tree.Int(kmip14.TagReplaceExisting, 1), ta, aes), kmip14.ResultReasonInvalidField},
+		"wrap type unknown": {imp(uidF("u"), tree.Enum(kmip14.TagObjectType, sk), tree.Enum(kmip14.TagKeyWrapType, 3), ta, aes), kmip14.ResultReasonInvalidField},
+		"other object type": {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("Object Type", tree.Enum(0, uint32(kmip14.ObjectTypeSecretData)))), kmip14.ResultReasonInvalidField},
+		"other uid attr":    {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("Unique Identifier", tree.Text(0, "v"))), kmip14.ResultReasonInvalidField},
+		"no such state":     {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("State", tree.Enum(0, 99))), kmip14.ResultReasonInvalidField},
+		"state as int":      {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("State", tree.Int(0, 2))), kmip14.ResultReasonInvalidField},
+		"date as text":      {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("Initial Date", tree.Text(0, "yesterday"))), kmip14.ResultReasonInvalidField},
+		"state index 1": {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, tree.Struct(kmip14.TagAttribute,
+			tree.Text(kmip14.TagAttributeName, "State"), tree.Int(kmip14.TagAttributeIndex, 1), tree.Enum(kmip14.TagAttributeValue, 1))), kmip14.ResultReasonInvalidField},
+		"name index twice":   {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, indexed(nameAttr("a"), 2), indexed(nameAttr("b"), 2)), kmip14.ResultReasonInvalidField},
 		"state twice":        {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("State", tree.Enum(0, 1)), attrNode("State", tree.Enum(0, 2))), kmip14.ResultReasonInvalidField},
 		"length vs material": {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("Cryptographic Length", tree.Int(0, 128))), kmip14.ResultReasonInvalidField},
 		"alg vs key block":   {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("Cryptographic Algorithm", tree.Enum(0, uint32(kmip14.CryptographicAlgorithmDES3)))), kmip14.ResultReasonInvalidField},
