@@ -220,4 +220,3 @@ func TestExportWrappedImportUnwrapped(t *testing.T) {
 	f := []*tree.Node{uidF("tampered"), tree.Enum(kmip14.TagObjectType, uint32(x.ot)), notWrapped, tree.Struct(kmip14.TagTemplateAttribute), bad}
 	wantFail(t, e.do(alice, item(kmip14.OperationImport, f...)), 0, kmip14.ResultReasonCryptographicFailure)
 }
-
