@@ -21,13 +21,25 @@ func exportItem(uid string, fields ...*tree.Node) *tree.Node {
 	return item(kmip14.OperationExport, fields...)
 }
 
-// importItem imports body as uid with the attribute nodes attrs.
+// importItem imports body as uid with the attribute nodes attrs, in KMIP
+// 1.4's shape (Table 253: Unique Identifier, Replace Existing, bare
+// Attributes, the object). An Object Type attribute of ot leads the
+// Attributes unless attrs has one, as an Export's Attributes always do.
 func importItem(uid string, ot kmip14.ObjectType, body *tree.Node, replace *bool, attrs ...*tree.Node) *tree.Node {
-	f := []*tree.Node{uidF(uid), tree.Enum(kmip14.TagObjectType, uint32(ot))}
+	f := []*tree.Node{uidF(uid)}
 	if replace != nil {
 		f = append(f, tree.Bool(kmip14.TagReplaceExisting, *replace))
 	}
-	return item(kmip14.OperationImport, append(f, template(kmip14.TagTemplateAttribute, attrs...), body)...)
+	hasType := false
+	for _, a := range attrs {
+		if n, _ := a.Child(kmip14.TagAttributeName).TextValue(); n == "Object Type" {
+			hasType = true
+		}
+	}
+	if !hasType {
+		f = append(f, attrNode("Object Type", tree.Enum(0, uint32(ot))))
+	}
+	return item(kmip14.OperationImport, append(append(f, attrs...), body)...)
 }
 
 // exported is an Export answer taken apart.
@@ -48,18 +60,28 @@ func (x exported) values(name string) []*tree.Node {
 	return out
 }
 
+// parseExport takes apart an Export answer, checking its KMIP 1.4 shape
+// (Table 252): Object Type, Unique Identifier, bare Attributes, then the
+// object unless it is destroyed.
 func parseExport(t *testing.T, p *tree.Node) exported {
 	t.Helper()
-	if len(p.Children) < 3 || p.Children[0].Tag != kmip14.TagObjectType || p.Children[1].Tag != kmip14.TagUniqueIdentifier ||
-		p.Children[2].Tag != kmip14.TagTemplateAttribute {
-		t.Fatalf("Export payload is not Object Type, Unique Identifier, Template-Attribute, object: %s", p)
+	if len(p.Children) < 3 || p.Children[0].Tag != kmip14.TagObjectType || p.Children[1].Tag != kmip14.TagUniqueIdentifier {
+		t.Fatalf("Export payload is not Object Type, Unique Identifier, Attributes, object: %s", p)
 	}
-	x := exported{ot: kmip14.ObjectType(p.Children[0].Int), uid: p.Children[1].Text, attrs: p.Children[2].All(kmip14.TagAttribute)}
-	if len(p.Children) == 4 {
-		x.body = p.Children[3]
+	x := exported{ot: kmip14.ObjectType(p.Children[0].Int), uid: p.Children[1].Text}
+	rest := p.Children[2:]
+	for len(rest) > 0 && rest[0].Tag == kmip14.TagAttribute {
+		x.attrs, rest = append(x.attrs, rest[0]), rest[1:]
 	}
-	if len(p.Children) > 4 {
-		t.Fatalf("Export payload has %d fields", len(p.Children))
+	if len(x.attrs) == 0 {
+		t.Fatalf("Export payload has no Attribute after the Unique Identifier: %s", p)
+	}
+	switch len(rest) {
+	case 0:
+	case 1:
+		x.body = rest[0]
+	default:
+		t.Fatalf("Export payload has %d fields after its Attributes: %s", len(rest), p)
 	}
 	return x
 }
@@ -198,9 +220,13 @@ func TestExportWrappedImportUnwrapped(t *testing.T) {
 	}
 	notWrapped := tree.Enum(kmip14.TagKeyWrapType, uint32(kmip14.KeyWrapTypeNotWrapped))
 	imp := func(uid string, extra ...*tree.Node) *tree.Node {
-		f := []*tree.Node{uidF(uid), tree.Enum(kmip14.TagObjectType, uint32(x.ot))}
-		f = append(f, extra...)
-		return item(kmip14.OperationImport, append(f, tree.Struct(kmip14.TagTemplateAttribute, x.attrs[1:]...), x.body)...)
+		f := append([]*tree.Node{uidF(uid)}, extra...)
+		for _, a := range x.attrs {
+			if n, _ := a.Child(kmip14.TagAttributeName).TextValue(); n != "Unique Identifier" {
+				f = append(f, a)
+			}
+		}
+		return item(kmip14.OperationImport, append(f, x.body)...)
 	}
 	okPayload(t, e.do(alice, imp("unwrapped-copy", notWrapped)), 0)
 	got := okPayload(t, e.do(alice, item(kmip14.OperationGet, uidF("unwrapped-copy"))), 0).Child(kmip14.TagSymmetricKey)
@@ -217,6 +243,6 @@ func TestExportWrappedImportUnwrapped(t *testing.T) {
 	// A tampered wrapping does not unwrap.
 	bad := x.body.Clone()
 	bad.Path(kmip14.TagKeyBlock, kmip14.TagKeyValue).Bytes[3] ^= 1
-	f := []*tree.Node{uidF("tampered"), tree.Enum(kmip14.TagObjectType, uint32(x.ot)), notWrapped, tree.Struct(kmip14.TagTemplateAttribute), bad}
+	f := []*tree.Node{uidF("tampered"), notWrapped, attrNode("Object Type", tree.Enum(0, uint32(x.ot))), bad}
 	wantFail(t, e.do(alice, item(kmip14.OperationImport, f...)), 0, kmip14.ResultReasonCryptographicFailure)
 }

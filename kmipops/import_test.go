@@ -150,29 +150,34 @@ func TestImportRefusals(t *testing.T) {
 	e := newEnv(t, Options{})
 	aes := registrable(t)[kmip14.ObjectTypeSymmetricKey]
 	sk := uint32(kmip14.ObjectTypeSymmetricKey)
-	ta := template(kmip14.TagTemplateAttribute)
+	otA := attrNode("Object Type", tree.Enum(0, sk))
 	imp := func(f ...*tree.Node) *tree.Node { return item(kmip14.OperationImport, f...) }
 	for name, c := range map[string]struct {
 		req    *tree.Node
 		reason kmip14.ResultReason
 	}{
-		"no uid":            {imp(tree.Enum(kmip14.TagObjectType, sk), ta, aes), kmip14.ResultReasonInvalidMessage},
-		"uid not text":      {imp(tree.Int(kmip14.TagUniqueIdentifier, 1), tree.Enum(kmip14.TagObjectType, sk), ta, aes), kmip14.ResultReasonInvalidField},
-		"uid with slash":    {importItem("a/b", kmip14.ObjectTypeSymmetricKey, aes, nil), kmip14.ResultReasonInvalidField},
-		"empty uid":         {importItem("", kmip14.ObjectTypeSymmetricKey, aes, nil), kmip14.ResultReasonInvalidField},
-		"no object type":    {imp(uidF("u"), ta, aes), kmip14.ResultReasonInvalidMessage},
-		"object type int":   {imp(uidF("u"), tree.Int(kmip14.TagObjectType, 2), ta, aes), kmip14.ResultReasonInvalidField},
-		"template type":     {importItem("u", kmip14.ObjectTypeTemplate, tree.Struct(kmip14.TagTemplate), nil), kmip14.ResultReasonInvalidField},
-		"no template-attr":  {imp(uidF("u"), tree.Enum(kmip14.TagObjectType, sk), aes), kmip14.ResultReasonInvalidMessage},
-		"no object":         {imp(uidF("u"), tree.Enum(kmip14.TagObjectType, sk), ta), kmip14.ResultReasonInvalidMessage},
-		"body mismatch":     {importItem("u", kmip14.ObjectTypePrivateKey, aes, nil), kmip14.ResultReasonInvalidMessage},
-		"replace not bool":  {imp(uidF("u"), tree.Enum(kmip14.TagObjectType, sk), tree.Int(kmip14.TagReplaceExisting, 1), ta, aes), kmip14.ResultReasonInvalidField},
-		"wrap type unknown": {imp(uidF("u"), tree.Enum(kmip14.TagObjectType, sk), tree.Enum(kmip14.TagKeyWrapType, 3), ta, aes), kmip14.ResultReasonInvalidField},
-		"other object type": {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("Object Type", tree.Enum(0, uint32(kmip14.ObjectTypeSecretData)))), kmip14.ResultReasonInvalidField},
-		"other uid attr":    {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("Unique Identifier", tree.Text(0, "v"))), kmip14.ResultReasonInvalidField},
-		"no such state":     {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("State", tree.Enum(0, 99))), kmip14.ResultReasonInvalidField},
-		"state as int":      {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("State", tree.Int(0, 2))), kmip14.ResultReasonInvalidField},
-		"date as text":      {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("Initial Date", tree.Text(0, "yesterday"))), kmip14.ResultReasonInvalidField},
+		"no uid":               {imp(otA, aes), kmip14.ResultReasonInvalidMessage},
+		"uid not text":         {imp(tree.Int(kmip14.TagUniqueIdentifier, 1), otA, aes), kmip14.ResultReasonInvalidField},
+		"uid with slash":       {importItem("a/b", kmip14.ObjectTypeSymmetricKey, aes, nil), kmip14.ResultReasonInvalidField},
+		"empty uid":            {importItem("", kmip14.ObjectTypeSymmetricKey, aes, nil), kmip14.ResultReasonInvalidField},
+		"no attributes":        {imp(uidF("u"), aes), kmip14.ResultReasonInvalidMessage},
+		"attribute not struct": {imp(uidF("u"), tree.Text(kmip14.TagAttribute, "Object Type"), aes), kmip14.ResultReasonInvalidField},
+		// KMIP 1.4 Table 253 has neither: the object's tag says its type,
+		// and the attributes are bare Attribute structures.
+		"object type field":  {imp(uidF("u"), tree.Enum(kmip14.TagObjectType, sk), otA, aes), kmip14.ResultReasonInvalidField},
+		"template-attribute": {imp(uidF("u"), template(kmip14.TagTemplateAttribute, otA), aes), kmip14.ResultReasonInvalidField},
+		"both shapes":        {imp(uidF("u"), otA, template(kmip14.TagTemplateAttribute, nameAttr("lost")), aes), kmip14.ResultReasonInvalidField},
+		"template object":    {importItem("u", kmip14.ObjectTypeTemplate, tree.Struct(kmip14.TagTemplate), nil), kmip14.ResultReasonInvalidField},
+		"no object":          {imp(uidF("u"), otA), kmip14.ResultReasonInvalidMessage},
+		"two objects":        {imp(uidF("u"), otA, aes, registrable(t)[kmip14.ObjectTypeSecretData]), kmip14.ResultReasonInvalidMessage},
+		"body mismatch":      {importItem("u", kmip14.ObjectTypePrivateKey, aes, nil), kmip14.ResultReasonInvalidField},
+		"replace not bool":   {imp(uidF("u"), tree.Int(kmip14.TagReplaceExisting, 1), otA, aes), kmip14.ResultReasonInvalidField},
+		"wrap type unknown":  {imp(uidF("u"), tree.Enum(kmip14.TagKeyWrapType, 3), otA, aes), kmip14.ResultReasonInvalidField},
+		"other object type":  {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("Object Type", tree.Enum(0, uint32(kmip14.ObjectTypeSecretData)))), kmip14.ResultReasonInvalidField},
+		"other uid attr":     {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("Unique Identifier", tree.Text(0, "v"))), kmip14.ResultReasonInvalidField},
+		"no such state":      {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("State", tree.Enum(0, 99))), kmip14.ResultReasonInvalidField},
+		"state as int":       {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("State", tree.Int(0, 2))), kmip14.ResultReasonInvalidField},
+		"date as text":       {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("Initial Date", tree.Text(0, "yesterday"))), kmip14.ResultReasonInvalidField},
 		"state index 1": {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, tree.Struct(kmip14.TagAttribute,
 			tree.Text(kmip14.TagAttributeName, "State"), tree.Int(kmip14.TagAttributeIndex, 1), tree.Enum(kmip14.TagAttributeValue, 1))), kmip14.ResultReasonInvalidField},
 		"name index twice":   {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, indexed(nameAttr("a"), 2), indexed(nameAttr("b"), 2)), kmip14.ResultReasonInvalidField},
@@ -181,7 +186,6 @@ func TestImportRefusals(t *testing.T) {
 		"alg vs key block":   {importItem("u", kmip14.ObjectTypeSymmetricKey, aes, nil, attrNode("Cryptographic Algorithm", tree.Enum(0, uint32(kmip14.CryptographicAlgorithmDES3)))), kmip14.ResultReasonInvalidField},
 		"not a certificate": {importItem("u", kmip14.ObjectTypeCertificate, tree.Struct(kmip14.TagCertificate,
 			tree.Enum(kmip14.TagCertificateType, uint32(kmip14.CertificateTypeX_509)), tree.Bytes(kmip14.TagCertificateValue, []byte("nope"))), nil), kmip14.ResultReasonInvalidField},
-		"unknown template": {imp(uidF("u"), tree.Enum(kmip14.TagObjectType, sk), template(kmip14.TagTemplateAttribute, nameV("none")), aes), kmip14.ResultReasonItemNotFound},
 	} {
 		t.Run(name, func(t *testing.T) { wantFail(t, e.do(alice, c.req), 0, c.reason) })
 	}

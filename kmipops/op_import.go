@@ -11,13 +11,22 @@ import (
 	"github.com/kmipd/kmipd/kmipops/tree"
 )
 
-// opImport is KMIP 1.4's Import: "requests the server to Import a Managed
-// Object specified by its Unique Identifier. The request specifies the
-// object being imported and all the attributes to be assigned to the
-// object." The request is Unique Identifier, Object Type, Replace Existing,
-// Key Wrap Type, Template-Attribute and the object; the response is the
-// Unique Identifier, which "the server SHALL copy ... into the ID
-// Placeholder variable".
+// opImport is KMIP 1.4's Import (§4.41, Tables 253–254): "The request
+// specifies the object being imported and all the attributes to be
+// assigned to the object." The request (Table 253) is Unique Identifier,
+// Replace Existing, Key Wrap Type, one bare Attribute structure per
+// attribute instance ("All of the object's Attributes") and the object "in
+// the same manner as the Register operation"; it has no Object Type field:
+// the object's tag says the type (objectTags), and an Object Type among the
+// Attributes must agree with it (object.NewImported, Invalid Field). The
+// response (Table 254) is the Unique Identifier, which "the server SHALL
+// copy ... into the ID Placeholder variable".
+//
+// kmipd ignores fields an operation does not define, as KMIP allows
+// extensions, but an Object Type field or a Template-Attribute in an
+// Import is Invalid Field: both are the shape of another request
+// (Register's), and ignoring them would either drop attributes the client
+// means to set or leave the object's type said twice.
 //
 // Unique Identifiers are per owner (obj/<owner>/<uid>), so the client's
 // uid names an object of the caller's owner only: another owner's object
@@ -38,13 +47,11 @@ func opImport(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	if !ok {
 		return nil, Errorf(kmip14.ResultReasonInvalidField, "Unique Identifier must be a text string")
 	}
-	ot, err := requireObjectType(payload)
-	if err != nil {
-		return nil, err
+	if payload.Child(kmip14.TagObjectType) != nil {
+		return nil, Errorf(kmip14.ResultReasonInvalidField, "an Import request has no Object Type field: the object's tag gives its type (KMIP 1.4 Table 253)")
 	}
-	tag, ok := bodyTags[ot]
-	if !ok {
-		return nil, Errorf(kmip14.ResultReasonInvalidField, "object type %s cannot be imported", ot)
+	if payload.Child(kmip14.TagTemplateAttribute) != nil {
+		return nil, Errorf(kmip14.ResultReasonInvalidField, "an Import request lists bare Attributes, not a Template-Attribute (KMIP 1.4 Table 253)")
 	}
 	// "If specified and true then any existing object with the same Unique
 	// Identifier SHALL be replaced by this operation. If absent or false
@@ -64,17 +71,13 @@ func opImport(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 			return nil, Errorf(kmip14.ResultReasonInvalidField, "Key Wrap Type must be Not Wrapped or As Registered")
 		}
 	}
-	ta := payload.Child(kmip14.TagTemplateAttribute)
-	if ta == nil {
-		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "Import needs a Template-Attribute")
-	}
-	supplied, err := ic.importAttrs(ta)
+	supplied, err := importAttrs(payload.All(kmip14.TagAttribute))
 	if err != nil {
 		return nil, err
 	}
-	body := payload.Child(tag)
-	if body == nil {
-		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "missing %s object for Object Type %s", tag, ot)
+	ot, body, err := importedObject(payload)
+	if err != nil {
+		return nil, err
 	}
 	body = body.Clone()
 	if wrapType == kmip14.KeyWrapTypeNotWrapped {
@@ -113,40 +116,56 @@ func opImport(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error)
 	return respUID(uid), nil
 }
 
-// importAttrs reads an Import's Template-Attribute: its attributes with
-// the indices given, after those of the Templates it names (op_template.go),
-// whose instances take free indices and whose single-instance attributes
-// the explicit ones replace.
-func (ic *itemCtx) importAttrs(n *tree.Node) ([]object.Supplied, error) {
-	if n.Type != ttlv.TypeStructure {
-		return nil, Errorf(kmip14.ResultReasonInvalidField, "%s must be a structure", n.Tag)
+// objectTags maps each object structure's tag to its object type: the
+// inverse of bodyTags (op_register.go), and Template.
+var objectTags = func() map[ttlv.Tag]kmip14.ObjectType {
+	m := map[ttlv.Tag]kmip14.ObjectType{kmip14.TagTemplate: kmip14.ObjectTypeTemplate}
+	for ot, tag := range bodyTags {
+		m[tag] = ot
 	}
-	var explicit []object.Supplied
-	names := map[string]bool{}
-	for _, an := range n.All(kmip14.TagAttribute) {
+	return m
+}()
+
+// importedObject finds an Import's object: exactly one object structure,
+// whose tag gives the object type. A Template is not imported (Templates
+// are Register's, and deprecated since KMIP 1.3).
+func importedObject(payload *tree.Node) (kmip14.ObjectType, *tree.Node, error) {
+	var body *tree.Node
+	var ot kmip14.ObjectType
+	for _, c := range payload.Children {
+		t, ok := objectTags[c.Tag]
+		if !ok {
+			continue
+		}
+		if body != nil {
+			return 0, nil, Errorf(kmip14.ResultReasonInvalidMessage, "an Import request carries one object, not %s and %s", body.Tag, c.Tag)
+		}
+		body, ot = c, t
+	}
+	switch {
+	case body == nil:
+		return 0, nil, Errorf(kmip14.ResultReasonInvalidMessage, "Import needs the object")
+	case ot == kmip14.ObjectTypeTemplate:
+		return 0, nil, Errorf(kmip14.ResultReasonInvalidField, "object type %s cannot be imported", ot)
+	}
+	return ot, body, nil
+}
+
+// importAttrs reads an Import's bare Attribute structures ("All of the
+// object's Attributes", required), noting which name their Attribute Index.
+func importAttrs(nodes []*tree.Node) ([]object.Supplied, error) {
+	if len(nodes) == 0 {
+		return nil, Errorf(kmip14.ResultReasonInvalidMessage, "Import needs the object's Attributes")
+	}
+	out := make([]object.Supplied, 0, len(nodes))
+	for _, an := range nodes {
 		a, err := object.ParseAttribute(an)
 		if err != nil {
 			return nil, err
 		}
-		names[a.Name()] = true
-		explicit = append(explicit, object.Supplied{Attr: a, Indexed: an.Child(kmip14.TagAttributeIndex) != nil})
+		out = append(out, object.Supplied{Attr: a, Indexed: an.Child(kmip14.TagAttributeIndex) != nil})
 	}
-	tn := n.All(kmip14.TagName)
-	if len(tn) == 0 {
-		return explicit, nil
-	}
-	tmpl, err := ic.withTemplates(tn, nil)
-	if err != nil {
-		return nil, err
-	}
-	var out []object.Supplied
-	for _, a := range tmpl {
-		if d, ok := object.Lookup(a.Name()); ok && !d.Multi() && names[a.Name()] {
-			continue
-		}
-		out = append(out, object.Supplied{Attr: a})
-	}
-	return append(out, explicit...), nil
+	return out, nil
 }
 
 // unwrapBody replaces a wrapped Key Value in body by the Key Value it

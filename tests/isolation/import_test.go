@@ -10,12 +10,13 @@ import (
 	"github.com/kmipd/kmipd/tests/hostile"
 )
 
-// importSecret is Bob's Import of a secret under uid.
+// importSecret is Bob's Import of a secret under uid, in KMIP 1.4's
+// shape (§4.41, Table 253: bare Attributes, the object's tag its type).
 func importSecret(uid string, replace bool) *tree.Node {
 	return hostile.Item(kmip14.OperationImport, hostile.UID(uid),
-		tree.Enum(kmip14.TagObjectType, uint32(kmip14.ObjectTypeSecretData)),
 		tree.Bool(kmip14.TagReplaceExisting, replace),
-		tree.Struct(kmip14.TagTemplateAttribute, hostile.Name("bob's import")),
+		hostile.Attr("Object Type", tree.Enum(0, uint32(kmip14.ObjectTypeSecretData))),
+		hostile.Name("bob's import"),
 		tree.Struct(kmip14.TagSecretData,
 			tree.Enum(kmip14.TagSecretDataType, uint32(kmip14.SecretDataTypePassword)),
 			tree.Struct(kmip14.TagKeyBlock, tree.Enum(kmip14.TagKeyFormatType, uint32(kmip14.KeyFormatTypeOpaque)),
