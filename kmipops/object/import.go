@@ -30,14 +30,15 @@ type Supplied struct {
 // NewImported builds the object a KMIP 1.4 Import stores under uid. The
 // supplied attributes are kept as given, server-managed ones included
 // (State, Initial Date, Digest, ...): for Import "the attribute rules for
-// each attribute for 'Initially set by' and 'When implicitly set' SHALL
-// NOT be enforced as all attributes MUST be set to the supplied values
-// rather than any server generated values". What the client does not give
-// is what New would set from s. Still refused (Invalid Field): a Unique
-// Identifier, Object Type or Certificate Type contradicting the request, a
-// State that is none, a single-instance attribute given twice or with an
-// index other than 0, and an index given twice. A Destroyed (or Destroyed Compromised) object is stored
-// without its material, as Destroy leaves one.
+// each attribute for 'Initially set by' and 'When implicitly set' SHALL NOT
+// be enforced as all attributes MUST be set to the supplied values rather
+// than any server generated values". What the client does not give is what
+// New would set from s. Still refused (Invalid Field): a Unique Identifier,
+// Object Type or Certificate Type contradicting the request (its uid, its
+// object), a State that is none, a single-instance attribute given twice or
+// with an index other than 0, and an index given twice. A Destroyed (or
+// Destroyed Compromised) object is stored without its material, as Destroy
+// leaves one.
 func NewImported(s Spec, uid string, supplied []Supplied) (*Object, error) {
 	if s.Body == nil {
 		return nil, errorf(kmip14.ResultReasonInvalidMessage, "Import needs the object")
