@@ -105,6 +105,7 @@ var operationOrder = []kmip14.Operation{
 	kmip14.OperationMAC, kmip14.OperationMACVerify, kmip14.OperationHash,
 	kmip14.OperationRNGRetrieve, kmip14.OperationRNGSeed,
 	kmip14.OperationDeriveKey, kmip14.OperationCreateSplitKey, kmip14.OperationJoinSplitKey,
+	kmip14.OperationImport, kmip14.OperationExport,
 }
 
 func init() {
@@ -140,6 +141,8 @@ func init() {
 		kmip14.OperationDeriveKey:        opDeriveKey,
 		kmip14.OperationCreateSplitKey:   opCreateSplitKey,
 		kmip14.OperationJoinSplitKey:     opJoinSplitKey,
+		kmip14.OperationImport:           opImport,
+		kmip14.OperationExport:           opExport,
 
 		// Re-key, Check, usage allocation, archiving (issue 16).
 		kmip14.OperationReKey:              opReKey,

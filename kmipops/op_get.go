@@ -17,31 +17,49 @@ func (p *Processor) view(ic *itemCtx, uid string) (*object.Object, error) {
 }
 
 func opGet(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
-	uid, err := uidArg(ic, payload)
+	uid, o, body, err := p.serve(ic, payload, false)
 	if err != nil {
 		return nil, err
+	}
+	p.groups.served(ic, o)
+	ic.placeholder = uid
+	return tree.Struct(kmip14.TagResponsePayload,
+		tree.Enum(kmip14.TagObjectType, uint32(o.Type())),
+		tree.Text(kmip14.TagUniqueIdentifier, uid),
+		body), nil
+}
+
+// serve reads the fields Get and Export share (Unique Identifier or the ID
+// Placeholder, Key Format Type, Key Wrap Type, Key Compression Type, Key
+// Wrapping Specification) and returns the object with a copy of its body as
+// they ask. A destroyed object is Item Not Found for Get; for Export
+// (export true) it comes back with a nil body, its attributes only.
+func (p *Processor) serve(ic *itemCtx, payload *tree.Node, export bool) (string, *object.Object, *tree.Node, error) {
+	uid, err := uidArg(ic, payload)
+	if err != nil {
+		return "", nil, nil, err
 	}
 	var want *kmip14.KeyFormatType
 	if n := payload.Child(kmip14.TagKeyFormatType); n != nil {
 		v, ok := n.EnumValue()
 		if !ok {
-			return nil, Errorf(kmip14.ResultReasonInvalidField, "Key Format Type must be an enumeration")
+			return "", nil, nil, Errorf(kmip14.ResultReasonInvalidField, "Key Format Type must be an enumeration")
 		}
 		f := kmip14.KeyFormatType(v)
 		want = &f
 	}
 	if n := payload.Child(kmip14.TagKeyWrapType); n != nil && n.Type != ttlv.TypeEnumeration {
 		// Not Wrapped and As Registered both mean "as stored" here.
-		return nil, Errorf(kmip14.ResultReasonInvalidField, "Key Wrap Type must be an enumeration")
+		return "", nil, nil, Errorf(kmip14.ResultReasonInvalidField, "Key Wrap Type must be an enumeration")
 	}
 	var ws *wrapSpec
 	if n := payload.Child(kmip14.TagKeyWrappingSpecification); n != nil {
 		if ws, err = parseWrapSpec(n); err != nil {
-			return nil, err
+			return "", nil, nil, err
 		}
 	}
 	if payload.Child(kmip14.TagKeyCompressionType) != nil {
-		return nil, Errorf(kmip14.ResultReasonKeyCompressionTypeNotSupported, "key compression is not supported")
+		return "", nil, nil, Errorf(kmip14.ResultReasonKeyCompressionTypeNotSupported, "key compression is not supported")
 	}
 	// The served body is always a copy of the object's: the response is
 	// the caller's to change, while the object's body may be shared with
@@ -50,6 +68,9 @@ func opGet(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 	o, err := ic.objects.Update(ic.ctx, uid, func(o *object.Object) (bool, error) {
 		changed := o.AdvanceState(ic.now)
 		if o.Destroyed() || !o.Body().Present() {
+			if export {
+				return changed, nil
+			}
 			return false, Errorf(kmip14.ResultReasonItemNotFound, "object has been destroyed")
 		}
 		if o.Type() == kmip14.ObjectTypeTemplate {
@@ -101,14 +122,9 @@ func opGet(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 		return changed, nil
 	})
 	if err != nil {
-		return nil, err
+		return "", nil, nil, err
 	}
-	p.groups.served(ic, o)
-	ic.placeholder = uid
-	return tree.Struct(kmip14.TagResponsePayload,
-		tree.Enum(kmip14.TagObjectType, uint32(o.Type())),
-		tree.Text(kmip14.TagUniqueIdentifier, uid),
-		body), nil
+	return uid, o, body, nil
 }
 
 // servedFormat returns a copy of the body in the requested Key Format Type.

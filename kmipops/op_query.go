@@ -23,7 +23,8 @@ var registrableTypes = []kmip14.ObjectType{
 var opSince = map[kmip14.Operation]int32{kmip14.OperationDiscoverVersions: 1, kmip14.OperationReKeyKeyPair: 1,
 	kmip14.OperationEncrypt: 2, kmip14.OperationDecrypt: 2, kmip14.OperationSign: 2, kmip14.OperationSignatureVerify: 2,
 	kmip14.OperationMAC: 2, kmip14.OperationMACVerify: 2, kmip14.OperationRNGRetrieve: 2, kmip14.OperationRNGSeed: 2,
-	kmip14.OperationHash: 2, kmip14.OperationCreateSplitKey: 2, kmip14.OperationJoinSplitKey: 2}
+	kmip14.OperationHash: 2, kmip14.OperationCreateSplitKey: 2, kmip14.OperationJoinSplitKey: 2,
+	kmip14.OperationImport: 4, kmip14.OperationExport: 4}
 
 func opQuery(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) {
 	want := map[kmip14.QueryFunction]bool{}

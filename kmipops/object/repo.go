@@ -367,6 +367,12 @@ func (s *Scope) Insert(ctx context.Context, o *Object) error {
 	if o.stamp == 0 {
 		o.stamp = s.r.stamp.next()
 	}
+	return s.create(ctx, o)
+}
+
+// create writes o, which has its uid and stamp, as a new record with its
+// index entries (storage.ErrExists, wrapped, if the record exists).
+func (s *Scope) create(ctx context.Context, o *Object) error {
 	defer s.r.enter(s.owner)()
 	for try := 0; ; try++ {
 		logged := s.undoLogged(o.uid)

@@ -68,6 +68,7 @@ var uidOps = map[kmip14.Operation]opCase{
 	kmip14.OperationRevoke: simple(kmip14.OperationRevoke, kindActive, tree.Struct(kmip14.TagRevocationReason,
 		tree.Enum(kmip14.TagRevocationReasonCode, uint32(kmip14.RevocationReasonCodeKeyCompromise)))),
 	kmip14.OperationDestroy:         simple(kmip14.OperationDestroy, kindKey),
+	kmip14.OperationExport:          simple(kmip14.OperationExport, kindKey),
 	kmip14.OperationObtainLease:     simple(kmip14.OperationObtainLease, kindActive),
 	kmip14.OperationEncrypt:         simple(kmip14.OperationEncrypt, kindActive, ecb, block),
 	kmip14.OperationDecrypt:         simple(kmip14.OperationDecrypt, kindActive, ecb, block),
@@ -83,7 +84,9 @@ var uidOps = map[kmip14.Operation]opCase{
 // isolationSubject is the DER subject CN=isolation, for Certify.
 var isolationSubject, _ = asn1.Marshal(pkix.Name{CommonName: "isolation"}.ToRDNSequence())
 
-// objectless operations act on no existing object of the caller's.
+// objectless operations act on no existing object of the caller's. Import
+// names a uid of the caller's choosing, in the caller's own namespace
+// (TestImportIsolated); here it is attacked with a bare uid as well.
 var objectless = map[kmip14.Operation]bool{
 	kmip14.OperationQuery: true, kmip14.OperationDiscoverVersions: true, kmip14.OperationCreate: true,
 	kmip14.OperationCreateKeyPair: true, kmip14.OperationRegister: true, kmip14.OperationLocate: true,

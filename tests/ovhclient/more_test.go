@@ -130,36 +130,6 @@ func (s *server) testBatch(t *testing.T) {
 	}
 }
 
-// testImportExport: Import and Export are KMIP 1.4 operations (§4.31 is Import,
-// §4.32 Export) that kmipd does not implement; it does not list them in
-// Query and answers them Operation Not Supported (§11 Result Reason), which
-// the client surfaces as a KMIP error.
-func (s *server) testImportExport(t *testing.T) {
-	c := s.dial(t, "importexport")
-	q, err := c.Query().Operations().Exec()
-	if err != nil {
-		t.Fatalf("Query: %v", err)
-	}
-	cr, err := c.Create().AES(128, kmip.CryptographicUsageEncrypt).Exec()
-	if err != nil {
-		t.Fatalf("Create: %v", err)
-	}
-	for _, pl := range []kmip.OperationPayload{
-		&payloads.ExportRequestPayload{UniqueIdentifier: cr.UniqueIdentifier},
-		&payloads.ImportRequestPayload{UniqueIdentifier: "imported-1",
-			Attribute: []kmip.Attribute{{AttributeName: kmip.AttributeNameObjectType, AttributeValue: kmip.ObjectTypeSecretData}},
-			Object:    &kmip.SecretData{SecretDataType: kmip.SecretDataTypePassword, KeyBlock: kmip.KeyBlock{KeyFormatType: kmip.KeyFormatTypeOpaque, KeyValue: &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: kmip.KeyMaterial{Bytes: &[]byte{1, 2, 3}}}}}}},
-	} {
-		if slices.Contains(q.Operations, pl.Operation()) {
-			t.Skipf("kmipd now offers %v: extend this test to use it", pl.Operation())
-		}
-		bi := failure(t, c, pl)
-		if bi.ResultReason != kmip.ResultReasonOperationNotSupported {
-			t.Errorf("%v: reason %v, want Operation Not Supported", pl.Operation(), bi.ResultReason)
-		}
-	}
-}
-
 // testKMIP2Refused: kmipd speaks KMIP 1.0–1.4. A client pinned to 2.0 or 2.1
 // (the ovh client then writes 2.x payloads: Attributes, not Template-
 // Attribute) gets a KMIP response refusing the message, promptly; the
