@@ -2,6 +2,7 @@ package object
 
 import (
 	"crypto/rand"
+	"errors"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -62,4 +63,48 @@ func TestSharedModifyDuringOtherReplicasReseal(t *testing.T) {
 		p.r.wantFound(t, p.who, "renamed", uids[1:2])
 		p.r.wantFound(t, p.who, "n", []string{uids[0], uids[2]})
 	}
+}
+
+// TestSharedUndoSparesOtherReplicasWrite: replica a rolls back a batch's
+// rename, and replica b renames the object again between a's check that
+// the record is still the batch's and a's write of the before-image. The
+// restore fails its compare and leaves b's write, reporting the object.
+func TestSharedUndoSparesOtherReplicasWrite(t *testing.T) {
+	c := newSharedStore(t)
+	b := c.replica()
+	uid := b.insert(t, "n")
+	rename := func(s Scope, name string) error {
+		_, err := s.Update(ctx, uid, func(o *Object) (bool, error) {
+			o.Set(AttrName, nameValue(name))
+			return true, nil
+		})
+		return err
+	}
+	a, hs := c.hookedReplica(objectKey(alice, uid), nil)
+	s := a.r.Scope(alice, NewUndoLog())
+	if err := rename(s, "batch"); err != nil {
+		t.Fatal(err)
+	}
+	hs.onGet = func() {
+		if err := rename(b.s, "other"); err != nil {
+			t.Errorf("b's rename during the rollback: %v", err)
+		}
+	}
+	var reported []string
+	s.Rollback(ctx, func(u string, err error) {
+		reported = append(reported, u)
+		if !errors.Is(err, errChangedSince) {
+			t.Errorf("Rollback reported %s: %v, want errChangedSince", u, err)
+		}
+	})
+	if hs.onGet != nil {
+		t.Fatal("the rollback never read the record")
+	}
+	if len(reported) != 1 || reported[0] != uid {
+		t.Errorf("Rollback reported %v, want the object b wrote (its write overwritten?)", reported)
+	}
+	fresh := c.replica()
+	fresh.wantFound(t, "a fresh process", "other", []string{uid})
+	fresh.wantFound(t, "a fresh process", "n", nil)
+	fresh.wantFound(t, "a fresh process", "batch", nil)
 }
