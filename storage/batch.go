@@ -53,7 +53,12 @@ func (w Write) conditional() bool {
 // batchState is what a batch's earlier writes left at each key they wrote,
 // for checking its later writes (Memory and Badger; PostgreSQL's own
 // transaction sees them).
-type batchState map[string]*[]byte // nil: absent
+type batchState map[string]batchValue
+
+type batchValue struct {
+	present bool
+	value   []byte
+}
 
 // check applies w's condition, reading a key the batch has not written
 // yet through get (found false: absent), and then notes what w leaves.
@@ -61,27 +66,19 @@ func (st batchState) check(w Write, get func(key string) (v []byte, found bool, 
 	if w.Kind == WriteCreate || w.conditional() {
 		cur, known := st[w.Key]
 		if !known {
-			v, found, err := get(w.Key)
-			if err != nil {
+			var err error
+			if cur.value, cur.present, err = get(w.Key); err != nil {
 				return err
-			}
-			if found {
-				cur = &v
 			}
 		}
 		switch {
-		case w.Kind == WriteCreate && cur != nil:
+		case w.Kind == WriteCreate && cur.present:
 			return fmt.Errorf("create %q: %w", w.Key, ErrExists)
-		case w.conditional() && (cur == nil || !bytes.Equal(*cur, w.Expect)):
+		case w.conditional() && (!cur.present || !bytes.Equal(cur.value, w.Expect)):
 			return fmt.Errorf("write %q: %w", w.Key, ErrConflict)
 		}
 	}
-	if w.deletes() {
-		st[w.Key] = nil
-	} else {
-		v := w.Value
-		st[w.Key] = &v
-	}
+	st[w.Key] = batchValue{present: !w.deletes(), value: w.Value}
 	return nil
 }
 
