@@ -138,7 +138,8 @@ const rotateBatch = 32
 // generation is marked retired (for other replicas' writers, shared.go)
 // and the cache forgets the owner, so from then on every seal uses the new
 // generation; (2) the records still under the old one are resealed in
-// batches, each holding the gate; (3) holding the gate, a last pass
+// batches, each holding the gate, each written back only if unchanged (for
+// other replicas' writers, resealOne); (3) holding the gate, a last pass
 // confirms none is left and the record becomes [new]. Readers and writers
 // wait at most one batch.
 func (k *Keyring) RotatePKEK(ctx context.Context, owner string, recs Sealed, progress func(done, total int)) (RotateResult, error) {
@@ -236,40 +237,76 @@ func (k *Keyring) beginRotation(ctx context.Context, owner string, res *RotateRe
 }
 
 // resealBatch moves keys to the current generation while the owner's
-// readers and writers are held out (so no write can race the reseal). A
-// record gone or already moved meanwhile is skipped.
+// readers and writers in this process are held out. A record gone or
+// already moved meanwhile is skipped.
 func (k *Keyring) resealBatch(ctx context.Context, owner string, recs Sealed, ks *keyset, keys []string) (int, error) {
 	unlock := k.exclusive(owner)
 	defer unlock()
 	n := 0
-	cur, _ := ks.current()
 	for _, key := range keys {
+		moved, err := k.resealOne(ctx, owner, recs, ks, key)
+		if err != nil {
+			return n, err
+		}
+		if moved {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// resealRetries bounds how often one record is read and resealed again
+// because another replica changed it between the read and the write-back.
+const resealRetries = 8
+
+// resealOne moves one record to the current generation. The gate holds
+// back only this process's writers: another replica sharing the store may
+// modify the record between the read and the write-back, so the write is
+// a compare-and-set, and on a change the record is read again (most often
+// to find it already under the current generation, the other replica
+// having sealed it again after the fence turned it away).
+func (k *Keyring) resealOne(ctx context.Context, owner string, recs Sealed, ks *keyset, key string) (bool, error) {
+	cur, _ := ks.current()
+	aad := recs.AAD(key)
+	for try := 0; ; try++ {
 		v, err := k.st.Get(ctx, key)
 		if errors.Is(err, storage.ErrNotFound) {
-			continue
+			return false, nil
 		}
 		if err != nil {
-			return n, passThrough("read sealed record", err)
+			return false, passThrough("read sealed record", err)
 		}
 		if g, err := SealedGeneration(v); err == nil && g == cur {
-			continue
+			return false, nil
 		}
-		aad := recs.AAD(key)
 		pt, err := openWith(ks, owner, aad, v)
 		if err != nil {
-			return n, fmt.Errorf("reseal %s: %w", key, err)
+			return false, fmt.Errorf("reseal %s: %w", key, err)
 		}
 		out, err := sealWith(ks, owner, aad, pt)
 		clear(pt)
 		if err != nil {
-			return n, err
+			return false, err
 		}
-		if err := k.st.Put(ctx, key, out); err != nil {
-			return n, passThrough("write resealed record", err)
+		err = k.writeBack(ctx, key, v, out)
+		if errors.Is(err, storage.ErrConflict) && try < resealRetries {
+			continue
 		}
-		n++
+		if err != nil {
+			return false, passThrough("write resealed record", err)
+		}
+		return true, nil
 	}
-	return n, nil
+}
+
+// writeBack stores out at key if key still holds old, else fails with
+// storage.ErrConflict. A store that is no storage.Batcher (none of
+// kmipd's) gets a Put, which only the gate orders.
+func (k *Keyring) writeBack(ctx context.Context, key string, old, out []byte) error {
+	if b, ok := k.st.(storage.Batcher); ok {
+		return b.Apply(ctx, []storage.Write{{Kind: storage.WriteIfUnchanged, Key: key, Expect: old, Value: out}})
+	}
+	return k.st.Put(ctx, key, out)
 }
 
 // finishRotation checks, holding the gate, that no record is left under an

@@ -31,6 +31,10 @@ import (
 //   - Writes index under the newest generation even while a rotation runs
 //     (WriteTags), so a replica whose cache still shows a rotation that
 //     another replica has finished indexes what it writes.
+//   - The rotation writes each resealed record back only if it still holds
+//     what the rotation read (storage.WriteIfUnchanged), and reads it again
+//     otherwise: the gate holds back this process's writers only, and a
+//     plain write would undo another replica's update (rotate.go).
 //
 // A store one process owns (storage.Exclusive) needs none of this: the
 // rotation evicts the only cache, and the gate orders writes against it.

@@ -21,6 +21,14 @@ const (
 	// WriteDelete removes Key if it is present (an absent Key is no
 	// failure: a batch deletes what it knows to be stale).
 	WriteDelete
+	// WriteIfUnchanged stores Value at Key only if Key holds Expect now
+	// (compare-and-set); if it holds anything else, or is absent, the whole
+	// batch fails with ErrConflict. For a read-modify-write that replicas
+	// sharing the store may race: a pKEK rotation's reseal, Undo's restore.
+	WriteIfUnchanged
+	// WriteDeleteIfUnchanged removes Key only if it holds Expect now;
+	// otherwise (another value, or absent) the batch fails with ErrConflict.
+	WriteDeleteIfUnchanged
 )
 
 // Write is one write of a batch. The slices may be reused by the caller once
@@ -29,6 +37,49 @@ type Write struct {
 	Kind  WriteKind
 	Key   string
 	Value []byte
+	// Expect is the value Key must hold for WriteIfUnchanged and
+	// WriteDeleteIfUnchanged (nil and empty are the same: an empty value).
+	Expect []byte
+}
+
+// deletes reports whether w leaves Key absent.
+func (w Write) deletes() bool { return w.Kind == WriteDelete || w.Kind == WriteDeleteIfUnchanged }
+
+// conditional reports whether w compares Key's value first.
+func (w Write) conditional() bool {
+	return w.Kind == WriteIfUnchanged || w.Kind == WriteDeleteIfUnchanged
+}
+
+// batchState is what a batch's earlier writes left at each key they wrote,
+// for checking its later writes (Memory and Badger; PostgreSQL's own
+// transaction sees them).
+type batchState map[string]batchValue
+
+type batchValue struct {
+	present bool
+	value   []byte
+}
+
+// check applies w's condition, reading a key the batch has not written
+// yet through get (found false: absent), and then notes what w leaves.
+func (st batchState) check(w Write, get func(key string) (v []byte, found bool, err error)) error {
+	if w.Kind == WriteCreate || w.conditional() {
+		cur, known := st[w.Key]
+		if !known {
+			var err error
+			if cur.value, cur.present, err = get(w.Key); err != nil {
+				return err
+			}
+		}
+		switch {
+		case w.Kind == WriteCreate && cur.present:
+			return fmt.Errorf("create %q: %w", w.Key, ErrExists)
+		case w.conditional() && (!cur.present || !bytes.Equal(cur.value, w.Expect)):
+			return fmt.Errorf("write %q: %w", w.Key, ErrConflict)
+		}
+	}
+	st[w.Key] = batchValue{present: !w.deletes(), value: w.Value}
+	return nil
 }
 
 // Batcher is implemented by a Store that can apply several writes as one
@@ -38,7 +89,9 @@ type Write struct {
 type Batcher interface {
 	// Apply applies writes in order, atomically. It returns ErrExists
 	// (wrapped or not; test with errors.Is) when a WriteCreate finds its key
-	// present, ErrInvalidKey for an empty key, and then nothing is written.
+	// present, ErrConflict when a WriteIfUnchanged or WriteDeleteIfUnchanged
+	// finds its key changed, ErrInvalidKey for an empty key, and then
+	// nothing is written.
 	// Like Create, it is exactly-once: a retried attempt never reports
 	// ErrExists for a key its own earlier attempt created.
 	Apply(ctx context.Context, writes []Write) error
@@ -51,7 +104,7 @@ func checkWrites(writes []Write) error {
 			return ErrInvalidKey
 		}
 		switch w.Kind {
-		case WritePut, WriteCreate, WriteDelete:
+		case WritePut, WriteCreate, WriteDelete, WriteIfUnchanged, WriteDeleteIfUnchanged:
 		default:
 			return fmt.Errorf("storage: unknown write kind %d", w.Kind)
 		}
@@ -82,26 +135,18 @@ func (s *Memory) Apply(ctx context.Context, writes []Write) error {
 	if s.closed {
 		return ErrClosed
 	}
-	present := map[string]bool{} // what the batch's earlier writes left
+	st := batchState{}
+	get := func(key string) ([]byte, bool, error) {
+		v, ok := s.m[key]
+		return v, ok, nil
+	}
 	for _, w := range writes {
-		switch w.Kind {
-		case WriteCreate:
-			exists, known := present[w.Key]
-			if !known {
-				_, exists = s.m[w.Key]
-			}
-			if exists {
-				return fmt.Errorf("storage: create %q: %w", w.Key, ErrExists)
-			}
-			present[w.Key] = true
-		case WritePut:
-			present[w.Key] = true
-		case WriteDelete:
-			present[w.Key] = false
+		if err := st.check(w, get); err != nil {
+			return fmt.Errorf("storage: %w", err)
 		}
 	}
 	for i, w := range writes {
-		if w.Kind == WriteDelete {
+		if w.deletes() {
 			delete(s.m, w.Key)
 			continue
 		}

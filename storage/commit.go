@@ -29,8 +29,8 @@ import (
 // stragglers only when writers are concurrent (below).
 //
 // Being the only writer also means a group can never lose a conflict, so
-// badger's conflict detection is off: Create's existence check and Delete's
-// presence check read a transaction begun after every earlier commit was
+// badger's conflict detection is off: Create's existence check, Delete's
+// presence check and a batch's compare-and-set read a transaction begun after every earlier commit was
 // written, and nothing can write between that read and the commit. Any
 // other writer (a second committer, badger's Update or a WriteBatch) would
 // break this, and must not be added.
@@ -303,7 +303,7 @@ func (op *writeOp) forKeys(fn func(key string, value []byte, del bool)) {
 		if v == nil {
 			v = []byte{}
 		}
-		fn(w.Key, v, w.Kind == WriteDelete)
+		fn(w.Key, v, w.deletes())
 	}
 }
 
@@ -334,35 +334,34 @@ func (op *writeOp) apply(txn *badger.Txn) (partial bool, err error) {
 	return false, txn.Set(op.key, op.value)
 }
 
-// applyBatch checks every Create of the batch before it writes anything
-// (against the transaction, which reads its own pending writes, and the
-// batch's earlier writes), then makes them all.
+// applyBatch checks every Create and compare-and-set of the batch before
+// it writes anything (against the transaction, which reads its own pending
+// writes, and the batch's earlier writes), then makes them all. The
+// committer is the only writer (above), so a value compared here cannot
+// change before the commit.
 func (op *writeOp) applyBatch(txn *badger.Txn) (partial bool, err error) {
-	present := map[string]bool{} // what the batch's earlier writes left
+	st := batchState{}
+	get := func(key string) ([]byte, bool, error) {
+		item, err := txn.Get([]byte(key))
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			return nil, false, nil
+		case err != nil:
+			return nil, false, err
+		}
+		// Copied only when found: for a Create (a fence) that is its
+		// failure, so ordinary batches read no value.
+		v, err := item.ValueCopy(nil)
+		return v, err == nil, err
+	}
 	for _, w := range op.batch {
-		switch w.Kind {
-		case WriteCreate:
-			exists, known := present[w.Key]
-			if !known {
-				_, err := txn.Get([]byte(w.Key))
-				if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
-					return false, err
-				}
-				exists = err == nil
-			}
-			if exists {
-				return false, fmt.Errorf("create %q: %w", w.Key, ErrExists)
-			}
-			present[w.Key] = true
-		case WritePut:
-			present[w.Key] = true
-		case WriteDelete:
-			present[w.Key] = false
+		if err := st.check(w, get); err != nil {
+			return false, err
 		}
 	}
 	for i, w := range op.batch {
 		var err error
-		if w.Kind == WriteDelete {
+		if w.deletes() {
 			err = txn.Delete([]byte(w.Key))
 		} else {
 			v := w.Value

@@ -44,6 +44,7 @@ func Exercise(t testing.TB, s Store) {
 	}
 	if b, ok := s.(Batcher); ok {
 		run(t, "Batch", func(t testing.TB) { exBatch(t, s, b) })
+		run(t, "BatchIfUnchanged", func(t testing.TB) { exBatchIfUnchanged(t, s, b) })
 	}
 }
 

@@ -14,7 +14,8 @@ var _ Batcher = (*Postgres)(nil)
 // answer is settled by re-reading every row once the transaction is decided
 // (committed only if each holds what it wrote), and only an attempt that
 // did not commit is retried. A Create that finds its key present rolls the whole
-// transaction back and reports ErrExists.
+// transaction back and reports ErrExists; a compare-and-set that finds its
+// key changed (or absent), ErrConflict.
 func (p *Postgres) Apply(ctx context.Context, writes []Write) error {
 	if err := checkWrites(writes); err != nil {
 		return err
@@ -52,23 +53,37 @@ func (p *Postgres) applyOnce(ctx context.Context, writes []Write) error {
 				"ON CONFLICT (key) DO NOTHING RETURNING true", k, nonNil(w.Value))
 		case WriteDelete:
 			b.Queue("DELETE FROM "+recordsTable+" WHERE key = $1", k)
+		case WriteIfUnchanged:
+			// The row lock UPDATE takes, and its re-check of the
+			// condition on a row another transaction has just
+			// changed, make the compare and the set one step.
+			b.Queue("UPDATE "+recordsTable+" SET value = $3 WHERE key = $1 AND value = $2 RETURNING true",
+				k, nonNil(w.Expect), nonNil(w.Value))
+		case WriteDeleteIfUnchanged:
+			b.Queue("DELETE FROM "+recordsTable+" WHERE key = $1 AND value = $2 RETURNING true", k, nonNil(w.Expect))
 		}
 	}
 	b.Queue("SELECT pg_current_xact_id()::text")
 	br := c.SendBatch(ctx, b)
 	_, err = br.Exec() // BEGIN
-	exists := false
+	var refused error  // ErrExists or ErrConflict
 	for _, w := range writes {
 		if err != nil {
 			break
 		}
-		if w.Kind != WriteCreate {
+		if w.Kind != WriteCreate && !w.conditional() {
 			_, err = br.Exec()
 			continue
 		}
 		var ok bool
 		if err = br.QueryRow().Scan(&ok); errors.Is(err, pgx.ErrNoRows) {
-			exists, err = true, nil
+			err = nil
+			if refused == nil {
+				refused = ErrConflict
+				if w.Kind == WriteCreate {
+					refused = ErrExists
+				}
+			}
 		}
 	}
 	var xid string
@@ -85,9 +100,9 @@ func (p *Postgres) applyOnce(ctx context.Context, writes []Write) error {
 		}
 		return err
 	}
-	if exists {
+	if refused != nil {
 		_, _ = c.Exec(ctx, "ROLLBACK") // on failure Release drops the connection
-		return ErrExists
+		return refused
 	}
 	_, err = p.commit(ctx, c, "apply", xid, written(writes))
 	return err

@@ -43,7 +43,11 @@ import (
 // whose rows are not there is retried. (A row another replica changed in
 // between reads as not written: a Create is then retried and reports
 // ErrExists, which its callers, a pKEK's first use, handle by reading the
-// winner; objects' keys are fresh random uids nobody else knows yet.)
+// winner; objects' keys are fresh random uids nobody else knows yet. A
+// compare-and-set is settled like a Put or Delete, by what it leaves, never
+// by its expected value, which a committed attempt has replaced: retried,
+// it reports ErrConflict, and its callers, a rotation's reseal and Undo,
+// re-read the record or leave it, as for another replica's change.)
 
 // failure sorts errors for retrying.
 type failure int
@@ -199,7 +203,7 @@ func (w written) check(ctx context.Context, p *Postgres) (bool, error) {
 			continue
 		}
 		v, ok := stored[x.Key]
-		if x.Kind == WriteDelete {
+		if x.deletes() {
 			if ok {
 				return false, nil
 			}

@@ -7,16 +7,18 @@ import (
 	"testing"
 )
 
-// ErrConflict is returned by Swap when the stored value is not the one the
-// caller expected.
+// ErrConflict is returned by Swap, and by a Batcher's compare-and-set
+// writes (WriteIfUnchanged, WriteDeleteIfUnchanged), when the stored value
+// is not the one the caller expected.
 var ErrConflict = errors.New("storage: value changed since it was read")
 
 // Swapper is implemented by a Store that can write a record only if it
 // still holds what the caller last read, atomically in the store
 // (compare-and-swap). kmipops's per-object locks order writes within one
 // kmipd; when several kmipd replicas share a store, a read-modify-write
-// (an attribute change, or Undo restoring a batch's before-images) needs
-// the store to refuse a record another replica changed meanwhile.
+// needs the store to refuse a record another replica changed meanwhile.
+// (kmipd's own, a pKEK rotation's reseal and Undo's restore, use the batch
+// form, WriteIfUnchanged, which carries index entries and fences along.)
 type Swapper interface {
 	// Swap sets key to value if it holds old, else returns ErrConflict.
 	// A nil old means key must be absent (Swap creates it); a nil value

@@ -100,8 +100,21 @@ func (s *Scope) Rollback(ctx context.Context, report func(uid string, err error)
 	}
 }
 
+// errChangedSince: a record someone else wrote after the batch did, which
+// Rollback leaves as it is.
+var errChangedSince = errors.New("changed by another request since; left as it is")
+
+// restore puts ent's record back as it was before the batch, if it still
+// holds what the batch wrote. The lock orders this process's writers; the
+// write itself compares too (restoreWrite), so that a replica sharing the
+// store that changed the record after the check is not overwritten either.
+// The caller holds no Gate.
 func (r *Repo) restore(ctx context.Context, owner string, ent *undoEntry) error {
 	defer r.locks.lock(owner, ent.uid)()
+	// As save does: this process's pKEK rotation neither reseals the
+	// record between the check and the write (which would fail the
+	// compare) nor overwrites what the write puts back.
+	defer r.enter(owner)()
 	key := objectKey(owner, ent.uid)
 	cur, err := r.st.Get(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -111,42 +124,66 @@ func (r *Repo) restore(ctx context.Context, owner string, ent *undoEntry) error 
 		return err
 	}
 	if !bytes.Equal(cur, ent.written) {
-		return fmt.Errorf("changed by another request since; left as it is")
+		return errChangedSince
 	}
 	defer r.cache.drop(key)
 	if r.indexed() {
-		w := make([]storage.Write, 0, 8)
-		switch {
-		case ent.prior != nil:
-			w = append(w, storage.Write{Kind: storage.WritePut, Key: key, Value: ent.prior})
-		case cur != nil:
-			w = append(w, storage.Write{Kind: storage.WriteDelete, Key: key})
-		}
-		w, fence, err := r.fenced(owner, w, ent.prior)
+		w, fence, err := r.fenced(owner, restoreWrite(make([]storage.Write, 0, 8), key, cur, ent.prior), ent.prior)
 		if err != nil {
 			return err
 		}
 		err = r.batch.Apply(ctx, indexWrites(w, ent.writtenIdx, ent.priorIdx))
-		if r.stale(ctx, owner, fence, err) {
+		switch {
+		case r.stale(ctx, owner, fence, err):
 			// Another replica's rotation retired the key that sealed the
 			// prior record, and its index entries with it.
 			return fmt.Errorf("its key was rotated since; left as it is")
+		case errors.Is(err, storage.ErrConflict), errors.Is(err, storage.ErrExists):
+			// The record's compare (or, for one the batch deleted, its
+			// Create) found another replica's write.
+			return errChangedSince
 		}
 		return err
 	}
-	switch {
-	case ent.prior != nil:
-		prior := ent.prior
+	prior := ent.prior
+	if prior != nil {
 		if g, ok := r.seal.(Gate); ok {
 			// A pKEK rotation may have retired the key that sealed it.
-			defer g.Enter(owner)()
 			if prior, err = g.Reseal(ctx, owner, []byte(ent.uid), prior); err != nil {
 				return err
 			}
 		}
+	}
+	if b, ok := r.st.(storage.Batcher); ok {
+		w := restoreWrite(nil, key, cur, prior)
+		if len(w) == 0 {
+			return nil
+		}
+		err := b.Apply(ctx, w)
+		if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrExists) {
+			return errChangedSince
+		}
+		return err
+	}
+	switch {
+	case prior != nil:
 		return r.st.Put(ctx, key, prior)
 	case cur != nil:
 		return r.st.Delete(ctx, key)
 	}
 	return nil
+}
+
+// restoreWrite appends to w the write that puts prior (nil: absent) at key
+// only if key still holds cur (nil: absent), else fails the batch.
+func restoreWrite(w []storage.Write, key string, cur, prior []byte) []storage.Write {
+	switch {
+	case prior != nil && cur != nil:
+		return append(w, storage.Write{Kind: storage.WriteIfUnchanged, Key: key, Expect: cur, Value: prior})
+	case prior != nil:
+		return append(w, storage.Write{Kind: storage.WriteCreate, Key: key, Value: prior})
+	case cur != nil:
+		return append(w, storage.Write{Kind: storage.WriteDeleteIfUnchanged, Key: key, Expect: cur})
+	}
+	return w
 }
