@@ -246,20 +246,7 @@ func exBatch(t testing.TB, s Store, b Batcher) {
 		}()
 	}
 	wg.Wait()
-	won := -1
-	for i, err := range errs {
-		switch {
-		case err == nil && won < 0:
-			won = i
-		case err == nil:
-			t.Fatalf("two concurrent batches created one key (%d and %d)", won, i)
-		case !errors.Is(err, ErrExists):
-			t.Fatalf("concurrent batch %d: %v", i, err)
-		}
-	}
-	if won < 0 {
-		t.Fatalf("no concurrent batch applied")
-	}
+	won := oneWinner(t, errs, ErrExists, "batches creating one key")
 	mustGet(t, s, p+"race", []byte{byte(won)})
 	for i := range n {
 		if i == won {
@@ -275,4 +262,25 @@ func exBatch(t testing.TB, s Store, b Batcher) {
 		t.Fatalf("Apply with a cancelled ctx = %v, want context.Canceled", err)
 	}
 	absent(p + "cancelled")
+}
+
+// oneWinner is the index of the one racing batch that applied; every other
+// one must have failed with lost.
+func oneWinner(t testing.TB, errs []error, lost error, what string) int {
+	t.Helper()
+	won := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && won < 0:
+			won = i
+		case err == nil:
+			t.Fatalf("concurrent %s: two applied (%d and %d)", what, won, i)
+		case !errors.Is(err, lost):
+			t.Fatalf("concurrent %s %d: %v", what, i, err)
+		}
+	}
+	if won < 0 {
+		t.Fatalf("concurrent %s: none applied", what)
+	}
+	return won
 }

@@ -92,20 +92,7 @@ func exBatchIfUnchanged(t testing.TB, s Store, b Batcher) {
 		}()
 	}
 	wg.Wait()
-	won := -1
-	for i, err := range errs {
-		switch {
-		case err == nil && won < 0:
-			won = i
-		case err == nil:
-			t.Fatalf("two concurrent compare-and-sets applied (%d and %d)", won, i)
-		case !errors.Is(err, ErrConflict):
-			t.Fatalf("concurrent compare-and-set %d: %v", i, err)
-		}
-	}
-	if won < 0 {
-		t.Fatalf("no concurrent compare-and-set applied")
-	}
+	won := oneWinner(t, errs, ErrConflict, "compare-and-sets")
 	mustGet(t, s, p+"k", []byte(fmt.Sprint(won)))
 	for i := range n {
 		if i != won {
