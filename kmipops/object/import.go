@@ -174,7 +174,7 @@ func (s *Scope) Import(ctx context.Context, o *Object, replace bool) error {
 		// A compare-and-set on a shared store: the entries moved are
 		// those of the record replaced, whoever wrote it last.
 		_, err = s.save(ctx, old, o, raw)
-		if errors.Is(err, storage.ErrConflict) && try < conflictRetries {
+		if retryConflict(ctx, err, try) {
 			continue
 		}
 		return contended(err)

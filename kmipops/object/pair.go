@@ -28,7 +28,7 @@ func (s *Scope) UpdatePair(ctx context.Context, a, b string, fn func(oa, ob *Obj
 	defer s.r.locks.lockPair(s.owner, a, b)()
 	for try := 0; ; try++ {
 		oa, ob, err := s.updatePairOnce(ctx, a, b, fn)
-		if errors.Is(err, storage.ErrConflict) && try < conflictRetries {
+		if retryConflict(ctx, err, try) {
 			continue
 		}
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"github.com/kmipd/kmipd/storage"
 )
@@ -27,6 +29,28 @@ import (
 // conflictRetries bounds how often one change is made again after another
 // replica's write of the same record came first.
 const conflictRetries = 8
+
+// conflictWait waits before try's next attempt: a random while, doubling
+// up to 32 ms, so that two replicas whose writes keep meeting fall out of
+// step instead of one of them losing every time to the other's next
+// request. ctx's error if it ends first.
+func conflictWait(ctx context.Context, try int) error {
+	d := time.Duration(rand.Int64N(int64(time.Millisecond << min(try+1, 5))))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// retryConflict reports whether err, from attempt try, is a conflict to
+// make the change again for (after conflictWait).
+func retryConflict(ctx context.Context, err error, try int) bool {
+	return errors.Is(err, storage.ErrConflict) && try < conflictRetries && conflictWait(ctx, try) == nil
+}
 
 // contended answers a change that still met another replica's write after
 // conflictRetries tries (ErrContended, with err's chain kept); other errors
@@ -69,7 +93,7 @@ func (s *Scope) Update(ctx context.Context, uid string, fn func(o *Object) (chan
 			before = o.clone()
 		}
 		_, err = s.save(ctx, before, o, raw)
-		if errors.Is(err, storage.ErrConflict) && try < conflictRetries {
+		if retryConflict(ctx, err, try) {
 			continue
 		}
 		if err != nil {
@@ -162,7 +186,7 @@ func (s *Scope) Remove(ctx context.Context, uid string) error {
 	defer s.r.locks.lock(s.owner, uid)()
 	for try := 0; ; try++ {
 		err := s.removeOnce(ctx, uid)
-		if errors.Is(err, storage.ErrConflict) && try < conflictRetries {
+		if retryConflict(ctx, err, try) {
 			continue
 		}
 		return contended(err)
