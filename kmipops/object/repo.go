@@ -46,7 +46,8 @@ func (r *Repo) enter(owner string) func() {
 // under the owner's key with the uid as additional data, so nothing about
 // an object, not even its name, is on disk in the clear. It is safe for
 // concurrent use: read-modify-write goes through Update, which holds the
-// object's lock.
+// object's lock and, on a store replicas share, writes with a
+// compare-and-set (update.go).
 type Repo struct {
 	st    storage.Store
 	seal  Sealer
