@@ -367,3 +367,50 @@ func TestExclusiveStoreWritesPlainly(t *testing.T) {
 		t.Errorf("%d record writes, want 6", records)
 	}
 }
+
+// TestSharedImportReplaceDuringOtherReplicasUpdate: replica b names the
+// object anew between replica a's read of it and a's Import with Replace
+// Existing. a's object replaces b's write whole, and the index entries
+// moved are those of b's write: none is left that no record is due (a
+// rebuild finds nothing to prune).
+func TestSharedImportReplaceDuringOtherReplicasUpdate(t *testing.T) {
+	c := newSharedStore(t)
+	b := c.replica()
+	if err := b.s.Import(ctx, imported(t, "imp", "first", kmip14.StateActive), false); err != nil {
+		t.Fatal(err)
+	}
+	a, hs := c.readHookedReplica("imp", false, func() {
+		if err := addName(b.s, "imp", "late"); err != nil {
+			t.Errorf("b's update: %v", err)
+		}
+	})
+	if err := a.s.Import(ctx, imported(t, "imp", "second", kmip14.StateActive), true); err != nil {
+		t.Fatal(err)
+	}
+	if hs.onRead != nil {
+		t.Fatal("b's update did not run between a's read and write")
+	}
+	if got := names(t, c.replica(), "imp"); !slices.Equal(got, []string{"second"}) {
+		t.Errorf("names %v, want a's import's", got)
+	}
+	entries := func() int {
+		n := 0
+		if err := a.r.st.List(ctx, IndexPrefix(alice), func(key string, _ []byte) error {
+			if strings.HasSuffix(key, "/imp") {
+				n++
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := entries()
+	st, err := a.r.RebuildIndex(ctx, alice, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := entries(); after != before {
+		t.Errorf("%d index entries of the object, %d after a rebuild (%+v): entries of b's write left", before, after, st)
+	}
+}
