@@ -70,12 +70,18 @@ func opCertify(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error
 			if err != nil {
 				return false, err
 			}
-			if cert, err = p.issue(ic, iss, pub, n, ku, req.attrs); err != nil {
-				return false, err
-			}
-			cert.Add(object.AttrLink, linkValue(kmip14.LinkTypePublicKeyLink, pubUID))
-			if err := s.Insert(ic.ctx, cert); err != nil {
-				return false, err
+			// Run again (another replica wrote the key meanwhile), fn
+			// keeps the certificate it stored: only the key's link is redone.
+			if cert == nil {
+				c, err := p.issue(ic, iss, pub, n, ku, req.attrs)
+				if err != nil {
+					return false, err
+				}
+				c.Add(object.AttrLink, linkValue(kmip14.LinkTypePublicKeyLink, pubUID))
+				if err := s.Insert(ic.ctx, c); err != nil {
+					return false, err
+				}
+				cert = c
 			}
 			o.Add(object.AttrLink, linkValue(kmip14.LinkTypeCertificateLink, cert.UID()))
 			o.Touch(ic.now)

@@ -66,6 +66,7 @@ func (p *Processor) serve(ic *itemCtx, payload *tree.Node, export bool) (string,
 	// the cache of opened objects and other readers.
 	var body *tree.Node
 	o, err := ic.objects.Update(ic.ctx, uid, func(o *object.Object) (bool, error) {
+		body = nil // fn may run again, on another replica's write (Update)
 		changed := o.AdvanceState(ic.now)
 		if o.Destroyed() || !o.Body().Present() {
 			if export {

@@ -81,15 +81,21 @@ func opReCertify(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, err
 			if err != nil {
 				return false, err
 			}
-			if cert, err = p.issue(ic, iss, xc.PublicKey, n, ku, renewedAttrs(old, req.attrs, offset, ic.now)); err != nil {
-				return false, err
-			}
-			if pubUID != "" {
-				cert.Add(object.AttrLink, linkValue(kmip14.LinkTypePublicKeyLink, pubUID))
-			}
-			cert.Add(object.AttrLink, linkValue(kmip14.LinkTypeReplacedObjectLink, uid))
-			if err := s.Insert(ic.ctx, cert); err != nil {
-				return false, err
+			// Run again (another replica wrote the certificate meanwhile),
+			// fn keeps the one it stored: only the old one's change is redone.
+			if cert == nil {
+				c, err := p.issue(ic, iss, xc.PublicKey, n, ku, renewedAttrs(old, req.attrs, offset, ic.now))
+				if err != nil {
+					return false, err
+				}
+				if pubUID != "" {
+					c.Add(object.AttrLink, linkValue(kmip14.LinkTypePublicKeyLink, pubUID))
+				}
+				c.Add(object.AttrLink, linkValue(kmip14.LinkTypeReplacedObjectLink, uid))
+				if err := s.Insert(ic.ctx, c); err != nil {
+					return false, err
+				}
+				cert = c
 			}
 			for _, a := range old.All(object.AttrName) {
 				old.Delete(object.AttrName, a.Index())

@@ -188,23 +188,27 @@ func opReKey(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, error) 
 		if err := replaceable(old, kmip14.ObjectTypeSymmetricKey); err != nil {
 			return false, err
 		}
-		attrs, err := replacementAttrs(old, tmpl, offset, ic.now)
-		if err != nil {
-			return false, err
+		// Run again (another replica wrote the key meanwhile), fn keeps
+		// the replacement it stored: only the key's own change is redone.
+		if repl == nil {
+			attrs, err := replacementAttrs(old, tmpl, offset, ic.now)
+			if err != nil {
+				return false, err
+			}
+			o, err := p.newSymmetric(ic, attrs, Errorf(kmip14.ResultReasonIllegalOperation, "the key has no Cryptographic Algorithm to generate a replacement for"))
+			if err != nil {
+				return false, err
+			}
+			if err := p.objects.AssignUID(o); err != nil {
+				return false, err
+			}
+			o.Add(object.AttrLink, linkValue(kmip14.LinkTypeReplacedObjectLink, old.UID()))
+			if err := ic.objects.Insert(ic.ctx, o); err != nil {
+				return false, err
+			}
+			repl = o
 		}
-		o, err := p.newSymmetric(ic, attrs, Errorf(kmip14.ResultReasonIllegalOperation, "the key has no Cryptographic Algorithm to generate a replacement for"))
-		if err != nil {
-			return false, err
-		}
-		if err := p.objects.AssignUID(o); err != nil {
-			return false, err
-		}
-		o.Add(object.AttrLink, linkValue(kmip14.LinkTypeReplacedObjectLink, old.UID()))
-		if err := ic.objects.Insert(ic.ctx, o); err != nil {
-			return false, err
-		}
-		repl = o
-		retire(old, o.UID(), ic.now)
+		retire(old, repl.UID(), ic.now)
 		return true, nil
 	})
 	if err != nil {

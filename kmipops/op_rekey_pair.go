@@ -88,9 +88,13 @@ func opReKeyKeyPair(p *Processor, ic *itemCtx, payload *tree.Node) (*tree.Node, 
 		if err := replaceable(pub, kmip14.ObjectTypePublicKey); err != nil {
 			return false, false, err
 		}
-		var err error
-		if newPriv, newPub, err = p.newKeyPairFor(ic, priv, pub, privT, pubT, offset); err != nil {
-			return false, false, err
+		// Run again (another replica wrote either key meanwhile), fn
+		// keeps the pair it stored: only the keys' own change is redone.
+		if newPriv == nil {
+			var err error
+			if newPriv, newPub, err = p.newKeyPairFor(ic, priv, pub, privT, pubT, offset); err != nil {
+				return false, false, err
+			}
 		}
 		retire(priv, newPriv.UID(), ic.now)
 		retire(pub, newPub.UID(), ic.now)

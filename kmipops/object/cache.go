@@ -102,8 +102,9 @@ func (c *cache) begin(owner string) cacheRead {
 // scratch is not nil. With it comes, when the cache
 // may keep what the caller opens, the record for it (record). A read
 // through a storage.Viewer copies the record only into the scratch buffer,
-// which allocates nothing once the pool is warm.
-func (c *cache) fetch(ctx context.Context, st storage.Store, r cacheRead, key string) (o *Object, sealed []byte, scratch *[]byte, record []byte, err error) {
+// which allocates nothing once the pool is warm. With want, raw is the
+// record as read, which the caller may keep (for a compare-and-set).
+func (c *cache) fetch(ctx context.Context, st storage.Store, r cacheRead, key string, want bool) (o *Object, sealed []byte, scratch *[]byte, record, raw []byte, err error) {
 	v, ok := st.(storage.Viewer)
 	if !c.mayKeep(r) || !ok {
 		// With no pKEK cached there is nothing to compare or keep: the
@@ -111,18 +112,24 @@ func (c *cache) fetch(ctx context.Context, st storage.Store, r cacheRead, key st
 		// has no View.
 		sealed, err := st.Get(ctx, key)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, nil, nil, err
 		}
 		if o = c.get(r, key, sealed); o != nil {
-			return o, nil, nil, nil, nil
+			return o, nil, nil, nil, sealed, nil
 		}
 		if c.mayKeep(r) {
 			record = bytes.Clone(sealed) // opening overwrites sealed
+			raw = record
+		} else if want {
+			raw = bytes.Clone(sealed)
 		}
-		return nil, sealed, nil, record, nil
+		return nil, sealed, nil, record, raw, nil
 	}
 	var f fetched // one allocation for what the closure fills in
 	err = v.View(ctx, key, func(b []byte) error {
+		if want {
+			f.raw = b // the store never changes it
+		}
 		if f.o = c.get(r, key, b); f.o != nil {
 			return nil
 		}
@@ -134,13 +141,13 @@ func (c *cache) fetch(ctx context.Context, st storage.Store, r cacheRead, key st
 	if f.scratch != nil {
 		sealed = *f.scratch
 	}
-	return f.o, sealed, f.scratch, f.record, err
+	return f.o, sealed, f.scratch, f.record, f.raw, err
 }
 
 type fetched struct {
-	o       *Object
-	scratch *[]byte
-	record  []byte
+	o           *Object
+	scratch     *[]byte
+	record, raw []byte
 }
 
 // Scratch buffers for records opened in place, so that a read that misses

@@ -35,3 +35,8 @@ var ErrNotFound = errorf(kmip14.ResultReasonItemNotFound, "object not found")
 // ErrArchived answers an operation on an archived object (see
 // Scope.WithArchived): it is off-line until Recover brings it back.
 var ErrArchived = errorf(kmip14.ResultReasonObjectArchived, "object is archived")
+
+// ErrContended answers a change to an object that another replica sharing
+// the store kept changing first, however often it was made again
+// (update.go): nothing of it was written, so the client may try again.
+var ErrContended = errorf(kmip14.ResultReasonGeneralFailure, "the object kept changing under concurrent requests; nothing was changed, try again")

@@ -153,22 +153,30 @@ func (s *Scope) Import(ctx context.Context, o *Object, replace bool) error {
 		o.creator = s.principal
 	}
 	o.stamp = s.r.stamp.next()
-	old, err := s.load(ctx, o.uid)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		if err := s.create(ctx, o); err != nil {
-			if errors.Is(err, storage.ErrExists) { // made meanwhile by another replica
-				return ErrExists
+	for try := 0; ; try++ {
+		old, raw, err := s.read(ctx, o.uid, s.r.shared != nil)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			if err := s.create(ctx, o); err != nil {
+				if errors.Is(err, storage.ErrExists) { // made meanwhile by another replica
+					return ErrExists
+				}
+				return err
 			}
+			return nil
+		case err != nil:
 			return err
+		case !s.allowed(old):
+			return ErrDenied
+		case !replace:
+			return ErrExists
 		}
-		return nil
-	case err != nil:
-		return err
-	case !s.allowed(old):
-		return ErrDenied
-	case !replace:
-		return ErrExists
+		// A compare-and-set on a shared store: the entries moved are
+		// those of the record replaced, whoever wrote it last.
+		_, err = s.save(ctx, old, o, raw)
+		if retryConflict(ctx, err, try) {
+			continue
+		}
+		return contended(err)
 	}
-	return s.save(ctx, old, o)
 }

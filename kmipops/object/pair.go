@@ -16,7 +16,8 @@ import (
 // cannot deadlock, and once when the two share a stripe. Each object fn
 // reports changed is saved, a first; if b's write fails, a's record is
 // put back as it was, so that the pair changes whole or not at all. It
-// returns the objects as fn left them.
+// returns the objects as fn left them. On a store replicas share, fn runs
+// again on what another replica's write of either left (as in Update).
 func (s *Scope) UpdatePair(ctx context.Context, a, b string, fn func(oa, ob *Object) (changedA, changedB bool, err error)) (*Object, *Object, error) {
 	if !validUID(a) || !validUID(b) {
 		return nil, nil, ErrNotFound
@@ -25,11 +26,28 @@ func (s *Scope) UpdatePair(ctx context.Context, a, b string, fn func(oa, ob *Obj
 		return nil, nil, errorf(kmip14.ResultReasonIllegalOperation, "an object cannot be paired with itself")
 	}
 	defer s.r.locks.lockPair(s.owner, a, b)()
-	oa, err := s.Load(ctx, a)
+	for try := 0; ; try++ {
+		oa, ob, err := s.updatePairOnce(ctx, a, b, fn)
+		if retryConflict(ctx, err, try) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, contended(err)
+		}
+		return oa, ob, nil
+	}
+}
+
+// updatePairOnce is one try of UpdatePair: storage.ErrConflict, wrapped,
+// when another replica wrote either record since it was read, and then
+// neither record holds fn's change.
+func (s *Scope) updatePairOnce(ctx context.Context, a, b string, fn func(oa, ob *Object) (changedA, changedB bool, err error)) (*Object, *Object, error) {
+	shared := s.r.shared != nil
+	oa, rawA, err := s.loadRaw(ctx, a, shared)
 	if err != nil {
 		return nil, nil, err
 	}
-	ob, err := s.Load(ctx, b)
+	ob, rawB, err := s.loadRaw(ctx, b, shared)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -38,21 +56,25 @@ func (s *Scope) UpdatePair(ctx context.Context, a, b string, fn func(oa, ob *Obj
 	if err != nil {
 		return nil, nil, err
 	}
-	var prior []byte
-	if ca && cb {
+	prior := rawA // compared by a's write: what it held until then
+	if ca && cb && prior == nil {
 		if prior, err = s.r.st.Get(ctx, objectKey(s.owner, a)); err != nil {
 			return nil, nil, fmt.Errorf("read object: %w", err)
 		}
 	}
+	var wroteA []byte
 	if ca {
-		if err := s.save(ctx, beforeA, oa); err != nil {
+		if wroteA, err = s.save(ctx, beforeA, oa, rawA); err != nil {
 			return nil, nil, err
 		}
 	}
 	if cb {
-		if err := s.save(ctx, beforeB, ob); err != nil {
-			if prior != nil {
-				err = errors.Join(err, s.putBack(context.WithoutCancel(ctx), a, prior, oa, beforeA))
+		if _, err := s.save(ctx, beforeB, ob, rawB); err != nil {
+			if ca {
+				if perr := s.putBack(context.WithoutCancel(ctx), a, prior, wroteA, oa, beforeA); perr != nil {
+					// a keeps the change: no try may make it again.
+					return nil, nil, errors.Join(unconflicted(err), perr)
+				}
 			}
 			return nil, nil, err
 		}
@@ -60,27 +82,50 @@ func (s *Scope) UpdatePair(ctx context.Context, a, b string, fn func(oa, ob *Obj
 	return oa, ob, nil
 }
 
+// unconflicted hides err's storage.ErrConflict from errors.Is, so that it
+// is not taken for a conflict that left nothing written.
+func unconflicted(err error) error {
+	if errors.Is(err, storage.ErrConflict) {
+		return errors.New(err.Error())
+	}
+	return err
+}
+
 // putBack restores, byte for byte, a record this scope wrote a moment ago
 // (the caller holds its lock), moving its index entries from those of now
-// back to those of was, and keeping the undo log's idea of it current.
-func (s *Scope) putBack(ctx context.Context, uid string, prior []byte, now, was *Object) error {
+// back to those of was, and keeping the undo log's idea of it current. On
+// a store replicas share it does so only if the record is still wrote,
+// what this scope wrote: another replica's later write is left as it is
+// (errChangedSince).
+func (s *Scope) putBack(ctx context.Context, uid string, prior, wrote []byte, now, was *Object) error {
 	defer s.r.enter(s.owner)()
 	key := objectKey(s.owner, uid)
 	defer s.r.cache.drop(key)
 	var cur, old []string
 	var err error
-	if s.r.indexed() {
+	if s.r.indexed() || s.r.shared != nil {
 		for try := 0; ; try++ {
 			var fence string
 			if cur, err = s.indexKeys(ctx, now); err == nil {
 				old, err = s.indexKeys(ctx, was)
 			}
-			w := []storage.Write{{Kind: storage.WritePut, Key: key, Value: prior}}
+			rec := storage.Write{Kind: storage.WritePut, Key: key, Value: prior}
+			if s.r.shared != nil && wrote != nil {
+				rec.Kind, rec.Expect = storage.WriteIfUnchanged, wrote
+			}
+			w := []storage.Write{rec}
 			if err == nil {
 				w, fence, err = s.r.fenced(s.owner, w, prior)
 			}
 			if err == nil {
-				err = s.r.batch.Apply(ctx, indexWrites(w, cur, old))
+				b := s.r.batch
+				if b == nil {
+					b = s.r.shared
+				}
+				err = b.Apply(ctx, indexWrites(w, cur, old))
+			}
+			if errors.Is(err, storage.ErrConflict) {
+				err = errChangedSince
 			}
 			if !s.r.stale(ctx, s.owner, fence, err) || try >= staleRetries {
 				break

@@ -46,7 +46,8 @@ func (r *Repo) enter(owner string) func() {
 // under the owner's key with the uid as additional data, so nothing about
 // an object, not even its name, is on disk in the clear. It is safe for
 // concurrent use: read-modify-write goes through Update, which holds the
-// object's lock.
+// object's lock and, on a store replicas share, writes with a
+// compare-and-set (update.go).
 type Repo struct {
 	st    storage.Store
 	seal  Sealer
@@ -67,6 +68,9 @@ type Repo struct {
 	// otherwise.
 	fence     Fencer
 	refresher Refresher
+	// On a store replicas share: every read-modify-write of a record is a
+	// compare-and-set against the record read (update.go); nil otherwise.
+	shared storage.Batcher
 	// candidateCap replaces maxCandidates when set (tests).
 	candidateCap int
 }
@@ -81,6 +85,9 @@ type Repo struct {
 func NewRepo(st storage.Store, s Sealer, rand io.Reader, cacheBytes int) *Repo {
 	r := &Repo{st: st, seal: s, rand: rand, cache: newCache(s, cacheBytes)}
 	b, isBatcher := st.(storage.Batcher)
+	if _, exclusive := st.(storage.Exclusive); isBatcher && !exclusive {
+		r.shared = b
+	}
 	ix, isIndexer := s.(Indexer)
 	if isBatcher && isIndexer {
 		r.batch, r.index = b, ix
@@ -145,50 +152,63 @@ func validUID(uid string) bool {
 // object is the caller's to change through its methods; its body and
 // values may be shared (see the package comment).
 func (s *Scope) Load(ctx context.Context, uid string) (*Object, error) {
-	o, err := s.load(ctx, uid)
-	if err == nil && !s.allowed(o) {
-		return nil, ErrDenied
-	}
-	if err == nil && !s.archived && o.Archived() {
-		return nil, ErrArchived
-	}
+	o, _, err := s.loadRaw(ctx, uid, false)
 	return o, err
 }
 
+// loadRaw is Load that also returns, with want, the record as read (for a
+// compare-and-set write of what replaces it, update.go).
+func (s *Scope) loadRaw(ctx context.Context, uid string, want bool) (*Object, []byte, error) {
+	o, raw, err := s.read(ctx, uid, want)
+	if err == nil && !s.allowed(o) {
+		return nil, nil, ErrDenied
+	}
+	if err == nil && !s.archived && o.Archived() {
+		return nil, nil, ErrArchived
+	}
+	return o, raw, err
+}
+
 func (s *Scope) load(ctx context.Context, uid string) (*Object, error) {
+	o, _, err := s.read(ctx, uid, false)
+	return o, err
+}
+
+// read opens object uid, and with want returns the record it opened too.
+func (s *Scope) read(ctx context.Context, uid string, want bool) (*Object, []byte, error) {
 	if !validUID(uid) {
-		return nil, ErrNotFound
+		return nil, nil, ErrNotFound
 	}
 	r, key := s.r, objectKey(s.owner, uid)
 	defer r.enter(s.owner)()
 	read := r.cache.begin(s.owner)
-	o, sealed, scratch, record, err := r.cache.fetch(ctx, r.st, read, key)
+	o, sealed, scratch, record, raw, err := r.cache.fetch(ctx, r.st, read, key, want)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, ErrNotFound
+		return nil, nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read object: %w", err)
+		return nil, nil, fmt.Errorf("read object: %w", err)
 	}
 	if o != nil {
-		return o, nil
+		return o, raw, nil
 	}
 	if scratch != nil {
 		defer putScratch(scratch)
 	}
 	plain, err := r.seal.OpenInPlace(ctx, s.owner, []byte(uid), sealed)
 	if err != nil {
-		return nil, fmt.Errorf("open object: %w", err)
+		return nil, nil, fmt.Errorf("open object: %w", err)
 	}
 	o, err = decodeObject(uid, plain)
 	clear(plain)
 	if err != nil {
-		return nil, fmt.Errorf("decode object record: %w", err)
+		return nil, nil, fmt.Errorf("decode object record: %w", err)
 	}
 	if record == nil {
-		return o, nil
+		return o, raw, nil
 	}
 	r.cache.put(read, s.owner, key, record, o)
-	return o.clone(), nil
+	return o.clone(), raw, nil
 }
 
 // Each opens every one of the owner's objects that the scope may use
@@ -235,37 +255,6 @@ func (s *Scope) openListed(ctx context.Context, uid, key string, sealed []byte) 
 	return o, nil
 }
 
-// Update runs fn on object uid under its lock and saves the result when fn
-// reports a change. It returns the object as fn left it.
-func (s *Scope) Update(ctx context.Context, uid string, fn func(o *Object) (changed bool, err error)) (*Object, error) {
-	if !validUID(uid) {
-		return nil, ErrNotFound
-	}
-	defer s.r.locks.lock(s.owner, uid)()
-	o, err := s.Load(ctx, uid)
-	if err != nil {
-		return nil, err
-	}
-	// fn's first change keeps o as it was (willChange), the image save
-	// needs: most calls change nothing and copy nothing.
-	o.tracking = true
-	changed, err := fn(o)
-	before := o.before
-	o.before, o.tracking = nil, false
-	if err != nil {
-		return nil, err
-	}
-	if changed {
-		if before == nil { // nothing changed through o's methods
-			before = o.clone()
-		}
-		if err := s.save(ctx, before, o); err != nil {
-			return nil, err
-		}
-	}
-	return o, nil
-}
-
 func (s *Scope) sealObject(ctx context.Context, o *Object) ([]byte, error) {
 	plain, err := o.encode()
 	if err != nil {
@@ -277,64 +266,6 @@ func (s *Scope) sealObject(ctx context.Context, o *Object) ([]byte, error) {
 		return nil, fmt.Errorf("seal object: %w", err)
 	}
 	return sealed, nil
-}
-
-// save overwrites an existing object, which was before (the caller holds
-// its lock), and moves its index entries.
-func (s *Scope) save(ctx context.Context, before, o *Object) error {
-	defer s.r.enter(s.owner)()
-	key := objectKey(s.owner, o.uid)
-	defer s.r.cache.drop(key) // also after a failed write, whose outcome is unknown
-	for try := 0; ; try++ {
-		logged := s.undoLogged(o.uid)
-		sealed, newKeys, fence, err := s.saveOnce(ctx, before, o)
-		if s.r.stale(ctx, s.owner, fence, err) && try < staleRetries {
-			if !logged {
-				s.undoForget(o.uid) // its index keys were the stale key's
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		s.undoAfter(o.uid, sealed, newKeys)
-		return nil
-	}
-}
-
-// saveOnce seals o and writes it with its index entries, once.
-func (s *Scope) saveOnce(ctx context.Context, before, o *Object) (sealed []byte, newKeys []string, fence string, err error) {
-	if sealed, err = s.sealObject(ctx, o); err != nil {
-		return nil, nil, "", err
-	}
-	var oldKeys []string
-	if s.r.indexed() && (s.undo != nil || !sameTerms(indexTerms(before), indexTerms(o)) || !sameOrder(before, o)) {
-		// Most writes (a Get's Fresh, a usage count) touch no indexed
-		// value: those need no index key unless Undo must know them.
-		if oldKeys, err = s.indexKeys(ctx, before); err != nil {
-			return nil, nil, "", err
-		}
-		if newKeys, err = s.indexKeys(ctx, o); err != nil {
-			return nil, nil, "", err
-		}
-	}
-	if err := s.undoBefore(ctx, o.uid, false, oldKeys); err != nil {
-		return nil, nil, "", err
-	}
-	key := objectKey(s.owner, o.uid)
-	if s.r.indexed() {
-		w := append(make([]storage.Write, 0, 10), storage.Write{Kind: storage.WritePut, Key: key, Value: sealed})
-		if w, fence, err = s.r.fenced(s.owner, w, sealed); err != nil {
-			return nil, nil, "", err
-		}
-		err = s.r.batch.Apply(ctx, indexWrites(w, oldKeys, newKeys))
-	} else {
-		err = s.r.st.Put(ctx, key, sealed)
-	}
-	if err != nil {
-		return nil, nil, fence, fmt.Errorf("write object: %w", err)
-	}
-	return sealed, newKeys, "", nil
 }
 
 // AssignUID gives a new object a fresh random uid, for callers that need
@@ -421,52 +352,6 @@ func (s *Scope) insertOnce(ctx context.Context, o *Object) (sealed []byte, keys 
 		return nil, nil, fence, fmt.Errorf("create object: %w", err)
 	}
 	return sealed, keys, "", nil
-}
-
-// Remove deletes a stored object (used to roll back half a key pair, and
-// by Discard) and its index entries, under the object's lock: an Update
-// racing it either saves first, and its entries are the ones deleted, or
-// finds no object, rather than bring the record back without the entries
-// both versions share. storage.ErrNotFound if it is gone or uid invalid.
-func (s *Scope) Remove(ctx context.Context, uid string) error {
-	if !validUID(uid) {
-		return storage.ErrNotFound
-	}
-	defer s.r.locks.lock(s.owner, uid)()
-	var o *Object // the record as the lock holds it, whose entries go
-	if s.r.indexed() {
-		var err error
-		o, err = s.Load(ctx, uid)
-		if errors.Is(err, ErrNotFound) {
-			return storage.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-	}
-	// Tags computed and written under the gate, as save does, so that a
-	// rotation cannot come between them (lock first, then gate).
-	defer s.r.enter(s.owner)()
-	keys, err := s.indexKeys(ctx, o) // nil without an index
-	if err != nil {
-		return err
-	}
-	if err := s.undoBefore(ctx, uid, false, keys); err != nil {
-		return err
-	}
-	key := objectKey(s.owner, uid)
-	defer s.r.cache.drop(key)
-	if s.r.indexed() {
-		w := append(make([]storage.Write, 0, 8), storage.Write{Kind: storage.WriteDelete, Key: key})
-		err = s.r.batch.Apply(ctx, indexWrites(w, keys, nil))
-	} else {
-		err = s.r.st.Delete(ctx, key)
-	}
-	if err != nil {
-		return err
-	}
-	s.undoAfter(uid, nil, nil)
-	return nil
 }
 
 // newUID returns a random 128-bit identifier in UUID form.
