@@ -233,20 +233,12 @@ func exBatch(t testing.TB, s Store, b Batcher) {
 
 	// Of concurrent batches creating one key, exactly one applies.
 	const n = 8
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = b.Apply(ctx, []Write{
-				{Kind: WriteCreate, Key: p + "race", Value: []byte{byte(i)}},
-				{Kind: WritePut, Key: fmt.Sprintf("%srace-idx/%d", p, i)},
-			})
-		}()
-	}
-	wg.Wait()
-	won := oneWinner(t, errs, ErrExists, "batches creating one key")
+	won := oneWinner(t, b, n, ErrExists, "batches creating one key", func(i int) []Write {
+		return []Write{
+			{Kind: WriteCreate, Key: p + "race", Value: []byte{byte(i)}},
+			{Kind: WritePut, Key: fmt.Sprintf("%srace-idx/%d", p, i)},
+		}
+	})
 	mustGet(t, s, p+"race", []byte{byte(won)})
 	for i := range n {
 		if i == won {
@@ -264,10 +256,20 @@ func exBatch(t testing.TB, s Store, b Batcher) {
 	absent(p + "cancelled")
 }
 
-// oneWinner is the index of the one racing batch that applied; every other
-// one must have failed with lost.
-func oneWinner(t testing.TB, errs []error, lost error, what string) int {
+// oneWinner applies the n batches batch(i) at once and returns the index
+// of the one that applied; every other one must have failed with lost.
+func oneWinner(t testing.TB, b Batcher, n int, lost error, what string, batch func(i int) []Write) int {
 	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = b.Apply(context.Background(), batch(i))
+		}()
+	}
+	wg.Wait()
 	won := -1
 	for i, err := range errs {
 		switch {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 )
 
@@ -82,17 +81,9 @@ func exBatchIfUnchanged(t testing.TB, s Store, b Batcher) {
 
 	// Of concurrent compare-and-sets from one value, exactly one applies.
 	const n = 8
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = b.Apply(ctx, []Write{cas("k", "v2", fmt.Sprint(i)), put(fmt.Sprintf("race/%d", i), "")})
-		}()
-	}
-	wg.Wait()
-	won := oneWinner(t, errs, ErrConflict, "compare-and-sets")
+	won := oneWinner(t, b, n, ErrConflict, "compare-and-sets", func(i int) []Write {
+		return []Write{cas("k", "v2", fmt.Sprint(i)), put(fmt.Sprintf("race/%d", i), "")}
+	})
 	mustGet(t, s, p+"k", []byte(fmt.Sprint(won)))
 	for i := range n {
 		if i != won {

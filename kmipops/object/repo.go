@@ -85,13 +85,13 @@ type Repo struct {
 func NewRepo(st storage.Store, s Sealer, rand io.Reader, cacheBytes int) *Repo {
 	r := &Repo{st: st, seal: s, rand: rand, cache: newCache(s, cacheBytes)}
 	b, isBatcher := st.(storage.Batcher)
-	if _, exclusive := st.(storage.Exclusive); isBatcher && !exclusive {
+	_, exclusive := st.(storage.Exclusive)
+	if isBatcher && !exclusive {
 		r.shared = b
 	}
 	ix, isIndexer := s.(Indexer)
 	if isBatcher && isIndexer {
 		r.batch, r.index = b, ix
-		_, exclusive := st.(storage.Exclusive)
 		if kg, ok := s.(KeyGenerations); ok && exclusive {
 			r.markers.keys = kg
 		}

@@ -122,26 +122,32 @@ type privKey interface {
 
 func getPrivate(t *testing.T, c *kmipclient.Client, id string, f ...kmip.KeyFormatType) any {
 	t.Helper()
-	ex := c.Get(id)
-	if len(f) > 0 {
-		ex = ex.WithKeyFormat(f[0])
-	}
-	g, err := ex.Exec()
-	if err != nil {
-		t.Fatalf("Get private key %s at %v: %v", id, c.Version(), err)
-	}
-	pk, ok := g.Object.(*kmip.PrivateKey)
-	if !ok {
-		t.Fatalf("Get private key: %T", g.Object)
-	}
-	k, err := pk.CryptoPrivateKey()
-	if err != nil {
-		t.Fatalf("Get private key %s (%v): client cannot read it: %v", id, pk.KeyBlock.KeyFormatType, err)
-	}
-	return k
+	return getKey(t, c, id, "private", f, func(o kmip.Object) (any, kmip.KeyFormatType, bool, error) {
+		pk, ok := o.(*kmip.PrivateKey)
+		if !ok {
+			return nil, 0, false, nil
+		}
+		k, err := pk.CryptoPrivateKey()
+		return k, pk.KeyBlock.KeyFormatType, true, err
+	})
 }
 
 func getPublic(t *testing.T, c *kmipclient.Client, id string, f ...kmip.KeyFormatType) any {
+	t.Helper()
+	return getKey(t, c, id, "public", f, func(o kmip.Object) (any, kmip.KeyFormatType, bool, error) {
+		pk, ok := o.(*kmip.PublicKey)
+		if !ok {
+			return nil, 0, false, nil
+		}
+		k, err := pk.CryptoPublicKey()
+		return k, pk.KeyBlock.KeyFormatType, true, err
+	})
+}
+
+// getKey Gets id (in format f[0], if given) and reads the answer as Go's
+// key with read, which says whether the object was of its type.
+func getKey(t *testing.T, c *kmipclient.Client, id, which string, f []kmip.KeyFormatType,
+	read func(kmip.Object) (key any, format kmip.KeyFormatType, isType bool, err error)) any {
 	t.Helper()
 	ex := c.Get(id)
 	if len(f) > 0 {
@@ -149,15 +155,14 @@ func getPublic(t *testing.T, c *kmipclient.Client, id string, f ...kmip.KeyForma
 	}
 	g, err := ex.Exec()
 	if err != nil {
-		t.Fatalf("Get public key %s at %v: %v", id, c.Version(), err)
+		t.Fatalf("Get %s key %s at %v: %v", which, id, c.Version(), err)
 	}
-	pk, ok := g.Object.(*kmip.PublicKey)
-	if !ok {
-		t.Fatalf("Get public key: %T", g.Object)
+	k, format, isType, err := read(g.Object)
+	if !isType {
+		t.Fatalf("Get %s key: %T", which, g.Object)
 	}
-	k, err := pk.CryptoPublicKey()
 	if err != nil {
-		t.Fatalf("Get public key %s (%v): client cannot read it: %v", id, pk.KeyBlock.KeyFormatType, err)
+		t.Fatalf("Get %s key %s (%v): client cannot read it: %v", which, id, format, err)
 	}
 	return k
 }
